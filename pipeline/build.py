@@ -1,0 +1,129 @@
+"""Build stage: compile one kernel variant with nvcc to a cubin and record its resource usage.
+
+Runs on a machine without a GPU: ``nvcc -cubin -arch=<sm>`` needs no device. ptxas's ``-v`` report
+gives, per kernel, registers, static shared memory, stack frame and spill bytes; from registers we
+derive the occupancy limit they impose (the full theoretical occupancy also depends on the launch
+shape, which Nsight Compute reports in the profile stage).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Per-SM limits by compute capability (CUDA C Programming Guide, "Technical Specifications").
+SM_LIMITS = {
+    # arch: (registers per SM, max warps per SM, register allocation unit per warp, smem per SM bytes)
+    "sm_75": (65536, 32, 256, 64 * 1024),
+    "sm_80": (65536, 64, 256, 164 * 1024),
+    "sm_86": (65536, 48, 256, 100 * 1024),
+    "sm_89": (65536, 48, 256, 100 * 1024),
+    "sm_90": (65536, 64, 256, 228 * 1024),
+    "sm_90a": (65536, 64, 256, 228 * 1024),
+}
+
+_ENTRY = re.compile(r"Compiling entry function '(?P<name>[^']+)' for '(?P<arch>[^']+)'")
+_FRAME = re.compile(
+    r"(?P<stack>\d+) bytes stack frame, (?P<spst>\d+) bytes spill stores, (?P<spld>\d+) bytes spill loads"
+)
+_USED = re.compile(r"Used (?P<regs>\d+) registers")
+_SMEM = re.compile(r"(?P<smem>\d+) bytes smem")
+
+
+class BuildError(RuntimeError):
+    """nvcc is missing or failed; the message carries nvcc's own words."""
+
+
+def parse_ptxas(log: str) -> list[dict]:
+    """Parse ``nvcc -Xptxas -v`` output into one dict per kernel entry."""
+    kernels: list[dict] = []
+    current: dict | None = None
+    for line in log.splitlines():
+        if m := _ENTRY.search(line):
+            current = {
+                "name": m["name"],
+                "arch": m["arch"],
+                "registers": 0,
+                "shared_bytes": 0,
+                "stack_bytes": 0,
+                "spill_store_bytes": 0,
+                "spill_load_bytes": 0,
+            }
+            kernels.append(current)
+        elif current is not None and (m := _FRAME.search(line)):
+            current["stack_bytes"] = int(m["stack"])
+            current["spill_store_bytes"] = int(m["spst"])
+            current["spill_load_bytes"] = int(m["spld"])
+        elif current is not None and (m := _USED.search(line)):
+            current["registers"] = int(m["regs"])
+            if s := _SMEM.search(line):
+                current["shared_bytes"] = int(s["smem"])
+    return kernels
+
+
+def register_limited_occupancy_pct(registers: int, arch: str) -> float:
+    """Occupancy (% of the SM's warp slots) allowed by the register file alone."""
+    regs_per_sm, max_warps, unit, _ = SM_LIMITS.get(arch, SM_LIMITS["sm_90"])
+    if registers == 0:
+        return 100.0
+    regs_per_warp = -(-registers * 32 // unit) * unit  # rounded up to the allocation unit
+    warps = min(max_warps, regs_per_sm // regs_per_warp)
+    return 100.0 * warps / max_warps
+
+
+def nvcc_command(source: Path, defines: list[str], arch: str, cubin: Path) -> list[str]:
+    return [
+        "nvcc", "-cubin", f"-arch={arch}", "-O3", "-std=c++17", "-lineinfo",
+        "-Xptxas", "-v", f"-I{REPO / 'kernels'}", *defines, str(source), "-o", str(cubin),
+    ]  # fmt: skip
+
+
+def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, log: Path) -> dict:
+    """Compile ``variant_name`` for ``arch`` into ``cubin``; write and return the resource report."""
+    from kernels.registry import VARIANTS, nvcc_flags
+
+    if shutil.which("nvcc") is None:
+        raise BuildError(
+            "nvcc is not on PATH: install the CUDA toolkit (nvcc >= 12) to build cubins; "
+            "without it the kernels are compiled by CuPy's NVRTC at run time"
+        )
+    v = VARIANTS[variant_name]
+    if v.source is None:
+        raise BuildError(f"variant {variant_name!r} has no CUDA source to build")
+    cubin.parent.mkdir(parents=True, exist_ok=True)
+    cmd = nvcc_command(REPO / v.source, nvcc_flags(v), arch, cubin)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(" ".join(cmd) + "\n" + proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise BuildError(f"nvcc failed for {variant_name} ({arch}); see {log}:\n{proc.stderr[-2000:]}")
+    kernels = parse_ptxas(proc.stdout + proc.stderr)
+    for k in kernels:
+        k["register_limited_occupancy_pct"] = register_limited_occupancy_pct(k["registers"], arch)
+    missing = set(v.entries) - {k["name"] for k in kernels}
+    if missing:
+        raise BuildError(f"{variant_name}: entries {sorted(missing)} not found in the cubin")
+    result = {"variant": variant_name, "arch": arch, "nvcc": nvcc_version(), "kernels": kernels}
+    report_json.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def nvcc_version() -> str:
+    out = subprocess.run(["nvcc", "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"release ([\d.]+), V([\d.]+)", out)
+    return m.group(2) if m else out.strip().splitlines()[-1] if out else "unknown"
+
+
+if __name__ == "__main__":  # only under Snakemake's script: directive
+    build_variant(
+        snakemake.wildcards.variant,  # noqa: F821
+        snakemake.wildcards.arch,  # noqa: F821
+        Path(snakemake.output.cubin),  # noqa: F821
+        Path(snakemake.output.json),  # noqa: F821
+        Path(snakemake.log[0]),  # noqa: F821
+    )

@@ -1,0 +1,95 @@
+"""Checks of the configuration that a JSON schema cannot express.
+
+The schema (config/schema.yaml, applied by Snakemake's ``validate``) checks keys and types. This
+module checks what needs the networks: that each network exists, that a fusion group names layers
+in order, that a tile size can tile the group's output map, and that the kernels' tile sizes were
+compiled. Each failure is one line that names the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from pipeline.networks import NetworkError, available_networks, load_network
+
+
+class ConfigError(ValueError):
+    """A configuration that is well-formed but cannot be run."""
+
+
+def schema_error_line(config: dict, schema_path: str | Path) -> str | None:
+    """The first schema violation of ``config`` as one line naming the key and what is allowed.
+
+    Snakemake's own ``validate`` prints the whole schema on an error; this says the same in a line.
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return None
+    err = jsonschema.exceptions.best_match(errors)
+    key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+    sub = err.schema if isinstance(err.schema, dict) else {}
+    if err.validator == "additionalProperties":
+        allowed = sorted(sub.get("properties", {}))
+        extra = sorted(set(err.instance) - set(allowed))
+        where = f"{key}: " if err.absolute_path else ""
+        return f"config {where}unknown key {', '.join(map(repr, extra))}; allowed: {', '.join(allowed)}"
+    if err.validator == "enum":
+        allowed = ", ".join(map(str, err.validator_value))
+        return f"config {key}: {err.instance!r} is not allowed; allowed: {allowed}"
+    hint = sub.get("description", "")
+    return f"config {key}: {err.message}" + (f" ({hint})" if hint else "")
+
+
+def group_output_side(network_name: str, first: str, last: str) -> tuple[int, int]:
+    """(height, width) of the output map of the group ``first..last``."""
+    net = load_network(network_name)
+    shapes = net.shapes()
+    out = shapes[net.index(last) + 1]
+    return out.height, out.width
+
+
+def check_config(config: dict) -> None:
+    """Raise ConfigError with one line naming the key and the allowed values."""
+    known = available_networks()
+    for name, spec in config["networks"].items():
+        if name not in known:
+            raise ConfigError(f"networks.{name}: unknown network; allowed: {', '.join(known)}")
+        net = load_network(name)
+        layer_names = [l.name for l in net.layers]
+        for group, (first, last) in spec["groups"].items():
+            key = f"networks.{name}.groups.{group}"
+            for layer in (first, last):
+                if layer not in layer_names:
+                    raise ConfigError(f"{key}: no layer {layer!r}; allowed: {', '.join(layer_names)}")
+            try:
+                net.group(first, last)
+            except NetworkError as err:
+                raise ConfigError(f"{key}: {err}") from None
+            h, w = group_output_side(name, first, last)
+            bad = [t for t in spec["tile_sizes"] if t > min(h, w)]
+            if bad:
+                raise ConfigError(
+                    f"networks.{name}.tile_sizes: {bad} cannot tile the {h}x{w} output of group "
+                    f"{group}; allowed: 1..{min(h, w)}"
+                )
+
+    k = config["kernels"]
+    if k["network"] not in config["networks"]:
+        raise ConfigError(
+            f"kernels.network: {k['network']!r} is not configured; allowed: {', '.join(config['networks'])}"
+        )
+    groups = config["networks"][k["network"]]["groups"]
+    if k["group"] not in groups:
+        raise ConfigError(f"kernels.group: {k['group']!r} unknown; allowed: {', '.join(groups)}")
+    from kernels.registry import TILE_SIZES  # imports without CuPy
+
+    bad = [t for t in k.get("tile_sizes", []) if t not in TILE_SIZES]
+    if bad:
+        raise ConfigError(
+            f"kernels.tile_sizes: {bad} not compiled; allowed: {', '.join(map(str, sorted(TILE_SIZES)))}"
+        )

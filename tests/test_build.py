@@ -1,0 +1,52 @@
+"""The build stage: ptxas report parsing on genuine nvcc 13 output, occupancy, a real nvcc run."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.build import parse_ptxas, register_limited_occupancy_pct
+
+DATA = Path(__file__).parent / "data" / "ptxas"
+
+
+def test_parse_ptxas_three_kernels_sm90():
+    kernels = {k["name"]: k for k in parse_ptxas((DATA / "nvcc13_sm90.log").read_text())}
+    assert set(kernels) == {"saxpy", "smem_sum", "spills"}
+    assert kernels["saxpy"]["registers"] == 10 and kernels["saxpy"]["shared_bytes"] == 0
+    assert kernels["smem_sum"]["shared_bytes"] == 4096 and kernels["smem_sum"]["registers"] == 22
+    assert kernels["spills"]["stack_bytes"] == 2048
+    assert all(k["arch"] == "sm_90" for k in kernels.values())
+
+
+def test_parse_ptxas_spills_and_sm75_cmem_suffix():
+    (k,) = parse_ptxas((DATA / "nvcc13_sm90_spill.log").read_text())
+    assert (k["spill_store_bytes"], k["spill_load_bytes"], k["registers"]) == (1280, 2616, 24)
+    kernels = {k["name"]: k for k in parse_ptxas((DATA / "nvcc13_sm75.log").read_text())}
+    assert kernels["spills"]["registers"] == 8 and kernels["spills"]["arch"] == "sm_75"
+
+
+@pytest.mark.parametrize(
+    "regs, arch, expected",
+    [(32, "sm_90", 100.0), (64, "sm_90", 50.0), (128, "sm_90", 25.0), (255, "sm_90", 12.5),
+     (40, "sm_90", 100.0 * 51 / 64), (64, "sm_75", 100.0), (0, "sm_90", 100.0)],
+)  # fmt: skip
+def test_register_limited_occupancy(regs, arch, expected):
+    # 40 registers -> 1280 per warp -> 65536 // 1280 = 51 of 64 warp slots (before block rounding)
+    assert register_limited_occupancy_pct(regs, arch) == pytest.approx(expected)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_real_nvcc_report_matches_parser(tmp_path):
+    src = tmp_path / "k.cu"
+    src.write_text(
+        'extern "C" __global__ void k(float* y) { __shared__ float s[256];'
+        " s[threadIdx.x] = threadIdx.x; __syncthreads(); y[threadIdx.x] = s[255 - threadIdx.x]; }"
+    )
+    proc = subprocess.run(
+        ["nvcc", "-cubin", "-arch=sm_90", "-Xptxas", "-v", str(src), "-o", str(tmp_path / "k.cubin")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    (k,) = parse_ptxas(proc.stdout + proc.stderr)
+    assert k["name"] == "k" and k["shared_bytes"] == 1024 and k["registers"] > 0

@@ -1,0 +1,67 @@
+"""Configuration errors: one line naming the key and the allowed values, before any work."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import ConfigError, check_config, schema_error_line
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "config" / "schema.yaml"
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_shipped_configs_are_valid(config):
+    assert schema_error_line(config, SCHEMA) is None
+    check_config(config)
+    test_cfg = yaml.safe_load((ROOT / "tests" / "data" / "config.yaml").read_text())
+    assert schema_error_line(test_cfg, SCHEMA) is None
+    check_config(test_cfg)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda c: c.update(tiles=[2]), "config unknown key 'tiles'; allowed: kernels, model, networks"),
+        (lambda c: c["kernels"].update(bathces=[1]), "config kernels: unknown key 'bathces'; allowed: arch, batches"),
+        (lambda c: c["kernels"].update(precision="fp64"), "config kernels.precision: 'fp64' is not allowed; allowed: fp32"),
+        (lambda c: c["kernels"].update(batches=[0]), "config kernels.batches.0: 0 is less than the minimum of 1"),
+        (lambda c: c["kernels"].update(batches="128"), "config kernels.batches: '128' is not of type 'array'"),
+        (lambda c: c["kernels"].update(strategies=["reus"]), "config kernels.strategies.0: 'reus' is not allowed; allowed: reuse, recompute"),
+    ],
+)  # fmt: skip
+def test_schema_errors_are_one_line(config, change, expected):
+    change(config)
+    line = schema_error_line(config, SCHEMA)
+    assert line is not None and "\n" not in line
+    assert line.startswith(expected), line
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda c: c["networks"].update(resnet={"groups": {"g": ["a", "b"]}, "tile_sizes": [1]}),
+         "networks.resnet: unknown network; allowed: alexnet, vgg_e"),
+        (lambda c: c["networks"]["alexnet"]["groups"].update(front=["conv1", "pool9"]),
+         "networks.alexnet.groups.front: no layer 'pool9'; allowed: conv1, relu1"),
+        (lambda c: c["networks"]["alexnet"]["groups"].update(front=["pool2", "conv1"]),
+         "networks.alexnet.groups.front: fusion group pool2..conv1"),
+        (lambda c: c["networks"]["alexnet"].update(tile_sizes=[4, 14]),
+         "networks.alexnet.tile_sizes: [14] cannot tile the 13x13 output of group front; allowed: 1..13"),
+        (lambda c: c["kernels"].update(network="vgg_e", group="front"),
+         "kernels.group: 'front' unknown; allowed: first5"),
+        (lambda c: c["kernels"].update(tile_sizes=[99]), "kernels.tile_sizes: [99] not compiled; allowed: "),
+    ],
+)  # fmt: skip
+def test_semantic_errors_are_one_line(config, change, expected):
+    change(config)
+    with pytest.raises(ConfigError) as err:
+        check_config(config)
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith(expected), str(err.value)
