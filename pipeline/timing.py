@@ -1,0 +1,297 @@
+"""Time a forward pass with CUDA events, NVML sampled alongside; write ``time.json``.
+
+Method (why each step):
+- warm-up launches first, so module load, first-touch allocation and clock ramp-up stay out;
+- back-to-back launches with one CUDA event between consecutive launches (n launches, n+1
+  events, one synchronisation at the end): each interval is one launch as the GPU ran it, and
+  no host synchronisation gap sits between launches;
+- at least ``repeats`` launches and at least ``min_seconds`` of work, because NVML's energy
+  counter refreshes only every ~20-100 ms; median and quartiles, not mean, so a stray slow
+  launch does not move the result;
+- when one batch's input is small next to the L2 cache, the input is rotated among enough
+  buffers (over twice the L2 size in all) that each launch reads its input from DRAM, as a
+  real pipeline feeding fresh images would; otherwise a small batch would be timed from L2.
+
+Any callable ``fwd(x)`` that launches on the current stream works; ``kernels.api.make_forward``
+gives the project's variants (``input_shape``, ``random_input(seed)``, ``useful_macs_per_image``).
+"""
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from pipeline import nvml
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "warmup": 20,
+    "repeats": 200,
+    "min_seconds": 1.0,
+    "rotate_inputs": True,
+    "cool_below_c": None,  # wait for the GPU to cool to this before timing (None: do not wait)
+    "max_launches": 200_000,
+}
+
+
+def summarize_times_us(times_us: list[float] | np.ndarray, batch: int) -> dict:
+    """Median and quartiles per batch and per image (us), plus the spread as a fraction."""
+    t = np.asarray(times_us, dtype=np.float64)
+    if t.size == 0:
+        raise ValueError("no timed launches to summarise")
+    q1, med, q3 = (float(v) for v in np.percentile(t, [25, 50, 75]))
+    return {
+        "launches": int(t.size),
+        "us_per_batch_median": med,
+        "us_per_batch_q1": q1,
+        "us_per_batch_q3": q3,
+        "us_per_batch_min": float(t.min()),
+        "us_per_batch_mean": float(t.mean()),
+        "us_per_image_median": med / batch,
+        "us_per_image_q1": q1 / batch,
+        "us_per_image_q3": q3 / batch,
+        "iqr_over_median": (q3 - q1) / med if med > 0 else float("nan"),
+    }
+
+
+def rotation_buffer_count(
+    input_bytes: int,
+    l2_bytes: int,
+    rotate: bool,
+    l2_multiple: float = 2.0,
+    max_buffers: int = 256,
+) -> int:
+    """How many input buffers to cycle through so a launch does not find its input in L2.
+
+    One buffer when rotation is off or one input already exceeds ``l2_multiple`` x L2; else
+    enough that the rotated inputs together exceed that (L2 is not a strict LRU, hence the
+    margin), capped at ``max_buffers``.
+    """
+    if input_bytes <= 0:
+        raise ValueError(f"input_bytes must be positive, got {input_bytes}")
+    if not rotate or l2_bytes <= 0 or input_bytes >= l2_multiple * l2_bytes:
+        return 1
+    return min(max_buffers, math.ceil(l2_multiple * l2_bytes / input_bytes) + 1)
+
+
+def launch_count(repeats: int, min_seconds: float, est_us_per_launch: float, max_launches: int) -> int:
+    """At least ``repeats`` launches and at least ``min_seconds`` of work, at most ``max_launches``."""
+    by_time = math.ceil(min_seconds * 1e6 / est_us_per_launch) if est_us_per_launch > 0 else repeats
+    return int(max(1, min(max_launches, max(repeats, by_time))))
+
+
+def l2_cache_bytes(device_id: int | None = None) -> int:
+    """L2 size of the current (or given) CUDA device, from the device attributes."""
+    import cupy
+
+    dev = cupy.cuda.Device(device_id)
+    try:
+        return int(dev.attributes["L2CacheSize"])
+    except (KeyError, AttributeError):
+        return int(cupy.cuda.runtime.getDeviceProperties(dev.id)["l2CacheSize"])
+
+
+def _make_inputs(fwd: Any, n: int, seed: int) -> list:
+    """``n`` inputs drawn from ``fwd.random_input`` (fresh random data, never zeros)."""
+    return [fwd.random_input(seed + i) for i in range(n)]
+
+
+def calibrate_us_per_launch(fwd: Callable, inputs: list, max_launches: int, target_s: float = 0.05) -> float:
+    """GPU time per launch from back-to-back runs of at least ``target_s`` (x4 launches per try).
+
+    A few launches are not enough: for small kernels the first ones wait on the host, and an
+    inflated estimate would make the timed run shorter than ``min_seconds``.
+    """
+    import cupy
+
+    stream = cupy.cuda.get_current_stream()
+    start, stop = cupy.cuda.Event(), cupy.cuda.Event()
+    k = 4
+    while True:
+        start.record(stream)
+        for i in range(k):
+            fwd(inputs[i % len(inputs)])
+        stop.record(stream)
+        stop.synchronize()
+        elapsed_us = cupy.cuda.get_elapsed_time(start, stop) * 1e3
+        if elapsed_us >= target_s * 1e6 or k >= max_launches:
+            return elapsed_us / k
+        k *= 4
+
+
+def time_forward(
+    fwd: Callable,
+    batch: int,
+    warmup: int = DEFAULTS["warmup"],
+    repeats: int = DEFAULTS["repeats"],
+    min_seconds: float = DEFAULTS["min_seconds"],
+    rotate_inputs: bool = DEFAULTS["rotate_inputs"],
+    *,
+    use_nvml: bool = True,
+    cool_below_c: float | None = None,
+    max_launches: int = DEFAULTS["max_launches"],
+    seed: int = 0,
+) -> dict:
+    """Time ``fwd`` on ``batch`` images; return the flat ``time.json`` record.
+
+    ``use_nvml=False`` (or NVML missing, then recorded in ``nvml_error``) still times with
+    events; the energy and power fields are then absent.
+    """
+    import cupy
+
+    probe = fwd.random_input(seed)
+    input_bytes = int(probe.nbytes)
+    l2_bytes = l2_cache_bytes()
+    n_buffers = rotation_buffer_count(input_bytes, l2_bytes, rotate_inputs)
+    inputs = [probe] + _make_inputs(fwd, n_buffers - 1, seed + 1)
+    stream = cupy.cuda.get_current_stream()
+
+    for i in range(max(1, warmup)):
+        fwd(inputs[i % n_buffers])
+    stream.synchronize()
+    est_us = calibrate_us_per_launch(fwd, inputs, max_launches)
+    n = launch_count(repeats, min_seconds, est_us, max_launches)
+    n_est = max(1, warmup)
+
+    handle, nvml_error, cool = None, None, {}
+    if use_nvml:
+        try:
+            handle = nvml.device_handle(pci_bus_id=cupy.cuda.Device().pci_bus_id)
+            if cool_below_c is not None:
+                cool = nvml.wait_for_cool(handle, cool_below_c)
+                for i in range(n_est):  # re-warm after the idle wait
+                    fwd(inputs[i % n_buffers])
+                stream.synchronize()
+        except nvml.NvmlUnavailable as err:
+            nvml_error, handle = str(err), None
+
+    events = [cupy.cuda.Event() for _ in range(n + 1)]
+    sampler = nvml.NvmlSampler(handle) if handle is not None else None
+    t0 = time.perf_counter()
+    if sampler is not None:
+        sampler.__enter__()
+    try:
+        events[0].record(stream)
+        for i in range(n):
+            fwd(inputs[i % n_buffers])
+            events[i + 1].record(stream)
+        events[-1].synchronize()
+    finally:
+        if sampler is not None:
+            sampler.__exit__(None, None, None)
+    wall_s = time.perf_counter() - t0
+    times_us = [cupy.cuda.get_elapsed_time(events[i], events[i + 1]) * 1e3 for i in range(n)]
+
+    res: dict[str, Any] = {
+        "batch": batch,
+        "warmup": warmup,
+        "repeats_requested": repeats,
+        "min_seconds": min_seconds,
+        "rotate_inputs": bool(rotate_inputs),
+        "input_buffers": n_buffers,
+        "input_bytes_per_batch": input_bytes,
+        "l2_bytes": l2_bytes,
+        "est_us_per_batch_calibration": est_us,
+        **summarize_times_us(times_us, batch),
+        "gpu_busy_s": float(np.sum(times_us) * 1e-6),
+        "wall_s": wall_s,
+        **cool,
+    }
+    macs = getattr(fwd, "useful_macs_per_image", None)
+    if macs:
+        res["useful_macs_per_image"] = int(macs)
+        res["useful_gflop_per_s"] = 2.0 * macs * batch / (res["us_per_batch_median"] * 1e-6) / 1e9
+    if nvml_error:
+        res["nvml_error"] = nvml_error
+    if sampler is not None:
+        s = sampler.result
+        images = n * batch
+        res.update(
+            {
+                "energy_mj_per_image": s["energy_mj"] / images,
+                "energy_mj_per_image_power_integral": s["energy_j_power_integral"] * 1e3 / images,
+                "energy_mj_total": s["energy_mj"],
+                "energy_window_s": s["window_s"],
+                **{k: v for k, v in s.items() if k not in ("energy_mj", "window_s")},
+            }
+        )
+        res.update(nvml.device_info(handle))
+    return res
+
+
+def check_verified(verify_json: str | Path) -> dict:
+    """Refuse to time a variant whose verification did not pass (the report must never show it)."""
+    data = json.loads(Path(verify_json).read_text())
+    if data.get("passed") is not True:
+        raise RuntimeError(
+            f"{verify_json} does not say passed: true; refusing to time a variant that failed "
+            f"verification (max error: {data.get('max_rel_error', data.get('error', '?'))})"
+        )
+    return data
+
+
+def time_variant(
+    variant: str,
+    batch: int,
+    cubin: str | None,
+    height: int = 227,
+    width: int = 227,
+    forward_params: dict | None = None,
+    **timing: Any,
+) -> dict:
+    """Build the project's Forward for ``variant`` and time it (the ``time`` rule's body)."""
+    from kernels.api import make_forward
+
+    fwd = make_forward(variant, batch, height=height, width=width, params=forward_params, cubin=cubin)
+    opts = {**DEFAULTS, **{k: v for k, v in timing.items() if v is not None}}
+    res = time_forward(
+        fwd,
+        batch,
+        opts["warmup"],
+        opts["repeats"],
+        opts["min_seconds"],
+        opts["rotate_inputs"],
+        cool_below_c=opts["cool_below_c"],
+        max_launches=opts["max_launches"],
+    )
+    res.update({"variant": variant, "height": height, "width": width, "cubin": str(cubin)})
+    res["kernels"] = ";".join(str(k) for k in getattr(fwd, "kernels", []) or [])
+    return res
+
+
+def single_path(value: Any) -> str | None:
+    """A Snakemake input that may be a path, or an empty list (the vendor variant has no cubin)."""
+    if isinstance(value, (list, tuple)):
+        return str(value[0]) if value else None
+    return str(value) if value else None
+
+
+def network_input_hw(network: str) -> tuple[int, int]:
+    """Input height and width of a network from its YAML (AlexNet 227, VGG 224)."""
+    from pipeline.networks import load_network
+
+    shape = load_network(network).input
+    return shape.height, shape.width
+
+
+if __name__ == "__main__":  # only under Snakemake's script: directive
+    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+    sm = snakemake  # noqa: F821
+    w = sm.wildcards
+    check_verified(sm.input.verify)
+    height, width = network_input_hw(w.network)
+    res = time_variant(
+        w.variant,
+        int(w.batch),
+        single_path(sm.input.get("cubin")),
+        height=height,
+        width=width,
+        **dict(sm.params.get("timing") or {}),
+    )
+    res.update({"network": w.network, "gpu": w.get("gpu", "")})
+    Path(sm.output.json).write_text(json.dumps(res, indent=1))

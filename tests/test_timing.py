@@ -1,0 +1,93 @@
+"""Timing statistics and plans (CPU); a real CUDA-event + NVML run on a tiny forward (GPU)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pipeline import timing
+
+
+def test_summary_median_and_quartiles():
+    s = timing.summarize_times_us([10.0, 20.0, 30.0, 40.0, 50.0], batch=10)
+    assert s["us_per_batch_median"] == 30.0
+    assert s["us_per_batch_q1"] == 20.0 and s["us_per_batch_q3"] == 40.0
+    assert s["us_per_image_median"] == 3.0
+    assert s["us_per_image_q1"] == 2.0 and s["us_per_image_q3"] == 4.0
+    assert s["launches"] == 5
+    assert s["iqr_over_median"] == pytest.approx(20.0 / 30.0)
+
+
+def test_summary_ignores_one_outlier_in_the_median():
+    s = timing.summarize_times_us([10.0] * 99 + [1e6], batch=1)
+    assert s["us_per_batch_median"] == 10.0
+    assert s["us_per_batch_mean"] > 1000
+
+
+def test_summary_rejects_empty():
+    with pytest.raises(ValueError):
+        timing.summarize_times_us([], batch=1)
+
+
+def test_rotation_covers_twice_l2_for_small_inputs():
+    l2 = 50 * 2**20
+    n = timing.rotation_buffer_count(input_bytes=618_348, l2_bytes=l2, rotate=True)
+    assert n * 618_348 > 2 * l2
+    assert timing.rotation_buffer_count(618_348, l2, rotate=False) == 1
+
+
+def test_rotation_not_needed_for_large_inputs():
+    assert timing.rotation_buffer_count(200 * 2**20, 50 * 2**20, rotate=True) == 1
+
+
+def test_rotation_is_capped():
+    assert timing.rotation_buffer_count(16, 50 * 2**20, rotate=True, max_buffers=64) == 64
+
+
+def test_launch_count_reaches_min_seconds_and_repeats():
+    assert timing.launch_count(repeats=50, min_seconds=1.0, est_us_per_launch=100.0, max_launches=10**6) == 10_000
+    assert timing.launch_count(repeats=50, min_seconds=1.0, est_us_per_launch=1e6, max_launches=10**6) == 50
+    assert timing.launch_count(repeats=50, min_seconds=10.0, est_us_per_launch=1.0, max_launches=1000) == 1000
+
+
+def test_check_verified(tmp_path):
+    ok, bad = tmp_path / "ok.json", tmp_path / "bad.json"
+    ok.write_text(json.dumps({"passed": True}))
+    bad.write_text(json.dumps({"passed": False, "max_rel_error": 0.3}))
+    assert timing.check_verified(ok)["passed"] is True
+    with pytest.raises(RuntimeError, match="refusing to time"):
+        timing.check_verified(bad)
+
+
+def test_single_path_handles_vendor_without_cubin():
+    assert timing.single_path([]) is None
+    assert timing.single_path(["a.cubin"]) == "a.cubin"
+    assert timing.single_path("b.cubin") == "b.cubin"
+
+
+def test_network_input_size_from_yaml():
+    assert timing.network_input_hw("alexnet") == (227, 227)
+
+
+@pytest.mark.gpu
+def test_time_forward_on_a_tiny_forward():
+    cupy = pytest.importorskip("cupy", reason="needs CuPy")
+    try:
+        cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:
+        pytest.skip(f"needs a CUDA GPU: {err}")
+    from pipeline.profile_target import make_selftest_forward
+
+    fwd = make_selftest_forward("selftest", batch=2, height=64, width=64)
+    r = timing.time_forward(fwd, batch=2, warmup=5, repeats=20, min_seconds=1.0, rotate_inputs=True)
+    assert r["launches"] >= 20
+    assert r["input_buffers"] > 1  # 32 KB per batch is far inside L2
+    assert 0 < r["us_per_image_q1"] <= r["us_per_image_median"] <= r["us_per_image_q3"]
+    assert r["gpu_busy_s"] >= 0.5  # about min_seconds of event-timed work
+    assert "nvml_error" not in r, r.get("nvml_error")
+    assert r["energy_mj_per_image"] > 0
+    assert 10.0 < r["avg_power_w"] < 1000.0
+    assert r["peak_power_w"] >= r["avg_power_w"] * 0.5
+    assert isinstance(r["throttled"], bool)
+    assert r["sm_clock_mhz_median"] > 0
+    assert np.isfinite(r["energy_mj_per_image_power_integral"])
