@@ -1,0 +1,179 @@
+"""Writes the SYNTHETIC FIXTURE results tree next to this file (run once; outputs are committed).
+
+Every number here is made up to look plausible for AlexNet conv1..pool2 on a datacenter GPU, so
+the aggregation and figure tests have all the file formats to chew on. It is a test fixture: it
+must never be copied into results/ or reports/archive/, and its GPU is called "SYNTHETIC-GPU" so
+it cannot be mistaken for a measurement. It deliberately contains the awkward cases: a profile
+that is unavailable, a missing time.json, a failed verification, and an archived run.
+
+    .venv/bin/python tests/data/results_fixture/make_fixture.py
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GPU = "synthgpu"
+GPU_NAME = "SYNTHETIC-GPU (test fixture, not a measurement)"
+BATCHES = (1, 16, 128)
+VARIANTS = ("lbl", "fused-reuse-t2", "fused-reuse-t4", "fused-recompute-t2", "fused-recompute-t4", "vendor")
+MB = 1e6
+INPUT_B, OUTPUT_B, WEIGHTS_B = 618_348, 173_056, 1_369_600
+USEFUL_MACS = 329.4e6
+# layer-by-layer round trips of the intermediates (conv1+relu, lrn1, pool1, conv2+relu, lrn2)
+LBL_INTER_B = 1_161_600 * 4 + 279_936 * 2 + 746_496 * 4
+L2_BYTES = 50 * 2**20
+
+
+def strategy(v: str) -> str:
+    return "reuse" if "reuse" in v else "recompute" if "recompute" in v else v
+
+
+def tile(v: str) -> int | str:
+    return int(v.rsplit("-t", 1)[1]) if "-t" in v else ""
+
+
+def extra_macs(v: str) -> float:
+    return {2: 190e6, 4: 95e6}.get(tile(v), 0.0) if strategy(v) == "recompute" else 0.0
+
+
+def model_dram(v: str, b: int) -> float:
+    base = INPUT_B + OUTPUT_B + WEIGHTS_B / b
+    return base + LBL_INTER_B if v in ("lbl", "vendor") else base
+
+
+def measured_dram(v: str, b: int) -> float:
+    """Intermediates stay in L2 at small batch; beyond it lbl pays its round trips."""
+    spill = min(1.0, max(0.0, (b * 1_161_600 - 0.5 * L2_BYTES) / L2_BYTES))
+    extra = LBL_INTER_B * spill * (1.4 if v == "vendor" else 1.0) if v in ("lbl", "vendor") else 0.0
+    return (INPUT_B + OUTPUT_B) * 1.03 + WEIGHTS_B / b + extra + (20_000 if "fused" in v else 0)
+
+
+def us_per_image(v: str, b: int) -> float:
+    base = {"lbl": 62, "vendor": 46, "fused-reuse-t2": 44, "fused-reuse-t4": 39,
+            "fused-recompute-t2": 81, "fused-recompute-t4": 57}[v]
+    return base * (1 + 3.0 / b)
+
+
+def write(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def kernels_of(v: str, b: int) -> list[dict]:
+    flops = 2 * (USEFUL_MACS + extra_macs(v)) * b
+    dram, t = measured_dram(v, b) * b, us_per_image(v, b) * b
+    if v in ("lbl", "vendor"):
+        parts = [("conv1", 0.315, 0.30, 0.25), ("lrn1", 0.004, 0.20, 0.06), ("pool1", 0.001, 0.12, 0.03),
+                 ("conv2", 0.675, 0.18, 0.60), ("lrn2", 0.004, 0.13, 0.04), ("pool2", 0.001, 0.07, 0.02)]
+    else:
+        parts = [(f"fused_{strategy(v)}_t{tile(v)}", 1.0, 1.0, 1.0)]
+    out = []
+    for name, f_flops, f_bytes, f_time in parts:
+        occ_t = 50.0 if "fused" in v else 75.0
+        out.append({"name": name, "duration_us": round(t * f_time, 2), "flops": flops * f_flops,
+                    "dram_bytes": round(dram * f_bytes), "l2_bytes": round(dram * f_bytes * 3.1 + flops * f_flops / 40),
+                    "l1_bytes": round(flops * f_flops / 6 + dram * f_bytes * 4), "achieved_occupancy_pct": round(occ_t * 0.8, 1),
+                    "theoretical_occupancy_pct": occ_t, "registers": 64 if "fused" in v else 40,
+                    "shared_bytes": 48_000 * tile(v) if "fused" in v else 8192})
+    return out
+
+
+def write_gpu_tree(root: Path, variants, batches) -> None:
+    g = root / GPU
+    write(g / "ceilings.json", {"dram_bytes_per_s": 3.2e12, "l2_bytes_per_s": 9.5e12, "fp32_flops_per_s": 5.1e13,
+                                "datasheet_dram_bytes_per_s": 3.35e12, "datasheet_fp32_flops_per_s": 6.7e13,
+                                "datasheet_l2_cache_bytes": L2_BYTES})
+    write(g / "provenance.json", {"gpu_name": GPU_NAME, "uuid": "GPU-00000000-synthetic", "driver": "0.0",
+                                  "cuda": "0.0", "ncu_version": "0.0", "cupy_version": "0.0",
+                                  "git_commit": "synthetic", "timestamp": "2026-11-20T00:00:00Z"})
+    for v in variants:
+        if v == "vendor":
+            continue
+        ks = kernels_of(v, 1)
+        write(g / "build" / f"{v}.json", {"variant": v, "arch": "sm_90", "kernels": [
+            {"name": k["name"], "registers": k["registers"], "shared_bytes": k["shared_bytes"],
+             "spill_store_bytes": 0, "spill_load_bytes": 0, "stack_bytes": 0,
+             "theoretical_occupancy_pct": k["theoretical_occupancy_pct"]} for k in ks]})
+        for b in batches:
+            d = g / "alexnet" / v / f"b{b}"
+            passed = not (v == "fused-recompute-t2" and b == 16)  # one failed verification
+            write(d / "verify.json", {"variant": v, "batch": b, "passed": passed,
+                                      "rel_l2_error": 3e-7 if passed else 0.2, "max_abs_error": 1e-5, "rtol": 1e-4})
+            _measure(d, v, b)
+    for b in batches if "vendor" in variants else ():  # vendor: no build, no time.json at batch 1
+        d = g / "alexnet" / "vendor" / f"b{b}"
+        write(d / "verify.json", {"variant": "vendor", "batch": b, "passed": True, "rel_l2_error": 2e-7,
+                                  "max_abs_error": 1e-5, "rtol": 1e-4})
+        _measure(d, "vendor", b, with_time=b != 1)
+
+
+def _measure(d: Path, v: str, b: int, with_time: bool = True) -> None:
+    us = us_per_image(v, b)
+    if with_time:
+        write(d / "time.json", {"gpu_name": GPU_NAME, "us_per_image_median": us, "us_per_image_q1": us * 0.98,
+                                "us_per_image_q3": us * 1.03, "ms_per_batch_median": us * b / 1000, "repeats": 200,
+                                "energy_mj_per_image": us * 0.35, "avg_power_w": 350.0, "peak_power_w": 420.0,
+                                "sm_clock_mhz": 1755, "mem_clock_mhz": 2619, "temperature_c": 55,
+                                "throttled": False, "throttle_reasons": []})
+    if v == "fused-recompute-t4" and b == 128:
+        write(d / "profile.json", {"available": False, "reason": "SYNTHETIC: ncu not installed"})
+        return
+    ks = kernels_of(v, b)
+    dram = measured_dram(v, b)
+    write(d / "profile.json", {"available": True, "dram_read_bytes_per_image": dram * 0.7,
+                               "dram_write_bytes_per_image": dram * 0.3, "dram_bytes_per_image": dram,
+                               "l2_bytes_per_image": sum(k["l2_bytes"] for k in ks) / b,
+                               "flops_per_image": 2 * (USEFUL_MACS + extra_macs(v)),
+                               "range_duration_us": us * b * 1.02, "cache_control": "none", "clock_control": "base",
+                               "kernels": ks})
+
+
+def write_model(root: Path) -> None:
+    lines = ["network,variant,strategy,tile,batch,model_dram_bytes_per_image,model_onchip_bytes,"
+             "model_extra_macs_per_image,model_useful_macs_per_image"]
+    for v in VARIANTS:
+        for b in BATCHES:
+            onchip = {2: 180_000, 4: 240_000}.get(tile(v), 0) * (0.6 if strategy(v) == "recompute" else 1)
+            lines.append(f"alexnet,{v},{strategy(v)},{tile(v)},{b},{model_dram(v, b):.0f},{onchip:.0f},"
+                         f"{extra_macs(v):.0f},{USEFUL_MACS:.0f}")
+    (root / "plan.csv").write_text("\n".join(lines) + "\n")
+    m = root / "model" / "alexnet"
+    m.mkdir(parents=True, exist_ok=True)
+    rows = ["group,tile,strategy,onchip_bytes,extra_macs_per_image,dram_bytes_per_image_fused,dram_bytes_per_image_lbl"]
+    for t in (1, 2, 3, 4, 5, 7, 13):
+        for s in ("reuse", "recompute"):
+            onchip = (95_000 + 36_000 * t) * (1 if s == "reuse" else 0.55 + 0.03 * t)
+            extra = 0 if s == "reuse" else 380e6 / t
+            rows.append(f"front,{t},{s},{onchip:.0f},{extra:.0f},{INPUT_B + OUTPUT_B + WEIGHTS_B * (1 + 12 / t / t):.0f},"
+                        f"{INPUT_B + OUTPUT_B + WEIGHTS_B + LBL_INTER_B:.0f}")
+    (m / "pyramids.csv").write_text("\n".join(rows) + "\n")
+    dse = ["partition,onchip_bytes,dram_bytes_per_image,pareto"]
+    parts = [("conv1|pool1|conv2|pool2", 8_000, 9.9e6, True), ("conv1..pool1|conv2..pool2", 120_000, 3.2e6, True),
+             ("conv1|pool1..pool2", 90_000, 6.8e6, False), ("conv1..pool2", 260_000, 0.79e6, True),
+             ("conv1..conv2|pool2", 300_000, 1.5e6, False), ("conv1|pool1|conv2..pool2", 60_000, 6.0e6, True),
+             ("conv1..lrn1|pool1..pool2", 200_000, 4.0e6, False)]
+    dse += [f"{p},{o},{d:.0f},{pa}" for p, o, d, pa in parts]
+    (m / "dse.csv").write_text("\n".join(dse) + "\n")
+    (root / "model" / "paper_comparison.csv").write_text(
+        "quantity,unit,paper_value,model_value,ratio,note\n"
+        "vgg_e fused off-chip transfer per image,MB,3.6,3.64,1.011,SYNTHETIC fixture row\n"
+        "vgg_e layer-by-layer off-chip transfer per image,MB,77,77.2,1.003,SYNTHETIC fixture row\n"
+        "vgg_e on-chip storage,KB,362,355,0.981,SYNTHETIC fixture row\n"
+        "alexnet recompute extra MACs,M,678,661,0.975,SYNTHETIC fixture row\n"
+        "alexnet reuse extra storage,KB,55.86,55.86,1.0,SYNTHETIC fixture row\n")
+
+
+def main() -> None:
+    for sub in ("model", GPU, "archive"):
+        shutil.rmtree(HERE / sub, ignore_errors=True)
+    write_model(HERE)
+    write_gpu_tree(HERE, VARIANTS, BATCHES)
+    write_gpu_tree(HERE / "archive" / "synthgpu-2026-11-20", ("lbl", "fused-reuse-t4"), (128,))
+
+
+if __name__ == "__main__":
+    main()

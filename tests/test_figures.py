@@ -1,0 +1,110 @@
+"""Tests of analysis/figures.py on the SYNTHETIC FIXTURE: every figure draws, says what it shows,
+and falls back to a labelled placeholder (never an empty axis) when nothing was measured."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analysis.aggregate import collect, collect_ceilings, collect_kernels, read_dse, read_paper_comparison, read_pyramids
+from analysis.figures import FIGURES, NO_GPU_TEXT, draw, paper_marks, tidy_for_report, write_report_table
+
+FIXTURE = Path(__file__).resolve().parent / "data" / "results_fixture"
+ARCHIVE = FIXTURE / "archive" / "synthgpu-2026-11-20"
+GROUPS = {"alexnet": ("conv1", "pool2")}
+MEASURED = ["roofline", "bandwidth_saving", "tile_tradeoff_measured", "speedup", "energy", "occupancy"]
+
+
+def tables(results: list[Path], archives: list[Path]) -> dict[str, pd.DataFrame]:
+    return {
+        "tidy": collect(results, FIXTURE / "plan.csv", archives, GROUPS),
+        "kernels": collect_kernels(results, archives),
+        "ceilings": collect_ceilings(results, archives),
+        "dse": read_dse(FIXTURE / "model" / "alexnet" / "dse.csv"),
+        "pyramids": read_pyramids(FIXTURE / "model" / "alexnet" / "pyramids.csv"),
+        "paper": read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv"),
+    }
+
+
+def svg_text(path: Path) -> str:
+    """All text of an SVG (fonts are kept as text, so titles and labels are searchable)."""
+    root = ET.parse(path).getroot()  # also proves the file is well-formed XML
+    return " ".join(t.strip() for t in root.itertext() if t.strip())
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory) -> dict[str, dict[str, str]]:
+    """Every figure drawn three ways: full fixture, archive only, and no GPU results at all."""
+    out: dict[str, dict[str, str]] = {}
+    empty = tmp_path_factory.mktemp("no_gpu")
+    for mode, res, arch in (("full", [FIXTURE], [ARCHIVE]), ("archive", [empty], [ARCHIVE]), ("none", [empty], [])):
+        d = tmp_path_factory.mktemp(mode)
+        t = tables(res, arch)
+        out[mode] = {}
+        for name in FIGURES:
+            draw(name, d / f"{name}.svg", "alexnet", t, GROUPS)
+            out[mode][name] = svg_text(d / f"{name}.svg")
+    return out
+
+
+def test_every_figure_draws_with_title_and_units(drawn):
+    units = {"dse_pareto": "(KB)", "tile_tradeoff_model": "(KB)", "roofline": "(FLOP / byte)",
+             "bandwidth_saving": "(MB)", "tile_tradeoff_measured": "(us, median)", "speedup": "speedup (x",
+             "energy": "(mJ", "occupancy": "(% of max warps)"}
+    for name, text in drawn["full"].items():
+        assert "alexnet" in text, name
+        assert units[name] in text, f"{name}: no axis unit {units[name]!r}"
+        assert NO_GPU_TEXT not in text, name
+
+
+def test_measured_figures_show_variants_and_ceilings(drawn):
+    full = drawn["full"]
+    for v in ("lbl", "fused-reuse-t4", "vendor"):
+        assert v in full["bandwidth_saving"] and v in full["roofline"]
+    assert "TB/s (measured)" in full["roofline"] and "FP32 peak" in full["roofline"]
+    assert "conv2" in full["roofline"]  # lbl kernels are labelled
+    assert "L2 (50 MiB)" in full["bandwidth_saving"] and "batch 45" in full["bandwidth_saving"]
+    assert "paper (FPGA" in full["bandwidth_saving"]
+    assert "this run" in full["speedup"] and "archived" not in full["speedup"]
+
+
+def test_archived_results_are_labelled_as_archived(drawn):
+    for name in ("roofline", "bandwidth_saving", "speedup", "energy", "occupancy"):
+        assert "archived (synthgpu, 2026-11-20)" in drawn["archive"][name], name
+
+
+def test_placeholders_without_gpu_but_model_figures_drawn(drawn):
+    for name in MEASURED:
+        assert NO_GPU_TEXT in drawn["none"][name], name
+    for name in ("dse_pareto", "tile_tradeoff_model"):
+        assert NO_GPU_TEXT not in drawn["none"][name]
+        assert "Pareto" in drawn["none"]["dse_pareto"] and "reuse" in drawn["none"]["tile_tradeoff_model"]
+
+
+def test_model_figure_placeholder_when_model_missing(tmp_path):
+    draw("dse_pareto", tmp_path / "d.svg", "alexnet", {})
+    assert "no design-space results" in svg_text(tmp_path / "d.svg")
+
+
+def test_paper_marks_convert_units():
+    marks = paper_marks(read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv"))
+    assert marks["fused_bytes"] == pytest.approx(3.6e6) and marks["lbl_bytes"] == pytest.approx(77e6)
+    assert marks["onchip_bytes"] == pytest.approx(362e3)
+
+
+def test_unknown_figure_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown figure"):
+        draw("nope", tmp_path / "x.svg", "alexnet", {})
+
+
+def test_report_table_is_html_with_every_row(tmp_path):
+    t = tables([FIXTURE], [ARCHIVE])["tidy"]
+    view = tidy_for_report(t)
+    write_report_table(view, tmp_path / "t.html", "Tidy <table>", "note & more")
+    html = (tmp_path / "t.html").read_text()
+    assert html.count("<tr>") == len(view) + 1  # header + rows
+    assert "Tidy &lt;table&gt;" in html and "note &amp; more" in html
+    assert "archived synthgpu 2026-11-20" in html and "<script src" not in html
