@@ -66,7 +66,7 @@ BUILD_COLUMNS = [
     "registers_max",
     "shared_bytes_max",
     "spill_bytes_total",
-    "theoretical_occupancy_pct_min",
+    "register_limited_occupancy_pct_min",
 ]
 # Everything that comes from a GPU measurement; blanked when verification failed.
 MEASURED_COLUMNS = [c for c in TIME_COLUMNS if c != "gpu_name"] + PROFILE_COLUMNS
@@ -106,9 +106,9 @@ def read_json(path: Path) -> dict | None:
 
 
 def _is_gpu_dir(path: Path) -> bool:
-    if not path.is_dir() or path.name in ("model", "figures", "report", "logs"):
+    if not path.is_dir() or path.name in ("model", "figures", "report", "logs", "build"):
         return False
-    if (path / "ceilings.json").exists() or (path / "provenance.json").exists() or (path / "build").is_dir():
+    if (path / "ceilings.json").exists() or (path / "provenance.json").exists():
         return True
     return any(_BATCH_RE.match(p.name) for p in path.glob("*/*/b*") if p.is_dir())
 
@@ -217,7 +217,10 @@ def _read_profile(d: Path, batch: int, notes: list[str]) -> tuple[dict, list[dic
 
 
 def _read_build(gpu_dir: Path, variant: str) -> dict:
-    b = read_json(gpu_dir / "build" / f"{variant}.json")
+    """Resource report of a variant: results/build/<arch>/<variant>.json beside the GPU directory
+    (an archive may also carry it inside the GPU directory)."""
+    candidates = [gpu_dir / "build" / f"{variant}.json", *sorted((gpu_dir.parent / "build").glob(f"*/{variant}.json"))]
+    b = next((read_json(c) for c in candidates if c.exists()), None)
     ks = [k for k in (b or {}).get("kernels") or [] if isinstance(k, dict)]
     if not ks:
         return {}
@@ -226,7 +229,7 @@ def _read_build(gpu_dir: Path, variant: str) -> dict:
         "registers_max": max(_num(k.get("registers")) for k in ks),
         "shared_bytes_max": max(_num(k.get("shared_bytes")) for k in ks),
         "spill_bytes_total": sum(_num(k.get("spill_store_bytes")) + _num(k.get("spill_load_bytes")) for k in ks),
-        "theoretical_occupancy_pct_min": min(_num(k.get("theoretical_occupancy_pct")) for k in ks),
+        "register_limited_occupancy_pct_min": min(_num(k.get("register_limited_occupancy_pct")) for k in ks),
     }
 
 
@@ -513,16 +516,11 @@ def read_paper_comparison(path: Path) -> pd.DataFrame:
     return read_model_csv(path, ["quantity", "unit", "paper_value", "model_value", "ratio", "note"])
 
 
-def paper_value(paper: pd.DataFrame, *words: str) -> float:
-    """The paper's value of the first quantity whose name holds every word (case-insensitive), else NaN.
-
-    The quantity names belong to ``pipeline/paper.py``; matching on words keeps this one lookup
-    tolerant of small renamings.
-    """
-    if paper.empty:
+def paper_value(paper: pd.DataFrame, figure_id: str) -> float:
+    """The paper's value of figure ``figure_id`` (an id of reports/paper_figures.yaml), else NaN."""
+    if paper.empty or "figure" not in paper.columns:
         return math.nan
-    names = paper["quantity"].astype(str).str.lower()
-    hit = paper[[all(w.lower() in n for w in words) for n in names]]
+    hit = paper[paper["figure"] == figure_id]
     return _num(hit["paper_value"].iloc[0]) if len(hit) else math.nan
 
 

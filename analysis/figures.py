@@ -161,11 +161,14 @@ def tile_tradeoff_model(pyramids: pd.DataFrame, out_svg: Path, network: str) -> 
               ("extra_macs_per_image", MB, "extra MACs (millions per image)")]
     for ax, (col, scale, label) in zip(axes[0], panels):
         for gi, g in enumerate(groups):
-            for strategy, s in p[p["group"] == g].groupby("strategy") if g != "" else p.groupby("strategy"):
+            sub = p[p["group"] == g] if g != "" else p
+            axes_col = sub["reuse_axes"].fillna("") if "reuse_axes" in sub else pd.Series("", index=sub.index)
+            for (strategy, axes_used), s in sub.groupby([sub["strategy"], axes_col]):
                 s = s.sort_values("tile")
-                name = f"{strategy}" + (f" ({g})" if len(groups) > 1 else "")
+                name = strategy + (f" in {axes_used}" if axes_used else "") + (f" ({g})" if len(groups) > 1 else "")
+                ls = ":" if strategy == "reuse" and axes_used == "y" else styles[gi % len(styles)]
                 ax.plot(s["tile"], s[col] / scale, marker="o", ms=5, color=pal.get(strategy, "#7f7f7f"),
-                        ls=styles[gi % len(styles)], label=name)
+                        ls=ls, label=name)
         if col == "dram_bytes_per_image_fused" and p["dram_bytes_per_image_lbl"].notna().any():
             ax.axhline(p["dram_bytes_per_image_lbl"].max() / MB, color=style._FAMILY_COLORS["lbl"], ls="--", lw=1.2,
                        label="layer-by-layer")
@@ -543,20 +546,20 @@ def paper_marks(paper: pd.DataFrame) -> dict:
     """The paper's VGG-E traffic figures (bytes per image) and design point from paper_comparison.csv."""
     from analysis.aggregate import paper_value
 
-    def in_bytes(words: tuple[str, ...], unit_scale: dict[str, float]) -> float:
-        v = paper_value(paper, *words)
+    scale = {"mb": MB, "kb": KB, "b": 1.0, "bytes": 1.0, "mib": 2**20, "kib": 2**10}
+
+    def in_bytes(figure_id: str) -> float:
+        v = paper_value(paper, figure_id)
         if not _finite(v):
             return math.nan
-        hit = paper[[all(w in str(q).lower() for w in words) for q in paper["quantity"]]]
-        unit = str(hit["unit"].iloc[0]).strip().lower() if len(hit) else ""
-        return v * unit_scale.get(unit, 1.0)
+        unit = str(paper.loc[paper["figure"] == figure_id, "unit"].iloc[0]).strip().lower()
+        return v * scale.get(unit, 1.0)
 
-    scale = {"mb": MB, "kb": KB, "b": 1.0, "bytes": 1.0, "mib": 2**20, "kib": 2**10}
     return {
         "network": "vgg_e",
-        "lbl_bytes": in_bytes(("vgg", "layer-by-layer"), scale),
-        "fused_bytes": in_bytes(("vgg", "fused"), scale),
-        "onchip_bytes": in_bytes(("vgg", "on-chip"), scale),
+        "lbl_bytes": in_bytes("vgg_lbl_dram"),
+        "fused_bytes": in_bytes("vgg_fused_dram"),
+        "onchip_bytes": in_bytes("vgg_onchip"),
     }
 
 

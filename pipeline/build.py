@@ -6,8 +6,6 @@ derive the occupancy limit they impose (the full theoretical occupancy also depe
 shape, which Nsight Compute reports in the profile stage).
 """
 
-from __future__ import annotations
-
 import json
 import re
 import shutil

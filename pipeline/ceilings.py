@@ -179,8 +179,11 @@ def measure_ceilings(
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-    sm = snakemake  # noqa: F821
-    cubin = sm.input.get("cubin") or None
-    res = measure_ceilings(cubin=cubin, repeats=int(sm.params.get("repeats") or 20))
-    Path(sm.output.json).write_text(json.dumps(res, indent=1))
+    from pipeline.gpus import claim_gpu
+
+    with claim_gpu():  # one GPU per job, set before CUDA starts
+        logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+        sm = snakemake  # noqa: F821
+        cubin = sm.input.get("cubin") or None
+        res = measure_ceilings(cubin=cubin, repeats=int(sm.params.get("repeats") or 20))
+        Path(sm.output.json).write_text(json.dumps(res, indent=1))

@@ -3,8 +3,6 @@
 The Snakefile asks this module for its targets, so the target logic is testable without Snakemake.
 """
 
-from __future__ import annotations
-
 import shutil
 
 from pipeline.gpus import detect_gpus
@@ -64,3 +62,79 @@ def measurement_targets(config: dict, gpu: str | None) -> list[str]:
             if config.get("profile", {}).get("enabled", True):
                 out += [f"{base}/profile.json"]
     return out
+
+
+def lbl_gpu_dram_bytes_per_image(layers, in_shape, bytes_per_value: int = 4) -> int:
+    """Feature-map bytes one image moves in the `lbl` kernels: a conv carries its ReLU epilogue,
+    every LRN and max pool is its own kernel that reads its input map and writes its output map."""
+    from pipeline.model import group_shapes
+
+    shapes = group_shapes(layers, in_shape)
+    values, start = 0, 0
+    for i, layer in enumerate(layers):
+        last = i + 1 == len(layers)
+        merged_next = not last and layers[i + 1].type == "relu" and layer.type == "conv"
+        if merged_next:
+            continue
+        values += shapes[start].values + shapes[i + 1].values
+        start = i + 1
+    return values * bytes_per_value
+
+
+def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
+    """One row per kernel variant x batch with the model's predictions for it.
+
+    DRAM bytes per image are the compulsory feature-map traffic of the variant's kernels plus the
+    weights read once per batch (weight_bytes / batch). `vendor` is not modelled (NaN).
+    """
+    import pandas as pd
+
+    from pipeline.model import group_costs, group_input_shape
+    from pipeline.networks import load_network
+
+    k = config["kernels"]
+    net = load_network(k["network"])
+    first, last = config["networks"][k["network"]]["groups"][k["group"]]
+    layers = net.group(first, last)
+    in_shape = group_input_shape(net, first)
+    bpv = config.get("model", {}).get("bytes_per_value", 4)
+    reference = group_costs(layers, in_shape, 1, "reuse", ("x", "y"), bpv)
+    rows = []
+    for variant in variants:
+        strategy, tile = _variant_strategy(variant)
+        costs = None
+        if strategy in ("reuse", "recompute"):
+            costs = group_costs(layers, in_shape, tile, strategy, ("y",), bpv)  # GPU: column strips
+        for batch in k["batches"]:
+            if costs is not None:
+                maps, onchip, extra = costs.dram_bytes_per_image_fused, costs.onchip_bytes, costs.extra_macs_per_image
+            elif strategy == "lbl":
+                maps, onchip, extra = lbl_gpu_dram_bytes_per_image(layers, in_shape, bpv), 0, 0
+            else:
+                maps = onchip = extra = float("nan")
+            rows.append({
+                "network": net.name, "group": k["group"], "variant": variant, "strategy": strategy,
+                "tile": tile, "batch": batch,
+                "model_dram_bytes_per_image": maps + reference.weight_bytes / batch,
+                "model_onchip_bytes": onchip,
+                "model_useful_macs_per_image": reference.useful_macs_per_image,
+                "model_extra_macs_per_image": extra,
+                "compulsory_dram_bytes_per_image": reference.dram_bytes_per_image_fused
+                + reference.weight_bytes / batch,
+                "weight_bytes": reference.weight_bytes,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _variant_strategy(variant: str) -> tuple[str, int | None]:
+    """'fused-reuse-t4' -> ('reuse', 4); 'lbl' -> ('lbl', None)."""
+    if variant.startswith("fused-"):
+        _, strategy, t = variant.split("-")
+        return strategy, int(t.lstrip("t"))
+    return variant, None
+
+
+if __name__ == "__main__":  # only under Snakemake's script: directive
+    table = plan_table({"kernels": snakemake.params.kernels, "networks": snakemake.config["networks"],  # noqa: F821
+                        "model": snakemake.config["model"]}, snakemake.params.variants)  # noqa: F821
+    table.to_csv(snakemake.output.csv, index=False)  # noqa: F821

@@ -280,18 +280,21 @@ def network_input_hw(network: str) -> tuple[int, int]:
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-    sm = snakemake  # noqa: F821
-    w = sm.wildcards
-    check_verified(sm.input.verify)
-    height, width = network_input_hw(w.network)
-    res = time_variant(
-        w.variant,
-        int(w.batch),
-        single_path(sm.input.get("cubin")),
-        height=height,
-        width=width,
-        **dict(sm.params.get("timing") or {}),
-    )
-    res.update({"network": w.network, "gpu": w.get("gpu", "")})
-    Path(sm.output.json).write_text(json.dumps(res, indent=1))
+    from pipeline.gpus import claim_gpu
+
+    with claim_gpu():  # one GPU per job, set before CUDA starts
+        logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
+        sm = snakemake  # noqa: F821
+        w = sm.wildcards
+        check_verified(sm.input.verify)
+        height, width = network_input_hw(w.network)
+        res = time_variant(
+            w.variant,
+            int(w.batch),
+            single_path(sm.input.get("cubin")),
+            height=height,
+            width=width,
+            **dict(sm.params.get("timing") or {}),
+        )
+        res.update({"network": w.network, "gpu": w.get("gpu", "")})
+        Path(sm.output.json).write_text(json.dumps(res, indent=1))

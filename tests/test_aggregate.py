@@ -124,10 +124,12 @@ def test_kernels_and_ceilings_tables():
     assert len(c) == 2 and c["l2_cache_bytes"].eq(50 * 2**20).all()
 
 
-def test_paper_value_lookup_by_words():
+def test_paper_value_lookup_by_figure_id():
+    """The fixture's paper_comparison.csv is genuine output of pipeline/paper.py (model only)."""
     paper = read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv")
-    assert paper_value(paper, "vgg", "fused") == 3.6
-    assert math.isnan(paper_value(paper, "no such quantity"))
+    assert paper_value(paper, "vgg_fused_dram") == 3.6
+    assert paper_value(paper, "vgg_lbl_dram") == 77
+    assert math.isnan(paper_value(paper, "no_such_figure"))
 
 
 def test_save_csv_and_parquet_round_trip(tidy, tmp_path):

@@ -1,0 +1,331 @@
+# Fused-layer CNN kernels on NVIDIA GPUs and their measurement (after Alwani et al., MICRO 2016).
+# config -> plan -> build -> verify -> measure -> aggregate -> figures -> report, through files.
+# Rules stay thin: each calls a function in pipeline/ or analysis/ that pytest also reaches.
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+from pipeline.config import ConfigError, check_config, schema_error_line
+from pipeline.plan import (
+    build_targets,
+    built_variants,
+    gpu_name,
+    kernel_variants,
+    measurement_targets,
+    model_targets,
+    target_arch,
+)
+
+min_version("9.0")
+
+
+configfile: Path(workflow.basedir, "config/config.yaml")
+
+
+# One line naming the key, before any work (Snakemake's own message dumps the whole schema).
+if problem := schema_error_line(config, Path(workflow.basedir) / "config/schema.yaml"):
+    raise ConfigError(problem)
+validate(config, "config/schema.yaml")  # fills in the schema's defaults
+check_config(config)
+
+GPU = gpu_name(config)  # None on a machine without a GPU: the report is then model-only
+ARCH = target_arch(config)
+KNET = config["kernels"]["network"]
+# For the report's first line: did this working directory measure anything on a GPU?
+config["_report"] = {
+    "gpu": GPU or "none",
+    "measured_gpus": sorted(
+        {p.parts[1] for p in Path("results").glob("*/*/*/b*/time.json")}
+    ),
+}
+KERNEL_SOURCES = sorted(str(p) for p in Path(workflow.basedir, "kernels").glob("*.cu*"))
+ARCHIVES = sorted(
+    str(p)
+    for p in Path(workflow.basedir, "reports/archive").glob("*-*-*-*")
+    if p.is_dir()
+)
+MEASURED_FIGURES = [
+    "roofline",
+    "bandwidth_saving",
+    "tile_tradeoff_measured",
+    "speedup",
+    "energy",
+    "occupancy",
+]
+
+
+def repo(path):
+    """A file of this repository, wherever the working directory (-d) is."""
+    return str(Path(workflow.basedir, path))
+
+
+report: "reports/workflow.rst"
+
+
+wildcard_constraints:
+    variant="|".join(kernel_variants(config)),
+    batch=r"\d+",
+    network="|".join(config["networks"]),
+    arch=r"sm_\d+a?",
+
+
+rule all:
+    input:
+        model_targets(config),
+        build_targets(config, ARCH),
+        measurement_targets(config, GPU),
+        "results/tidy.csv",
+        expand("results/figures/{network}/dse_pareto.svg", network=config["networks"]),
+        expand("results/figures/{name}.svg", name=MEASURED_FIGURES),
+        "results/figures/tidy_table.html",
+
+
+rule model:
+    output:
+        pyramids="results/model/{network}/pyramids.csv",
+        dse="results/model/{network}/dse.csv",
+    log:
+        "logs/model/{network}.log",
+    params:
+        spec=lambda w: config["networks"][w.network],
+        bytes_per_value=config["model"]["bytes_per_value"],
+    script:
+        "pipeline/model.py"
+
+
+rule paper:
+    input:
+        figures=repo("reports/paper_figures.yaml"),
+    output:
+        csv="results/model/paper_comparison.csv",
+    log:
+        "logs/model/paper.log",
+    script:
+        "pipeline/paper.py"
+
+
+rule plan:
+    input:
+        pyramids=f"results/model/{KNET}/pyramids.csv",
+    output:
+        csv="results/plan.csv",
+    log:
+        "logs/plan.log",
+    params:
+        kernels=config["kernels"],
+        variants=kernel_variants(config),
+    script:
+        "pipeline/plan.py"
+
+
+rule build:
+    input:
+        sources=KERNEL_SOURCES,
+    output:
+        cubin="results/build/{arch}/{variant}.cubin",
+        json="results/build/{arch}/{variant}.json",
+    log:
+        "logs/build/{arch}/{variant}.log",
+    script:
+        "pipeline/build.py"
+
+
+rule ceilings:
+    output:
+        json="results/{gpu}/ceilings.json",
+    log:
+        "logs/{gpu}/ceilings.log",
+    resources:
+        gpu=1,
+    script:
+        "pipeline/ceilings.py"
+
+
+rule provenance:
+    output:
+        json="results/{gpu}/provenance.json",
+    log:
+        "logs/{gpu}/provenance.log",
+    params:
+        command=" ".join(sys.argv),
+    script:
+        "pipeline/provenance.py"
+
+
+rule verify:
+    input:
+        cubin=lambda w: (
+            [] if w.variant == "vendor" else f"results/build/{ARCH}/{w.variant}.cubin"
+        ),
+    output:
+        json="results/{gpu}/{network}/{variant}/verify.json",
+    log:
+        "logs/{gpu}/{network}/{variant}/verify.log",
+    resources:
+        gpu=1,
+    params:
+        batch=config["verify"]["batch"],
+        rtol=config["verify"]["rtol"],
+    script:
+        "pipeline/verify.py"
+
+
+rule time:
+    input:
+        verify="results/{gpu}/{network}/{variant}/verify.json",
+        cubin=lambda w: (
+            [] if w.variant == "vendor" else f"results/build/{ARCH}/{w.variant}.cubin"
+        ),
+    output:
+        json="results/{gpu}/{network}/{variant}/b{batch}/time.json",
+    log:
+        "logs/{gpu}/{network}/{variant}/b{batch}/time.log",
+    resources:
+        gpu=1,
+    params:
+        timing=config["timing"],
+    script:
+        "pipeline/timing.py"
+
+
+rule profile:
+    input:
+        verify="results/{gpu}/{network}/{variant}/verify.json",
+        cubin=lambda w: (
+            [] if w.variant == "vendor" else f"results/build/{ARCH}/{w.variant}.cubin"
+        ),
+    output:
+        json="results/{gpu}/{network}/{variant}/b{batch}/profile.json",
+    log:
+        "logs/{gpu}/{network}/{variant}/b{batch}/profile.log",
+    resources:
+        gpu=1,
+    params:
+        profile=config["profile"],
+    script:
+        "pipeline/ncu.py"
+
+
+rule aggregate:
+    input:
+        plan="results/plan.csv",
+        measured=measurement_targets(config, GPU),
+        builds=(
+            [f"results/build/{ARCH}/{v}.json" for v in built_variants(config)]
+            if build_targets(config, ARCH)
+            else []
+        ),
+    output:
+        csv="results/tidy.csv",
+        parquet="results/tidy.parquet",
+        kernels="results/tidy_kernels.csv",
+        ceilings="results/tidy_ceilings.csv",
+    log:
+        "logs/aggregate.log",
+    params:
+        results_dirs=["results"],
+        archive_dirs=ARCHIVES,
+    script:
+        "analysis/aggregate.py"
+
+
+rule model_figures:
+    input:
+        pyramids="results/model/{network}/pyramids.csv",
+        dse="results/model/{network}/dse.csv",
+        paper="results/model/paper_comparison.csv",
+    output:
+        dse_pareto=report(
+            "results/figures/{network}/dse_pareto.svg",
+            caption="reports/dse_pareto.rst",
+            category="Model",
+            subcategory="{network}",
+            labels={"network": "{network}", "figure": "fusion design space"},
+        ),
+        tile_tradeoff_model=report(
+            "results/figures/{network}/tile_tradeoff_model.svg",
+            caption="reports/tile_tradeoff_model.rst",
+            category="Model",
+            subcategory="{network}",
+            labels={"network": "{network}", "figure": "tile-size trade-off"},
+        ),
+    log:
+        "logs/figures/{network}.log",
+    script:
+        "analysis/figures.py"
+
+
+rule measured_figures:
+    input:
+        tidy="results/tidy.csv",
+        kernels="results/tidy_kernels.csv",
+        ceilings="results/tidy_ceilings.csv",
+        paper="results/model/paper_comparison.csv",
+    output:
+        roofline=report(
+            "results/figures/roofline.svg",
+            caption="reports/roofline.rst",
+            category="Measured",
+            labels={"figure": "hierarchical roofline"},
+        ),
+        bandwidth_saving=report(
+            "results/figures/bandwidth_saving.svg",
+            caption="reports/bandwidth_saving.rst",
+            category="Measured",
+            labels={"figure": "DRAM bytes per image"},
+        ),
+        tile_tradeoff_measured=report(
+            "results/figures/tile_tradeoff_measured.svg",
+            caption="reports/tile_tradeoff_measured.rst",
+            category="Measured",
+            labels={"figure": "tile-size trade-off"},
+        ),
+        speedup=report(
+            "results/figures/speedup.svg",
+            caption="reports/speedup.rst",
+            category="Measured",
+            labels={"figure": "speedup"},
+        ),
+        energy=report(
+            "results/figures/energy.svg",
+            caption="reports/energy.rst",
+            category="Measured",
+            labels={"figure": "energy per image"},
+        ),
+        occupancy=report(
+            "results/figures/occupancy.svg",
+            caption="reports/occupancy.rst",
+            category="Measured",
+            labels={"figure": "occupancy"},
+        ),
+    log:
+        "logs/figures/measured.log",
+    params:
+        network=KNET,
+    script:
+        "analysis/figures.py"
+
+
+rule tables:
+    input:
+        tidy="results/tidy.csv",
+        paper="results/model/paper_comparison.csv",
+    output:
+        tidy_table=report(
+            "results/figures/tidy_table.html",
+            caption="reports/tidy_table.rst",
+            category="Tables",
+            labels={"table": "tidy results"},
+        ),
+        paper_table=report(
+            "results/figures/paper_table.html",
+            caption="reports/paper_comparison.rst",
+            category="Model",
+            subcategory="paper",
+            labels={"table": "paper vs model"},
+        ),
+    log:
+        "logs/figures/tables.log",
+    script:
+        "analysis/figures.py"

@@ -1,0 +1,58 @@
+"""The plan: variants, targets, and the model's predictions per variant (hand-checked)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.networks import load_network
+from pipeline.plan import (
+    kernel_variants,
+    lbl_gpu_dram_bytes_per_image,
+    measurement_targets,
+    plan_table,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def config():
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def test_variants_baseline_first_vendor_last(config):
+    config["kernels"].update(strategies=["reuse"], tile_sizes=[2, 4], vendor=True)
+    assert kernel_variants(config) == ["lbl", "fused-reuse-t2", "fused-reuse-t4", "vendor"]
+
+
+def test_no_gpu_no_measurement_targets(config):
+    assert measurement_targets(config, None) == []
+    targets = measurement_targets(config, "h100")
+    assert "results/h100/alexnet/fused-recompute-t4/b256/profile.json" in targets
+    config["profile"] = {"enabled": False}
+    assert not any(t.endswith("profile.json") for t in measurement_targets(config, "h100"))
+
+
+def test_lbl_dram_bytes_by_hand():
+    """AlexNet conv1..pool2, a conv kernel carries its ReLU; LRN and pool are separate kernels."""
+    net = load_network("alexnet")
+    x, c1, p1, c2, p2 = 3 * 227 * 227, 96 * 55 * 55, 96 * 27 * 27, 256 * 27 * 27, 256 * 13 * 13
+    by_hand = (x + c1) + 2 * c1 + (c1 + p1) + (p1 + c2) + 2 * c2 + (c2 + p2)
+    assert lbl_gpu_dram_bytes_per_image(net.group("conv1", "pool2"), net.input) == 4 * by_hand
+
+
+def test_plan_predictions(config):
+    table = plan_table(config, kernel_variants(config)).set_index(["variant", "batch"])
+    assert len(table) == len(kernel_variants(config)) * len(config["kernels"]["batches"])
+    # 329.4 M MACs per image for conv1 (105.4 M) and conv2 with groups=2 (223.9 M)
+    assert table["model_useful_macs_per_image"].iloc[0] == 96 * 363 * 55 * 55 + 256 * 48 * 25 * 27 * 27
+    # fused variants move only the compulsory traffic: input + output + weights once per batch
+    fused = table.loc[("fused-reuse-t4", 128)]
+    assert fused.model_dram_bytes_per_image == fused.compulsory_dram_bytes_per_image
+    assert fused.compulsory_dram_bytes_per_image == 4 * (3 * 227 * 227 + 256 * 13 * 13) + fused.weight_bytes / 128
+    # recompute does more extra work than reuse at the same tile; both shrink as the tile grows
+    for t in (2, 4):
+        assert table.loc[(f"fused-recompute-t{t}", 1)].model_extra_macs_per_image > table.loc[
+            (f"fused-reuse-t{t}", 1)].model_extra_macs_per_image  # fmt: skip
+    assert table.loc[("lbl", 1)].model_dram_bytes_per_image > 10 * fused.model_dram_bytes_per_image

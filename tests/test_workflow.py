@@ -1,0 +1,113 @@
+"""The real Snakemake on the real Snakefile: DAG, lint, format, config errors, a model-only run to
+the HTML report, and rerunning one target alone."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_CONFIG = ROOT / "tests" / "data" / "config.yaml"
+
+
+def smk(*args, cwd, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), *args],
+        cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def planned_jobs(dry_run_stdout: str) -> dict[str, int]:
+    """Snakemake's dry-run job-stats table: rule -> count."""
+    table = re.search(r"Job stats:\n(.*?)\n\n", dry_run_stdout, re.S)
+    assert table, dry_run_stdout
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table.group(1), re.M)}
+
+
+def test_dag_builds(tmp_path):
+    r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), "-n", cwd=tmp_path,
+            env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    jobs = planned_jobs(r.stdout)
+    assert jobs["model"] == 2 and jobs["paper"] == 1
+    assert "verify" not in jobs and "time" not in jobs  # no GPU: measurement drops out of the DAG
+
+
+def test_lint_only_expected():
+    titles = set(re.findall(r"^\s+\* (.+):$", smk("--lint", cwd=ROOT).stderr, re.M))
+    assert titles <= {"Specify a conda environment or container for each rule."}
+
+
+@pytest.mark.skipif(shutil.which("snakefmt") is None and not (Path(sys.executable).parent / "snakefmt").exists(),
+                    reason="snakefmt not installed")  # fmt: skip
+def test_snakefile_is_formatted():
+    snakefmt = shutil.which("snakefmt") or str(Path(sys.executable).parent / "snakefmt")
+    r = subprocess.run([snakefmt, "--check", str(ROOT / "Snakefile")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(
+    "bad, expected",
+    [
+        ("kernels: {network: alexnet, group: front, batches: [0]}",
+         "config kernels.batches.0: 0 is less than the minimum of 1"),
+        ("tiles: 3", "config unknown key 'tiles'"),
+        ("kernels: {network: alexnet, group: front, batches: [1], tile_sizes: [99]}",
+         "kernels.tile_sizes: [99] not compiled"),
+        ("networks: {alexnet: {groups: {front: [conv1, pool2]}, tile_sizes: [20]}}",
+         "networks.alexnet.tile_sizes: [20] cannot tile the 13x13 output of group front; allowed: 1..13"),
+    ],
+)  # fmt: skip
+def test_bad_config_stops_before_any_work(tmp_path, bad, expected):
+    (tmp_path / "bad.yaml").write_text(bad + "\n")
+    r = smk("-d", str(tmp_path), "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1", cwd=tmp_path)
+    assert r.returncode != 0
+    assert expected in r.stderr, r.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_script_rules_have_no_future_imports():
+    """Snakemake's script: directive prepends a preamble, so a `from __future__` line breaks it."""
+    scripts = re.findall(r'^\s+script:\n\s+"([^"]+)"', (ROOT / "Snakefile").read_text(), re.M)
+    assert len(scripts) >= 10
+    for script in scripts:
+        assert "from __future__" not in (ROOT / script).read_text(), script
+
+
+@pytest.fixture(scope="module")
+def model_only_run(tmp_path_factory):
+    """One model-only run of the workflow up to the HTML report, shared by the tests below."""
+    work = tmp_path_factory.mktemp("run")
+    env = {"FUSED_LAYER_NO_GPU": "1"}
+    run = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "--cores", "2", cwd=work, env=env)
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "--report", "report.html", cwd=work,
+                 env=env)  # fmt: skip
+    assert report.returncode == 0, report.stderr[-4000:]
+    return work
+
+
+def test_model_only_run_makes_report(model_only_run):
+    work = model_only_run
+    html = (work / "report.html").read_text(errors="replace")
+    assert len(html) > 50_000
+    for name in ("pyramids.csv", "dse.csv"):
+        assert (work / "results" / "model" / "alexnet" / name).stat().st_size > 0
+    assert (work / "results" / "model" / "paper_comparison.csv").exists()
+    assert (work / "results" / "tidy.csv").exists()
+
+
+def test_rerun_one_target_alone(model_only_run):
+    """--forcerun on one target plans that job (and what consumes it), not the whole workflow."""
+    work = model_only_run
+    target = "results/model/vgg_e/pyramids.csv"
+    r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "-n", target, "--forcerun", "model",
+            cwd=work, env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert planned_jobs(r.stdout) == {"model": 1, "total": 1}
+    r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "-n", cwd=work, env={"FUSED_LAYER_NO_GPU": "1"})
+    assert "Nothing to be done" in r.stdout + r.stderr
