@@ -39,14 +39,14 @@ TIME_COLUMNS = [
     "us_per_image_median",
     "us_per_image_q1",
     "us_per_image_q3",
-    "ms_per_batch_median",
-    "repeats",
+    "us_per_batch_median",
+    "launches",
     "energy_mj_per_image",
     "avg_power_w",
     "peak_power_w",
-    "sm_clock_mhz",
-    "mem_clock_mhz",
-    "temperature_c",
+    "sm_clock_mhz_median",
+    "mem_clock_mhz_median",
+    "temperature_c_max",
     "throttled",
     "throttle_reasons",
 ]
@@ -55,6 +55,7 @@ PROFILE_COLUMNS = [
     "dram_write_bytes_per_image",
     "dram_bytes_per_image",
     "l2_bytes_per_image",
+    "l2_sm_bytes_per_image",
     "l1_bytes_per_image",
     "flops_per_image",
     "range_duration_us",
@@ -341,9 +342,20 @@ def _rows_for_root(root: Path, source: str, plan: pd.DataFrame, include_plan: bo
 
 
 def _kernel_row(k: dict, row: dict) -> dict:
+    """One kernel of profile.json, with the derived fields the figures use (ncu.py writes
+    duration_ns, DRAM read/write, L2 sectors requested by the SMs, static + dynamic smem)."""
+    k = dict(k)
+    if "duration_us" not in k and "duration_ns" in k:
+        k["duration_us"] = _num(k["duration_ns"]) / 1e3
+    if "dram_bytes" not in k and "dram_read_bytes" in k:
+        k["dram_bytes"] = _num(k.get("dram_read_bytes")) + _num(k.get("dram_write_bytes"))
+    if "l2_sm_bytes" not in k and "l2_sm_sectors" in k:
+        k["l2_sm_bytes"] = 32.0 * _num(k["l2_sm_sectors"])
+    if "shared_bytes" not in k and "shared_static_bytes" in k:
+        k["shared_bytes"] = _num(k.get("shared_static_bytes")) + _num(k.get("shared_dynamic_bytes"))
     out = {c: row[c] for c in KEYS}
     out["kernel"] = str(k.get("name", "?"))
-    for c in ("duration_us", "flops", "dram_bytes", "l2_bytes", "l1_bytes", "achieved_occupancy_pct",
+    for c in ("duration_us", "flops", "dram_bytes", "l2_bytes", "l2_sm_bytes", "l1_bytes", "achieved_occupancy_pct",
               "theoretical_occupancy_pct", "registers", "shared_bytes"):
         out[c] = _num(k.get(c))
     return out
@@ -391,7 +403,10 @@ def derive(df: pd.DataFrame, groups: Mapping[str, tuple[str, str]] | None = None
     df["dram_ratio_to_compulsory"] = df["dram_bytes_per_image"] / df["compulsory_dram_bytes_per_image"]
     df["achieved_flops_per_s"] = df["flops_per_image"] / (df["us_per_image"] * 1e-6)
     df["ai_dram_flops_per_byte"] = df["flops_per_image"] / df["dram_bytes_per_image"]
-    df["ai_l2_flops_per_byte"] = df["flops_per_image"] / df["l2_bytes_per_image"]
+    # lts__t_bytes also counts profiler/flush traffic (docs/measurement.md): the roofline uses the
+    # SM-requested L2 bytes where the profile has them.
+    l2 = df["l2_sm_bytes_per_image"].fillna(df["l2_bytes_per_image"]) if "l2_sm_bytes_per_image" in df else df["l2_bytes_per_image"]
+    df["ai_l2_flops_per_byte"] = df["flops_per_image"] / l2
     df["ai_l1_flops_per_byte"] = df["flops_per_image"] / df["l1_bytes_per_image"]
     df["model_useful_flops_per_image"] = 2.0 * df["model_useful_macs_per_image"]
     df = df.replace([np.inf, -np.inf], np.nan)
@@ -452,12 +467,14 @@ def collect_kernels(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] =
         rows += _rows_for_root(Path(root), SOURCE_THIS_RUN, read_plan(None), include_plan=False)[1]
     for adir in archive_dirs:
         rows += _rows_for_root(Path(adir), archive_source(Path(adir)), read_plan(None), include_plan=False)[1]
-    cols = ["kernel", "duration_us", "flops", "dram_bytes", "l2_bytes", "l1_bytes", "achieved_occupancy_pct",
-            "theoretical_occupancy_pct", "registers", "shared_bytes"]
+    cols = ["kernel", "duration_us", "flops", "dram_bytes", "l2_bytes", "l2_sm_bytes", "l1_bytes",
+            "achieved_occupancy_pct", "theoretical_occupancy_pct", "registers", "shared_bytes"]
     df = pd.DataFrame(rows) if rows else empty.reindex(columns=[*KEYS, *cols])
+    df = df.reindex(columns=[*KEYS, *cols])
     df["achieved_flops_per_s"] = df["flops"] / (df["duration_us"] * 1e-6)
-    for level in ("dram", "l2", "l1"):
-        df[f"ai_{level}_flops_per_byte"] = df["flops"] / df[f"{level}_bytes"]
+    bytes_at = {"dram": df["dram_bytes"], "l2": df["l2_sm_bytes"].fillna(df["l2_bytes"]), "l1": df["l1_bytes"]}
+    for level, moved in bytes_at.items():
+        df[f"ai_{level}_flops_per_byte"] = df["flops"] / moved
     return df.replace([np.inf, -np.inf], np.nan)
 
 
@@ -471,6 +488,8 @@ def collect_ceilings(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] 
             prov = read_json(g / "provenance.json") or {}
             row = {"source": source, "gpu": g.name, "gpu_name": prov.get("gpu_name", c.get("gpu_name", np.nan))}
             row.update({k: _num(c.get(k)) for k in CEILING_COLUMNS})
+            if math.isnan(row["fp32_flops_per_s"]):  # pipeline/ceilings.py names it fp32_flop_per_s
+                row["fp32_flops_per_s"] = _num(c.get("fp32_flop_per_s"))
             row.update({k: _num(v) for k, v in c.items() if k.startswith("datasheet_")})
             l2 = next((c.get(k, prov.get(k)) for k in _L2_SIZE_KEYS if c.get(k, prov.get(k)) is not None), None)
             row["l2_cache_bytes"] = _num(l2)

@@ -115,9 +115,9 @@ def _measure(d: Path, v: str, b: int, with_time: bool = True) -> None:
     us = us_per_image(v, b)
     if with_time:
         write(d / "time.json", {"gpu_name": GPU_NAME, "us_per_image_median": us, "us_per_image_q1": us * 0.98,
-                                "us_per_image_q3": us * 1.03, "ms_per_batch_median": us * b / 1000, "repeats": 200,
+                                "us_per_image_q3": us * 1.03, "us_per_batch_median": us * b, "launches": 200,
                                 "energy_mj_per_image": us * 0.35, "avg_power_w": 350.0, "peak_power_w": 420.0,
-                                "sm_clock_mhz": 1755, "mem_clock_mhz": 2619, "temperature_c": 55,
+                                "sm_clock_mhz_median": 1755, "mem_clock_mhz_median": 2619, "temperature_c_max": 55,
                                 "throttled": False, "throttle_reasons": []})
     if v == "fused-recompute-t4" and b == 128:
         write(d / "profile.json", {"available": False, "reason": "SYNTHETIC: ncu not installed"})
