@@ -1,0 +1,1 @@
+"""CUDA kernels of the AlexNet front end, their registry (CPU-only) and the Python API (CuPy)."""

@@ -1,0 +1,283 @@
+"""The documented Python API of the kernels: build a forward pass of AlexNet conv1..pool2.
+
+``make_forward(variant, batch, height, width, params, cubin, seed)`` returns a :class:`Forward`:
+a callable that launches the variant's kernels on the current CuPy stream (no sync) and writes a
+preallocated output it returns. Measurement code (CUDA events, ncu, NVML) is built on top of
+exactly this. CuPy (and torch, for ``vendor``) are imported lazily, so this module imports on a
+CPU-only machine.
+
+Layer hyper-parameters (strides, pads, groups, LRN constants) come from
+``config/networks/alexnet.yaml``; batch, height and width are run-time arguments. Weights are
+packed once, k-major (``w[k][out_channel]``, K padded with zero rows to a multiple of 16), the
+layout both the lbl implicit GEMM and the fused kernel stream through shared memory.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from kernels.registry import FUSED_THREADS, VARIANTS, Variant, check_fits, fused_smem_bytes, vendor_available
+from pipeline.networks import Layer, Shape, load_network
+
+NETWORK = "alexnet"
+GROUP = ("conv1", "pool2")
+K_ALIGN = 16  # the kernels' K stage depth
+LBL_THREADS = 256
+LBL_BN = 128  # pixels per lbl conv block tile
+
+
+def group_layers() -> tuple[Layer, ...]:
+    """AlexNet conv1..pool2 as the network file describes it."""
+    return load_network(NETWORK).group(*GROUP)
+
+
+def _layer(layers: tuple[Layer, ...], name: str) -> Layer:
+    return next(l for l in layers if l.name == name)
+
+
+def random_params(layers: tuple[Layer, ...], in_shape: Shape, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """He-scaled random weights (float32) from ``seed``, via the reference's generator."""
+    from pipeline.reference import random_params as ref_random_params
+
+    p = ref_random_params(layers, in_shape, np.random.default_rng(seed))
+    return {k: (w.astype(np.float32), b.astype(np.float32)) for k, (w, b) in p.items()}
+
+
+def pack_weights(w: np.ndarray) -> np.ndarray:
+    """(out, in/g, k, k) -> k-major (Kpad, out) float32, K = in/g*k*k padded with zero rows to 16."""
+    out_c = w.shape[0]
+    k = int(np.prod(w.shape[1:]))
+    kpad = -(-k // K_ALIGN) * K_ALIGN
+    packed = np.zeros((kpad, out_c), np.float32)
+    packed[:k] = np.asarray(w, np.float32).reshape(out_c, k).T
+    return packed
+
+
+class Forward:
+    """One variant's forward pass for a fixed batch and input size (see module docstring)."""
+
+    def __init__(self, variant: str, batch: int, height: int = 227, width: int = 227,
+                 params: dict | None = None, cubin: str | None = None, seed: int = 0) -> None:  # fmt: skip
+        import cupy
+
+        if variant not in VARIANTS:
+            raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+        self.variant: Variant = VARIANTS[variant]
+        self.batch = int(batch)
+        self.layers = group_layers()
+        in_c = load_network(NETWORK).input.channels
+        shapes = load_network(NETWORK).shapes(Shape(in_c, int(height), int(width)))
+        i0 = load_network(NETWORK).index(GROUP[0])
+        self.shapes = shapes[i0 : i0 + len(self.layers) + 1]
+        s_in, s_out = self.shapes[0], self.shapes[-1]
+        self.input_shape = (self.batch, s_in.channels, s_in.height, s_in.width)
+        self.output_shape = (self.batch, s_out.channels, s_out.height, s_out.width)
+        from pipeline.reference import count_macs
+
+        self.useful_macs_per_image = int(sum(count_macs(self.layers, s_in).values()))
+        if params is None:
+            params = random_params(self.layers, s_in, seed)
+        self.params = {k: (_to_host(w), _to_host(b)) for k, (w, b) in params.items()}
+        self.output = cupy.empty(self.output_shape, cupy.float32)
+        self._cubin = cubin
+        strategy = self.variant.strategy
+        if strategy == "lbl":
+            self._setup_lbl()
+        elif strategy in ("reuse", "recompute"):
+            self._setup_fused()
+        elif strategy == "vendor":
+            self._setup_vendor()
+        else:
+            raise ValueError(f"variant {variant!r}: unknown strategy {strategy!r}")
+
+    # ---------------------------------------------------------------- helpers
+    def _kernel(self, entry: str):
+        from pipeline.gpu import compile_module, load_kernel
+
+        if self._cubin:
+            return load_kernel(str(self._cubin), entry)
+        return compile_module(self.variant.source, self.variant.defines).get_function(entry)
+
+    def random_input(self, seed: int = 0):
+        """Fresh N(0, 1) float32 input of ``input_shape`` on the device (never zeros)."""
+        import cupy
+
+        return cupy.random.RandomState(seed).standard_normal(self.input_shape, dtype=cupy.float32)
+
+    def _device_params(self):
+        import cupy
+
+        (w1, b1), (w2, b2) = self.params["conv1"], self.params["conv2"]
+        self._w1p = cupy.asarray(pack_weights(w1))
+        self._w2p = cupy.asarray(pack_weights(w2))
+        self._b1 = cupy.asarray(b1, cupy.float32)
+        self._b2 = cupy.asarray(b2, cupy.float32)
+
+    # ---------------------------------------------------------------- lbl
+    def _setup_lbl(self) -> None:
+        import cupy
+
+        self._device_params()
+        self._steps: list[tuple[Any, tuple, tuple, tuple]] = []
+        names = []
+        n = self.batch
+        buf_in = None  # None = the call's input
+        for i, layer in enumerate(self.layers):
+            s_in, s_out = self.shapes[i], self.shapes[i + 1]
+            if layer.type == "relu":
+                continue  # fused into the conv epilogue
+            last = i == len(self.layers) - 1
+            out = self.output if last else cupy.empty((n, s_out.channels, s_out.height, s_out.width), cupy.float32)
+            if layer.type == "conv":
+                if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":
+                    raise ValueError(f"lbl: conv {layer.name!r} must be followed by relu (fused epilogue)")
+                mg = layer.out_channels // layer.groups
+                entry = "lbl_conv_m96" if mg % 96 == 0 else "lbl_conv_m128"
+                bm = 96 if entry == "lbl_conv_m96" else 128
+                kg = (s_in.channels // layer.groups) * layer.kernel**2
+                if kg > 1536:
+                    raise ValueError(f"lbl conv {layer.name}: K={kg} exceeds the kernel's table (1536)")
+                wp, bp = (self._w1p, self._b1) if layer.name == "conv1" else (self._w2p, self._b2)
+                grid = (math.ceil(n * s_out.height * s_out.width / LBL_BN), math.ceil(mg / bm), layer.groups)
+                args = (wp, bp, out, np.int32(n), np.int32(s_in.channels), np.int32(s_in.height),
+                        np.int32(s_in.width), np.int32(layer.out_channels), np.int32(s_out.height),
+                        np.int32(s_out.width), np.int32(layer.kernel), np.int32(layer.stride),
+                        np.int32(layer.pad), np.int32(layer.groups), np.int32(wp.shape[0]))  # fmt: skip
+            elif layer.type == "lrn":
+                entry = "lbl_lrn"
+                hw = s_in.height * s_in.width
+                grid = (math.ceil(n * hw / LBL_THREADS), 1, 1)
+                args = (out, np.int32(n), np.int32(s_in.channels), np.int32(hw), np.int32(layer.local_size),
+                        np.float32(layer.alpha), np.float32(layer.beta), np.float32(layer.k))  # fmt: skip
+            elif layer.type == "maxpool":
+                if layer.pad:
+                    raise ValueError("lbl_maxpool supports pad 0 only")
+                entry = "lbl_maxpool"
+                grid = (math.ceil(n * s_out.values / LBL_THREADS), 1, 1)
+                args = (out, np.int32(n * s_in.channels), np.int32(s_in.height), np.int32(s_in.width),
+                        np.int32(s_out.height), np.int32(s_out.width), np.int32(layer.kernel),
+                        np.int32(layer.stride))  # fmt: skip
+            else:
+                raise ValueError(f"lbl: unsupported layer type {layer.type!r}")
+            self._steps.append((self._kernel(entry), grid, buf_in, args))
+            names.append(entry)
+            buf_in = out
+        self.kernels = names
+
+        def run(x):
+            for kern, grid, src, args in self._steps:
+                kern(grid, (LBL_THREADS,), (x if src is None else src, *args))
+            return self.output
+
+        self._run = run
+
+    # ---------------------------------------------------------------- fused
+    def _setup_fused(self) -> None:
+        v = self.variant
+        t, strategy = int(v.tile), v.strategy
+        self._check_fused_shapes()
+        check_fits(t, strategy)
+        self._device_params()
+        smem = fused_smem_bytes(t, strategy)
+        kern = self._kernel(v.entries[0])
+        kern.max_dynamic_shared_size_bytes = smem
+        n, c_out, hp2, wp2 = self.output_shape
+        tiles_x, tiles_y = math.ceil(wp2 / t), math.ceil(hp2 / t)
+        grid = (tiles_x, 1 if strategy == "reuse" else tiles_y, n)
+        norm1 = _layer(self.layers, "norm1")
+        s_in = self.shapes[0]
+        args = (self._w1p, self._b1, self._w2p, self._b2, self.output, np.int32(n), np.int32(s_in.height),
+                np.int32(s_in.width), np.int32(s_in.channels), np.int32(self.shapes[1].channels),
+                np.int32(c_out), np.float32(norm1.alpha), np.float32(norm1.beta), np.float32(norm1.k))  # fmt: skip
+        self.kernels = [v.entries[0]]
+        self.grid, self.smem_bytes = grid, smem
+
+        def run(x):
+            kern(grid, (FUSED_THREADS,), (x, *args), shared_mem=smem)
+            return self.output
+
+        self._run = run
+
+    def _check_fused_shapes(self) -> None:
+        """The fused kernel's tiling is compiled for AlexNet's channel counts and layer shapes."""
+        want = {"conv1": (96, 11, 4, 0, 1), "conv2": (256, 5, 1, 2, 2)}
+        for name, (oc, k, s, p, g) in want.items():
+            l = _layer(self.layers, name)
+            if (l.out_channels, l.kernel, l.stride, l.pad, l.groups) != (oc, k, s, p, g):
+                raise ValueError(f"fused kernels are compiled for {name} = {want[name]}, network has {l}")
+        if self.shapes[0].channels != 3:
+            raise ValueError("fused kernels are compiled for 3 input channels")
+        n1, n2 = _layer(self.layers, "norm1"), _layer(self.layers, "norm2")
+        if n1.local_size != 5 or (n1.alpha, n1.beta, n1.k) != (n2.alpha, n2.beta, n2.k):
+            raise ValueError("fused kernels are compiled for LRN size 5 with equal constants in both LRNs")
+        for name in ("pool1", "pool2"):
+            l = _layer(self.layers, name)
+            if (l.kernel, l.stride, l.pad) != (3, 2, 0):
+                raise ValueError(f"fused kernels are compiled for 3x3/2 pools, {name} is {l}")
+
+    # ---------------------------------------------------------------- vendor
+    def _setup_vendor(self) -> None:
+        ok, why = vendor_available()
+        if not ok:
+            raise RuntimeError(f"variant 'vendor' is unavailable: {why}")
+        import torch
+        import torch.nn.functional as F
+
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        dev = torch.device("cuda", torch.cuda.current_device())
+        tp = {k: (torch.as_tensor(w, device=dev), torch.as_tensor(b, device=dev)) for k, (w, b) in self.params.items()}
+        out_t = torch.from_dlpack(self.output)
+        layers = self.layers
+        streams: dict[int, Any] = {}
+        self.kernels = [f"torch.{l.type}" for l in layers]
+
+        def run(x):
+            import cupy
+
+            ptr = cupy.cuda.get_current_stream().ptr
+            if ptr not in streams:
+                streams[ptr] = torch.cuda.ExternalStream(ptr) if ptr else torch.cuda.default_stream(dev)
+            with torch.no_grad(), torch.cuda.stream(streams[ptr]):
+                y = torch.from_dlpack(x)
+                for l in layers:
+                    if l.type == "conv":
+                        w, b = tp[l.name]
+                        y = F.conv2d(y, w, b, stride=l.stride, padding=l.pad, groups=l.groups)
+                    elif l.type == "relu":
+                        y = F.relu(y)
+                    elif l.type == "lrn":
+                        y = F.local_response_norm(y, l.local_size, alpha=l.alpha, beta=l.beta, k=l.k)
+                    elif l.type == "maxpool":
+                        y = F.max_pool2d(y, l.kernel, l.stride, l.pad)
+                out_t.copy_(y)
+            return self.output
+
+        self._run = run
+
+    def __call__(self, x):
+        if tuple(x.shape) != self.input_shape:
+            raise ValueError(f"{self.variant.name}: input shape {tuple(x.shape)} != {self.input_shape}")
+        return self._run(x)
+
+
+def _to_host(a) -> np.ndarray:
+    """float32 host copy of a NumPy or CuPy array (the reference runs on the host)."""
+    if hasattr(a, "get"):
+        a = a.get()
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+def make_forward(variant: str, batch: int, height: int = 227, width: int = 227, params: dict | None = None,
+                 cubin: str | None = None, seed: int = 0) -> Forward:  # fmt: skip
+    """Build a :class:`Forward` for ``variant`` (see the module docstring for the contract)."""
+    return Forward(variant, batch, height, width, params, cubin, seed)
+
+
+def forward(variant: str, x, params: dict | None = None, cubin: str | None = None):
+    """Convenience: one forward pass of ``variant`` on the device array ``x`` (N, 3, H, W)."""
+    n, _, h, w = x.shape
+    return make_forward(variant, n, h, w, params, cubin)(x)

@@ -1,0 +1,34 @@
+// Shared device helpers for the AlexNet front-end kernels (lbl.cu, fused.cu).
+// Everything here is __device__ only: the extern "C" entries live in the .cu files so that
+// `nvcc -cubin` builds a module that cupy.RawModule(path=...) can load by name.
+#pragma once
+
+#ifndef LRN_SIZE
+#define LRN_SIZE 5  // across-channel window; the fused LRN keeps (LRN_SIZE-1)/2 halo channels in registers
+#endif
+
+// Caffe LRN: b = a * (k + alpha/n * sum a^2)^(-beta). powf, not __powf: accuracy over speed here,
+// LRN is a few percent of the work and the check compares against float64.
+__device__ __forceinline__ float lrn_value(float a, float sumsq, float alpha_over_n, float beta, float k) {
+    return a * powf(k + alpha_over_n * sumsq, -beta);
+}
+
+// cp.async 16-byte global->shared copy (sm_80+), bypassing registers; completes on commit/wait groups.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+    unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+// 4-byte variant for gathers that are not 16-byte aligned (the conv1 input patch).
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
+    unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ unsigned dynamic_smem_bytes() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
+    return r;
+}

@@ -1,0 +1,391 @@
+// Fused AlexNet front end (variants `fused-reuse-t<T>` and `fused-recompute-t<T>`): ONE kernel for
+// conv1 -> relu -> LRN -> pool1 -> conv2(groups 2) -> relu -> LRN -> pool2. Intermediates live in
+// shared memory only; device memory sees the input, the weights (L2-resident) and pool2.
+//
+// A block (256 threads) owns a T x T tile of pool2 for one image and all 256 channels.
+//   recompute (REUSE=0): grid (tiles_x, tiles_y, N); each block builds its whole pyramid.
+//   reuse     (REUSE=1): grid (tiles_x, 1, N); the block walks its column strip top to bottom and
+//                        keeps, from the tile above, the 5 overlapping pool1 rows, the conv1 row and
+//                        the conv2 row that the 3x3/2 pools share (reuse_axes=("y",)).
+// Per step: pool1 rows are produced in chunks of CHUNK_ROWS: the input patch is staged in shared
+// memory, conv1 (implicit GEMM, 12 ch x RN1 px per thread) fills a (2*CH+1)-row line buffer whose
+// first row is the row carried from the previous chunk, then ReLU, LRN, 3x3/2 max pool into the
+// pool1 tile (which carries conv2's zero padding). conv2 is one implicit GEMM over the step's conv2
+// rows (8 ch x RN2 px per thread, weights staged through shared memory in K chunks of 16 with
+// cp.async double buffering), then ReLU, LRN and pool2 straight to global memory.
+//
+// Compile-time: TILE, REUSE, CHUNK_ROWS and EXPECT_SMEM_BYTES (kernels/registry.py computes the
+// shared-memory layout in Python; the static_assert below keeps the two in step).
+// Run-time: N, H, W, channel counts (checked against the compiled tiling), LRN alpha/beta/k.
+#include "common.cuh"
+
+#ifndef TILE
+#define TILE 4
+#endif
+#ifndef REUSE
+#define REUSE 1
+#endif
+#ifndef CHUNK_ROWS
+#define CHUNK_ROWS 2
+#endif
+
+namespace fz {
+
+constexpr int NT = 256;
+constexpr int CIN = 3, C1 = 96, C2 = 256, G2 = 2;
+constexpr int C1G = C1 / G2;  // conv2 input channels per group
+constexpr int C2G = C2 / G2;  // conv2 output channels per group
+constexpr int KS1 = 11, ST1 = 4, KS2 = 5;
+constexpr int HALO = (LRN_SIZE - 1) / 2;
+constexpr int T = TILE, CH = CHUNK_ROWS;
+constexpr int P1D = 2 * T + 5;           // pool1 tile side, incl. conv2's 2-pixel zero padding
+constexpr int C1W = 2 * P1D + 1;         // widest conv1 row segment (4T + 11)
+constexpr int C1R = 2 * CH + 1;          // conv1 rows per chunk buffer (row 0 = carried row)
+constexpr int XH = ST1 * (C1R - 1) + KS1;  // input rows staged per chunk
+constexpr int XW = ST1 * (C1W - 1) + KS1;  // input cols staged per chunk
+constexpr int C2D = 2 * T + 1;           // conv2 tile side
+constexpr int KC = 16;                   // K per weight stage
+constexpr int K1 = CIN * KS1 * KS1;      // 363
+constexpr int K1P = (K1 + KC - 1) / KC * KC;
+constexpr int K2 = C1G * KS2 * KS2;      // 1200
+constexpr int K2P = (K2 + KC - 1) / KC * KC;
+
+constexpr int al32(int v) { return (v + 31) / 32 * 32; }
+constexpr int cmax(int a, int b) { return a > b ? a : b; }
+constexpr int SZ_P1 = al32(C1 * P1D * P1D);
+constexpr int SZ_C1KEEP = al32(C1 * C1W);
+constexpr int SZ_C2KEEP = REUSE ? al32(C2 * C2D) : 0;
+constexpr int SZ_C1 = al32(C1 * C1R * C1W);
+constexpr int SZ_X = al32(CIN * XH * XW);
+constexpr int SZ_C2 = al32(C2 * C2D * C2D);
+constexpr int SZ_U = cmax(SZ_C1 + SZ_X, SZ_C2);  // conv1 phase and conv2 phase share this region
+constexpr int SZ_WS = 2 * KC * cmax(C1, C2);
+constexpr int SZ_KOFF = al32(K1P + K2P);
+constexpr int OFF_P1 = 0;
+constexpr int OFF_C1KEEP = OFF_P1 + SZ_P1;
+constexpr int OFF_C2KEEP = OFF_C1KEEP + SZ_C1KEEP;
+constexpr int OFF_U = OFF_C2KEEP + SZ_C2KEEP;
+constexpr int OFF_WS = OFF_U + SZ_U;
+constexpr int OFF_KOFF = OFF_WS + SZ_WS;
+constexpr int SMEM_BYTES = 4 * (OFF_KOFF + SZ_KOFF);
+#ifdef EXPECT_SMEM_BYTES
+static_assert(SMEM_BYTES == EXPECT_SMEM_BYTES, "kernels/registry.py fused_smem_bytes() disagrees with fused.cu");
+#endif
+
+// Thread tiles. conv1: 8 channel groups x 32 pixel groups; conv2: 32 channel groups x 8 pixel groups.
+constexpr int RM1 = 12, NCG1 = C1 / RM1, NPG1 = NT / NCG1;
+// Sized for the steady-state chunk (2*CH new rows); a chunk without a carried row shrinks nq to fit.
+constexpr int RN1 = (2 * CH * C1W + NPG1 - 1) / NPG1;
+static_assert(RN1 * NPG1 >= 3 * C1W, "a conv1 chunk must hold at least one pool1 row without a carry");
+constexpr int RM2 = 8, NCG2 = C2 / RM2, NPG2 = NT / NCG2, RN2 = (C2D * C2D + NPG2 - 1) / NPG2;
+static_assert(NCG1 * RM1 == C1 && NCG2 * RM2 == C2, "thread tiles must cover the channels");
+static_assert(C2G % RM2 == 0, "a thread's conv2 channels must sit in one group");
+
+// acc[RM][RN] = sum_k W[k][m0+i] * src[koff[k] + poff[j]]; W streamed from global ([nchunks*KC][M],
+// k-major) through a double-buffered shared stage. Ends with a barrier (ws free, src still valid).
+template <int M, int RM, int RN>
+__device__ __forceinline__ void block_gemm(float (&acc)[RM][RN], const float* __restrict__ wg, int nchunks, float* ws,
+                                           const int* koff, const float* src, const int (&poff)[RN], int m0) {
+#pragma unroll
+    for (int i = 0; i < RM; ++i)
+#pragma unroll
+        for (int j = 0; j < RN; ++j) acc[i][j] = 0.f;
+    constexpr int V4 = KC * M / 4;
+    auto stage = [&](int kc, float* dst) {
+        const float4* s = reinterpret_cast<const float4*>(wg + (size_t)kc * KC * M);
+        for (int v = threadIdx.x; v < V4; v += NT) cp_async16(reinterpret_cast<float4*>(dst) + v, s + v);
+        cp_async_commit();
+    };
+    stage(0, ws);
+    for (int kc = 0; kc < nchunks; ++kc) {
+        if (kc + 1 < nchunks) {
+            stage(kc + 1, ws + ((kc + 1) & 1) * KC * M);
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        const float* w = ws + (kc & 1) * KC * M + m0;
+        const int* ko = koff + kc * KC;
+#pragma unroll
+        for (int kk = 0; kk < KC; ++kk) {
+            const int o = ko[kk];
+            float a[RM], b[RN];
+#pragma unroll
+            for (int q = 0; q < RM / 4; ++q) {
+                const float4 v = *reinterpret_cast<const float4*>(w + kk * M + 4 * q);
+                a[4 * q] = v.x; a[4 * q + 1] = v.y; a[4 * q + 2] = v.z; a[4 * q + 3] = v.w;
+            }
+#pragma unroll
+            for (int j = 0; j < RN; ++j) b[j] = src[o + poff[j]];
+#pragma unroll
+            for (int i = 0; i < RM; ++i)
+#pragma unroll
+                for (int j = 0; j < RN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+}
+
+template <int V>
+struct Int {
+    static constexpr int value = V;
+};
+
+// One conv GEMM pass over `np` pixels (rows r0.. of width ncw) with R pixel slots per thread: the
+// fixed-size register tile is instantiated at 1/3, 2/3 and full size so clipped tiles (the narrow
+// last strip, the short last step) do not pay FFMAs for empty slots. Result: relu(acc + bias).
+template <int M, int RM, int R, int NPG, int SRC_ROW, int SRC_COL, int DST_CH, int DST_ROW>
+__device__ __forceinline__ void conv_pass(const float* __restrict__ wg, int nchunks, const float* __restrict__ bias,
+                                          float* ws, const int* koff, const float* src, float* dst, int pxg, int m0,
+                                          int r0, int nr, int ncw) {
+    int poff[R], prow[R], pcol[R];
+#pragma unroll
+    for (int j = 0; j < R; ++j) {
+        const int p = pxg + NPG * j;
+        prow[j] = p < nr * ncw ? r0 + p / ncw : -1;
+        pcol[j] = p % ncw;
+        poff[j] = prow[j] >= 0 ? SRC_ROW * prow[j] + SRC_COL * pcol[j] : 0;
+    }
+    float acc[RM][R];
+    block_gemm<M, RM, R>(acc, wg, nchunks, ws, koff, src, poff, m0);
+#pragma unroll
+    for (int i = 0; i < RM; ++i) {
+        const float b = __ldg(bias + m0 + i);
+#pragma unroll
+        for (int j = 0; j < R; ++j)
+            if (prow[j] >= 0) dst[(m0 + i) * DST_CH + prow[j] * DST_ROW + pcol[j]] = fmaxf(acc[i][j] + b, 0.f);
+    }
+}
+
+template <int R>
+__device__ __forceinline__ void conv1_pass(const float* w1p, const float* b1, float* ws, const int* koff1,
+                                           const float* xin, float* c1b, int pxg, int m0, int r0, int nr, int ncw) {
+    conv_pass<C1, RM1, R, NPG1, ST1 * XW, ST1, C1R * C1W, C1W>(w1p, K1P / KC, b1, ws, koff1, xin, c1b, pxg, m0, r0,
+                                                                nr, ncw);
+}
+
+template <int R>
+__device__ __forceinline__ void conv2_pass(const float* w2p, const float* b2, float* ws, const int* koff2,
+                                           const float* p1g, float* c2b, int pxg, int m0, int r0, int nr, int ncw) {
+    conv_pass<C2, RM2, R, NPG2, P1D, 1, C2D * C2D, C2D>(w2p, K2P / KC, b2, ws, koff2, p1g, c2b, pxg, m0, r0, nr, ncw);
+}
+
+// Across-channel LRN in place on buf[ch*chstride + r*rowstride + c], rows [r0, r0+nrows), cols
+// [0, ncols). A thread takes 32 channels of one pixel plus HALO on each side into registers; all
+// segments of a pixel are in the same round, and a barrier separates a round's reads from its
+// writes, so no thread reads a value another has already normalised. Ends with a barrier.
+template <int C>
+__device__ __forceinline__ void lrn_inplace(float* buf, int chstride, int rowstride, int r0, int nrows, int ncols,
+                                            float alpha_over_n, float beta, float kparam) {
+    constexpr int NSEG = C / 32, PPR = NT / NSEG, NV = 32 + 2 * HALO;
+    const int npix = nrows * ncols;
+    const int seg = threadIdx.x % NSEG, pl = threadIdx.x / NSEG;
+    for (int base = 0; base < npix; base += PPR) {
+        const int p = base + pl;
+        const bool act = pl < PPR && p < npix;
+        float v[NV];
+        float* ptr = buf;
+        if (act) {
+            const int r = r0 + p / ncols, c = p % ncols;
+            ptr = buf + r * rowstride + c;
+#pragma unroll
+            for (int i = 0; i < NV; ++i) {
+                const int ch = seg * 32 - HALO + i;
+                v[i] = (ch >= 0 && ch < C) ? ptr[ch * chstride] : 0.f;
+            }
+        }
+        __syncthreads();
+        if (act) {
+#pragma unroll
+            for (int i = 0; i < 32; ++i) {
+                float s = 0.f;
+#pragma unroll
+                for (int d = 0; d < 2 * HALO + 1; ++d) s = fmaf(v[i + d], v[i + d], s);
+                ptr[(seg * 32 + i) * chstride] = lrn_value(v[i + HALO], s, alpha_over_n, beta, kparam);
+            }
+        }
+        __syncthreads();
+    }
+}
+
+__device__ __forceinline__ void fused_body(const float* __restrict__ x, const float* __restrict__ w1p,
+                                           const float* __restrict__ b1, const float* __restrict__ w2p,
+                                           const float* __restrict__ b2, float* __restrict__ out, int N, int H,
+                                           int W, int cin, int c1, int c2, float alpha, float beta, float kparam) {
+    if (cin != CIN || c1 != C1 || c2 != C2 || dynamic_smem_bytes() < (unsigned)SMEM_BYTES) return;  // host checks first
+    extern __shared__ __align__(16) float smem[];
+    float* p1 = smem + OFF_P1;
+    float* c1keep = smem + OFF_C1KEEP;
+    float* c2keep = smem + OFF_C2KEEP;
+    float* c1b = smem + OFF_U;
+    float* xin = smem + OFF_U + SZ_C1;
+    float* c2b = smem + OFF_U;
+    float* ws = smem + OFF_WS;
+    int* koff1 = reinterpret_cast<int*>(smem + OFF_KOFF);
+    int* koff2 = koff1 + K1P;
+
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int H1 = (H - KS1) / ST1 + 1, W1 = (W - KS1) / ST1 + 1;
+    const int HP1 = (H1 - 3) / 2 + 1, WP1 = (W1 - 3) / 2 + 1;
+    const int HP2 = (HP1 - 3) / 2 + 1, WP2 = (WP1 - 3) / 2 + 1;  // conv2 keeps HP1 x WP1
+    const int n = blockIdx.z;
+    const int C0 = blockIdx.x * T;
+    const int tw = min(T, WP2 - C0);
+    const float alpha_over_n = alpha / LRN_SIZE;
+
+    // Column geometry of this strip (fixed for the whole walk).
+    const int P1X0 = 2 * C0 - 2;                       // image col of pool1 tile col 0
+    const int pc0 = max(0, P1X0), pc1 = min(WP1 - 1, 2 * C0 + 2 * tw + 2);
+    const int ncw1 = 2 * (pc1 - pc0) + 3;              // conv1 cols computed
+    const int ncw2 = 2 * tw + 1;                       // conv2 cols computed
+    const int xcols = ST1 * (ncw1 - 1) + KS1;
+
+    for (int k = tid; k < K1P + K2P; k += NT) {
+        int o = 0;
+        if (k < K1) {
+            const int ci = k / (KS1 * KS1), r = k % (KS1 * KS1);
+            o = ci * XH * XW + (r / KS1) * XW + r % KS1;
+        } else if (k >= K1P && k - K1P < K2) {
+            const int kk = k - K1P, ci = kk / (KS2 * KS2), r = kk % (KS2 * KS2);
+            o = ci * P1D * P1D + (r / KS2) * P1D + r % KS2;
+        }
+        koff1[k] = o;  // koff2 = koff1 + K1P
+    }
+    for (int e = tid; e < SZ_P1; e += NT) p1[e] = 0.f;
+    __syncthreads();
+
+    const int chg1 = lane % 8, pxg1 = warp * 4 + lane / 8;
+    const int chg2 = (warp % 4) * 8 + lane % 8, pxg2 = (warp / 4) * 4 + lane / 8;
+    const int m01 = chg1 * RM1, m02 = chg2 * RM2;
+    const float* p1g = p1 + (m02 / C2G) * C1G * P1D * P1D;  // conv2 group's pool1 channels
+
+    const int nsteps = REUSE ? (HP2 + T - 1) / T : 1;
+    for (int step = 0; step < nsteps; ++step) {
+        const int R0 = REUSE ? step * T : blockIdx.y * T;
+        const int th = min(T, HP2 - R0);
+        const bool first = step == 0;
+        const int P1Y0 = 2 * R0 - 2;
+        if (!first) {  // reuse: the tile above's last 5 pool1 rows become rows 0..4
+            for (int r = 0; r < 5; ++r) {
+                for (int e = tid; e < C1 * P1D; e += NT) {
+                    const int ch = e / P1D, c = e % P1D;
+                    p1[ch * P1D * P1D + r * P1D + c] = p1[ch * P1D * P1D + (2 * T + r) * P1D + c];
+                }
+                __syncthreads();
+            }
+            for (int e = tid; e < C1 * (P1D - 5) * P1D; e += NT) {
+                const int ch = e / ((P1D - 5) * P1D), rc = e % ((P1D - 5) * P1D);
+                p1[ch * P1D * P1D + 5 * P1D + rc] = 0.f;
+            }
+            __syncthreads();
+        }
+        // ---- conv1 -> relu -> LRN -> pool1, chunk by chunk ------------------------------------
+        const int pa = first ? max(0, P1Y0) : 2 * R0 + 3;
+        const int pb = min(HP1 - 1, 2 * R0 + 2 * th + 2);
+        bool carry = !first;  // c1keep holds conv1 row 2*pa
+        for (int q = pa, nq = 0; q <= pb; q += nq) {
+            const int rf = carry ? 1 : 0;
+            const int rows_fit = (RN1 * NPG1) / ncw1;  // conv1 rows one GEMM pass holds
+            nq = min(min(CH, pb - q + 1), (rows_fit - 1 + rf) / 2);
+            const int xrows = ST1 * 2 * nq + KS1;
+            for (int e = tid; e < CIN * xrows * xcols; e += NT) {
+                const int ci = e / (xrows * xcols), rc = e % (xrows * xcols);
+                const int r = rc / xcols, c = rc % xcols;
+                cp_async4(xin + ci * XH * XW + r * XW + c, x + (((size_t)n * CIN + ci) * H + (8 * q + r)) * W + (8 * pc0 + c));
+            }
+            cp_async_commit();  // all loads in flight at once; block_gemm's first wait covers this group
+            if (carry)
+                for (int e = tid; e < C1 * ncw1; e += NT) {
+                    const int ch = e / ncw1, c = e % ncw1;
+                    c1b[ch * C1R * C1W + c] = c1keep[ch * C1W + c];
+                }
+            const int nr1 = 2 * nq + 1 - rf;
+            {
+                const int jmax = (nr1 * ncw1 + NPG1 - 1) / NPG1;  // same for every thread
+                auto pass = [&](auto rn) {
+                    constexpr int R = decltype(rn)::value;
+                    conv1_pass<R>(w1p, b1, ws, koff1, xin, c1b, pxg1, m01, rf, nr1, ncw1);
+                };
+                if (jmax <= RN1 / 2) pass(Int<(RN1 / 2 > 0 ? RN1 / 2 : 1)>{});
+                else pass(Int<RN1>{});
+            }
+            __syncthreads();
+            lrn_inplace<C1>(c1b, C1R * C1W, C1W, rf, nr1, ncw1, alpha_over_n, beta, kparam);
+            const int npc = pc1 - pc0 + 1;
+            for (int e = tid; e < C1 * nq * npc; e += NT) {
+                const int ch = e / (nq * npc), jc = e % (nq * npc);
+                const int j = jc / npc, pcl = jc % npc;
+                const float* s = c1b + ch * C1R * C1W + (2 * j) * C1W + 2 * pcl;
+                float m = s[0];
+#pragma unroll
+                for (int dy = 0; dy < 3; ++dy)
+#pragma unroll
+                    for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, s[dy * C1W + dx]);
+                p1[ch * P1D * P1D + (q + j - P1Y0) * P1D + (pc0 + pcl - P1X0)] = m;
+            }
+            for (int e = tid; e < C1 * ncw1; e += NT) {
+                const int ch = e / ncw1, c = e % ncw1;
+                c1keep[ch * C1W + c] = c1b[ch * C1R * C1W + (2 * nq) * C1W + c];
+            }
+            __syncthreads();
+            carry = true;
+        }
+        // ---- conv2 -> relu -> LRN -> pool2 --------------------------------------------------------
+        const int rf2 = (REUSE && !first) ? 1 : 0;
+        if (REUSE && rf2)
+            for (int e = tid; e < C2 * ncw2; e += NT) {
+                const int ch = e / ncw2, c = e % ncw2;
+                c2b[ch * C2D * C2D + c] = c2keep[ch * C2D + c];
+            }
+        const int nr2 = 2 * th + 1 - rf2;
+        {
+            const int jmax = (nr2 * ncw2 + NPG2 - 1) / NPG2;  // same for every thread
+            auto pass = [&](auto rn) {
+                constexpr int R = decltype(rn)::value;
+                conv2_pass<R>(w2p, b2, ws, koff2, p1g, c2b, pxg2, m02, rf2, nr2, ncw2);
+            };
+            if (jmax <= (RN2 + 2) / 3) pass(Int<(RN2 + 2) / 3>{});
+            else if (jmax <= (2 * RN2 + 2) / 3) pass(Int<(2 * RN2 + 2) / 3>{});
+            else pass(Int<RN2>{});
+        }
+        __syncthreads();
+        lrn_inplace<C2>(c2b, C2D * C2D, C2D, rf2, nr2, ncw2, alpha_over_n, beta, kparam);
+        for (int e = tid; e < C2 * th * tw; e += NT) {
+            const int ch = e / (th * tw), ij = e % (th * tw);
+            const int i = ij / tw, j = ij % tw;
+            const float* s = c2b + ch * C2D * C2D + (2 * i) * C2D + 2 * j;
+            float m = s[0];
+#pragma unroll
+            for (int dy = 0; dy < 3; ++dy)
+#pragma unroll
+                for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, s[dy * C2D + dx]);
+            out[(((size_t)n * C2 + ch) * HP2 + R0 + i) * WP2 + C0 + j] = m;
+        }
+        if (REUSE)
+            for (int e = tid; e < C2 * ncw2; e += NT) {
+                const int ch = e / ncw2, c = e % ncw2;
+                c2keep[ch * C2D + c] = c2b[ch * C2D * C2D + (2 * th) * C2D + c];
+            }
+        __syncthreads();
+    }
+}
+
+}  // namespace fz
+
+#define FZ_CAT2(a, b) a##b
+#define FZ_CAT(a, b) FZ_CAT2(a, b)
+#if REUSE
+#define FUSED_ENTRY FZ_CAT(fused_reuse_t, TILE)
+#else
+#define FUSED_ENTRY FZ_CAT(fused_recompute_t, TILE)
+#endif
+
+// Grid: (ceil(WP2/T), REUSE ? 1 : ceil(HP2/T), N); 256 threads; dynamic shared memory =
+// registry.fused_smem_bytes(T, strategy). w1p: [K1P][96], w2p: [1200][256], both k-major.
+extern "C" __global__ void __launch_bounds__(256, 1)
+    FUSED_ENTRY(const float* __restrict__ x, const float* __restrict__ w1p, const float* __restrict__ b1,
+                const float* __restrict__ w2p, const float* __restrict__ b2, float* __restrict__ out, int N, int H,
+                int W, int cin, int c1, int c2, float alpha, float beta, float kparam) {
+    fz::fused_body(x, w1p, b1, w2p, b2, out, N, H, W, cin, c1, c2, alpha, beta, kparam);
+}

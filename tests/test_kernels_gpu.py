@@ -1,0 +1,124 @@
+"""Every kernel variant against the float64 reference (GPU), plus the checker's own logic (CPU).
+
+GPU tests carry ``@pytest.mark.gpu`` and skip with the reason when CuPy or a device is missing.
+The reference is computed once per (batch, H, W) and shared by all variants: the same seeded
+weights and input go to every variant, each on a NaN-poisoned output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kernels.registry import VARIANTS, vendor_available
+from pipeline.gpu import gpu_skip_reason
+from pipeline.verify import compare
+
+SKIP = gpu_skip_reason()
+gpu = [pytest.mark.gpu, pytest.mark.skipif(SKIP is not None, reason=f"needs an NVIDIA GPU: {SKIP}")]
+CONFIGS = [(b, h, w) for b in (1, 3, 16) for h, w in ((227, 227), (231, 199))]
+RTOL = 1e-4
+
+
+def _variants() -> list[str]:
+    names = [n for n, v in VARIANTS.items() if v.strategy != "vendor"]
+    if SKIP is None and vendor_available()[0]:
+        names.append("vendor")
+    return names
+
+
+# ------------------------------------------------------------------ CPU: the comparison itself
+def test_compare_flags_unwritten_outputs():
+    ref = np.random.default_rng(0).standard_normal((2, 4, 3, 3))
+    out = ref.astype(np.float32)
+    assert compare(out, ref)["rel_l2_error"] < 1e-6
+    out[1, 2, 0, 0] = np.nan  # a poisoned element nobody wrote
+    r = compare(out, ref)
+    assert r["nonfinite_outputs"] == 1 and r["rel_l2_error"] == float("inf")
+
+
+def test_compare_flags_one_wrong_pixel():
+    ref = np.random.default_rng(1).standard_normal((1, 256, 13, 13))
+    out = ref.copy()
+    out[0, 7, 12, 12] += 0.1 * np.abs(ref).max()
+    r = compare(out, ref)
+    assert r["max_abs_error_scaled"] > 10 * RTOL  # the max check catches what the norm dilutes
+
+
+# ------------------------------------------------------------------ GPU
+@pytest.fixture(scope="module")
+def cases():
+    """(batch, H, W) -> (params, device input, float64 reference), built lazily once each."""
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    import cupy
+
+    from kernels.api import make_forward
+    from pipeline.reference import forward as ref_forward
+
+    cache: dict = {}
+
+    def get(b: int, h: int, w: int):
+        if (b, h, w) not in cache:
+            base = make_forward("lbl", b, h, w, seed=1000 + b + h)
+            x = base.random_input(2000 + b + w)
+            p64 = {k: (wt.astype(np.float64), bb.astype(np.float64)) for k, (wt, bb) in base.params.items()}
+            cache[(b, h, w)] = (base.params, x, ref_forward(base.layers, cupy.asnumpy(x).astype(np.float64), p64))
+        return cache[(b, h, w)]
+
+    return get
+
+
+@pytest.mark.parametrize("b,h,w", CONFIGS)
+@pytest.mark.parametrize("variant", _variants())
+def test_variant_matches_reference(variant, b, h, w, cases):
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    import cupy
+
+    from kernels.api import make_forward
+
+    params, x, ref = cases(b, h, w)
+    fwd = make_forward(variant, b, h, w, params=params)
+    assert fwd.output_shape == ref.shape
+    fwd.output.fill(cupy.nan)
+    out = fwd(x)
+    assert out is fwd.output  # writes the preallocated output
+    r = compare(cupy.asnumpy(out), ref)
+    assert r["nonfinite_outputs"] == 0, f"{variant} b{b} {h}x{w}: {r}"
+    assert r["rel_l2_error"] < RTOL and r["max_abs_error_scaled"] < 10 * RTOL, f"{variant} b{b} {h}x{w}: {r}"
+
+
+test_variant_matches_reference = pytest.mark.gpu(test_variant_matches_reference)
+
+
+@pytest.mark.parametrize("variant", ["lbl", "fused-reuse-t4"])
+def test_forward_contract(variant):
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    from kernels.api import make_forward
+
+    fwd = make_forward(variant, 2)
+    assert fwd.input_shape == (2, 3, 227, 227) and fwd.output_shape == (2, 256, 13, 13)
+    assert fwd.useful_macs_per_image == 105_415_200 + 223_948_800
+    assert fwd.kernels and all(isinstance(k, str) for k in fwd.kernels)
+    x = fwd.random_input(3)
+    assert float(abs(x).sum()) > 0  # never zeros
+    assert fwd(x) is fwd.output
+
+
+test_forward_contract = pytest.mark.gpu(test_forward_contract)
+
+
+def test_verify_raises_on_mismatch():
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    from pipeline.verify import VerificationError, verify
+
+    res = verify("fused-reuse-t2", 1, 227, 227, cubin=None, seed=5, rtol=RTOL)
+    assert res["passed"] and res["rel_l2_error"] < RTOL
+    with pytest.raises(VerificationError, match=r"fused-reuse-t2.*batch 1, 227x227"):
+        verify("fused-reuse-t2", 1, 227, 227, cubin=None, seed=5, rtol=0.0)  # FP32 is never exact
+
+
+test_verify_raises_on_mismatch = pytest.mark.gpu(test_verify_raises_on_mismatch)

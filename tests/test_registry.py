@@ -1,0 +1,104 @@
+"""The variant registry (CPU only): imports without CuPy, names follow the contract, sources compile."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernels.registry import (
+    SMEM_LIMIT_SM90_BYTES,
+    TILE_SIZES,
+    VARIANTS,
+    check_fits,
+    fused_smem_bytes,
+    nvcc_flags,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME_RE = re.compile(r"^(lbl|vendor|fused-(reuse|recompute)-t\d+)$")
+
+
+def test_registry_imports_without_cupy():
+    """The CPU machine has no CuPy: block it and import the registry in a fresh interpreter."""
+    code = "import sys; sys.modules['cupy'] = None; import kernels.registry as r; print(len(r.VARIANTS))"
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout) == len(VARIANTS)
+
+
+def test_api_imports_without_cupy():
+    code = "import sys; sys.modules['cupy'] = None; import kernels.api, pipeline.verify, pipeline.gpu"
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+def test_names_follow_contract():
+    assert {"lbl", "vendor"} <= set(VARIANTS)
+    for name, v in VARIANTS.items():
+        assert NAME_RE.match(name), name
+        assert v.name == name
+        if v.strategy in ("reuse", "recompute"):
+            assert name == f"fused-{v.strategy}-t{v.tile}"
+            assert v.entries == (f"fused_{v.strategy}_t{v.tile}",)
+            assert dict(v.defines)["TILE"] == v.tile
+        else:
+            assert v.tile is None
+    assert len(TILE_SIZES) >= 2
+    for t in TILE_SIZES:
+        assert f"fused-reuse-t{t}" in VARIANTS and f"fused-recompute-t{t}" in VARIANTS
+
+
+def test_sources_exist_and_flags():
+    for v in VARIANTS.values():
+        if v.strategy == "vendor":
+            assert v.source is None and v.entries == ()
+            continue
+        assert (ROOT / v.source).is_file(), v.source
+        text = (ROOT / v.source).read_text()
+        for e in v.entries:  # a literal entry, or the fused file's pasted name
+            assert e in text or "FUSED_ENTRY" in text, e
+        assert nvcc_flags(v) == [f"-D{k}={val}" for k, val in v.defines]
+
+
+def test_smem_fits_and_grows_with_tile():
+    for strategy in ("reuse", "recompute"):
+        sizes = [fused_smem_bytes(t, strategy) for t in TILE_SIZES]
+        assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+        assert max(sizes) <= SMEM_LIMIT_SM90_BYTES
+    # reuse carries a conv2 row the recompute kernel does not need
+    assert fused_smem_bytes(4, "reuse") > fused_smem_bytes(4, "recompute")
+
+
+def test_check_fits_refuses_big_tile_clearly():
+    with pytest.raises(ValueError, match=r"fused-reuse-t6 needs \d+ bytes of shared memory"):
+        check_fits(6, "reuse")
+    check_fits(max(TILE_SIZES), "reuse")
+    with pytest.raises(ValueError, match="strategy"):
+        fused_smem_bytes(2, "lbl")
+
+
+def _compile(name: str, tmp: Path) -> tuple[str, int, str]:
+    v = VARIANTS[name]
+    cmd = ["nvcc", "-cubin", "-arch=sm_90", "-O3", "-std=c++17", "-Xptxas", "-v", f"-I{ROOT / 'kernels'}",
+           *nvcc_flags(v), str(ROOT / v.source), "-o", str(tmp / f"{name}.cubin")]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    return name, p.returncode, p.stdout + p.stderr
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not on PATH")
+def test_every_source_compiles_for_sm90(tmp_path):
+    """Also checks fused_smem_bytes: the build passes it as EXPECT_SMEM_BYTES to a static_assert."""
+    names = [n for n, v in VARIANTS.items() if v.source]
+    with cf.ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(lambda n: _compile(n, tmp_path), names))
+    for name, rc, log in results:
+        assert rc == 0, f"{name}:\n{log[-2000:]}"
+        compiled = set(re.findall(r"Compiling entry function '(\w+)'", log))
+        assert set(VARIANTS[name].entries) <= compiled, (name, compiled)
+        assert not re.search(r"[1-9]\d* bytes spill stores", log), f"{name} spills:\n{log}"
