@@ -27,10 +27,10 @@ configfile: Path(workflow.basedir, "config/config.yaml")
 if problem := schema_error_line(config, Path(workflow.basedir) / "config/schema.yaml"):
     raise ConfigError(problem)
 validate(config, "config/schema.yaml")  # fills in the schema's defaults
-check_config(config)
+ARCH = target_arch(config)  # the GPU's nvcc target, else kernels.arch from the config
+check_config(config, ARCH)
 
 GPU = gpu_name(config)  # None on a machine without a GPU: the report is then model-only
-ARCH = target_arch(config)
 KNET = config["kernels"]["network"]
 # For the report's first line: did this working directory measure anything on a GPU?
 config["_report"] = {
@@ -68,6 +68,13 @@ wildcard_constraints:
     batch=r"\d+",
     network="|".join(config["networks"]),
     arch=r"sm_\d+a?",
+
+
+onsuccess:
+    if Path("results/tidy.csv").exists():
+        from analysis.summary import summary_table
+
+        print(summary_table("results/tidy.csv"))
 
 
 rule all:

@@ -25,6 +25,12 @@ SM_LIMITS = {
     "sm_90a": (65536, 64, 256, 228 * 1024),
 }
 
+# Largest dynamic shared memory one block may opt in to (bytes), by target.
+MAX_SMEM_PER_BLOCK_BYTES = {
+    "sm_75": 64 * 1024, "sm_80": 163 * 1024, "sm_86": 99 * 1024, "sm_89": 99 * 1024,
+    "sm_90": 227 * 1024, "sm_90a": 227 * 1024,
+}  # fmt: skip
+
 _ENTRY = re.compile(r"Compiling entry function '(?P<name>[^']+)' for '(?P<arch>[^']+)'")
 _FRAME = re.compile(
     r"(?P<stack>\d+) bytes stack frame, (?P<spst>\d+) bytes spill stores, (?P<spld>\d+) bytes spill loads"

@@ -53,8 +53,12 @@ def group_output_side(network_name: str, first: str, last: str) -> tuple[int, in
     return out.height, out.width
 
 
-def check_config(config: dict) -> None:
-    """Raise ConfigError with one line naming the key and the allowed values."""
+def check_config(config: dict, arch: str = "sm_90") -> None:
+    """Raise ConfigError with one line naming the key and the allowed values.
+
+    ``arch`` is the build target (the GPU's, else the configured one): fused tiles whose shared
+    memory exceeds its per-block limit are refused here, before anything is built.
+    """
     known = available_networks()
     for name, spec in config["networks"].items():
         if name not in known:
@@ -86,10 +90,20 @@ def check_config(config: dict) -> None:
     groups = config["networks"][k["network"]]["groups"]
     if k["group"] not in groups:
         raise ConfigError(f"kernels.group: {k['group']!r} unknown; allowed: {', '.join(groups)}")
-    from kernels.registry import TILE_SIZES  # imports without CuPy
+    from kernels.registry import TILE_SIZES, fused_smem_bytes  # imports without CuPy
+    from pipeline.build import MAX_SMEM_PER_BLOCK_BYTES
 
     bad = [t for t in k.get("tile_sizes", []) if t not in TILE_SIZES]
     if bad:
         raise ConfigError(
             f"kernels.tile_sizes: {bad} not compiled; allowed: {', '.join(map(str, sorted(TILE_SIZES)))}"
         )
+    limit = MAX_SMEM_PER_BLOCK_BYTES.get(arch, MAX_SMEM_PER_BLOCK_BYTES["sm_90"])
+    for strategy in k.get("strategies", ["reuse", "recompute"]):
+        for t in k.get("tile_sizes", []):
+            if (need := fused_smem_bytes(t, strategy)) > limit:
+                fits = [s for s in TILE_SIZES if fused_smem_bytes(s, strategy) <= limit]
+                raise ConfigError(
+                    f"kernels.tile_sizes: fused-{strategy}-t{t} needs {need} bytes of shared memory per "
+                    f"block, {arch} allows {limit}; allowed: {', '.join(map(str, fits)) or 'none'}"
+                )

@@ -65,3 +65,12 @@ def test_semantic_errors_are_one_line(config, change, expected):
         check_config(config)
     assert "\n" not in str(err.value)
     assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_tile_that_does_not_fit_shared_memory_is_refused(config):
+    """sm_75 allows 64 KB per block: the T=4 fused kernels (about 210 KB) must be refused."""
+    config["kernels"]["tile_sizes"] = [4]
+    check_config(config, "sm_90")
+    with pytest.raises(ConfigError) as err:
+        check_config(config, "sm_75")
+    assert "needs" in str(err.value) and "sm_75 allows 65536" in str(err.value)
