@@ -1,6 +1,7 @@
 # Fused-layer CNN kernels on NVIDIA GPUs and their measurement (after Alwani et al., MICRO 2016).
 # config -> plan -> build -> verify -> measure -> aggregate -> figures -> report, through files.
 # Rules stay thin: each calls a function in pipeline/ or analysis/ that pytest also reaches.
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,6 +33,12 @@ check_config(config, ARCH)
 
 GPU = gpu_name(config)  # None on a machine without a GPU: the report is then model-only
 KNET = config["kernels"]["network"]
+NVCC = shutil.which("nvcc") is not None
+if not NVCC:
+    print(
+        "nvcc not on PATH: no build stage; kernels are compiled by CuPy's NVRTC at run time",
+        file=sys.stderr,
+    )
 # For the report's first line: did this working directory measure anything on a GPU?
 config["_report"] = {
     "gpu": GPU or "none",
@@ -53,6 +60,13 @@ MEASURED_FIGURES = [
     "energy",
     "occupancy",
 ]
+
+
+def cubin_input(wildcards):
+    """The build stage's cubin; none for vendor, or without nvcc (the API then compiles with NVRTC)."""
+    if wildcards.variant == "vendor" or not NVCC:
+        return []
+    return f"results/build/{ARCH}/{wildcards.variant}.cubin"
 
 
 def repo(path):
@@ -162,9 +176,7 @@ rule provenance:
 
 rule verify:
     input:
-        cubin=lambda w: (
-            [] if w.variant == "vendor" else f"results/build/{ARCH}/{w.variant}.cubin"
-        ),
+        cubin=cubin_input,
     output:
         json="results/{gpu}/{network}/{variant}/verify.json",
     log:
@@ -181,9 +193,7 @@ rule verify:
 rule time:
     input:
         verify="results/{gpu}/{network}/{variant}/verify.json",
-        cubin=lambda w: (
-            [] if w.variant == "vendor" else f"results/build/{ARCH}/{w.variant}.cubin"
-        ),
+        cubin=cubin_input,
     output:
         json="results/{gpu}/{network}/{variant}/b{batch}/time.json",
     log:
@@ -199,9 +209,7 @@ rule time:
 rule profile:
     input:
         verify="results/{gpu}/{network}/{variant}/verify.json",
-        cubin=lambda w: (
-            [] if w.variant == "vendor" else f"results/build/{ARCH}/{w.variant}.cubin"
-        ),
+        cubin=cubin_input,
     output:
         json="results/{gpu}/{network}/{variant}/b{batch}/profile.json",
     log:

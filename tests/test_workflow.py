@@ -111,3 +111,13 @@ def test_rerun_one_target_alone(model_only_run):
     assert planned_jobs(r.stdout) == {"model": 1, "total": 1}
     r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "-n", cwd=work, env={"FUSED_LAYER_NO_GPU": "1"})
     assert "Nothing to be done" in r.stdout + r.stderr
+
+
+def test_without_nvcc_the_build_stage_drops_out(tmp_path):
+    """No nvcc: the run says so and plans no build jobs (the API falls back to NVRTC)."""
+    dirs = [d for d in os.environ["PATH"].split(os.pathsep) if d and not (Path(d) / "nvcc").exists()]
+    r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), "-n", cwd=tmp_path,
+            env={"FUSED_LAYER_NO_GPU": "1", "PATH": os.pathsep.join(dirs)})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "nvcc not on PATH" in r.stderr
+    assert "build" not in planned_jobs(r.stdout)
