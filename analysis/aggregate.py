@@ -61,7 +61,7 @@ PROFILE_COLUMNS = [
     "range_duration_us",
     "achieved_occupancy_pct",
 ]
-VERIFY_COLUMNS = ["verify_passed", "rel_l2_error", "max_abs_error", "rtol"]
+VERIFY_COLUMNS = ["verify_passed", "rel_l2_error", "max_abs_error_scaled", "rtol"]
 BUILD_COLUMNS = [
     "n_kernels",
     "registers_max",
@@ -170,12 +170,14 @@ def read_plan(plan_csv: Path | None) -> pd.DataFrame:
 
 
 def _read_verify(d: Path, notes: list[str]) -> dict:
-    v = read_json(d / "verify.json")
+    """verify.json of the variant (once per variant, beside its b<batch> folders; an older layout
+    kept one per batch folder)."""
+    v = read_json(d / "verify.json") or read_json(d.parent / "verify.json")
     if v is None:
         notes.append("no verify.json")
         return {}
     out = {"verify_passed": bool(v.get("passed")) if "passed" in v else np.nan}
-    for k in ("rel_l2_error", "max_abs_error", "rtol"):
+    for k in ("rel_l2_error", "max_abs_error_scaled", "rtol"):
         out[k] = v.get(k, np.nan)
     return out
 
@@ -384,7 +386,7 @@ def derive(df: pd.DataFrame, groups: Mapping[str, tuple[str, str]] | None = None
         if c not in df.columns:
             df[c] = np.nan
     num = [c for c in [*TIME_COLUMNS, *PROFILE_COLUMNS, *BUILD_COLUMNS, *PLAN_MODEL_COLUMNS, "rel_l2_error",
-                       "max_abs_error", "rtol"] if c not in ("gpu_name", "throttle_reasons", "throttled")]
+                       "max_abs_error_scaled", "rtol"] if c not in ("gpu_name", "throttle_reasons", "throttled")]
     df[num] = df[num].apply(pd.to_numeric, errors="coerce")
     df["us_per_image"] = df["us_per_image_median"]
     for ref in ("lbl", "vendor"):

@@ -98,17 +98,18 @@ def write_gpu_tree(root: Path, variants, batches) -> None:
             {"name": k["name"], "registers": k["registers"], "shared_bytes": k["shared_bytes"],
              "spill_store_bytes": 0, "spill_load_bytes": 0, "stack_bytes": 0,
              "register_limited_occupancy_pct": k["theoretical_occupancy_pct"]} for k in ks]})
+        passed = v != "fused-recompute-t2"  # one variant failed verification (once per variant)
+        write(g / "alexnet" / v / "verify.json", {"variant": v, "batch": 3, "passed": passed,
+                                                  "rel_l2_error": 3e-7 if passed else 0.2,
+                                                  "max_abs_error_scaled": 1e-5, "rtol": 1e-4})
         for b in batches:
-            d = g / "alexnet" / v / f"b{b}"
-            passed = not (v == "fused-recompute-t2" and b == 16)  # one failed verification
-            write(d / "verify.json", {"variant": v, "batch": b, "passed": passed,
-                                      "rel_l2_error": 3e-7 if passed else 0.2, "max_abs_error": 1e-5, "rtol": 1e-4})
-            _measure(d, v, b)
+            _measure(g / "alexnet" / v / f"b{b}", v, b)
+    if "vendor" in variants:
+        write(g / "alexnet" / "vendor" / "verify.json", {"variant": "vendor", "batch": 3, "passed": True,
+                                                         "rel_l2_error": 2e-7, "max_abs_error_scaled": 1e-5,
+                                                         "rtol": 1e-4})
     for b in batches if "vendor" in variants else ():  # vendor: no build, no time.json at batch 1
-        d = g / "alexnet" / "vendor" / f"b{b}"
-        write(d / "verify.json", {"variant": "vendor", "batch": b, "passed": True, "rel_l2_error": 2e-7,
-                                  "max_abs_error": 1e-5, "rtol": 1e-4})
-        _measure(d, "vendor", b, with_time=b != 1)
+        _measure(g / "alexnet" / "vendor" / f"b{b}", "vendor", b, with_time=b != 1)
 
 
 def _measure(d: Path, v: str, b: int, with_time: bool = True) -> None:
