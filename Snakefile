@@ -340,6 +340,12 @@ rule tables:
             subcategory="paper",
             labels={"table": "paper vs model"},
         ),
+        extra_work_table=report(
+            "results/figures/extra_work_table.html",
+            caption="reports/extra_work.rst",
+            category="Measured",
+            labels={"figure": "executed vs modelled MACs"},
+        ),
     log:
         "logs/figures/tables.log",
     script:

@@ -108,3 +108,21 @@ def test_report_table_is_html_with_every_row(tmp_path):
     assert html.count("<tr>") == len(view) + 1  # header + rows
     assert "Tidy &lt;table&gt;" in html and "note &amp; more" in html
     assert "archived synthgpu 2026-11-20" in html and "<script src" not in html
+
+
+def test_paper_summary_one_row_per_paper_figure():
+    from analysis.figures import paper_summary
+
+    paper = read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv")
+    summary = paper_summary(paper)
+    assert list(summary["figure"]) == list(dict.fromkeys(paper["figure"]))
+    vgg = summary.set_index("figure").loc["vgg_fused_dram"]
+    assert vgg.paper_value == 3.6 and abs(vgg.ratio_closest - 1) <= abs(vgg.ratio_default - 1)
+
+
+def test_extra_work_table_compares_executed_with_model():
+    from analysis.figures import extra_work_table
+
+    t = extra_work_table(tables([FIXTURE], [])["tidy"])
+    assert not t.empty and set(t["variant"]) <= {"lbl", "fused-reuse-t2", "fused-reuse-t4", "fused-recompute-t4"}
+    assert (t["executed_over_model"] > 0).all()
