@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.registry import FUSED_THREADS, VARIANTS, Variant, check_fits, fused_smem_bytes, vendor_available
+from kernels.registry import FUSED_RM, FUSED_THREADS, VARIANTS, Variant, check_fits, fused_smem_bytes, vendor_available
 from pipeline.networks import Layer, Shape, load_network
 
 NETWORK = "alexnet"
@@ -54,6 +54,17 @@ def pack_weights(w: np.ndarray) -> np.ndarray:
     packed = np.zeros((kpad, out_c), np.float32)
     packed[:k] = np.asarray(w, np.float32).reshape(out_c, k).T
     return packed
+
+
+def interleave_channel_groups(packed: np.ndarray, rm: int) -> np.ndarray:
+    """(K, M) k-major -> same shape, each k row reordered [M/rm][rm/4][4] -> [rm/4][M/rm][4].
+
+    The fused kernel gives each thread rm consecutive output channels (a channel group) and reads
+    them as rm/4 float4s; interleaving the groups by float4 puts the 8 groups of a quarter warp in
+    128 contiguous bytes, one shared-memory wavefront per phase.
+    """
+    k, m = packed.shape
+    return np.ascontiguousarray(packed.reshape(k, m // rm, rm // 4, 4).transpose(0, 2, 1, 3).reshape(k, m))
 
 
 class Forward:
@@ -176,11 +187,16 @@ class Forward:
 
     # ---------------------------------------------------------------- fused
     def _setup_fused(self) -> None:
+        import cupy
+
         v = self.variant
         t, strategy = int(v.tile), v.strategy
         self._check_fused_shapes()
         check_fits(t, strategy)
         self._device_params()
+        (w1, _), (w2, _) = self.params["conv1"], self.params["conv2"]
+        self._w1p = cupy.asarray(interleave_channel_groups(pack_weights(w1), FUSED_RM[0]))
+        self._w2p = cupy.asarray(interleave_channel_groups(pack_weights(w2), FUSED_RM[1]))
         smem = fused_smem_bytes(t, strategy)
         kern = self._kernel(v.entries[0])
         kern.max_dynamic_shared_size_bytes = smem

@@ -28,6 +28,9 @@
 #ifndef CHUNK_ROWS
 #define CHUNK_ROWS 2
 #endif
+#ifndef KSTAGE
+#define KSTAGE 16  // K per weight stage
+#endif
 
 namespace fz {
 
@@ -44,7 +47,7 @@ constexpr int C1R = 2 * CH + 1;          // conv1 rows per chunk buffer (row 0 =
 constexpr int XH = ST1 * (C1R - 1) + KS1;  // input rows staged per chunk
 constexpr int XW = ST1 * (C1W - 1) + KS1;  // input cols staged per chunk
 constexpr int C2D = 2 * T + 1;           // conv2 tile side
-constexpr int KC = 16;                   // K per weight stage
+constexpr int KC = KSTAGE;                // K per weight stage
 constexpr int K1 = CIN * KS1 * KS1;      // 363
 constexpr int K1P = (K1 + KC - 1) / KC * KC;
 constexpr int K2 = C1G * KS2 * KS2;      // 1200
@@ -58,21 +61,21 @@ constexpr int SZ_C2KEEP = REUSE ? al32(C2 * C2D) : 0;
 constexpr int SZ_C1 = al32(C1 * C1R * C1W);
 constexpr int SZ_X = al32(CIN * XH * XW);
 constexpr int SZ_C2 = al32(C2 * C2D * C2D);
-constexpr int SZ_U = cmax(SZ_C1 + SZ_X, SZ_C2);  // conv1 phase and conv2 phase share this region
-constexpr int SZ_WS = 2 * KC * cmax(C1, C2);
-constexpr int SZ_KOFF = al32(K1P + K2P);
+constexpr int SZ_WS1 = 2 * KC * C1, SZ_WS2 = 2 * KC * C2;  // double-buffered weight stages
+// The conv1 phase {line buffer, input patch, conv1 weight stage} and the conv2 phase {conv2 tile,
+// conv2 weight stage} share one region (a barrier separates the phases).
+constexpr int SZ_U = cmax(SZ_C1 + SZ_X + SZ_WS1, SZ_C2 + SZ_WS2);
 constexpr int OFF_P1 = 0;
 constexpr int OFF_C1KEEP = OFF_P1 + SZ_P1;
 constexpr int OFF_C2KEEP = OFF_C1KEEP + SZ_C1KEEP;
 constexpr int OFF_U = OFF_C2KEEP + SZ_C2KEEP;
-constexpr int OFF_WS = OFF_U + SZ_U;
-constexpr int OFF_KOFF = OFF_WS + SZ_WS;
-constexpr int SMEM_BYTES = 4 * (OFF_KOFF + SZ_KOFF);
+constexpr int SMEM_BYTES = 4 * (OFF_U + SZ_U);
 #ifdef EXPECT_SMEM_BYTES
 static_assert(SMEM_BYTES == EXPECT_SMEM_BYTES, "kernels/registry.py fused_smem_bytes() disagrees with fused.cu");
 #endif
 
 // Thread tiles. conv1: 8 channel groups x 32 pixel groups; conv2: 32 channel groups x 8 pixel groups.
+// RM1 and RM2 are also registry.FUSED_RM: the host interleaves the weights by these channel groups.
 constexpr int RM1 = 12, NCG1 = C1 / RM1, NPG1 = NT / NCG1;
 // Sized for the steady-state chunk (2*CH new rows); a chunk without a carried row shrinks nq to fit.
 constexpr int RN1 = (2 * CH * C1W + NPG1 - 1) / NPG1;
@@ -81,8 +84,34 @@ constexpr int RM2 = 8, NCG2 = C2 / RM2, NPG2 = NT / NCG2, RN2 = (C2D * C2D + NPG
 static_assert(NCG1 * RM1 == C1 && NCG2 * RM2 == C2, "thread tiles must cover the channels");
 static_assert(C2G % RM2 == 0, "a thread's conv2 channels must sit in one group");
 
+// k -> source offset of the two implicit GEMMs (conv1: [ci][kh][kw] in the staged input patch;
+// conv2: [ci][kh][kw] in a group's pool1 tile; padded k read offset 0 against zero weights). Fixed
+// at compile time, so it lives in constant memory: the k loop index is warp-uniform, the offset
+// lands in a uniform register and each pixel's shared load is [pixel pointer + uniform offset],
+// with no per-pixel address arithmetic.
+struct KoffTable {
+    int v[K1P + K2P];
+};
+constexpr KoffTable make_koff() {
+    KoffTable t{};
+    for (int k = 0; k < K1P + K2P; ++k) {
+        int o = 0;
+        if (k < K1) {
+            const int ci = k / (KS1 * KS1), r = k % (KS1 * KS1);
+            o = ci * XH * XW + (r / KS1) * XW + r % KS1;
+        } else if (k >= K1P && k - K1P < K2) {
+            const int kk = k - K1P, ci = kk / (KS2 * KS2), r = kk % (KS2 * KS2);
+            o = ci * P1D * P1D + (r / KS2) * P1D + r % KS2;
+        }
+        t.v[k] = 4 * o;  // bytes
+    }
+    return t;
+}
+__constant__ KoffTable c_koff = make_koff();
+
 // acc[RM][RN] = sum_k W[k][m0+i] * src[koff[k] + poff[j]]; W streamed from global ([nchunks*KC][M],
-// k-major) through a double-buffered shared stage. Ends with a barrier (ws free, src still valid).
+// k-major, channel groups interleaved) through a double-buffered shared stage; koff is in constant
+// memory. Ends with a barrier (ws free, src still valid).
 template <int M, int RM, int RN>
 __device__ __forceinline__ void block_gemm(float (&acc)[RM][RN], const float* __restrict__ wg, int nchunks, float* ws,
                                            const int* koff, const float* src, const int (&poff)[RN], int m0) {
@@ -90,10 +119,21 @@ __device__ __forceinline__ void block_gemm(float (&acc)[RM][RN], const float* __
     for (int i = 0; i < RM; ++i)
 #pragma unroll
         for (int j = 0; j < RN; ++j) acc[i][j] = 0.f;
-    constexpr int V4 = KC * M / 4;
+    const char* sp[RN];
+#pragma unroll
+    for (int j = 0; j < RN; ++j) sp[j] = reinterpret_cast<const char*>(src + poff[j]);
+    // A k row of W is stored as [RM/4][M/RM][4] (kernels/api.py interleave_channel_groups): the 8
+    // lanes of a quarter warp (8 channel groups) read one float4 each from 128 contiguous bytes, one
+    // wavefront per phase. Row-major [M] gave the conv2 tile (32-byte lane stride) two per phase;
+    // shared-load wavefronts, not FFMAs, bound the small register tiles.
+    constexpr int V4 = KC * M / 4, NCG = M / RM;
     auto stage = [&](int kc, float* dst) {
         const float4* s = reinterpret_cast<const float4*>(wg + (size_t)kc * KC * M);
-        for (int v = threadIdx.x; v < V4; v += NT) cp_async16(reinterpret_cast<float4*>(dst) + v, s + v);
+#pragma unroll
+        for (int i = 0; i < (V4 + NT - 1) / NT; ++i) {  // fixed trip count: immediate offsets, no loop
+            const int v = threadIdx.x + i * NT;
+            if (V4 % NT == 0 || v < V4) cp_async16(reinterpret_cast<float4*>(dst) + v, s + v);
+        }
         cp_async_commit();
     };
     stage(0, ws);
@@ -105,7 +145,7 @@ __device__ __forceinline__ void block_gemm(float (&acc)[RM][RN], const float* __
             cp_async_wait<0>();
         }
         __syncthreads();
-        const float* w = ws + (kc & 1) * KC * M + m0;
+        const float* w = ws + (kc & 1) * KC * M + (m0 / RM) * 4;
         const int* ko = koff + kc * KC;
 #pragma unroll
         for (int kk = 0; kk < KC; ++kk) {
@@ -113,11 +153,11 @@ __device__ __forceinline__ void block_gemm(float (&acc)[RM][RN], const float* __
             float a[RM], b[RN];
 #pragma unroll
             for (int q = 0; q < RM / 4; ++q) {
-                const float4 v = *reinterpret_cast<const float4*>(w + kk * M + 4 * q);
+                const float4 v = *reinterpret_cast<const float4*>(w + kk * M + q * NCG * 4);
                 a[4 * q] = v.x; a[4 * q + 1] = v.y; a[4 * q + 2] = v.z; a[4 * q + 3] = v.w;
             }
 #pragma unroll
-            for (int j = 0; j < RN; ++j) b[j] = src[o + poff[j]];
+            for (int j = 0; j < RN; ++j) b[j] = *reinterpret_cast<const float*>(sp[j] + o);
 #pragma unroll
             for (int i = 0; i < RM; ++i)
 #pragma unroll
@@ -209,6 +249,29 @@ __device__ __forceinline__ void lrn_inplace(float* buf, int chstride, int rowstr
     }
 }
 
+// Tiles of a map side of n pool2 pixels: ceil(n/T) tiles (the grid's count), sizes as even as
+// possible (13 -> 4,3,3,3, not 4,4,4,1): no tile is left with a 1-wide sliver whose clipped GEMM
+// runs at a quarter of the register tile.
+#ifndef CONV1_3Q
+#define CONV1_3Q 1
+#endif
+#ifndef CONV2_HALF
+#define CONV2_HALF 1
+#endif
+#ifndef BALANCED
+#define BALANCED 1
+#endif
+__device__ __forceinline__ int tile_start(int i, int n) {
+    if (!BALANCED) return i * T;
+    const int nt = (n + T - 1) / T, base = n / nt, extra = n % nt;
+    return i * base + min(i, extra);
+}
+__device__ __forceinline__ int tile_size(int i, int n) {
+    if (!BALANCED) return min(T, n - i * T);
+    const int nt = (n + T - 1) / T, base = n / nt, extra = n % nt;
+    return base + (i < extra ? 1 : 0);
+}
+
 __device__ __forceinline__ void fused_body(const float* __restrict__ x, const float* __restrict__ w1p,
                                            const float* __restrict__ b1, const float* __restrict__ w2p,
                                            const float* __restrict__ b2, float* __restrict__ out, int N, int H,
@@ -220,18 +283,18 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
     float* c2keep = smem + OFF_C2KEEP;
     float* c1b = smem + OFF_U;
     float* xin = smem + OFF_U + SZ_C1;
+    float* ws1 = smem + OFF_U + SZ_C1 + SZ_X;
     float* c2b = smem + OFF_U;
-    float* ws = smem + OFF_WS;
-    int* koff1 = reinterpret_cast<int*>(smem + OFF_KOFF);
-    int* koff2 = koff1 + K1P;
+    float* ws2 = smem + OFF_U + SZ_C2;
+    const int* koff1 = c_koff.v;
+    const int* koff2 = c_koff.v + K1P;
 
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int H1 = (H - KS1) / ST1 + 1, W1 = (W - KS1) / ST1 + 1;
     const int HP1 = (H1 - 3) / 2 + 1, WP1 = (W1 - 3) / 2 + 1;
     const int HP2 = (HP1 - 3) / 2 + 1, WP2 = (WP1 - 3) / 2 + 1;  // conv2 keeps HP1 x WP1
     const int n = blockIdx.z;
-    const int C0 = blockIdx.x * T;
-    const int tw = min(T, WP2 - C0);
+    const int C0 = tile_start(blockIdx.x, WP2), tw = tile_size(blockIdx.x, WP2);
     const float alpha_over_n = alpha / LRN_SIZE;
 
     // Column geometry of this strip (fixed for the whole walk).
@@ -241,17 +304,6 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
     const int ncw2 = 2 * tw + 1;                       // conv2 cols computed
     const int xcols = ST1 * (ncw1 - 1) + KS1;
 
-    for (int k = tid; k < K1P + K2P; k += NT) {
-        int o = 0;
-        if (k < K1) {
-            const int ci = k / (KS1 * KS1), r = k % (KS1 * KS1);
-            o = ci * XH * XW + (r / KS1) * XW + r % KS1;
-        } else if (k >= K1P && k - K1P < K2) {
-            const int kk = k - K1P, ci = kk / (KS2 * KS2), r = kk % (KS2 * KS2);
-            o = ci * P1D * P1D + (r / KS2) * P1D + r % KS2;
-        }
-        koff1[k] = o;  // koff2 = koff1 + K1P
-    }
     for (int e = tid; e < SZ_P1; e += NT) p1[e] = 0.f;
     __syncthreads();
 
@@ -262,15 +314,16 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
 
     const int nsteps = REUSE ? (HP2 + T - 1) / T : 1;
     for (int step = 0; step < nsteps; ++step) {
-        const int R0 = REUSE ? step * T : blockIdx.y * T;
-        const int th = min(T, HP2 - R0);
+        const int ty = REUSE ? step : blockIdx.y;
+        const int R0 = tile_start(ty, HP2), th = tile_size(ty, HP2);
+        const int th_prev = REUSE && step > 0 ? tile_size(step - 1, HP2) : 0;
         const bool first = step == 0;
         const int P1Y0 = 2 * R0 - 2;
-        if (!first) {  // reuse: the tile above's last 5 pool1 rows become rows 0..4
+        if (!first) {  // reuse: the tile above's last 5 pool1 rows (from 2*th_prev) become rows 0..4
             for (int r = 0; r < 5; ++r) {
                 for (int e = tid; e < C1 * P1D; e += NT) {
                     const int ch = e / P1D, c = e % P1D;
-                    p1[ch * P1D * P1D + r * P1D + c] = p1[ch * P1D * P1D + (2 * T + r) * P1D + c];
+                    p1[ch * P1D * P1D + r * P1D + c] = p1[ch * P1D * P1D + (2 * th_prev + r) * P1D + c];
                 }
                 __syncthreads();
             }
@@ -289,10 +342,11 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
             const int rows_fit = (RN1 * NPG1) / ncw1;  // conv1 rows one GEMM pass holds
             nq = min(min(CH, pb - q + 1), (rows_fit - 1 + rf) / 2);
             const int xrows = ST1 * 2 * nq + KS1;
-            for (int e = tid; e < CIN * xrows * xcols; e += NT) {
-                const int ci = e / (xrows * xcols), rc = e % (xrows * xcols);
-                const int r = rc / xcols, c = rc % xcols;
-                cp_async4(xin + ci * XH * XW + r * XW + c, x + (((size_t)n * CIN + ci) * H + (8 * q + r)) * W + (8 * pc0 + c));
+            for (int rr = warp; rr < CIN * xrows; rr += NT / 32) {  // a warp per input row: no per-element division
+                const int ci = rr / xrows, r = rr - ci * xrows;
+                const float* g = x + (((size_t)n * CIN + ci) * H + (8 * q + r)) * W + 8 * pc0;
+                float* d = xin + ci * XH * XW + r * XW;
+                for (int c = lane; c < xcols; c += 32) cp_async4(d + c, g + c);
             }
             cp_async_commit();  // all loads in flight at once; block_gemm's first wait covers this group
             if (carry)
@@ -305,9 +359,12 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                 const int jmax = (nr1 * ncw1 + NPG1 - 1) / NPG1;  // same for every thread
                 auto pass = [&](auto rn) {
                     constexpr int R = decltype(rn)::value;
-                    conv1_pass<R>(w1p, b1, ws, koff1, xin, c1b, pxg1, m01, rf, nr1, ncw1);
+                    conv1_pass<R>(w1p, b1, ws1, koff1, xin, c1b, pxg1, m01, rf, nr1, ncw1);
                 };
                 if (jmax <= RN1 / 2) pass(Int<(RN1 / 2 > 0 ? RN1 / 2 : 1)>{});
+#if CONV1_3Q
+                else if (jmax <= (5 * RN1 + 5) / 6) pass(Int<(5 * RN1 + 5) / 6>{});  // balanced T=4: 3-wide strips
+#endif
                 else pass(Int<RN1>{});
             }
             __syncthreads();
@@ -343,9 +400,12 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
             const int jmax = (nr2 * ncw2 + NPG2 - 1) / NPG2;  // same for every thread
             auto pass = [&](auto rn) {
                 constexpr int R = decltype(rn)::value;
-                conv2_pass<R>(w2p, b2, ws, koff2, p1g, c2b, pxg2, m02, rf2, nr2, ncw2);
+                conv2_pass<R>(w2p, b2, ws2, koff2, p1g, c2b, pxg2, m02, rf2, nr2, ncw2);
             };
             if (jmax <= (RN2 + 2) / 3) pass(Int<(RN2 + 2) / 3>{});
+#if CONV2_HALF
+            else if (jmax <= (RN2 + 1) / 2) pass(Int<(RN2 + 1) / 2>{});  // balanced T=4: 3x3 tiles, 42 px
+#endif
             else if (jmax <= (2 * RN2 + 2) / 3) pass(Int<(2 * RN2 + 2) / 3>{});
             else pass(Int<RN2>{});
         }
@@ -382,7 +442,8 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
 #endif
 
 // Grid: (ceil(WP2/T), REUSE ? 1 : ceil(HP2/T), N); 256 threads; dynamic shared memory =
-// registry.fused_smem_bytes(T, strategy). w1p: [K1P][96], w2p: [1200][256], both k-major.
+// registry.fused_smem_bytes(T, strategy). w1p: [K1P][96], w2p: [1200][256], both k-major, each row
+// interleaved by thread channel group (api.interleave_channel_groups with RM = 12 and 8).
 extern "C" __global__ void __launch_bounds__(256, 1)
     FUSED_ENTRY(const float* __restrict__ x, const float* __restrict__ w1p, const float* __restrict__ b1,
                 const float* __restrict__ w2p, const float* __restrict__ b2, float* __restrict__ out, int N, int H,

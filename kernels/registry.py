@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 TILE_SIZES: tuple[int, ...] = (2, 3, 4)  # pool2 tile sides that fit 227 KB of shared memory on sm_90
 FUSED_THREADS = 256
-FUSED_CHUNK_ROWS = 2  # pool1 rows per conv1 line-buffer chunk
+FUSED_CHUNK_ROWS = 3  # pool1 rows per conv1 line-buffer chunk (3: conv1 thread tile 12 ch x 6 px)
+FUSED_KSTAGE = 16  # K rows per weight stage of the fused GEMMs
+FUSED_RM = (12, 8)  # output channels per thread in the fused conv1 / conv2 GEMMs (RM1, RM2 in fused.cu)
 SMEM_LIMIT_SM90_BYTES = 227 * 1024  # opt-in dynamic shared memory per block on sm_90
 
 
@@ -31,7 +33,7 @@ def _al32(v: int) -> int:
 
 def fused_smem_bytes(
     tile: int, strategy: str, c_in: int = 3, c1: int = 96, c2: int = 256, chunk_rows: int = FUSED_CHUNK_ROWS,
-    kc: int = 16,
+    kc: int = FUSED_KSTAGE,
 ) -> int:
     """Dynamic shared memory of one fused block, byte for byte the layout in kernels/fused.cu.
 
@@ -39,8 +41,9 @@ def fused_smem_bytes(
     build passes this number as ``EXPECT_SMEM_BYTES`` so a ``static_assert`` in the kernel fails
     the compile if Python and CUDA ever disagree. Regions (floats, each rounded up to 32):
     pool1 tile (c1 x (2T+5)^2, conv2 padding included), carried conv1 row, carried conv2 row
-    (reuse only), a union of {conv1 line buffer + staged input patch} and {conv2 tile}, the
-    double-buffered weight stage, and the k-offset tables.
+    (reuse only), and a union of {conv1 line buffer + staged input patch + conv1 weight stage} and
+    {conv2 tile + conv2 weight stage}, each stage double-buffered (the k-offset tables are
+    compile-time constants in constant memory).
     """
     if strategy not in ("reuse", "recompute"):
         raise ValueError(f"fused_smem_bytes: strategy must be 'reuse' or 'recompute', got {strategy!r}")
@@ -51,15 +54,11 @@ def fused_smem_bytes(
     xh = 4 * (c1r - 1) + 11
     xw = 4 * (c1w - 1) + 11
     c2d = 2 * t + 1
-    k1p = -(-c_in * 121 // kc) * kc
-    k2p = -(-(c1 // 2) * 25 // kc) * kc
     sz_p1 = _al32(c1 * p1d * p1d)
     sz_c1keep = _al32(c1 * c1w)
     sz_c2keep = _al32(c2 * c2d) if strategy == "reuse" else 0
-    sz_u = max(_al32(c1 * c1r * c1w) + _al32(c_in * xh * xw), _al32(c2 * c2d * c2d))
-    sz_ws = 2 * kc * max(c1, c2)
-    sz_koff = _al32(k1p + k2p)
-    return 4 * (sz_p1 + sz_c1keep + sz_c2keep + sz_u + sz_ws + sz_koff)
+    sz_u = max(_al32(c1 * c1r * c1w) + _al32(c_in * xh * xw) + 2 * kc * c1, _al32(c2 * c2d * c2d) + 2 * kc * c2)
+    return 4 * (sz_p1 + sz_c1keep + sz_c2keep + sz_u)
 
 
 def _fused(strategy: str, tile: int) -> Variant:
@@ -68,6 +67,7 @@ def _fused(strategy: str, tile: int) -> Variant:
         ("TILE", tile),
         ("REUSE", int(strategy == "reuse")),
         ("CHUNK_ROWS", FUSED_CHUNK_ROWS),
+        ("KSTAGE", FUSED_KSTAGE),
         ("EXPECT_SMEM_BYTES", fused_smem_bytes(tile, strategy)),
     )
     return Variant(f"fused-{strategy}-t{tile}", "kernels/fused.cu", (entry,), defines, strategy, tile)
