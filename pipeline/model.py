@@ -109,7 +109,29 @@ def _back(layer: Layer, rng: Range, in_size: int) -> Range:
     return max(0, lo), min(in_size, hi)
 
 
-def axis_ranges(layers: Sequence[Layer], sizes: Sequence[int], tile: int) -> list[list[Range]]:
+SPLITS: tuple[str, ...] = ("clipped", "balanced")
+
+
+def output_tiles(n_out: int, tile: int, split: str = "clipped") -> list[Range]:
+    """How an output side of ``n_out`` pixels is cut into tiles of side ``tile``.
+
+    clipped:  tiles of ``tile`` pixels, the last one clipped (13, T=4 -> 4,4,4,1; the paper).
+    balanced: the same number of tiles, sizes as even as possible (13, T=4 -> 4,3,3,3), larger
+              first, as the GPU kernels cut the map (kernels/fused.cu, tile_start/tile_size).
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")
+    if split == "clipped":
+        return [(s, min(s + tile, n_out)) for s in range(0, n_out, tile)]
+    count = -(-n_out // tile)
+    base, extra = divmod(n_out, count)
+    starts = [i * base + min(i, extra) for i in range(count + 1)]
+    return list(zip(starts[:-1], starts[1:]))
+
+
+def axis_ranges(
+    layers: Sequence[Layer], sizes: Sequence[int], tile: int, split: str = "clipped"
+) -> list[list[Range]]:
     """Per output tile along one axis, the data range at every level (level 0 = group input).
 
     ``sizes`` are the extents along this axis of the group input and of every layer output.
@@ -117,8 +139,8 @@ def axis_ranges(layers: Sequence[Layer], sizes: Sequence[int], tile: int) -> lis
     """
     n_out = sizes[-1]
     result = []
-    for start in range(0, n_out, tile):
-        levels: list[Range] = [(start, min(start + tile, n_out))]
+    for out_range in output_tiles(n_out, tile, split):
+        levels: list[Range] = [out_range]
         for i in range(len(layers) - 1, -1, -1):
             levels.append(_back(layers[i], levels[-1], sizes[i]))
         result.append(levels[::-1])
@@ -126,13 +148,13 @@ def axis_ranges(layers: Sequence[Layer], sizes: Sequence[int], tile: int) -> lis
 
 
 def tile_ranges(
-    layers: Sequence[Layer], in_shape: Shape, tile: int
+    layers: Sequence[Layer], in_shape: Shape, tile: int, split: str = "clipped"
 ) -> tuple[list[list[Range]], list[list[Range]]]:
     """(rows, cols): per tile row / tile column, the data range at every level of the pyramid."""
     shapes = group_shapes(layers, in_shape)
     _validate_tile_for(shapes[-1], tile, f"{layers[0].name}..{layers[-1].name}")
-    rows = axis_ranges(layers, [s.height for s in shapes], tile)
-    cols = axis_ranges(layers, [s.width for s in shapes], tile)
+    rows = axis_ranges(layers, [s.height for s in shapes], tile, split)
+    cols = axis_ranges(layers, [s.width for s in shapes], tile, split)
     return rows, cols
 
 
@@ -268,16 +290,18 @@ def group_costs(
     strategy: str,
     reuse_axes: Iterable[str] = ("x", "y"),
     bytes_per_value: int = 4,
+    split: str = "clipped",
 ) -> GroupCosts:
     """MACs, on-chip bytes and DRAM bytes of one fused group executed tile by tile.
 
     Along a reused axis every value is computed once (the union of the tiles' ranges); along a
     recomputed axis each tile computes its whole clipped range, so the count is the sum over
-    tiles. Both are exact, edge tiles included. See docs/model.md for the buffer conventions.
+    tiles. Both are exact, edge tiles included. ``split`` says how the output map is cut into
+    tiles (see ``output_tiles``). See docs/model.md for the buffer conventions.
     """
     axes = _normalize_axes(strategy, reuse_axes)
     shapes = group_shapes(layers, in_shape)
-    rows, cols = tile_ranges(layers, in_shape, tile)
+    rows, cols = tile_ranges(layers, in_shape, tile, split)
     reuse_y, reuse_x = "y" in axes, "x" in axes
     n = len(layers)
 

@@ -104,7 +104,8 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
         strategy, tile = _variant_strategy(variant)
         costs = None
         if strategy in ("reuse", "recompute"):
-            costs = group_costs(layers, in_shape, tile, strategy, ("y",), bpv)  # GPU: column strips
+            # as the kernels run: column strips walked top to bottom (reuse in y), balanced tiles
+            costs = group_costs(layers, in_shape, tile, strategy, ("y",), bpv, split="balanced")
         for batch in k["batches"]:
             if costs is not None:
                 maps, onchip, extra = costs.dram_bytes_per_image_fused, costs.onchip_bytes, costs.extra_macs_per_image

@@ -291,3 +291,18 @@ def test_bytes_per_value_scales_bytes_only(alexnet):
     c2 = group_costs(*_front(alexnet), 2, "reuse", bytes_per_value=2)
     assert c4.onchip_bytes == 2 * c2.onchip_bytes and c4.dram_bytes_per_image_lbl == 2 * c2.dram_bytes_per_image_lbl
     assert c4.performed_macs_per_image == c2.performed_macs_per_image
+
+
+def test_balanced_split_matches_the_kernels_tiling():
+    """kernels/fused.cu cuts 13 into 4,3,3,3 (tile_start/tile_size); the clipped split is 4,4,4,1."""
+    from pipeline.model import output_tiles
+
+    assert output_tiles(13, 4, "clipped") == [(0, 4), (4, 8), (8, 12), (12, 13)]
+    assert output_tiles(13, 4, "balanced") == [(0, 4), (4, 7), (7, 10), (10, 13)]
+    assert output_tiles(13, 2, "balanced") == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 12), (12, 13)]
+    for n in range(1, 40):
+        for t in range(1, n + 1):
+            tiles = output_tiles(n, t, "balanced")
+            assert len(tiles) == len(output_tiles(n, t, "clipped")) and tiles[-1][1] == n
+            sizes = [b - a for a, b in tiles]
+            assert max(sizes) - min(sizes) <= 1 and max(sizes) <= t
