@@ -52,7 +52,7 @@ def drawn(tmp_path_factory) -> dict[str, dict[str, str]]:
 
 def test_every_figure_draws_with_title_and_units(drawn):
     units = {"dse_pareto": "(KB)", "tile_tradeoff_model": "(KB)", "roofline": "(FLOP / byte)",
-             "bandwidth_saving": "(MB)", "tile_tradeoff_measured": "(us, median)", "speedup": "speedup (x",
+             "bandwidth_saving": "(MB, log scale)", "tile_tradeoff_measured": "(us, median)", "speedup": "speedup (x",
              "energy": "(mJ", "occupancy": "(% of max warps)"}
     for name, text in drawn["full"].items():
         assert "alexnet" in text, name
