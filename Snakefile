@@ -5,6 +5,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from pipeline.config import ConfigError, check_config, schema_error_line
@@ -12,6 +13,7 @@ from pipeline.plan import (
     build_targets,
     built_variants,
     gpu_name,
+    gpu_software_problem,
     kernel_variants,
     measurement_targets,
     model_targets,
@@ -32,6 +34,8 @@ ARCH = target_arch(config)  # the GPU's nvcc target, else kernels.arch from the 
 check_config(config, ARCH)
 
 GPU = gpu_name(config)  # None on a machine without a GPU: the report is then model-only
+if problem := gpu_software_problem(GPU):
+    raise WorkflowError(problem)
 KNET = config["kernels"]["network"]
 NVCC = shutil.which("nvcc") is not None
 if not NVCC:

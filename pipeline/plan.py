@@ -139,3 +139,13 @@ if __name__ == "__main__":  # only under Snakemake's script: directive
     table = plan_table({"kernels": snakemake.params.kernels, "networks": snakemake.config["networks"],  # noqa: F821
                         "model": snakemake.config["model"]}, snakemake.params.variants)  # noqa: F821
     table.to_csv(snakemake.output.csv, index=False)  # noqa: F821
+
+
+def gpu_software_problem(gpu: str | None) -> str | None:
+    """One line saying what is missing to measure on the GPU that was found, or None."""
+    import importlib.util
+
+    if gpu is not None and importlib.util.find_spec("cupy") is None:
+        return (f"a GPU was found ({gpu}) but CuPy is not installed: pip install -e '.[gpu]' "
+                "(or set FUSED_LAYER_NO_GPU=1 for a model-only run)")  # fmt: skip
+    return None

@@ -56,3 +56,13 @@ def test_plan_predictions(config):
         assert table.loc[(f"fused-recompute-t{t}", 1)].model_extra_macs_per_image > table.loc[
             (f"fused-reuse-t{t}", 1)].model_extra_macs_per_image  # fmt: skip
     assert table.loc[("lbl", 1)].model_dram_bytes_per_image > 10 * fused.model_dram_bytes_per_image
+
+
+def test_gpu_without_cupy_is_a_clear_error(monkeypatch):
+    import importlib.util
+
+    from pipeline.plan import gpu_software_problem
+
+    assert gpu_software_problem(None) is None
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert "CuPy is not installed: pip install -e '.[gpu]'" in gpu_software_problem("h100-80gb-hbm3")
