@@ -62,12 +62,12 @@ def detect_gpus() -> list[GpuInfo]:
 
 @contextlib.contextmanager
 def claim_gpu(lock_dir: str | Path = ".snakemake/gpu-locks", poll_s: float = 1.0):
-    """Hold one GPU exclusively for the duration of the block; yields its index.
+    """Hold one GPU exclusively for the duration of the block; yields its CUDA_VISIBLE_DEVICES value.
 
     Honours an existing CUDA_VISIBLE_DEVICES (set by a cluster scheduler) by doing nothing.
     """
-    if "CUDA_VISIBLE_DEVICES" in os.environ:
-        yield int(os.environ["CUDA_VISIBLE_DEVICES"].split(",")[0] or 0)
+    if "CUDA_VISIBLE_DEVICES" in os.environ:  # may hold indices or GPU UUIDs
+        yield os.environ["CUDA_VISIBLE_DEVICES"].split(",")[0]
         return
     count = max(1, len(detect_gpus()))
     lock_dir = Path(lock_dir)
@@ -82,7 +82,7 @@ def claim_gpu(lock_dir: str | Path = ".snakemake/gpu-locks", poll_s: float = 1.0
                 continue
             os.environ["CUDA_VISIBLE_DEVICES"] = str(index)
             try:
-                yield index
+                yield str(index)
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
                 fh.close()
