@@ -126,32 +126,33 @@ def _common(ncu: str, report: str | Path, cache_control: str, clock_control: str
             "--metrics", ",".join(metrics), "--export", _report_base(report), "--force-overwrite"]
 
 
-def range_replay_command(
+def replay_command(
     target: list[str],
     report: str | Path,
+    mode: str,
     ncu: str = "ncu",
     cache_control: str = "all",
     clock_control: str = "none",
     nvtx_include: str = NVTX_INCLUDE,
-    metrics=RANGE_METRICS,
+    metrics=None,
 ) -> list[str]:
-    """ncu over the NVTX range as ONE workload (whole-pass DRAM and L2 bytes)."""
+    """ncu over the NVTX range: ``mode="range"`` replays the whole range as ONE workload (whole-pass
+    DRAM and L2 bytes), ``mode="kernel"`` each kernel launched in it (FLOPs, bytes, occupancy)."""
+    if mode not in ("range", "kernel"):
+        raise ValueError(f"replay mode must be 'range' or 'kernel', got {mode!r}")
+    metrics = metrics or (RANGE_METRICS if mode == "range" else KERNEL_METRICS)
     return [*_common(ncu, report, cache_control, clock_control, metrics),
-            "--nvtx", "--nvtx-include", nvtx_include, "--replay-mode", "range", *target]
+            "--nvtx", "--nvtx-include", nvtx_include, "--replay-mode", mode, *target]
 
 
-def kernel_replay_command(
-    target: list[str],
-    report: str | Path,
-    ncu: str = "ncu",
-    cache_control: str = "all",
-    clock_control: str = "none",
-    nvtx_include: str = NVTX_INCLUDE,
-    metrics=KERNEL_METRICS,
-) -> list[str]:
-    """ncu over each kernel launched inside the NVTX range (per-kernel FLOPs, bytes, occupancy)."""
-    return [*_common(ncu, report, cache_control, clock_control, metrics),
-            "--nvtx", "--nvtx-include", nvtx_include, "--replay-mode", "kernel", *target]
+def range_replay_command(target: list[str], report: str | Path, **options) -> list[str]:
+    """Range replay (see ``replay_command``)."""
+    return replay_command(target, report, "range", **options)
+
+
+def kernel_replay_command(target: list[str], report: str | Path, **options) -> list[str]:
+    """Kernel replay (see ``replay_command``)."""
+    return replay_command(target, report, "kernel", **options)
 
 
 def export_csv_command(report: str | Path, ncu: str = "ncu") -> list[str]:
@@ -342,8 +343,8 @@ def profile(
         return {"available": False, "reason": str(err), **base}
     target = target_command(variant, batch, height, width, cubin, warmup, factory=factory)
     cmds = {
-        "range": range_replay_command(target, range_report, ncu, cache_control, clock_control),
-        "kernels": kernel_replay_command(target, kernels_report, ncu, cache_control, clock_control),
+        "range": replay_command(target, range_report, "range", ncu, cache_control, clock_control),
+        "kernels": replay_command(target, kernels_report, "kernel", ncu, cache_control, clock_control),
     }
     lf = Path(log_file) if log_file else None
     res = {"available": True, **base,

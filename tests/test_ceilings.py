@@ -37,12 +37,7 @@ def test_kernel_source_has_the_three_entries():
 
 
 @pytest.mark.gpu
-def test_measured_ceilings_are_near_the_datasheet():
-    cupy = pytest.importorskip("cupy", reason="needs CuPy")
-    try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as err:
-        pytest.skip(f"needs a CUDA GPU: {err}")
+def test_measured_ceilings_are_near_the_datasheet(cupy_device):
     r = ceilings.measure_ceilings(repeats=5)
     assert 0.4 < r["dram_bytes_per_s_fraction_of_datasheet"] < 1.05, r
     assert 0.6 < r["fp32_flop_per_s_fraction_of_datasheet"] < 1.10, r

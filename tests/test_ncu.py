@@ -1,5 +1,6 @@
 """ncu command lines and parsers (CPU, on genuine recorded reports); real ncu (GPU)."""
 
+import os
 import json
 import shutil
 from pathlib import Path
@@ -154,3 +155,24 @@ def test_real_ncu_on_the_selftest_forward(tmp_path):
     assert res["dram_read_bytes_per_image"] <= 3.0 * 4 * px  # x and y, with slack
     assert 0.9 * 16 * px <= res["l2_sm_bytes_per_image"] <= 2.0 * 16 * px  # x, y read; y, z written
     assert (tmp_path / "range.ncu-rep").exists() and (tmp_path / "kernels.ncu-rep").exists()
+
+
+def test_profile_reports_refused_counters_in_one_line(tmp_path, monkeypatch):
+    """An ncu that refuses the counters (as without profiling permission): profile() does not raise,
+    it returns available: false with the cause and the fix, so timing results still reach the report."""
+    fake = tmp_path / "bin" / "ncu"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in --version) echo "NVIDIA (R) Nsight Compute Command Line Profiler"; echo "Version 2025.3.1.0";'
+        " exit 0;; esac\n"
+        'echo "==ERROR== ERR_NVGPUCTRPERM - The user does not have permission to access NVIDIA GPU Performance'
+        ' Counters on the target device 0."\nexit 1\n'
+    )  # fmt: skip
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    res = ncu.profile("lbl", 2, tmp_path / "range.ncu-rep", tmp_path / "kernels.ncu-rep", cubin=None,
+                      height=227, width=227)  # fmt: skip
+    assert res["available"] is False
+    assert "ERR_NVGPUCTRPERM" in res["reason"] or "permission" in res["reason"].lower()
+    assert "\n" not in res["reason"]

@@ -40,12 +40,7 @@ def test_no_gpu_fields_say_unavailable(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_gpu_fields_are_real_on_a_gpu():
-    cupy = pytest.importorskip("cupy", reason="needs CuPy")
-    try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as err:
-        pytest.skip(f"needs a CUDA GPU: {err}")
+def test_gpu_fields_are_real_on_a_gpu(cupy_device):
     r = provenance.collect()
     assert r["gpu_name"] != "unavailable" and r["gpu_uuid"].startswith("GPU-")
     assert re.fullmatch(r"\d+\.\d+", r["cuda_runtime_version"])

@@ -70,12 +70,8 @@ def test_network_input_size_from_yaml():
 
 
 @pytest.mark.gpu
-def test_time_forward_on_a_tiny_forward():
-    cupy = pytest.importorskip("cupy", reason="needs CuPy")
-    try:
-        cupy.cuda.runtime.getDeviceCount()
-    except Exception as err:
-        pytest.skip(f"needs a CUDA GPU: {err}")
+def test_time_forward_on_a_tiny_forward(cupy_device):
+    cupy = cupy_device
     from pipeline.profile_target import make_selftest_forward
 
     fwd = make_selftest_forward("selftest", batch=2, height=64, width=64)
