@@ -350,7 +350,16 @@ rule tables:
             category="Measured",
             labels={"figure": "executed vs modelled MACs"},
         ),
+        provenance_table=report(
+            "results/figures/provenance_table.html",
+            caption="reports/provenance.rst",
+            category="Tables",
+            labels={"table": "provenance and settings"},
+        ),
     log:
         "logs/figures/tables.log",
+    params:
+        results_dirs=["results"],
+        archive_dirs=ARCHIVES,
     script:
         "analysis/figures.py"

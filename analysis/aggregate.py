@@ -500,6 +500,32 @@ def collect_ceilings(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] 
     return pd.DataFrame(rows, columns=None if rows else ["source", "gpu", "gpu_name", *CEILING_COLUMNS, "l2_cache_bytes", "has_ceilings"])
 
 
+PROVENANCE_FIELDS = ["gpu_name", "gpu_uuid", "driver_version", "cuda_runtime_version", "cuda_driver_version",
+                     "cupy_version", "ncu_version", "sm_clock_mhz", "mem_clock_mhz", "power_limit_w",
+                     "git_commit", "timestamp_utc", "command"]
+
+
+def collect_provenance(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = ()) -> pd.DataFrame:
+    """One row per source x gpu: where the numbers came from, and the profiler settings used.
+
+    ncu settings are read from the profile.json files of that GPU (every distinct value listed);
+    the NVML settings are those of pipeline/nvml.py (sampling period, energy counter).
+    """
+    rows = []
+    sources = [(Path(r), SOURCE_THIS_RUN) for r in results_dirs] + [(Path(a), archive_source(Path(a))) for a in archive_dirs]
+    for root, source in sources:
+        for g in gpu_dirs(root):
+            prov = read_json(g / "provenance.json") or {}
+            row = {"source": source, "gpu": g.name, **{k: prov.get(k, np.nan) for k in PROVENANCE_FIELDS}}
+            profiles = [read_json(p) or {} for p in sorted(g.glob("*/*/b*/profile.json"))]
+            for key in ("cache_control", "clock_control", "ncu_version"):
+                seen = sorted({str(p[key]) for p in profiles if p.get(key) is not None})
+                row[f"ncu_{key}" if not key.startswith("ncu") else key] = ", ".join(seen) or row.get(key, np.nan)
+            row["nvml"] = "energy: nvmlDeviceGetTotalEnergyConsumption over >= 1 s; power, clocks, reasons sampled every 10 ms"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 # ---------------------------------------------------------------- model files
 
 

@@ -666,6 +666,13 @@ if __name__ == "__main__":  # only under Snakemake's script: directive
                                "Paper (FPGA) vs analytical model",
                                "Alwani, Chen, Ferdman, Milder: Fused-Layer CNN Accelerators, MICRO 2016. "
                                "Every convention tried: results/model/paper_comparison.csv.")
+        elif key == "provenance_table":
+            from analysis.aggregate import collect_provenance
+
+            results = [Path(p) for p in sm.params.get("results_dirs", ["results"])]
+            archives = [Path(p) for p in sm.params.get("archive_dirs", [])]
+            write_report_table(collect_provenance(results, archives), Path(sm.output[key]),
+                               "Provenance and measurement settings", "one row per source x GPU")
         elif key == "extra_work_table":
             write_report_table(extra_work_table(loaded["tidy"]), Path(sm.output[key]),
                                "Arithmetic executed by each kernel vs the model (ncu FLOPs / 2)")

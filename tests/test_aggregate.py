@@ -137,3 +137,14 @@ def test_save_csv_and_parquet_round_trip(tidy, tmp_path):
     back = pd.read_parquet(tmp_path / "tidy.parquet")
     assert len(back) == len(tidy) and list(back.columns) == list(tidy.columns)
     assert back["us_per_image"].equals(tidy["us_per_image"])
+
+
+def test_provenance_of_the_archived_h200_run():
+    """Genuine archived results (reports/archive): the card, versions and ncu settings are read back."""
+    from analysis.aggregate import collect_provenance
+
+    archive = Path(__file__).resolve().parents[1] / "reports" / "archive" / "h200-2026-11-26"
+    (row,) = collect_provenance([], [archive]).to_dict("records")
+    assert row["source"] == "archived h200 2026-11-26" and row["gpu_name"] == "NVIDIA H200"
+    assert row["ncu_cache_control"] == "all" and row["ncu_clock_control"] == "none"
+    assert row["gpu_uuid"].startswith("GPU-") and row["driver_version"]
