@@ -63,6 +63,7 @@ MEASURED_FIGURES = [
     "speedup",
     "energy",
     "occupancy",
+    "gpus_side_by_side",
 ]
 
 
@@ -317,6 +318,12 @@ rule measured_figures:
             caption="reports/occupancy.rst",
             category="Measured",
             labels={"figure": "occupancy"},
+        ),
+        gpus_side_by_side=report(
+            "results/figures/gpus_side_by_side.svg",
+            caption="reports/gpus_side_by_side.rst",
+            category="Measured",
+            labels={"figure": "GPUs side by side"},
         ),
     log:
         "logs/figures/measured.log",

@@ -431,6 +431,40 @@ def energy_per_image(tidy: pd.DataFrame, out_svg: Path, network: str) -> None:
     style.save(fig, out_svg)
 
 
+def gpus_side_by_side(tidy: pd.DataFrame, out_svg: Path, network: str) -> None:
+    """Every measured source (this run, archived runs on other cards) side by side at the largest
+    batch they share: time per image and DRAM bytes per image for each variant."""
+    title = f"GPUs side by side - {network}"
+    m = measured(tidy, network).dropna(subset=["us_per_image"])
+    if m.empty:
+        placeholder(out_svg, title)
+        return
+    batch = int(m.groupby(["source", "gpu"])["batch"].max().min())
+    d = m[m["batch"] == batch].copy()
+    d["run"] = [f"{source_title(s)}: {n if isinstance(n, str) else g}"
+                for s, g, n in zip(d["source"], d["gpu"], d.get("gpu_name", d["gpu"]))]
+    order = style.variant_order(d["variant"].unique())
+    fig, axes = style.figure(n_cols=2, height_in=4.8)
+    panels = ((axes[0, 0], "us_per_image", 1.0, "time per image (us, median)", False),
+              (axes[0, 1], "dram_bytes_per_image", MB, "DRAM bytes per image (MB, log scale)", True))
+    for ax, col, scale, label, log in panels:
+        dd = d.dropna(subset=[col]).assign(value=lambda x: x[col] / scale)
+        if dd.empty:
+            ax.text(0.5, 0.5, "not measured", ha="center", transform=ax.transAxes, color=style.PLACEHOLDER_COLOR)
+            continue
+        style.sns.barplot(data=dd, y="variant", x="value", hue="run", order=order, ax=ax, orient="h")
+        ax.set_xlabel(label)
+        ax.set_ylabel("")
+        if log:
+            ax.set_xscale("log")
+        ax.get_legend().remove()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
+    fig.suptitle(f"{title}, batch {batch}", fontsize=13)
+    fig.tight_layout()
+    style.save(fig, out_svg)
+
+
 def short_kernel_name(name: str, width: int = 28) -> str:
     """'void at::native::foo<float, 4>(int, ...)' -> 'at::native::foo', at most ``width`` characters."""
     name = str(name).removeprefix("void ").split("(")[0].split("<")[0]
@@ -589,6 +623,7 @@ FIGURES = {
     "speedup": speedup_vs_batch,
     "energy": energy_per_image,
     "occupancy": occupancy,
+    "gpus_side_by_side": gpus_side_by_side,
 }
 
 

@@ -15,7 +15,8 @@ from analysis.figures import FIGURES, NO_GPU_TEXT, draw, paper_marks, tidy_for_r
 FIXTURE = Path(__file__).resolve().parent / "data" / "results_fixture"
 ARCHIVE = FIXTURE / "archive" / "synthgpu-2026-11-20"
 GROUPS = {"alexnet": ("conv1", "pool2")}
-MEASURED = ["roofline", "bandwidth_saving", "tile_tradeoff_measured", "speedup", "energy", "occupancy"]
+MEASURED = ["roofline", "bandwidth_saving", "tile_tradeoff_measured", "speedup", "energy", "occupancy",
+            "gpus_side_by_side"]
 
 
 def tables(results: list[Path], archives: list[Path]) -> dict[str, pd.DataFrame]:
@@ -53,7 +54,7 @@ def drawn(tmp_path_factory) -> dict[str, dict[str, str]]:
 def test_every_figure_draws_with_title_and_units(drawn):
     units = {"dse_pareto": "(KB)", "tile_tradeoff_model": "(KB)", "roofline": "(FLOP / byte)",
              "bandwidth_saving": "(MB, log scale)", "tile_tradeoff_measured": "(us, median)", "speedup": "speedup (x",
-             "energy": "(mJ", "occupancy": "(% of max warps)"}
+             "energy": "(mJ", "occupancy": "(% of max warps)", "gpus_side_by_side": "(us, median)"}
     for name, text in drawn["full"].items():
         assert "alexnet" in text, name
         assert units[name] in text, f"{name}: no axis unit {units[name]!r}"
