@@ -11,13 +11,11 @@ from snakemake.utils import min_version, validate
 from pipeline.config import ConfigError, check_config, schema_error_line
 from pipeline.plan import (
     build_targets,
-    built_variants,
-    gpu_name,
     gpu_software_problem,
     kernel_variants,
     measurement_targets,
     model_targets,
-    target_arch,
+    target_gpu,
 )
 
 min_version("9.0")
@@ -30,10 +28,11 @@ configfile: Path(workflow.basedir, "config/config.yaml")
 if problem := schema_error_line(config, Path(workflow.basedir) / "config/schema.yaml"):
     raise ConfigError(problem)
 validate(config, "config/schema.yaml")  # fills in the schema's defaults
-ARCH = target_arch(config)  # the GPU's nvcc target, else kernels.arch from the config
+# GPU: None on a machine without a GPU (the report is then model-only); ARCH: its nvcc target,
+# else kernels.arch from the config
+GPU, ARCH = target_gpu(config)
 check_config(config, ARCH)
 
-GPU = gpu_name(config)  # None on a machine without a GPU: the report is then model-only
 if problem := gpu_software_problem(GPU):
     raise WorkflowError(problem)
 KNET = config["kernels"]["network"]
@@ -231,11 +230,7 @@ rule aggregate:
     input:
         plan="results/plan.csv",
         measured=measurement_targets(config, GPU),
-        builds=(
-            [f"results/build/{ARCH}/{v}.json" for v in built_variants(config)]
-            if build_targets(config, ARCH)
-            else []
-        ),
+        builds=build_targets(config, ARCH),
     output:
         csv="results/tidy.csv",
         parquet="results/tidy.parquet",

@@ -151,15 +151,19 @@ def tile_of(variant: str) -> float:
     return float(tail[1]) if len(tail) == 2 and tail[1].isdigit() else math.nan
 
 
+def variant_rank(variant: str) -> tuple[int, float]:
+    """(family, tile): lbl, reuse by tile, recompute by tile, vendor last - the order of every table
+    and legend."""
+    family = 0 if variant == "lbl" else 1 if "reuse" in variant else 2 if "recompute" in variant else 3
+    tile = tile_of(variant)
+    return family, 0.0 if math.isnan(tile) else tile
+
+
 def read_plan(plan_csv: Path | None) -> pd.DataFrame:
     """The plan with the columns we use guaranteed present (NaN where the plan lacks them)."""
-    cols = ["network", "variant", "strategy", "tile", "batch", *PLAN_MODEL_COLUMNS]
-    if plan_csv is None or not Path(plan_csv).exists():
-        return pd.DataFrame(columns=cols)
-    plan = pd.read_csv(plan_csv)
-    for c in cols:
-        if c not in plan.columns:
-            plan[c] = np.nan
+    plan = read_model_csv(plan_csv, ["network", "variant", "strategy", "tile", "batch", *PLAN_MODEL_COLUMNS])
+    if plan.empty:
+        return plan
     plan["strategy"] = plan["strategy"].fillna(plan["variant"].map(strategy_of))
     plan["tile"] = pd.to_numeric(plan["tile"], errors="coerce").fillna(plan["variant"].map(tile_of))
     plan["batch"] = plan["batch"].astype(int)
@@ -456,8 +460,7 @@ def _sort_key(s: pd.Series) -> pd.Series:
     if s.name == "source":  # this run first, then archives by name
         return s.map(lambda x: "" if x == SOURCE_THIS_RUN else str(x))
     if s.name == "variant":  # lbl, reuse by tile, recompute by tile, vendor
-        return s.map(lambda v: (0 if v == "lbl" else 1 if "reuse" in v else 2 if "recompute" in v else 3) * 10_000
-                     + (0 if math.isnan(tile_of(v)) else tile_of(v)))
+        return s.map(lambda v: 10_000 * variant_rank(v)[0] + variant_rank(v)[1])
     return s
 
 

@@ -14,6 +14,8 @@ matplotlib.use("Agg")  # no display on build machines; SVG output only
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from analysis.aggregate import variant_rank  # noqa: E402
+
 WIDTH_IN = 9.0  # 900 px at 100 dpi: the report's content width
 DPI = 100
 FONT_SCALE = 1.15
@@ -62,8 +64,8 @@ def figure(n_cols: int = 1, n_rows: int = 1, height_in: float = 5.0, **kw) -> tu
 def variant_palette(variants) -> dict[str, str]:
     """Stable colours: lbl grey, vendor purple, reuse blues, recompute oranges (by tile order)."""
     colors: dict[str, str] = {}
-    reuse = sorted((v for v in variants if "reuse" in v), key=_tile_of)
-    recompute = sorted((v for v in variants if "recompute" in v), key=_tile_of)
+    reuse = sorted((v for v in variants if "reuse" in v), key=variant_rank)
+    recompute = sorted((v for v in variants if "recompute" in v), key=variant_rank)
     for i, v in enumerate(reuse):
         colors[v] = _TILE_SHADES[i % len(_TILE_SHADES)]
     for i, v in enumerate(recompute):
@@ -80,17 +82,7 @@ def strategy_palette() -> dict[str, str]:
 
 def variant_order(variants) -> list[str]:
     """lbl first, then reuse and recompute by tile, vendor last: the order of every legend."""
-
-    def key(v: str) -> tuple[int, int, str]:
-        family = 0 if v == "lbl" else 1 if "reuse" in v else 2 if "recompute" in v else 3
-        return family, _tile_of(v), v
-
-    return sorted(set(variants), key=key)
-
-
-def _tile_of(variant: str) -> int:
-    tail = variant.rsplit("-t", 1)
-    return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else 0
+    return sorted(set(variants), key=lambda v: (*variant_rank(v), v))
 
 
 def save(fig, out_path) -> None:

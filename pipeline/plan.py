@@ -24,16 +24,13 @@ def built_variants(config: dict) -> list[str]:
     return [v for v in kernel_variants(config) if v != "vendor"]
 
 
-def target_arch(config: dict) -> str:
-    """nvcc target: the present GPU's, else the configured one."""
+def target_gpu(config: dict) -> tuple[str | None, str]:
+    """(results directory name of the GPU measured on this host or None, nvcc target): one
+    nvidia-smi query; without a GPU the target is the configured ``kernels.arch``."""
     gpus = detect_gpus()
-    return gpus[0].arch if gpus else config["kernels"].get("arch", "sm_90")
-
-
-def gpu_name(config: dict) -> str | None:
-    """Results directory name of the GPU measured on this host, or None without a GPU."""
-    gpus = detect_gpus()
-    return gpus[0].slug if gpus else None
+    if gpus:
+        return gpus[0].slug, gpus[0].arch
+    return None, config["kernels"].get("arch", "sm_90")
 
 
 def model_targets(config: dict) -> list[str]:
@@ -89,6 +86,7 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
     """
     import pandas as pd
 
+    from kernels.registry import VARIANTS
     from pipeline.model import group_costs, group_input_shape
     from pipeline.networks import load_network
 
@@ -101,7 +99,7 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
     reference = group_costs(layers, in_shape, 1, "reuse", ("x", "y"), bpv)
     rows = []
     for variant in variants:
-        strategy, tile = _variant_strategy(variant)
+        strategy, tile = VARIANTS[variant].strategy, VARIANTS[variant].tile
         costs = None
         if strategy in ("reuse", "recompute"):
             # as the kernels run: column strips walked top to bottom (reuse in y), balanced tiles
@@ -125,14 +123,6 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
                 "weight_bytes": reference.weight_bytes,
             })  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def _variant_strategy(variant: str) -> tuple[str, int | None]:
-    """'fused-reuse-t4' -> ('reuse', 4); 'lbl' -> ('lbl', None)."""
-    if variant.startswith("fused-"):
-        _, strategy, t = variant.split("-")
-        return strategy, int(t.lstrip("t"))
-    return variant, None
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
