@@ -63,6 +63,7 @@ MEASURED_FIGURES = [
     "energy",
     "occupancy",
     "gpus_side_by_side",
+    "time_breakdown",
 ]
 
 
@@ -226,6 +227,22 @@ rule profile:
         "pipeline/ncu.py"
 
 
+rule phases:
+    input:
+        verify="results/{gpu}/{network}/{variant}/verify.json",
+        cubin=cubin_input,
+    output:
+        json="results/{gpu}/{network}/{variant}/b{batch}/phases.json",
+    log:
+        "logs/{gpu}/{network}/{variant}/b{batch}/phases.log",
+    resources:
+        gpu=1,
+    params:
+        launches=config["phases"]["launches"],
+    script:
+        "pipeline/phases.py"
+
+
 rule aggregate:
     input:
         plan="results/plan.csv",
@@ -236,6 +253,7 @@ rule aggregate:
         parquet="results/tidy.parquet",
         kernels="results/tidy_kernels.csv",
         ceilings="results/tidy_ceilings.csv",
+        phases="results/tidy_phases.csv",
     log:
         "logs/aggregate.log",
     params:
@@ -276,6 +294,7 @@ rule measured_figures:
         tidy="results/tidy.csv",
         kernels="results/tidy_kernels.csv",
         ceilings="results/tidy_ceilings.csv",
+        phases="results/tidy_phases.csv",
         paper="results/model/paper_comparison.csv",
     output:
         roofline=report(
@@ -319,6 +338,12 @@ rule measured_figures:
             caption="reports/gpus_side_by_side.rst",
             category="Measured",
             labels={"figure": "GPUs side by side"},
+        ),
+        time_breakdown=report(
+            "results/figures/time_breakdown.svg",
+            caption="reports/time_breakdown.rst",
+            category="Measured",
+            labels={"figure": "where the time goes"},
         ),
     log:
         "logs/figures/measured.log",

@@ -503,6 +503,41 @@ def collect_ceilings(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] 
     return pd.DataFrame(rows, columns=None if rows else ["source", "gpu", "gpu_name", *CEILING_COLUMNS, "l2_cache_bytes", "has_ceilings"])
 
 
+PHASE_COLUMNS = ["phase", "share", "us_per_image", "phases_run_us_per_image", "scaled_to", "method",
+                 "instrumented_over_timed"]
+
+
+def collect_phases(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = ()) -> pd.DataFrame:
+    """One row per source x gpu x network x variant x batch x phase (pipeline/phases.py).
+
+    A phase's ``us_per_image`` is its share times the timing stage's median for the same variant and
+    batch (``scaled_to`` = "time.json"), so the bars add up to the number the speed figures show;
+    without a time.json it is the share of the phases run's own median ("phases.json").
+    """
+    rows = []
+    sources = [(Path(r), SOURCE_THIS_RUN) for r in results_dirs] + [(Path(a), archive_source(Path(a))) for a in archive_dirs]
+    for root, source in sources:
+        for g in gpu_dirs(root):
+            for network, variant, batch, d in measurement_dirs(g):
+                ph = read_json(d / "phases.json")
+                if not ph or not ph.get("phases"):
+                    continue
+                t = read_json(d / "time.json") or {}
+                total = _num(t.get("us_per_image_median"))
+                scaled_to = "time.json" if not math.isnan(total) else "phases.json"
+                if scaled_to == "phases.json":
+                    total = _num(ph.get("us_per_image_median"))
+                for p in ph["phases"]:
+                    rows.append({"source": source, "gpu": g.name, "network": network, "variant": variant,
+                                 "batch": batch, "strategy": strategy_of(variant), "phase": p["phase"],
+                                 "share": _num(p.get("share")), "us_per_image": _num(p.get("share")) * total,
+                                 "phases_run_us_per_image": _num(p.get("us_per_image")), "scaled_to": scaled_to,
+                                 "method": ph.get("method", ""),
+                                 "instrumented_over_timed": _num(ph.get("instrumented_over_timed"))})  # fmt: skip
+    cols = ["source", "gpu", "network", "variant", "batch", "strategy", *PHASE_COLUMNS]
+    return pd.DataFrame(rows, columns=cols)
+
+
 PROVENANCE_FIELDS = ["gpu_name", "gpu_uuid", "driver_version", "cuda_runtime_version", "cuda_driver_version",
                      "cupy_version", "ncu_version", "sm_clock_mhz", "mem_clock_mhz", "power_limit_w",
                      "git_commit", "timestamp_utc", "command"]
@@ -601,4 +636,6 @@ if __name__ == "__main__":  # only under Snakemake's script: directive
         save_table(collect_kernels(results, archives), Path(sm.output.kernels))
     if "ceilings" in sm.output.keys():
         save_table(collect_ceilings(results, archives), Path(sm.output.ceilings))
+    if "phases" in sm.output.keys():
+        save_table(collect_phases(results, archives), Path(sm.output.phases))
     logging.info("tidy table: %d rows (%d model-only)", len(tidy), int(tidy["model_only"].sum()))

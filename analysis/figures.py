@@ -465,6 +465,59 @@ def gpus_side_by_side(tidy: pd.DataFrame, out_svg: Path, network: str) -> None:
     style.save(fig, out_svg)
 
 
+PHASE_ORDER = ("conv1", "norm1", "pool1", "conv2", "norm2", "pool2", "shift")
+PHASE_COLORS = {"conv1": "#3b6ea5", "norm1": "#8fb3d9", "pool1": "#c9dbee", "conv2": "#b8423f",
+                "norm2": "#e69a98", "pool2": "#f3cfce", "shift": "#999999"}  # fmt: skip
+PHASE_LABELS = {"conv1": "conv1 (+ReLU; fused: + input staging)", "norm1": "LRN1", "pool1": "pool1",
+                "conv2": "conv2 (+ReLU)", "norm2": "LRN2", "pool2": "pool2 (+ store)",
+                "shift": "fused: pool1 tile zero/shift (reuse)"}  # fmt: skip
+
+
+def time_breakdown(phases: pd.DataFrame, out_svg: Path, network: str, tidy: pd.DataFrame | None = None,
+                   batch: int = 128) -> None:  # fmt: skip
+    """Stacked bars: each lbl kernel and each fused phase in us/image, at the batch closest to ``batch``."""
+    title = f"Where the time goes - {network}"
+    if phases is None or phases.empty or "phase" not in phases:
+        placeholder(out_svg, title)
+        return
+    ph = phases[phases["network"] == network]
+    pick = pick_source(ph)
+    if pick is None:
+        placeholder(out_svg, title)
+        return
+    ph = ph[(ph["source"] == pick[0]) & (ph["gpu"] == pick[1])]
+    b = int(min(ph["batch"].unique(), key=lambda x: (abs(int(x) - batch), -int(x))))
+    ph = ph[ph["batch"] == b]
+    names = tidy if tidy is not None and not tidy.empty and "gpu_name" in tidy else ph.assign(gpu_name=np.nan)
+    suffix = _source_suffix(names if len(names) else ph, *pick)
+    variants = style.variant_order(ph["variant"])
+    fig, axes = style.figure(height_in=1.2 + 0.62 * len(variants))
+    ax = axes[0, 0]
+    left = np.zeros(len(variants))
+    for phase in [p for p in PHASE_ORDER if p in set(ph["phase"])] + sorted(set(ph["phase"]) - set(PHASE_ORDER)):
+        vals = np.array([ph.loc[(ph["variant"] == v) & (ph["phase"] == phase), "us_per_image"].sum() for v in variants])
+        ax.barh(variants, vals, left=left, color=PHASE_COLORS.get(phase, "#cccccc"), edgecolor="white", lw=0.6,
+                label=PHASE_LABELS.get(phase, phase))
+        for i, (x0, w) in enumerate(zip(left, vals)):
+            if w >= 0.08 * max(left.max() + vals.max(), 1e-9) and phase in ("conv1", "conv2"):
+                ax.text(x0 + w / 2, i, f"{w:.1f}", ha="center", va="center", fontsize=9, color="white")
+        left += vals
+    for i, total in enumerate(left):
+        ax.text(total, i, f"  {total:.1f} us", va="center", fontsize=10)
+    lbl_conv = ph.loc[(ph["variant"] == "lbl") & ph["phase"].isin(["conv1", "conv2"]), "us_per_image"].sum()
+    if "lbl" in variants and lbl_conv > 0:
+        # A fused kernel whose GEMMs ran at lbl's speed with no extra work could not beat this line.
+        ax.axvline(lbl_conv, color="black", ls=":", lw=1.4,
+                   label=f"lbl's conv1 + conv2 kernels alone ({lbl_conv:.1f} us)")
+    ax.invert_yaxis()
+    ax.set_xlim(0, left.max() * 1.15)
+    ax.set_xlabel("time per image (us; shares of the timed median)")
+    _legend_below(fig, ax, ncol=3, fontsize=9)
+    fig.suptitle(f"{title}, batch {b}\n{suffix}", fontsize=13)
+    fig.tight_layout()
+    style.save(fig, out_svg)
+
+
 def short_kernel_name(name: str, width: int = 28) -> str:
     """'void at::native::foo<float, 4>(int, ...)' -> 'at::native::foo', at most ``width`` characters."""
     name = str(name).removeprefix("void ").split("(")[0].split("<")[0]
@@ -624,6 +677,7 @@ FIGURES = {
     "energy": energy_per_image,
     "occupancy": occupancy,
     "gpus_side_by_side": gpus_side_by_side,
+    "time_breakdown": time_breakdown,
 }
 
 
@@ -657,7 +711,7 @@ def draw(name: str, out: Path, network: str, tables: Mapping[str, pd.DataFrame],
     """
     from analysis.aggregate import block_bytes
 
-    t = {k: tables.get(k, pd.DataFrame()) for k in ("tidy", "kernels", "ceilings", "dse", "pyramids", "paper")}
+    t = {k: tables.get(k, pd.DataFrame()) for k in ("tidy", "kernels", "ceilings", "dse", "pyramids", "paper", "phases")}
     marks = paper_marks(t["paper"]) if not t["paper"].empty else {}
     if name == "dse_pareto":
         point = (marks.get("onchip_bytes"), marks.get("fused_bytes")) if marks.get("network") == network else None
@@ -672,6 +726,8 @@ def draw(name: str, out: Path, network: str, tables: Mapping[str, pd.DataFrame],
         bandwidth_saving(t["tidy"], out, network, t["ceilings"], inter, marks or None)
     elif name == "occupancy":
         occupancy(t["kernels"], out, network)
+    elif name == "time_breakdown":
+        time_breakdown(t["phases"], out, network, t["tidy"])
     elif name in FIGURES:
         FIGURES[name](t["tidy"], out, network)
     else:
@@ -686,7 +742,7 @@ if __name__ == "__main__":  # only under Snakemake's script: directive
     sm = snakemake  # noqa: F821
     logging.basicConfig(filename=sm.log[0], level=logging.INFO)
     readers = {"tidy": pd.read_csv, "kernels": pd.read_csv, "ceilings": pd.read_csv, "dse": read_dse,
-               "pyramids": read_pyramids, "paper": read_paper_comparison}
+               "pyramids": read_pyramids, "paper": read_paper_comparison, "phases": pd.read_csv}
     loaded = {k: readers[k](Path(sm.input[k])) for k in readers if k in sm.input.keys()}
     network = sm.wildcards.get("network", sm.params.get("network", ""))
     bpv = int(sm.config.get("model", {}).get("bytes_per_value", 4))

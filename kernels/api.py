@@ -71,7 +71,8 @@ class Forward:
     """One variant's forward pass for a fixed batch and input size (see module docstring)."""
 
     def __init__(self, variant: str, batch: int, height: int = 227, width: int = 227,
-                 params: dict | None = None, cubin: str | None = None, seed: int = 0) -> None:  # fmt: skip
+                 params: dict | None = None, cubin: str | None = None, seed: int = 0,
+                 defines: tuple[tuple[str, int], ...] = ()) -> None:  # fmt: skip
         import cupy
 
         if variant not in VARIANTS:
@@ -93,7 +94,11 @@ class Forward:
             params = random_params(self.layers, s_in, seed)
         self.params = {k: (_to_host(w), _to_host(b)) for k, (w, b) in params.items()}
         self.output = cupy.empty(self.output_shape, cupy.float32)
+        if defines and cubin:
+            raise ValueError("extra defines need a run-time (NVRTC) build: pass cubin=None")
         self._cubin = cubin
+        self._defines = tuple(defines)
+        self.module = None  # the fused variant's module (pipeline/phases.py reads its counters)
         strategy = self.variant.strategy
         if strategy == "lbl":
             self._setup_lbl()
@@ -110,7 +115,14 @@ class Forward:
 
         if self._cubin:
             return load_kernel(str(self._cubin), entry)
-        return compile_module(self.variant.source, self.variant.defines).get_function(entry)
+        return compile_module(self.variant.source, self.variant.defines + self._defines).get_function(entry)
+
+    def _module(self):
+        from pipeline.gpu import _module_from_cubin, compile_module
+
+        if self._cubin:
+            return _module_from_cubin(str(self._cubin))
+        return compile_module(self.variant.source, self.variant.defines + self._defines)
 
     def random_input(self, seed: int = 0):
         """Fresh N(0, 1) float32 input of ``input_shape`` on the device (never zeros)."""
@@ -133,6 +145,7 @@ class Forward:
 
         self._device_params()
         self._steps: list[tuple[Any, tuple, tuple, tuple]] = []
+        self.step_layers: list[str] = []  # the layer each kernel computes (a conv's ReLU rides along)
         names = []
         n = self.batch
         buf_in = None  # None = the call's input
@@ -175,6 +188,7 @@ class Forward:
                 raise ValueError(f"lbl: unsupported layer type {layer.type!r}")
             self._steps.append((self._kernel(entry), grid, buf_in, args))
             names.append(entry)
+            self.step_layers.append(layer.name)
             buf_in = out
         self.kernels = names
 
@@ -184,6 +198,12 @@ class Forward:
             return self.output
 
         self._run = run
+
+    def run_step(self, i: int, x) -> None:
+        """lbl only: launch kernel ``i`` alone (``x`` is the forward's input; later kernels read
+        the intermediate maps the earlier ones left), for per-kernel timing."""
+        kern, grid, src, args = self._steps[i]
+        kern(grid, (LBL_THREADS,), (x if src is None else src, *args))
 
     # ---------------------------------------------------------------- fused
     def _setup_fused(self) -> None:
@@ -199,6 +219,7 @@ class Forward:
         self._w2p = cupy.asarray(interleave_channel_groups(pack_weights(w2), FUSED_RM[1]))
         smem = fused_smem_bytes(t, strategy)
         kern = self._kernel(v.entries[0])
+        self.module = self._module()
         kern.max_dynamic_shared_size_bytes = smem
         n, c_out, hp2, wp2 = self.output_shape
         tiles_x, tiles_y = math.ceil(wp2 / t), math.ceil(hp2 / t)
@@ -288,9 +309,14 @@ def _to_host(a) -> np.ndarray:
 
 
 def make_forward(variant: str, batch: int, height: int = 227, width: int = 227, params: dict | None = None,
-                 cubin: str | None = None, seed: int = 0) -> Forward:  # fmt: skip
-    """Build a :class:`Forward` for ``variant`` (see the module docstring for the contract)."""
-    return Forward(variant, batch, height, width, params, cubin, seed)
+                 cubin: str | None = None, seed: int = 0,
+                 defines: tuple[tuple[str, int], ...] = ()) -> Forward:  # fmt: skip
+    """Build a :class:`Forward` for ``variant`` (see the module docstring for the contract).
+
+    ``defines`` adds ``-D`` flags to an NVRTC build (``cubin`` must be None), e.g.
+    ``(("PHASE_TIMING", 1),)`` for the fused kernel's phase counters (pipeline/phases.py).
+    """
+    return Forward(variant, batch, height, width, params, cubin, seed, defines)
 
 
 def forward(variant: str, x, params: dict | None = None, cubin: str | None = None):

@@ -31,8 +31,35 @@
 #ifndef KSTAGE
 #define KSTAGE 16  // K per weight stage
 #endif
+#ifndef PHASE_TIMING
+#define PHASE_TIMING 0
+#endif
 
 namespace fz {
+
+// Phase timing (-DPHASE_TIMING=1; the timed and profiled builds leave it off): thread 0 reads the SM
+// clock right after each barrier that ends a phase and adds the cycles since the previous mark to
+// fused_phase_cycles[phase] (pipeline/phases.py turns them into shares of the kernel's time). Only
+// marks that follow a __syncthreads are placed, so the block, not thread 0 alone, has finished the
+// phase. The last counter counts blocks. pipeline/phases.py reads the phase names from this enum.
+enum Phase { PH_SHIFT, PH_CONV1, PH_NORM1, PH_POOL1, PH_CONV2, PH_NORM2, PH_POOL2, NPHASE };
+#if PHASE_TIMING
+}  // namespace fz
+extern "C" {
+__device__ unsigned long long fused_phase_cycles[fz::NPHASE + 1];  // C name: the host reads it by name
+}
+namespace fz {
+#define PHASE_MARK(p)                                                                   \
+    do {                                                                                \
+        if (threadIdx.x == 0) {                                                         \
+            const long long now_ = clock64();                                           \
+            atomicAdd(&fused_phase_cycles[p], (unsigned long long)(now_ - s_phase_t));     \
+            s_phase_t = now_;                                                           \
+        }                                                                               \
+    } while (0)
+#else
+#define PHASE_MARK(p)  // nothing: the production kernel is the same code without the marks
+#endif
 
 constexpr int NT = 256;
 constexpr int CIN = 3, C1 = 96, C2 = 256, G2 = 2;
@@ -278,6 +305,13 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                                            int W, int cin, int c1, int c2, float alpha, float beta, float kparam) {
     if (cin != CIN || c1 != C1 || c2 != C2 || dynamic_smem_bytes() < (unsigned)SMEM_BYTES) return;  // host checks first
     extern __shared__ __align__(16) float smem[];
+#if PHASE_TIMING
+    __shared__ long long s_phase_t;
+    if (threadIdx.x == 0) {
+        s_phase_t = clock64();
+        atomicAdd(&fused_phase_cycles[NPHASE], 1ull);
+    }
+#endif
     float* p1 = smem + OFF_P1;
     float* c1keep = smem + OFF_C1KEEP;
     float* c2keep = smem + OFF_C2KEEP;
@@ -306,6 +340,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
 
     for (int e = tid; e < SZ_P1; e += NT) p1[e] = 0.f;
     __syncthreads();
+    PHASE_MARK(PH_SHIFT);
 
     const int chg1 = lane % 8, pxg1 = warp * 4 + lane / 8;
     const int chg2 = (warp % 4) * 8 + lane % 8, pxg2 = (warp / 4) * 4 + lane / 8;
@@ -332,6 +367,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                 p1[ch * P1D * P1D + 5 * P1D + rc] = 0.f;
             }
             __syncthreads();
+            PHASE_MARK(PH_SHIFT);
         }
         // ---- conv1 -> relu -> LRN -> pool1, chunk by chunk ------------------------------------
         const int pa = first ? max(0, P1Y0) : 2 * R0 + 3;
@@ -368,7 +404,9 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                 else pass(Int<RN1>{});
             }
             __syncthreads();
+            PHASE_MARK(PH_CONV1);  // input staging, carried row and the conv1 GEMM
             lrn_inplace<C1>(c1b, C1R * C1W, C1W, rf, nr1, ncw1, alpha_over_n, beta, kparam);
+            PHASE_MARK(PH_NORM1);
             const int npc = pc1 - pc0 + 1;
             for (int e = tid; e < C1 * nq * npc; e += NT) {
                 const int ch = e / (nq * npc), jc = e % (nq * npc);
@@ -386,6 +424,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                 c1keep[ch * C1W + c] = c1b[ch * C1R * C1W + (2 * nq) * C1W + c];
             }
             __syncthreads();
+            PHASE_MARK(PH_POOL1);
             carry = true;
         }
         // ---- conv2 -> relu -> LRN -> pool2 --------------------------------------------------------
@@ -410,7 +449,9 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
             else pass(Int<RN2>{});
         }
         __syncthreads();
+        PHASE_MARK(PH_CONV2);  // carried row and the conv2 GEMM
         lrn_inplace<C2>(c2b, C2D * C2D, C2D, rf2, nr2, ncw2, alpha_over_n, beta, kparam);
+        PHASE_MARK(PH_NORM2);
         for (int e = tid; e < C2 * th * tw; e += NT) {
             const int ch = e / (th * tw), ij = e % (th * tw);
             const int i = ij / tw, j = ij % tw;
@@ -428,6 +469,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                 c2keep[ch * C2D + c] = c2b[ch * C2D * C2D + (2 * th) * C2D + c];
             }
         __syncthreads();
+        PHASE_MARK(PH_POOL2);
     }
 }
 

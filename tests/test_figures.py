@@ -9,14 +9,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.aggregate import collect, collect_ceilings, collect_kernels, read_dse, read_paper_comparison, read_pyramids
+from analysis.aggregate import (
+    collect,
+    collect_ceilings,
+    collect_kernels,
+    collect_phases,
+    read_dse,
+    read_paper_comparison,
+    read_pyramids,
+)
 from analysis.figures import FIGURES, NO_GPU_TEXT, draw, paper_marks, tidy_for_report, write_report_table
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "results_fixture"
 ARCHIVE = FIXTURE / "archive" / "synthgpu-2026-11-20"
 GROUPS = {"alexnet": ("conv1", "pool2")}
 MEASURED = ["roofline", "bandwidth_saving", "tile_tradeoff_measured", "speedup", "energy", "occupancy",
-            "gpus_side_by_side"]
+            "gpus_side_by_side", "time_breakdown"]
 
 
 def tables(results: list[Path], archives: list[Path]) -> dict[str, pd.DataFrame]:
@@ -27,6 +35,7 @@ def tables(results: list[Path], archives: list[Path]) -> dict[str, pd.DataFrame]
         "dse": read_dse(FIXTURE / "model" / "alexnet" / "dse.csv"),
         "pyramids": read_pyramids(FIXTURE / "model" / "alexnet" / "pyramids.csv"),
         "paper": read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv"),
+        "phases": collect_phases(results, archives),
     }
 
 
@@ -54,7 +63,8 @@ def drawn(tmp_path_factory) -> dict[str, dict[str, str]]:
 def test_every_figure_draws_with_title_and_units(drawn):
     units = {"dse_pareto": "(KB)", "tile_tradeoff_model": "(KB)", "roofline": "(FLOP / byte)",
              "bandwidth_saving": "(MB, log scale)", "tile_tradeoff_measured": "(us, median)", "speedup": "speedup (x",
-             "energy": "(mJ", "occupancy": "(% of max warps)", "gpus_side_by_side": "(us, median)"}
+             "energy": "(mJ", "occupancy": "(% of max warps)", "gpus_side_by_side": "(us, median)",
+             "time_breakdown": "time per image (us"}
     for name, text in drawn["full"].items():
         assert "alexnet" in text, name
         assert units[name] in text, f"{name}: no axis unit {units[name]!r}"
@@ -73,7 +83,7 @@ def test_measured_figures_show_variants_and_ceilings(drawn):
 
 
 def test_archived_results_are_labelled_as_archived(drawn):
-    for name in ("roofline", "bandwidth_saving", "speedup", "energy", "occupancy"):
+    for name in ("roofline", "bandwidth_saving", "speedup", "energy", "occupancy", "time_breakdown"):
         assert "archived (synthgpu, 2026-11-20)" in drawn["archive"][name], name
 
 
