@@ -649,21 +649,40 @@ def paper_summary(paper: pd.DataFrame) -> pd.DataFrame:
 
 
 def extra_work_table(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Measured arithmetic of each fused variant beside the model: does recompute cost what the model says?
+    """Measured arithmetic of each variant beside the model and beside the fused kernel's own count.
 
     Measured MACs are Nsight Compute's FP32 FLOPs / 2 (FMA = 2, FADD/FMUL = 1, so LRN arithmetic is
-    included and max/ReLU are not); `executed_over_model` above 1 is work the kernel does beyond the
-    model's pyramid (padded thread tiles, LRN).
+    included and max/ReLU are not); ``executed_over_model`` above 1 is work beyond the model's
+    pyramid. For fused variants, ``kernels.work.fused_work`` walks the kernel's loops: its exact
+    work equals the model's useful + extra MACs, ``kernel_padding_macs_per_image`` is what empty
+    register-tile slots and padded K add, and ``kernel_counted_flops_per_image`` (GEMMs, bias, LRN)
+    is what ncu should count: ``measured_over_counted`` is that check.
     """
+    from kernels.work import fused_work
+    from pipeline.networks import load_network
+
     m = measured(tidy)
     cols = ["source", "gpu", "variant", "batch", "model_useful_macs_per_image", "model_extra_macs_per_image",
-            "measured_macs_per_image", "executed_over_model"]
+            "kernel_padding_macs_per_image", "measured_macs_per_image", "executed_over_model",
+            "kernel_counted_flops_per_image", "flops_per_image", "measured_over_counted"]
     if m.empty or "flops_per_image" not in m:
         return pd.DataFrame(columns=cols)
     m = m[m["strategy"].isin(["lbl", "reuse", "recompute"])].dropna(subset=["flops_per_image"])
     m = m.assign(measured_macs_per_image=m["flops_per_image"] / 2)
     model = m["model_useful_macs_per_image"] + m["model_extra_macs_per_image"].fillna(0)
     m = m.assign(executed_over_model=m["measured_macs_per_image"] / model)
+    pad, counted = [], []
+    for _, r in m.iterrows():
+        if r["strategy"] in ("reuse", "recompute") and _finite(r.get("tile")):
+            shape = load_network(r["network"]).input
+            w = fused_work(int(r["tile"]), r["strategy"], shape.height, shape.width)
+            pad.append(float(w.padding_macs))
+            counted.append(float(w.flops))
+        else:
+            pad.append(math.nan)
+            counted.append(math.nan)
+    m = m.assign(kernel_padding_macs_per_image=pad, kernel_counted_flops_per_image=counted)
+    m = m.assign(measured_over_counted=m["flops_per_image"] / m["kernel_counted_flops_per_image"])
     return m.reindex(columns=cols)
 
 

@@ -1,0 +1,133 @@
+"""The arithmetic the fused kernel executes, counted from its tiling (kernels/fused.cu), per image.
+
+The pyramid model (pipeline/model.py) counts the MACs a pyramid needs; the kernel executes more:
+every thread runs its whole register tile (RM channels x R pixel slots) over the padded K, also
+for slots past the tile's last pixel, and the LRN does arithmetic the model does not count. This
+module walks the kernel's loops (strips, steps, chunks, the register-tile instantiation each pass
+picks) and counts thread-level FP32 instructions the way Nsight Compute's SASS counters do, so a
+profile's FLOPs can be checked line by line: model MACs -> + padded slots -> + LRN and epilogue =
+ncu's FADD + FMUL + 2 x FFMA.
+
+Mirrors fused.cu's geometry; tests/test_work.py holds the two in step against recorded ncu counts.
+"""
+
+from dataclasses import dataclass
+
+from kernels.registry import FUSED_CHUNK_ROWS, FUSED_KSTAGE, FUSED_THREADS
+
+CIN, C1, C2, C1G = 3, 96, 256, 48
+KS1, ST1, KS2 = 11, 4, 5
+RM1, NPG1 = 12, 32  # conv1 thread tile: 12 channels; 8 channel groups x 32 pixel groups
+RM2, NPG2 = 8, 8  # conv2 thread tile: 8 channels; 32 channel groups x 8 pixel groups
+LRN_FFMA, LRN_FMUL = 5, 2  # per LRN output: 4 FFMA + 1 FMUL (sum of squares from 0) + 1 FFMA, 2 FMUL
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _pad_k(k: int, kc: int = FUSED_KSTAGE) -> int:
+    return _cdiv(k, kc) * kc
+
+
+def tiles(n: int, t: int) -> list[tuple[int, int]]:
+    """(start, size) of the ceil(n/t) balanced tiles of a map side (fused.cu tile_start/tile_size)."""
+    nt = _cdiv(n, t)
+    base, extra = divmod(n, nt)
+    return [(i * base + min(i, extra), base + (1 if i < extra else 0)) for i in range(nt)]
+
+
+@dataclass
+class FusedWork:
+    """Thread-level instruction counts of one image (sums over all blocks of that image)."""
+
+    conv1_macs: int = 0  # FFMA of the conv1 GEMM, padded slots and padded K included
+    conv2_macs: int = 0
+    conv1_exact_macs: int = 0  # the same passes with no empty slot and unpadded K: the pyramid's own work
+    conv2_exact_macs: int = 0
+    conv1_outputs: int = 0  # conv1 values written (ReLU epilogue: one FADD each for the bias)
+    conv2_outputs: int = 0
+    lrn1_outputs: int = 0
+    lrn2_outputs: int = 0
+
+    @property
+    def gemm_macs(self) -> int:
+        return self.conv1_macs + self.conv2_macs
+
+    @property
+    def exact_macs(self) -> int:
+        return self.conv1_exact_macs + self.conv2_exact_macs
+
+    @property
+    def padding_macs(self) -> int:
+        """FFMAs of empty register-tile slots and zero-padded K rows."""
+        return self.gemm_macs - self.exact_macs
+
+    @property
+    def flops(self) -> int:
+        """ncu's FADD + FMUL + 2 x FFMA for the same work."""
+        lrn = self.lrn1_outputs + self.lrn2_outputs
+        return 2 * self.gemm_macs + (self.conv1_outputs + self.conv2_outputs) + lrn * (2 * LRN_FFMA + LRN_FMUL)
+
+
+def _conv1_slots(jmax: int, rn: int) -> int:
+    """Register-tile width the conv1 pass instantiates for ``jmax`` pixels per thread."""
+    if jmax <= rn // 2:
+        return max(rn // 2, 1)
+    if jmax <= (5 * rn + 5) // 6:
+        return (5 * rn + 5) // 6
+    return rn
+
+
+def _conv2_slots(jmax: int, rn: int) -> int:
+    for r in ((rn + 2) // 3, (rn + 1) // 2, (2 * rn + 2) // 3):
+        if jmax <= r:
+            return r
+    return rn
+
+
+def fused_work(tile: int, strategy: str, height: int = 227, width: int = 227,
+               chunk_rows: int = FUSED_CHUNK_ROWS) -> FusedWork:  # fmt: skip
+    """Count what ``fused-<strategy>-t<tile>`` executes for one image of ``height`` x ``width``."""
+    if strategy not in ("reuse", "recompute"):
+        raise ValueError(f"fused_work: strategy must be 'reuse' or 'recompute', got {strategy!r}")
+    t, ch, reuse, nt = int(tile), int(chunk_rows), strategy == "reuse", FUSED_THREADS
+    h1, w1 = (height - KS1) // ST1 + 1, (width - KS1) // ST1 + 1
+    hp1, wp1 = (h1 - 3) // 2 + 1, (w1 - 3) // 2 + 1
+    hp2, wp2 = (hp1 - 3) // 2 + 1, (wp1 - 3) // 2 + 1
+    c1w = 2 * (2 * t + 5) + 1
+    rn1 = _cdiv(2 * ch * c1w, NPG1)
+    c2d = 2 * t + 1
+    rn2 = _cdiv(c2d * c2d, NPG2)
+    k1p, k2p = _pad_k(CIN * KS1 * KS1), _pad_k(C1G * KS2 * KS2)
+    w = FusedWork()
+    rows = tiles(hp2, t)
+    for c0, tw in tiles(wp2, t):
+        pc0, pc1 = max(0, 2 * c0 - 2), min(wp1 - 1, 2 * c0 + 2 * tw + 2)
+        ncw1, ncw2 = 2 * (pc1 - pc0) + 3, 2 * tw + 1
+        # reuse: one block walks every tile row; recompute: one block per tile row, each "first"
+        walks = [list(enumerate(rows))] if reuse else [[(0, r)] for r in rows]
+        for walk in walks:
+            for step, (r0, th) in walk:
+                first = step == 0
+                pa = max(0, 2 * r0 - 2) if first else 2 * r0 + 3
+                pb = min(hp1 - 1, 2 * r0 + 2 * th + 2)
+                carry, q = not first, pa
+                while q <= pb:
+                    rf = 1 if carry else 0
+                    rows_fit = (rn1 * NPG1) // ncw1
+                    nq = min(ch, pb - q + 1, (rows_fit - 1 + rf) // 2)
+                    nr1 = 2 * nq + 1 - rf
+                    r = _conv1_slots(_cdiv(nr1 * ncw1, NPG1), rn1)
+                    w.conv1_macs += nt * RM1 * r * k1p
+                    w.conv1_exact_macs += C1 * nr1 * ncw1 * CIN * KS1 * KS1
+                    w.conv1_outputs += C1 * nr1 * ncw1
+                    w.lrn1_outputs += C1 * nr1 * ncw1
+                    q, carry = q + nq, True
+                nr2 = 2 * th + 1 - (1 if reuse and not first else 0)
+                r = _conv2_slots(_cdiv(nr2 * ncw2, NPG2), rn2)
+                w.conv2_macs += nt * RM2 * r * k2p
+                w.conv2_exact_macs += C2 * nr2 * ncw2 * C1G * KS2 * KS2
+                w.conv2_outputs += C2 * nr2 * ncw2
+                w.lrn2_outputs += C2 * nr2 * ncw2
+    return w
