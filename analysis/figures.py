@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import style
-from analysis.aggregate import SOURCE_THIS_RUN, source_title
+from analysis.aggregate import SOURCE_THIS_RUN, source_newest_first, source_title
 
 KB, MB, TERA = 1e3, 1e6, 1e12
 NO_GPU_TEXT = "no GPU measurements in this run"
@@ -57,13 +57,8 @@ def pick_source(df: pd.DataFrame) -> tuple[str, str] | None:
     if df.empty:
         return None
     pairs = df[["source", "gpu"]].drop_duplicates().itertuples(index=False, name=None)
-    pairs = sorted(pairs, key=lambda p: (p[0] != SOURCE_THIS_RUN, "" if p[0] == SOURCE_THIS_RUN else _neg(p[0]), p[1]))
+    pairs = sorted(pairs, key=lambda p: (source_newest_first(p[0]), p[1]))
     return pairs[0]
-
-
-def _neg(s: str) -> str:
-    """Sort key putting later archive dates first."""
-    return "".join(chr(0x10FFFF - ord(c)) for c in s)
 
 
 def _source_suffix(df: pd.DataFrame, source: str, gpu: str) -> str:

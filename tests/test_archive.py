@@ -39,3 +39,19 @@ def test_archived_rows_are_labelled(results, tmp_path):
     dest = archive_results(results, tmp_path / "archive", date="2026-11-26")
     tidy = collect([], None, [dest])
     assert not tidy.empty and (tidy["source"] == "archived synthgpu 2026-11-26").all()
+
+
+def test_a_second_run_the_same_day_gets_a_label_and_counts_as_newer(results, tmp_path):
+    from analysis.aggregate import source_newest_first, source_title
+
+    first = archive_results(results, tmp_path / "archive", date="2026-11-26")
+    second = archive_results(results, tmp_path / "archive", date="2026-11-26", label="run2")
+    assert second.name == "synthgpu-2026-11-26-run2"
+    with pytest.raises(SystemExit, match="letters and digits"):
+        archive_results(results, tmp_path / "archive", date="2026-11-26", label="a/b")
+    sources = set(collect([], None, [first, second])["source"])
+    assert sources == {"archived synthgpu 2026-11-26", "archived synthgpu 2026-11-26 run2"}
+    order = sorted([*sources, "archived synthgpu 2026-11-27", "this run"], key=source_newest_first)
+    assert order == ["this run", "archived synthgpu 2026-11-27", "archived synthgpu 2026-11-26 run2",
+                     "archived synthgpu 2026-11-26"]
+    assert source_title("archived synthgpu 2026-11-26 run2") == "archived (synthgpu, 2026-11-26, run2)"
