@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 
@@ -87,8 +88,6 @@ def test_measure_phases_on_the_gpu(variant, batch, h, w):
 
 
 def _write_phases(d, variant, names, amounts, us, time_us=None):
-    import json
-
     from pipeline.phases import phase_rows
 
     d.mkdir(parents=True)
@@ -128,3 +127,23 @@ def test_time_breakdown_figure_draws_and_placeholders(tmp_path):
     svg = (tmp_path / "tb.svg").read_text()
     assert "batch 128" in svg and "24.0 us" in svg and "32.0 us" in svg
     assert "conv1 + conv2 kernels alone (21.0 us)" in svg
+
+
+def test_phases_of_the_archived_h200_run():
+    """Genuine phases.json files (reports/archive/h200-2026-11-26-run2) read back and checked."""
+    from analysis.aggregate import collect_phases
+
+    archive = REPO / "reports" / "archive" / "h200-2026-11-26-run2"
+    df = collect_phases([], [archive])
+    assert set(df["source"]) == {"archived h200 2026-11-26 run2"} and set(df["batch"]) == {128}
+    assert set(df["variant"]) == {"lbl", "fused-reuse-t2", "fused-reuse-t4", "fused-recompute-t2", "fused-recompute-t4"}
+    assert set(df["scaled_to"]) == {"time.json"}
+    for variant, g in df.groupby("variant"):
+        timed = json.loads((archive / "h200" / "alexnet" / variant / "b128" / "time.json").read_text())
+        assert g["us_per_image"].sum() == pytest.approx(timed["us_per_image_median"])
+        assert g["share"].sum() == pytest.approx(1.0)
+        if variant != "lbl":
+            assert (g["share"] > 0).all() and (g["instrumented_over_timed"].between(1.0, 1.1)).all()
+    lbl = df[df["variant"] == "lbl"].set_index("phase")["us_per_image"]
+    assert list(lbl.index) == ["conv1", "norm1", "pool1", "conv2", "norm2", "pool2"]
+    assert lbl[["conv1", "conv2"]].sum() > 0.8 * lbl.sum()  # lbl's time is its two GEMMs
