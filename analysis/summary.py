@@ -30,4 +30,26 @@ def summary_table(tidy_csv: str | Path) -> str:
         table[col] = table[col] / 1e6
     gpu = rows["gpu_name"].dropna().iloc[0] if rows["gpu_name"].notna().any() else rows["gpu"].iloc[0]
     text = table.rename(columns=COLUMNS).to_string(index=False, float_format=lambda v: f"{v:.3g}")
-    return f"Measured on {gpu} (medians over CUDA-event repeats; DRAM bytes from ncu range replay):\n{text}"
+    out = f"Measured on {gpu} (medians over CUDA-event repeats; DRAM bytes from ncu range replay):\n{text}"
+    phases = phases_table(Path(tidy_csv).with_name("tidy_phases.csv"))
+    return out + ("\n\n" + phases if phases else "")
+
+
+def phases_table(tidy_phases_csv: str | Path) -> str:
+    """Where this run's time goes: conv1, conv2 and everything else in us/image per variant."""
+    path = Path(tidy_phases_csv)
+    if not path.exists():
+        return ""
+    ph = pd.read_csv(path)
+    ph = ph[ph["source"] == "this run"]
+    if ph.empty:
+        return ""
+    ph = ph.assign(part=ph["phase"].where(ph["phase"].isin(["conv1", "conv2"]), "other"))
+    t = ph.pivot_table(index=["variant", "batch"], columns="part", values="us_per_image", aggfunc="sum")
+    t = t.reindex(columns=["conv1", "conv2", "other"]).fillna(0.0)
+    t["total"] = t.sum(axis=1)
+    from analysis.aggregate import variant_rank
+
+    t = t.sort_index(key=lambda ix: ix.map(lambda v: variant_rank(v)) if ix.name == "variant" else ix)
+    text = t.reset_index().to_string(index=False, float_format=lambda v: f"{v:.3g}")
+    return "Where the time goes (us/image; phases stage, scaled to the timed medians):\n" + text

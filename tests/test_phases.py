@@ -147,3 +147,16 @@ def test_phases_of_the_archived_h200_run():
     lbl = df[df["variant"] == "lbl"].set_index("phase")["us_per_image"]
     assert list(lbl.index) == ["conv1", "norm1", "pool1", "conv2", "norm2", "pool2"]
     assert lbl[["conv1", "conv2"]].sum() > 0.8 * lbl.sum()  # lbl's time is its two GEMMs
+
+
+def test_the_workflow_summary_prints_the_breakdown(tmp_path):
+    from analysis.aggregate import collect_phases
+    from analysis.summary import phases_table
+
+    assert phases_table(tmp_path / "missing.csv") == ""
+    df = collect_phases([], [REPO / "reports" / "archive" / "h200-2026-11-26-run2"])
+    df.assign(source="this run").to_csv(tmp_path / "tidy_phases.csv", index=False)
+    text = phases_table(tmp_path / "tidy_phases.csv")
+    lines = text.splitlines()
+    assert lines[0].startswith("Where the time goes") and "conv1" in lines[1] and "total" in lines[1]
+    assert lines[2].split()[0] == "lbl" and len(lines) == 2 + 5
