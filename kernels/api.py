@@ -224,34 +224,17 @@ class Forward:
         n, c_out, hp2, wp2 = self.output_shape
         tiles_x, tiles_y = math.ceil(wp2 / t), math.ceil(hp2 / t)
         grid = (tiles_x, 1 if strategy == "reuse" else tiles_y, n)
-        self.cluster = None
-        cs = int(dict(v.defines + self._defines).get("XREUSE", 0))
-        if cs:
-            if tiles_x % cs:
-                raise ValueError(f"{v.name}: {tiles_x} column strips do not split into clusters of {cs}")
-            self.cluster = (cs, 1, 1)
-            pool1 = [l.name for l in self.layers].index("pool1")
-            check_strip_cluster(self.shapes[pool1 + 1].width, wp2, t)
         norm1 = _layer(self.layers, "norm1")
         s_in = self.shapes[0]
         args = (self._w1p, self._b1, self._w2p, self._b2, self.output, np.int32(n), np.int32(s_in.height),
                 np.int32(s_in.width), np.int32(s_in.channels), np.int32(self.shapes[1].channels),
                 np.int32(c_out), np.float32(norm1.alpha), np.float32(norm1.beta), np.float32(norm1.k))  # fmt: skip
         self.kernels = [v.entries[0]]
-        self.grid, self.smem_bytes, self._kern = grid, smem, kern
+        self.grid, self.smem_bytes = grid, smem
 
-        if self.cluster is None:
-
-            def run(x):
-                kern(grid, (FUSED_THREADS,), (x, *args), shared_mem=smem)
-                return self.output
-
-        else:
-            from kernels.cluster_launch import launch_cluster
-
-            def run(x):
-                launch_cluster(kern, grid, (FUSED_THREADS, 1, 1), (x, *args), self.cluster, smem)
-                return self.output
+        def run(x):
+            kern(grid, (FUSED_THREADS,), (x, *args), shared_mem=smem)
+            return self.output
 
         self._run = run
 
@@ -316,25 +299,6 @@ class Forward:
         if tuple(x.shape) != self.input_shape:
             raise ValueError(f"{self.variant.name}: input shape {tuple(x.shape)} != {self.input_shape}")
         return self._run(x)
-
-
-MAX_PORTABLE_CLUSTER = 8  # blocks per cluster every sm_90 part schedules
-
-
-def check_strip_cluster(pool1_width: int, pool2_width: int, tile: int) -> None:
-    """Strips that share pool1 columns through a cluster: each strip owns [2*C0, 2*C0 of the next)
-    and reads 2 columns from its left and 3 from its right neighbour, so every strip but the first
-    must own at least 3 and the first at least 2; one cluster holds at most 8 strips."""
-    from kernels.work import tiles
-
-    strips = tiles(pool2_width, tile)
-    if len(strips) > MAX_PORTABLE_CLUSTER:
-        raise ValueError(f"{len(strips)} column strips of T={tile} exceed a cluster of {MAX_PORTABLE_CLUSTER} blocks; "
-                         f"use a larger tile or an input at most {MAX_PORTABLE_CLUSTER * tile} pool2 columns wide")  # fmt: skip
-    starts = [2 * c0 for c0, _ in strips] + [pool1_width]
-    owned = [b - a for a, b in zip(starts, starts[1:])]
-    if len(owned) > 1 and (owned[0] < 2 or min(owned[1:]) < 3):
-        raise ValueError(f"T={tile}: column strips own {owned} pool1 columns; neighbours need 2 (left) and 3 (right)")
 
 
 def _to_host(a) -> np.ndarray:

@@ -34,9 +34,6 @@
 #ifndef PHASE_TIMING
 #define PHASE_TIMING 0
 #endif
-#ifndef XREUSE
-#define XREUSE 0  // > 0: clusters of XREUSE neighbouring column strips share pool1 columns (reuse in x)
-#endif
 
 namespace fz {
 
@@ -45,7 +42,7 @@ namespace fz {
 // fused_phase_cycles[phase] (pipeline/phases.py turns them into shares of the kernel's time). Only
 // marks that follow a __syncthreads are placed, so the block, not thread 0 alone, has finished the
 // phase. The last counter counts blocks. pipeline/phases.py reads the phase names from this enum.
-enum Phase { PH_SHIFT, PH_CONV1, PH_NORM1, PH_POOL1, PH_HALO, PH_CONV2, PH_NORM2, PH_POOL2, NPHASE };
+enum Phase { PH_SHIFT, PH_CONV1, PH_NORM1, PH_POOL1, PH_CONV2, PH_NORM2, PH_POOL2, NPHASE };
 #if PHASE_TIMING
 }  // namespace fz
 extern "C" {
@@ -63,26 +60,6 @@ namespace fz {
 #else
 #define PHASE_MARK(p)  // nothing: the production kernel is the same code without the marks
 #endif
-
-static_assert(!XREUSE || REUSE, "XREUSE extends the reuse walk");
-
-// Thread-block cluster helpers (sm_90): the strips of one image row form a cluster; a block reads
-// its neighbours' pool1 columns from their shared memory (DSMEM) between cluster barriers.
-__device__ __forceinline__ unsigned cluster_size() {
-    unsigned r;
-    asm volatile("mov.u32 %0, %%cluster_nctarank;" : "=r"(r));
-    return r;
-}
-__device__ __forceinline__ void cluster_arrive() { asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void cluster_wait() { asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ float ld_cluster(const float* local, unsigned rank) {
-    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(local));
-    unsigned remote;
-    float v;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(remote) : "r"(a), "r"(rank));
-    asm volatile("ld.shared::cluster.f32 %0, [%1];" : "=f"(v) : "r"(remote) : "memory");
-    return v;
-}
 
 constexpr int NT = 256;
 constexpr int CIN = 3, C1 = 96, C2 = 256, G2 = 2;
@@ -327,7 +304,6 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                                            const float* __restrict__ b2, float* __restrict__ out, int N, int H,
                                            int W, int cin, int c1, int c2, float alpha, float beta, float kparam) {
     if (cin != CIN || c1 != C1 || c2 != C2 || dynamic_smem_bytes() < (unsigned)SMEM_BYTES) return;  // host checks first
-    if (XREUSE && (cluster_size() != XREUSE || gridDim.x % XREUSE)) return;  // host launches (XREUSE,1,1) clusters
     extern __shared__ __align__(16) float smem[];
 #if PHASE_TIMING
     __shared__ long long s_phase_t;
@@ -357,17 +333,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
 
     // Column geometry of this strip (fixed for the whole walk).
     const int P1X0 = 2 * C0 - 2;                       // image col of pool1 tile col 0
-    const int need0 = max(0, P1X0), need1 = min(WP1 - 1, 2 * C0 + 2 * tw + 2);  // pool1 cols conv2 reads
-#if XREUSE
-    // Each strip computes only the pool1 columns it owns ([2*C0, 2*C0 of the next strip)) and
-    // reads the 2 columns left and 3 right of them from its neighbours (the host checks every
-    // strip owns at least 3 columns).
-    const int crank = blockIdx.x % XREUSE;  // rank in the cluster; the cluster's outer edges recompute
-    const int pc0 = crank == 0 ? need0 : 2 * C0;
-    const int pc1 = crank == XREUSE - 1 || blockIdx.x == gridDim.x - 1 ? need1 : 2 * tile_start(blockIdx.x + 1, WP2) - 1;
-#else
-    const int pc0 = need0, pc1 = need1;
-#endif
+    const int pc0 = max(0, P1X0), pc1 = min(WP1 - 1, 2 * C0 + 2 * tw + 2);
     const int ncw1 = 2 * (pc1 - pc0) + 3;              // conv1 cols computed
     const int ncw2 = 2 * tw + 1;                       // conv2 cols computed
     const int xcols = ST1 * (ncw1 - 1) + KS1;
@@ -383,9 +349,6 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
 
     const int nsteps = REUSE ? (HP2 + T - 1) / T : 1;
     for (int step = 0; step < nsteps; ++step) {
-#if XREUSE
-        if (step > 0) cluster_wait();  // neighbours have read this block's pool1 columns of the last step
-#endif
         const int ty = REUSE ? step : blockIdx.y;
         const int R0 = tile_start(ty, HP2), th = tile_size(ty, HP2);
         const int th_prev = REUSE && step > 0 ? tile_size(step - 1, HP2) : 0;
@@ -435,9 +398,6 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                     conv1_pass<R>(w1p, b1, ws1, koff1, xin, c1b, pxg1, m01, rf, nr1, ncw1);
                 };
                 if (jmax <= RN1 / 2) pass(Int<(RN1 / 2 > 0 ? RN1 / 2 : 1)>{});
-#if XREUSE
-                else if (RN1 > 4 && jmax <= 4) pass(Int<4>{});  // owned strips: 78-119 px per chunk
-#endif
 #if CONV1_3Q
                 else if (jmax <= (5 * RN1 + 5) / 6) pass(Int<(5 * RN1 + 5) / 6>{});  // balanced T=4: 3-wide strips
 #endif
@@ -467,28 +427,6 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
             PHASE_MARK(PH_POOL1);
             carry = true;
         }
-#if XREUSE
-        {  // halo columns of this step's new pool1 rows, from the neighbours' tiles
-            cluster_arrive();
-            cluster_wait();  // every strip's new pool1 rows are written
-            const int rank = blockIdx.x % XREUSE;
-            const int halo_l = pc0 - need0, halo_r = need1 - pc1;
-            const int P1X0_l = halo_l ? 2 * tile_start(blockIdx.x - 1, WP2) - 2 : 0;
-            const int P1X0_r = halo_r ? 2 * tile_start(blockIdx.x + 1, WP2) - 2 : 0;
-            const int nrow = pb - pa + 1, nh = halo_l + halo_r, t0 = pa - P1Y0;
-            for (int e = tid; e < C1 * nrow * nh; e += NT) {
-                const int ch = e / (nrow * nh), rc = e % (nrow * nh);
-                const int r = t0 + rc / nh, c = rc % nh;
-                const bool left = c < halo_l;
-                const int col = left ? need0 + c : pc1 + 1 + (c - halo_l);  // image column
-                const int src = ch * P1D * P1D + r * P1D + col - (left ? P1X0_l : P1X0_r);
-                p1[ch * P1D * P1D + r * P1D + col - P1X0] = ld_cluster(p1 + src, left ? rank - 1 : rank + 1);
-            }
-            __syncthreads();
-            cluster_arrive();  // done reading the neighbours; they wait for it before their next step
-            PHASE_MARK(PH_HALO);
-        }
-#endif
         // ---- conv2 -> relu -> LRN -> pool2 --------------------------------------------------------
         const int rf2 = (REUSE && !first) ? 1 : 0;
         if (REUSE && rf2)
@@ -533,9 +471,6 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
         __syncthreads();
         PHASE_MARK(PH_POOL2);
     }
-#if XREUSE
-    cluster_wait();  // no block leaves while a neighbour may still read its shared memory
-#endif
 }
 
 }  // namespace fz
