@@ -111,17 +111,18 @@ class Forward:
 
     # ---------------------------------------------------------------- helpers
     def _kernel(self, entry: str):
-        from pipeline.gpu import compile_module, load_kernel
+        from pipeline.gpu import load_kernel
 
         if self._cubin:
             return load_kernel(str(self._cubin), entry)
-        return compile_module(self.variant.source, self.variant.defines + self._defines).get_function(entry)
+        return self._module().get_function(entry)
 
     def _module(self):
-        from pipeline.gpu import _module_from_cubin, compile_module
+        """The variant's module: the build stage's cubin, else an NVRTC build (with any extra defines)."""
+        from pipeline.gpu import compile_module, load_module
 
         if self._cubin:
-            return _module_from_cubin(str(self._cubin))
+            return load_module(str(self._cubin))
         return compile_module(self.variant.source, self.variant.defines + self._defines)
 
     def random_input(self, seed: int = 0):

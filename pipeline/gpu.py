@@ -40,11 +40,12 @@ def load_kernel(cubin: str, entry: str):
     """The ``extern "C"`` kernel ``entry`` of a cubin built by the build stage (module cached)."""
     import cupy
 
-    return _module_from_cubin(str(cubin)).get_function(entry)
+    return load_module(str(cubin)).get_function(entry)
 
 
 @functools.lru_cache(maxsize=None)
-def _module_from_cubin(cubin: str):
+def load_module(cubin: str):
+    """The CuPy module of a cubin (cached): its kernels and ``__device__`` globals."""
     import cupy
 
     return cupy.RawModule(path=cubin)
