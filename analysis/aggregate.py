@@ -465,10 +465,15 @@ def collect(
     df["batch"] = df["batch"].astype(int)
     front = [*KEYS, "strategy", "tile", "model_only", "missing"]
     df = df[front + [c for c in df.columns if c not in front]]
-    return df.sort_values(KEYS, key=_sort_key).reset_index(drop=True)
+    return df.sort_values(KEYS, key=sort_key).reset_index(drop=True)
 
 
-def _sort_key(s: pd.Series) -> pd.Series:
+def _sources(results_dirs: Iterable[Path], archive_dirs: Iterable[Path]) -> list[tuple[Path, str]]:
+    """(root, source label) for this run's result roots, then every archive."""
+    return [(Path(r), SOURCE_THIS_RUN) for r in results_dirs] + [(Path(a), archive_source(Path(a))) for a in archive_dirs]
+
+
+def sort_key(s: pd.Series) -> pd.Series:
     if s.name == "source":  # this run first, then archives by name
         return s.map(lambda x: "" if x == SOURCE_THIS_RUN else str(x))
     if s.name == "variant":  # lbl, reuse by tile, recompute by tile, vendor
@@ -498,7 +503,7 @@ def collect_kernels(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] =
 def collect_ceilings(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = ()) -> pd.DataFrame:
     """One row per source x gpu: measured roofline ceilings, datasheet values, L2 size, GPU name."""
     rows = []
-    sources = [(Path(r), SOURCE_THIS_RUN) for r in results_dirs] + [(Path(a), archive_source(Path(a))) for a in archive_dirs]
+    sources = _sources(results_dirs, archive_dirs)
     for root, source in sources:
         for g in gpu_dirs(root):
             c = read_json(g / "ceilings.json") or {}
@@ -527,7 +532,7 @@ def collect_phases(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = 
     without a time.json it is the share of the phases run's own median ("phases.json").
     """
     rows = []
-    sources = [(Path(r), SOURCE_THIS_RUN) for r in results_dirs] + [(Path(a), archive_source(Path(a))) for a in archive_dirs]
+    sources = _sources(results_dirs, archive_dirs)
     for root, source in sources:
         for g in gpu_dirs(root):
             for network, variant, batch, d in measurement_dirs(g):
@@ -562,7 +567,7 @@ def collect_provenance(results_dirs: Iterable[Path], archive_dirs: Iterable[Path
     the NVML settings are those of pipeline/nvml.py (sampling period, energy counter).
     """
     rows = []
-    sources = [(Path(r), SOURCE_THIS_RUN) for r in results_dirs] + [(Path(a), archive_source(Path(a))) for a in archive_dirs]
+    sources = _sources(results_dirs, archive_dirs)
     for root, source in sources:
         for g in gpu_dirs(root):
             prov = read_json(g / "provenance.json") or {}

@@ -483,8 +483,7 @@ def time_breakdown(phases: pd.DataFrame, out_svg: Path, network: str, tidy: pd.D
     ph = ph[(ph["source"] == pick[0]) & (ph["gpu"] == pick[1])]
     b = int(min(ph["batch"].unique(), key=lambda x: (abs(int(x) - batch), -int(x))))
     ph = ph[ph["batch"] == b]
-    names = tidy if tidy is not None and not tidy.empty and "gpu_name" in tidy else ph.assign(gpu_name=np.nan)
-    suffix = _source_suffix(names if len(names) else ph, *pick)
+    suffix = _source_suffix(tidy if tidy is not None and not tidy.empty and "gpu_name" in tidy else ph, *pick)
     variants = style.variant_order(ph["variant"])
     fig, axes = style.figure(height_in=1.2 + 0.62 * len(variants))
     ax = axes[0, 0]

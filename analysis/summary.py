@@ -48,8 +48,8 @@ def phases_table(tidy_phases_csv: str | Path) -> str:
     t = ph.pivot_table(index=["variant", "batch"], columns="part", values="us_per_image", aggfunc="sum")
     t = t.reindex(columns=["conv1", "conv2", "other"]).fillna(0.0)
     t["total"] = t.sum(axis=1)
-    from analysis.aggregate import variant_rank
+    from analysis.aggregate import sort_key
 
-    t = t.sort_index(key=lambda ix: ix.map(lambda v: variant_rank(v)) if ix.name == "variant" else ix)
-    text = t.reset_index().to_string(index=False, float_format=lambda v: f"{v:.3g}")
+    t = t.reset_index().sort_values(["variant", "batch"], key=sort_key)
+    text = t.to_string(index=False, float_format=lambda v: f"{v:.3g}")
     return "Where the time goes (us/image; phases stage, scaled to the timed medians):\n" + text

@@ -14,6 +14,7 @@ Mirrors fused.cu's geometry; tests/test_work.py holds the two in step against re
 from dataclasses import dataclass
 
 from kernels.registry import FUSED_CHUNK_ROWS, FUSED_KSTAGE, FUSED_THREADS
+from pipeline.model import output_tiles  # the kernel's balanced split (fused.cu tile_start/tile_size)
 
 CIN, C1, C2, C1G = 3, 96, 256, 48
 KS1, ST1, KS2 = 11, 4, 5
@@ -28,13 +29,6 @@ def _cdiv(a: int, b: int) -> int:
 
 def _pad_k(k: int, kc: int = FUSED_KSTAGE) -> int:
     return _cdiv(k, kc) * kc
-
-
-def tiles(n: int, t: int) -> list[tuple[int, int]]:
-    """(start, size) of the ceil(n/t) balanced tiles of a map side (fused.cu tile_start/tile_size)."""
-    nt = _cdiv(n, t)
-    base, extra = divmod(n, nt)
-    return [(i * base + min(i, extra), base + (1 if i < extra else 0)) for i in range(nt)]
 
 
 @dataclass
@@ -101,8 +95,9 @@ def fused_work(tile: int, strategy: str, height: int = 227, width: int = 227,
     rn2 = _cdiv(c2d * c2d, NPG2)
     k1p, k2p = _pad_k(CIN * KS1 * KS1), _pad_k(C1G * KS2 * KS2)
     w = FusedWork()
-    rows = tiles(hp2, t)
-    for c0, tw in tiles(wp2, t):
+    rows = [(a, b - a) for a, b in output_tiles(hp2, t, "balanced")]
+    for c0, c1 in output_tiles(wp2, t, "balanced"):
+        tw = c1 - c0
         pc0, pc1 = max(0, 2 * c0 - 2), min(wp1 - 1, 2 * c0 + 2 * tw + 2)
         ncw1, ncw2 = 2 * (pc1 - pc0) + 3, 2 * tw + 1
         # reuse: one block walks every tile row; recompute: one block per tile row, each "first"

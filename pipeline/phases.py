@@ -117,10 +117,9 @@ def fused_phases(variant: str, batch: int, height: int, width: int, params: dict
 
     names = fused_phase_names()
     inst = make_forward(variant, batch, height, width, params=params, cubin=None, defines=PHASE_DEFINE)
-    out = inst(inputs[0]).get()
-    ref = cupy.asnumpy(reference_out)
-    scale = float(np.max(np.abs(ref))) or 1.0
-    max_rel_diff = float(np.max(np.abs(out - ref)) / scale)
+    from pipeline.verify import compare
+
+    max_rel_diff = compare(inst(inputs[0]).get(), cupy.asnumpy(reference_out))["max_abs_error_scaled"]
     counters = cupy.ndarray((len(names) + 1,), cupy.uint64, inst.module.get_global("fused_phase_cycles"))
     instrumented_us = _median_us(lambda i: inst(inputs[i % len(inputs)]), launches)
     counters.fill(0)

@@ -55,9 +55,11 @@ def test_phase_rows_scale_shares_to_the_timed_median():
 @pytest.mark.parametrize("timing", [0, 1])
 def test_fused_builds_with_and_without_phase_marks(tmp_path, timing):
     """The marks compile (and cost no spills); without them the kernel is the timed one."""
+    from pipeline.build import nvcc_command
+
     v = "fused-reuse-t4"
-    cmd = ["nvcc", "-cubin", "-arch=sm_90", "-O3", "-std=c++17", "-Xptxas", "-v", f"-I{REPO / 'kernels'}",
-           *nvcc_flags(v), f"-DPHASE_TIMING={timing}", str(REPO / VARIANTS[v].source), "-o", str(tmp_path / "k.cubin")]  # fmt: skip
+    cmd = nvcc_command(REPO / VARIANTS[v].source, [*nvcc_flags(v), f"-DPHASE_TIMING={timing}"], "sm_90",
+                       tmp_path / "k.cubin")  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "0 bytes spill stores" in r.stdout + r.stderr

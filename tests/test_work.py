@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from kernels.registry import TILE_SIZES
-from kernels.work import fused_work, tiles
-from pipeline.model import group_costs, group_input_shape
+from kernels.work import fused_work
+from pipeline.model import group_costs, group_input_shape, output_tiles
 from pipeline.networks import Shape, load_network
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "reports" / "archive"
@@ -23,6 +23,10 @@ def model_macs(tile: int, strategy: str, height: int, width: int) -> float:
     in_shape = Shape(in_shape.channels, height, width)
     c = group_costs(layers, in_shape, tile, strategy, ("y",), 4, split="balanced")
     return c.useful_macs_per_image + c.extra_macs_per_image
+
+
+def tiles(n: int, t: int) -> list[tuple[int, int]]:
+    return [(a, b - a) for a, b in output_tiles(n, t, "balanced")]
 
 
 def test_balanced_tiles_match_the_kernel():
