@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.tiles import parse_tile, tile_label, tile_sides
+
 SOURCE_THIS_RUN = "this run"
 NO_GPU = "none"  # gpu value of model-only rows when a run has no GPU results at all
 _ARCHIVE_RE = re.compile(r"^(?P<card>.+?)-(?P<date>\d{4}-\d{2}-\d{2})(?:-(?P<label>[A-Za-z0-9]+))?$")
@@ -68,6 +70,7 @@ BUILD_COLUMNS = [
     "shared_bytes_max",
     "spill_bytes_total",
     "register_limited_occupancy_pct_min",
+    "build_exact_slots",  # 1: the fused build ran exact-width register tiles (EXACT_R), 0: coarser ones
 ]
 # Everything that comes from a GPU measurement; blanked when verification failed.
 MEASURED_COLUMNS = [c for c in TIME_COLUMNS if c != "gpu_name"] + PROFILE_COLUMNS
@@ -157,18 +160,26 @@ def strategy_of(variant: str) -> str:
     return variant
 
 
-def tile_of(variant: str) -> float:
-    """Tile side T of a fused variant name, NaN for lbl/vendor."""
+def tile_of(variant: str) -> str | float:
+    """Tile label of a fused variant name ("4" for fused-reuse-t4, "2x7"), NaN for lbl/vendor."""
     tail = variant.rsplit("-t", 1)
-    return float(tail[1]) if len(tail) == 2 and tail[1].isdigit() else math.nan
+    if len(tail) != 2:
+        return math.nan
+    try:
+        return tile_label(parse_tile(tail[1]))
+    except ValueError:
+        return math.nan
 
 
 def variant_rank(variant: str) -> tuple[int, float]:
-    """(family, tile): lbl, reuse by tile, recompute by tile, vendor last - the order of every table
-    and legend."""
+    """(family, tile area): lbl, reuse by tile, recompute by tile, vendor last - the order of every
+    table and legend."""
     family = 0 if variant == "lbl" else 1 if "reuse" in variant else 2 if "recompute" in variant else 3
-    tile = tile_of(variant)
-    return family, 0.0 if math.isnan(tile) else tile
+    label = tile_of(variant)
+    if not isinstance(label, str):
+        return family, 0.0
+    rows, cols = tile_sides(parse_tile(label))
+    return family, float(rows * cols)
 
 
 def read_plan(plan_csv: Path | None) -> pd.DataFrame:
@@ -177,7 +188,7 @@ def read_plan(plan_csv: Path | None) -> pd.DataFrame:
     if plan.empty:
         return plan
     plan["strategy"] = plan["strategy"].fillna(plan["variant"].map(strategy_of))
-    plan["tile"] = pd.to_numeric(plan["tile"], errors="coerce").fillna(plan["variant"].map(tile_of))
+    plan["tile"] = plan["variant"].map(tile_of)  # the label ("4", "2x7"), whatever the CSV parsed it as
     plan["batch"] = plan["batch"].astype(int)
     return plan
 
@@ -249,6 +260,8 @@ def _read_build(gpu_dir: Path, variant: str) -> dict:
         "shared_bytes_max": max(_num(k.get("shared_bytes")) for k in ks),
         "spill_bytes_total": sum(_num(k.get("spill_store_bytes")) + _num(k.get("spill_load_bytes")) for k in ks),
         "register_limited_occupancy_pct_min": min(_num(k.get("register_limited_occupancy_pct")) for k in ks),
+        # fused builds since EXACT_R record it; older archived builds ran the coarser register tiles
+        "build_exact_slots": float((b.get("defines") or {}).get("EXACT_R", 0)),
     }
 
 
@@ -384,7 +397,7 @@ def _attach_plan(df: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
     p = plan[cols].drop_duplicates(["network", "variant", "batch"])
     df = df.drop(columns=[c for c in cols[3:] if c in df.columns]).merge(p, on=["network", "variant", "batch"], how="left")
     df["strategy"] = df["strategy"].fillna(df["variant"].map(strategy_of))
-    df["tile"] = pd.to_numeric(df["tile"], errors="coerce").fillna(df["variant"].map(tile_of))
+    df["tile"] = df["variant"].map(tile_of)
     return df
 
 

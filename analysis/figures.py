@@ -356,7 +356,7 @@ def tile_tradeoff_measured(tidy: pd.DataFrame, out_svg: Path, network: str, batc
             ax.plot(s["model_onchip_bytes"] / KB, s[col] / scale, marker="o", ms=8, color=pal[strategy], label=strategy)
             for _, r in s.iterrows():
                 if _finite(r[col]):
-                    ax.annotate(f"T={r['tile']:.0f}", (r["model_onchip_bytes"] / KB, r[col] / scale), xytext=(5, 4),
+                    ax.annotate(f"T={r['tile']}", (r["model_onchip_bytes"] / KB, r[col] / scale), xytext=(5, 4),
                                 textcoords="offset points", fontsize=9)
         if len(ref) and _finite(ref[col].iloc[0]):
             ax.axhline(ref[col].iloc[0] / scale, color=style._FAMILY_COLORS["lbl"], ls="--", lw=1.2,
@@ -654,6 +654,7 @@ def extra_work_table(tidy: pd.DataFrame) -> pd.DataFrame:
     """
     from kernels.work import fused_work
     from pipeline.networks import load_network
+    from pipeline.tiles import parse_tile
 
     m = measured(tidy)
     cols = ["source", "gpu", "variant", "batch", "model_useful_macs_per_image", "model_extra_macs_per_image",
@@ -667,9 +668,11 @@ def extra_work_table(tidy: pd.DataFrame) -> pd.DataFrame:
     m = m.assign(executed_over_model=m["measured_macs_per_image"] / model)
     pad, counted = [], []
     for _, r in m.iterrows():
-        if r["strategy"] in ("reuse", "recompute") and _finite(r.get("tile")):
+        if r["strategy"] in ("reuse", "recompute") and isinstance(r.get("tile"), str):
             shape = load_network(r["network"]).input
-            w = fused_work(int(r["tile"]), r["strategy"], shape.height, shape.width)
+            exact = r.get("build_exact_slots")  # NaN (no build report): the current build
+            w = fused_work(parse_tile(r["tile"]), r["strategy"], shape.height, shape.width,
+                           exact_slots=not (_finite(exact) and exact == 0))  # fmt: skip
             pad.append(float(w.padding_macs))
             counted.append(float(w.flops))
         else:

@@ -21,6 +21,7 @@ import numpy as np
 
 from kernels.registry import FUSED_RM, FUSED_THREADS, VARIANTS, Variant, check_fits, fused_smem_bytes, vendor_available
 from pipeline.networks import Layer, Shape, load_network
+from pipeline.tiles import tile_sides
 
 NETWORK = "alexnet"
 GROUP = ("conv1", "pool2")
@@ -211,19 +212,20 @@ class Forward:
         import cupy
 
         v = self.variant
-        t, strategy = int(v.tile), v.strategy
+        tile, strategy = v.tile, v.strategy
         self._check_fused_shapes()
-        check_fits(t, strategy)
+        check_fits(tile, strategy)
         self._device_params()
         (w1, _), (w2, _) = self.params["conv1"], self.params["conv2"]
         self._w1p = cupy.asarray(interleave_channel_groups(pack_weights(w1), FUSED_RM[0]))
         self._w2p = cupy.asarray(interleave_channel_groups(pack_weights(w2), FUSED_RM[1]))
-        smem = fused_smem_bytes(t, strategy)
+        smem = fused_smem_bytes(tile, strategy)
         kern = self._kernel(v.entries[0])
         self.module = self._module()
         kern.max_dynamic_shared_size_bytes = smem
         n, c_out, hp2, wp2 = self.output_shape
-        tiles_x, tiles_y = math.ceil(wp2 / t), math.ceil(hp2 / t)
+        tile_h, tile_w = tile_sides(tile)
+        tiles_x, tiles_y = math.ceil(wp2 / tile_w), math.ceil(hp2 / tile_h)
         grid = (tiles_x, 1 if strategy == "reuse" else tiles_y, n)
         norm1 = _layer(self.layers, "norm1")
         s_in = self.shapes[0]

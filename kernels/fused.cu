@@ -1,8 +1,10 @@
-// Fused AlexNet front end (variants `fused-reuse-t<T>` and `fused-recompute-t<T>`): ONE kernel for
-// conv1 -> relu -> LRN -> pool1 -> conv2(groups 2) -> relu -> LRN -> pool2. Intermediates live in
-// shared memory only; device memory sees the input, the weights (L2-resident) and pool2.
+// Fused AlexNet front end (variants `fused-reuse-t<tile>` and `fused-recompute-t<tile>`, tile = T or
+// RxC): ONE kernel for conv1 -> relu -> LRN -> pool1 -> conv2(groups 2) -> relu -> LRN -> pool2.
+// Intermediates live in shared memory only; device memory sees the input, the weights (L2-resident)
+// and pool2.
 //
-// A block (256 threads) owns a T x T tile of pool2 for one image and all 256 channels.
+// A block (256 threads) owns a TILE_Y x TILE_X tile of pool2 (T x T, or 2 x 7) for one image and all
+// 256 channels.
 //   recompute (REUSE=0): grid (tiles_x, tiles_y, N); each block builds its whole pyramid.
 //   reuse     (REUSE=1): grid (tiles_x, 1, N); the block walks its column strip top to bottom and
 //                        keeps, from the tile above, the 5 overlapping pool1 rows, the conv1 row and
@@ -14,13 +16,26 @@
 // rows (8 ch x RN2 px per thread, weights staged through shared memory in K chunks of 16 with
 // cp.async double buffering), then ReLU, LRN and pool2 straight to global memory.
 //
-// Compile-time: TILE, REUSE, CHUNK_ROWS and EXPECT_SMEM_BYTES (kernels/registry.py computes the
-// shared-memory layout in Python; the static_assert below keeps the two in step).
+// Compile-time: TILE_Y, TILE_X (or TILE for both), REUSE, CHUNK_ROWS, LEAN_INPUT, EXACT_R and
+// EXPECT_SMEM_BYTES (kernels/registry.py computes the shared-memory layout in Python; the
+// static_assert below keeps the two in step).
 // Run-time: N, H, W, channel counts (checked against the compiled tiling), LRN alpha/beta/k.
 #include "common.cuh"
 
 #ifndef TILE
 #define TILE 4
+#endif
+#ifndef TILE_X  // pool2 tile width (columns of a strip); defaults to the square TILE
+#define TILE_X TILE
+#endif
+#ifndef TILE_Y  // pool2 tile height (rows per step)
+#define TILE_Y TILE
+#endif
+#ifndef LEAN_INPUT  // 1: a chunk without a carried row makes one pool1 row fewer, so the input patch
+#define LEAN_INPUT 0  // needs 4 rows fewer (what lets the wide t7x2 tile fit)
+#endif
+#ifndef EXACT_R  // 1: a GEMM pass instantiates every register-tile width, so it pays no empty slot
+#define EXACT_R 1  // beyond its last pixel group; 0: the 1/3, 1/2, 2/3 and full widths only (before 2026-11-26)
 #endif
 #ifndef REUSE
 #define REUSE 1
@@ -67,13 +82,15 @@ constexpr int C1G = C1 / G2;  // conv2 input channels per group
 constexpr int C2G = C2 / G2;  // conv2 output channels per group
 constexpr int KS1 = 11, ST1 = 4, KS2 = 5;
 constexpr int HALO = (LRN_SIZE - 1) / 2;
-constexpr int T = TILE, CH = CHUNK_ROWS;
-constexpr int P1D = 2 * T + 5;           // pool1 tile side, incl. conv2's 2-pixel zero padding
-constexpr int C1W = 2 * P1D + 1;         // widest conv1 row segment (4T + 11)
+constexpr int TX = TILE_X, TY = TILE_Y, CH = CHUNK_ROWS;
+constexpr int P1H = 2 * TY + 5, P1W = 2 * TX + 5;  // pool1 tile, incl. conv2's 2-pixel zero padding
+constexpr int P1A = P1H * P1W;                      // pool1 tile area (one channel)
+constexpr int C1W = 2 * P1W + 1;         // widest conv1 row segment (4TX + 11)
 constexpr int C1R = 2 * CH + 1;          // conv1 rows per chunk buffer (row 0 = carried row)
-constexpr int XH = ST1 * (C1R - 1) + KS1;  // input rows staged per chunk
+constexpr int XH = ST1 * (C1R - 1 - LEAN_INPUT) + KS1;  // input rows staged per chunk
 constexpr int XW = ST1 * (C1W - 1) + KS1;  // input cols staged per chunk
-constexpr int C2D = 2 * T + 1;           // conv2 tile side
+constexpr int C2H = 2 * TY + 1, C2W = 2 * TX + 1;  // conv2 tile
+static_assert(!LEAN_INPUT || CH >= 2, "LEAN_INPUT needs chunks of at least 2 pool1 rows");
 constexpr int KC = KSTAGE;                // K per weight stage
 constexpr int K1 = CIN * KS1 * KS1;      // 363
 constexpr int K1P = (K1 + KC - 1) / KC * KC;
@@ -82,12 +99,12 @@ constexpr int K2P = (K2 + KC - 1) / KC * KC;
 
 constexpr int al32(int v) { return (v + 31) / 32 * 32; }
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
-constexpr int SZ_P1 = al32(C1 * P1D * P1D);
+constexpr int SZ_P1 = al32(C1 * P1A);
 constexpr int SZ_C1KEEP = al32(C1 * C1W);
-constexpr int SZ_C2KEEP = REUSE ? al32(C2 * C2D) : 0;
+constexpr int SZ_C2KEEP = REUSE ? al32(C2 * C2W) : 0;
 constexpr int SZ_C1 = al32(C1 * C1R * C1W);
 constexpr int SZ_X = al32(CIN * XH * XW);
-constexpr int SZ_C2 = al32(C2 * C2D * C2D);
+constexpr int SZ_C2 = al32(C2 * C2H * C2W);
 constexpr int SZ_WS1 = 2 * KC * C1, SZ_WS2 = 2 * KC * C2;  // double-buffered weight stages
 // The conv1 phase {line buffer, input patch, conv1 weight stage} and the conv2 phase {conv2 tile,
 // conv2 weight stage} share one region (a barrier separates the phases).
@@ -107,7 +124,7 @@ constexpr int RM1 = 12, NCG1 = C1 / RM1, NPG1 = NT / NCG1;
 // Sized for the steady-state chunk (2*CH new rows); a chunk without a carried row shrinks nq to fit.
 constexpr int RN1 = (2 * CH * C1W + NPG1 - 1) / NPG1;
 static_assert(RN1 * NPG1 >= 3 * C1W, "a conv1 chunk must hold at least one pool1 row without a carry");
-constexpr int RM2 = 8, NCG2 = C2 / RM2, NPG2 = NT / NCG2, RN2 = (C2D * C2D + NPG2 - 1) / NPG2;
+constexpr int RM2 = 8, NCG2 = C2 / RM2, NPG2 = NT / NCG2, RN2 = (C2H * C2W + NPG2 - 1) / NPG2;
 static_assert(NCG1 * RM1 == C1 && NCG2 * RM2 == C2, "thread tiles must cover the channels");
 static_assert(C2G % RM2 == 0, "a thread's conv2 channels must sit in one group");
 
@@ -128,7 +145,7 @@ constexpr KoffTable make_koff() {
             o = ci * XH * XW + (r / KS1) * XW + r % KS1;
         } else if (k >= K1P && k - K1P < K2) {
             const int kk = k - K1P, ci = kk / (KS2 * KS2), r = kk % (KS2 * KS2);
-            o = ci * P1D * P1D + (r / KS2) * P1D + r % KS2;
+            o = ci * P1A + (r / KS2) * P1W + r % KS2;
         }
         t.v[k] = 4 * o;  // bytes
     }
@@ -199,6 +216,17 @@ struct Int {
     static constexpr int value = V;
 };
 
+// EXACT_R: call f(Int<R>) with the smallest R in [R, RHI] that holds jmax pixel slots.
+template <int R, int RHI, class F>
+__device__ __forceinline__ void with_slots(int jmax, F&& f) {
+    if constexpr (R >= RHI) {
+        f(Int<RHI>{});
+    } else {
+        if (jmax <= R) f(Int<R>{});
+        else with_slots<R + 1, RHI>(jmax, f);
+    }
+}
+
 // One conv GEMM pass over `np` pixels (rows r0.. of width ncw) with R pixel slots per thread: the
 // fixed-size register tile is instantiated at 1/3, 2/3 and full size so clipped tiles (the narrow
 // last strip, the short last step) do not pay FFMAs for empty slots. Result: relu(acc + bias).
@@ -235,7 +263,7 @@ __device__ __forceinline__ void conv1_pass(const float* w1p, const float* b1, fl
 template <int R>
 __device__ __forceinline__ void conv2_pass(const float* w2p, const float* b2, float* ws, const int* koff2,
                                            const float* p1g, float* c2b, int pxg, int m0, int r0, int nr, int ncw) {
-    conv_pass<C2, RM2, R, NPG2, P1D, 1, C2D * C2D, C2D>(w2p, K2P / KC, b2, ws, koff2, p1g, c2b, pxg, m0, r0, nr, ncw);
+    conv_pass<C2, RM2, R, NPG2, P1W, 1, C2H * C2W, C2W>(w2p, K2P / KC, b2, ws, koff2, p1g, c2b, pxg, m0, r0, nr, ncw);
 }
 
 // Across-channel LRN in place on buf[ch*chstride + r*rowstride + c], rows [r0, r0+nrows), cols
@@ -288,11 +316,13 @@ __device__ __forceinline__ void lrn_inplace(float* buf, int chstride, int rowstr
 #ifndef BALANCED
 #define BALANCED 1
 #endif
+template <int T>
 __device__ __forceinline__ int tile_start(int i, int n) {
     if (!BALANCED) return i * T;
     const int nt = (n + T - 1) / T, base = n / nt, extra = n % nt;
     return i * base + min(i, extra);
 }
+template <int T>
 __device__ __forceinline__ int tile_size(int i, int n) {
     if (!BALANCED) return min(T, n - i * T);
     const int nt = (n + T - 1) / T, base = n / nt, extra = n % nt;
@@ -328,7 +358,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
     const int HP1 = (H1 - 3) / 2 + 1, WP1 = (W1 - 3) / 2 + 1;
     const int HP2 = (HP1 - 3) / 2 + 1, WP2 = (WP1 - 3) / 2 + 1;  // conv2 keeps HP1 x WP1
     const int n = blockIdx.z;
-    const int C0 = tile_start(blockIdx.x, WP2), tw = tile_size(blockIdx.x, WP2);
+    const int C0 = tile_start<TX>(blockIdx.x, WP2), tw = tile_size<TX>(blockIdx.x, WP2);
     const float alpha_over_n = alpha / LRN_SIZE;
 
     // Column geometry of this strip (fixed for the whole walk).
@@ -345,26 +375,26 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
     const int chg1 = lane % 8, pxg1 = warp * 4 + lane / 8;
     const int chg2 = (warp % 4) * 8 + lane % 8, pxg2 = (warp / 4) * 4 + lane / 8;
     const int m01 = chg1 * RM1, m02 = chg2 * RM2;
-    const float* p1g = p1 + (m02 / C2G) * C1G * P1D * P1D;  // conv2 group's pool1 channels
+    const float* p1g = p1 + (m02 / C2G) * C1G * P1A;  // conv2 group's pool1 channels
 
-    const int nsteps = REUSE ? (HP2 + T - 1) / T : 1;
+    const int nsteps = REUSE ? (HP2 + TY - 1) / TY : 1;
     for (int step = 0; step < nsteps; ++step) {
         const int ty = REUSE ? step : blockIdx.y;
-        const int R0 = tile_start(ty, HP2), th = tile_size(ty, HP2);
-        const int th_prev = REUSE && step > 0 ? tile_size(step - 1, HP2) : 0;
+        const int R0 = tile_start<TY>(ty, HP2), th = tile_size<TY>(ty, HP2);
+        const int th_prev = REUSE && step > 0 ? tile_size<TY>(step - 1, HP2) : 0;
         const bool first = step == 0;
         const int P1Y0 = 2 * R0 - 2;
         if (!first) {  // reuse: the tile above's last 5 pool1 rows (from 2*th_prev) become rows 0..4
             for (int r = 0; r < 5; ++r) {
-                for (int e = tid; e < C1 * P1D; e += NT) {
-                    const int ch = e / P1D, c = e % P1D;
-                    p1[ch * P1D * P1D + r * P1D + c] = p1[ch * P1D * P1D + (2 * th_prev + r) * P1D + c];
+                for (int e = tid; e < C1 * P1W; e += NT) {
+                    const int ch = e / P1W, c = e % P1W;
+                    p1[ch * P1A + r * P1W + c] = p1[ch * P1A + (2 * th_prev + r) * P1W + c];
                 }
                 __syncthreads();
             }
-            for (int e = tid; e < C1 * (P1D - 5) * P1D; e += NT) {
-                const int ch = e / ((P1D - 5) * P1D), rc = e % ((P1D - 5) * P1D);
-                p1[ch * P1D * P1D + 5 * P1D + rc] = 0.f;
+            for (int e = tid; e < C1 * (P1H - 5) * P1W; e += NT) {
+                const int ch = e / ((P1H - 5) * P1W), rc = e % ((P1H - 5) * P1W);
+                p1[ch * P1A + 5 * P1W + rc] = 0.f;
             }
             __syncthreads();
             PHASE_MARK(PH_SHIFT);
@@ -376,11 +406,14 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
         for (int q = pa, nq = 0; q <= pb; q += nq) {
             const int rf = carry ? 1 : 0;
             const int rows_fit = (RN1 * NPG1) / ncw1;  // conv1 rows one GEMM pass holds
-            nq = min(min(CH, pb - q + 1), (rows_fit - 1 + rf) / 2);
-            const int xrows = ST1 * 2 * nq + KS1;
+            nq = min(min(CH - (LEAN_INPUT && !carry ? 1 : 0), pb - q + 1), (rows_fit - 1 + rf) / 2);
+            // LEAN_INPUT: a chunk with a carried row skips the input rows only that row needs; its
+            // patch starts one conv1 row lower and the GEMM reads it through a pointer moved up a row.
+            const int xskip = LEAN_INPUT && carry ? ST1 : 0;
+            const int xrows = ST1 * 2 * nq + KS1 - xskip;
             for (int rr = warp; rr < CIN * xrows; rr += NT / 32) {  // a warp per input row: no per-element division
                 const int ci = rr / xrows, r = rr - ci * xrows;
-                const float* g = x + (((size_t)n * CIN + ci) * H + (8 * q + r)) * W + 8 * pc0;
+                const float* g = x + (((size_t)n * CIN + ci) * H + (8 * q + xskip + r)) * W + 8 * pc0;
                 float* d = xin + ci * XH * XW + r * XW;
                 for (int c = lane; c < xcols; c += 32) cp_async4(d + c, g + c);
             }
@@ -395,13 +428,17 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                 const int jmax = (nr1 * ncw1 + NPG1 - 1) / NPG1;  // same for every thread
                 auto pass = [&](auto rn) {
                     constexpr int R = decltype(rn)::value;
-                    conv1_pass<R>(w1p, b1, ws1, koff1, xin, c1b, pxg1, m01, rf, nr1, ncw1);
+                    conv1_pass<R>(w1p, b1, ws1, koff1, xin - xskip * XW, c1b, pxg1, m01, rf, nr1, ncw1);
                 };
+#if EXACT_R
+                with_slots<(RN1 / 2 > 0 ? RN1 / 2 : 1), RN1>(jmax, pass);
+#else
                 if (jmax <= RN1 / 2) pass(Int<(RN1 / 2 > 0 ? RN1 / 2 : 1)>{});
 #if CONV1_3Q
                 else if (jmax <= (5 * RN1 + 5) / 6) pass(Int<(5 * RN1 + 5) / 6>{});  // balanced T=4: 3-wide strips
 #endif
                 else pass(Int<RN1>{});
+#endif
             }
             __syncthreads();
             PHASE_MARK(PH_CONV1);  // input staging, carried row and the conv1 GEMM
@@ -417,7 +454,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                 for (int dy = 0; dy < 3; ++dy)
 #pragma unroll
                     for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, s[dy * C1W + dx]);
-                p1[ch * P1D * P1D + (q + j - P1Y0) * P1D + (pc0 + pcl - P1X0)] = m;
+                p1[ch * P1A + (q + j - P1Y0) * P1W + (pc0 + pcl - P1X0)] = m;
             }
             for (int e = tid; e < C1 * ncw1; e += NT) {
                 const int ch = e / ncw1, c = e % ncw1;
@@ -432,7 +469,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
         if (REUSE && rf2)
             for (int e = tid; e < C2 * ncw2; e += NT) {
                 const int ch = e / ncw2, c = e % ncw2;
-                c2b[ch * C2D * C2D + c] = c2keep[ch * C2D + c];
+                c2b[ch * C2H * C2W + c] = c2keep[ch * C2W + c];
             }
         const int nr2 = 2 * th + 1 - rf2;
         {
@@ -441,32 +478,36 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                 constexpr int R = decltype(rn)::value;
                 conv2_pass<R>(w2p, b2, ws2, koff2, p1g, c2b, pxg2, m02, rf2, nr2, ncw2);
             };
+#if EXACT_R
+            with_slots<(RN2 + 2) / 3, RN2>(jmax, pass);
+#else
             if (jmax <= (RN2 + 2) / 3) pass(Int<(RN2 + 2) / 3>{});
 #if CONV2_HALF
             else if (jmax <= (RN2 + 1) / 2) pass(Int<(RN2 + 1) / 2>{});  // balanced T=4: 3x3 tiles, 42 px
 #endif
             else if (jmax <= (2 * RN2 + 2) / 3) pass(Int<(2 * RN2 + 2) / 3>{});
             else pass(Int<RN2>{});
+#endif
         }
         __syncthreads();
         PHASE_MARK(PH_CONV2);  // carried row and the conv2 GEMM
-        lrn_inplace<C2>(c2b, C2D * C2D, C2D, rf2, nr2, ncw2, alpha_over_n, beta, kparam);
+        lrn_inplace<C2>(c2b, C2H * C2W, C2W, rf2, nr2, ncw2, alpha_over_n, beta, kparam);
         PHASE_MARK(PH_NORM2);
         for (int e = tid; e < C2 * th * tw; e += NT) {
             const int ch = e / (th * tw), ij = e % (th * tw);
             const int i = ij / tw, j = ij % tw;
-            const float* s = c2b + ch * C2D * C2D + (2 * i) * C2D + 2 * j;
+            const float* s = c2b + ch * C2H * C2W + (2 * i) * C2W + 2 * j;
             float m = s[0];
 #pragma unroll
             for (int dy = 0; dy < 3; ++dy)
 #pragma unroll
-                for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, s[dy * C2D + dx]);
+                for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, s[dy * C2W + dx]);
             out[(((size_t)n * C2 + ch) * HP2 + R0 + i) * WP2 + C0 + j] = m;
         }
         if (REUSE)
             for (int e = tid; e < C2 * ncw2; e += NT) {
                 const int ch = e / ncw2, c = e % ncw2;
-                c2keep[ch * C2D + c] = c2b[ch * C2D * C2D + (2 * th) * C2D + c];
+                c2keep[ch * C2W + c] = c2b[ch * C2H * C2W + (2 * th) * C2W + c];
             }
         __syncthreads();
         PHASE_MARK(PH_POOL2);
@@ -477,14 +518,19 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
 
 #define FZ_CAT2(a, b) a##b
 #define FZ_CAT(a, b) FZ_CAT2(a, b)
-#if REUSE
-#define FUSED_ENTRY FZ_CAT(fused_reuse_t, TILE)
+#if TILE_X == TILE_Y
+#define FZ_TILE_NAME TILE_X
 #else
-#define FUSED_ENTRY FZ_CAT(fused_recompute_t, TILE)
+#define FZ_TILE_NAME FZ_CAT(FZ_CAT(TILE_Y, x), TILE_X)  // rows x cols, e.g. 2x7
+#endif
+#if REUSE
+#define FUSED_ENTRY FZ_CAT(fused_reuse_t, FZ_TILE_NAME)
+#else
+#define FUSED_ENTRY FZ_CAT(fused_recompute_t, FZ_TILE_NAME)
 #endif
 
-// Grid: (ceil(WP2/T), REUSE ? 1 : ceil(HP2/T), N); 256 threads; dynamic shared memory =
-// registry.fused_smem_bytes(T, strategy). w1p: [K1P][96], w2p: [1200][256], both k-major, each row
+// Grid: (ceil(WP2/TILE_X), REUSE ? 1 : ceil(HP2/TILE_Y), N); 256 threads; dynamic shared memory =
+// registry.fused_smem_bytes(tile, strategy). w1p: [K1P][96], w2p: [1200][256], both k-major, each row
 // interleaved by thread channel group (api.interleave_channel_groups with RM = 12 and 8).
 extern "C" __global__ void __launch_bounds__(256, 1)
     FUSED_ENTRY(const float* __restrict__ x, const float* __restrict__ w1p, const float* __restrict__ b1,

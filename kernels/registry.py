@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TILE_SIZES: tuple[int, ...] = (2, 3, 4)  # pool2 tile sides that fit 227 KB of shared memory on sm_90
+from pipeline.tiles import Tile, tile_label, tile_sides
+
+# Pool2 tiles compiled for both strategies: square sides T, and (rows, cols). All fit 227 KB of
+# shared memory on sm_90. 2x7: two column strips of 7 and 6 pool2 columns walked 2 rows at a time;
+# the wide strips overlap less in x (conv1 computes 66 columns for 55, where T=4 computes 88).
+FUSED_TILES: tuple[Tile, ...] = (2, 3, 4, (2, 7))
+TILE_SIZES = FUSED_TILES  # the name the config check and older callers use
 FUSED_THREADS = 256
 FUSED_CHUNK_ROWS = 3  # pool1 rows per conv1 line-buffer chunk (3: conv1 thread tile 12 ch x 6 px)
+# Tiles whose layout only fits with smaller chunks: (chunk rows, lean input). Lean input: a chunk
+# that carries a conv1 row stages 4 input rows fewer, and the first chunk of a walk makes one pool1
+# row fewer (fused.cu LEAN_INPUT); 2x7 needs both to fit (228,224 B).
+FUSED_CHUNK_LAYOUT: dict[Tile, tuple[int, bool]] = {(2, 7): (2, True)}
 FUSED_KSTAGE = 16  # K rows per weight stage of the fused GEMMs
 FUSED_RM = (12, 8)  # output channels per thread in the fused conv1 / conv2 GEMMs (RM1, RM2 in fused.cu)
 SMEM_LIMIT_SM90_BYTES = 227 * 1024  # opt-in dynamic shared memory per block on sm_90
@@ -24,59 +34,83 @@ class Variant:
     entries: tuple[str, ...]  # extern "C" kernels in the cubin
     defines: tuple[tuple[str, int], ...]  # -D flags
     strategy: str  # "lbl" | "reuse" | "recompute" | "vendor"
-    tile: int | None  # pool2 tile side for fused variants
+    tile: Tile | None  # pool2 tile of fused variants: side T, or (rows, cols)
+
+    @property
+    def define(self) -> dict[str, int]:
+        return dict(self.defines)
 
 
 def _al32(v: int) -> int:
     return (v + 31) // 32 * 32
 
 
+def chunk_layout(tile: Tile) -> tuple[int, bool]:
+    """(pool1 rows per conv1 chunk, lean input) of a tile's kernel build."""
+    return FUSED_CHUNK_LAYOUT.get(tile, (FUSED_CHUNK_ROWS, False))
+
+
 def fused_smem_bytes(
-    tile: int, strategy: str, c_in: int = 3, c1: int = 96, c2: int = 256, chunk_rows: int = FUSED_CHUNK_ROWS,
-    kc: int = FUSED_KSTAGE,
+    tile: Tile, strategy: str, c_in: int = 3, c1: int = 96, c2: int = 256, chunk_rows: int | None = None,
+    kc: int = FUSED_KSTAGE, lean_input: bool | None = None,
 ) -> int:
     """Dynamic shared memory of one fused block, byte for byte the layout in kernels/fused.cu.
 
     Why here: the plan refuses a tile that does not fit the GPU before anything is built, and the
     build passes this number as ``EXPECT_SMEM_BYTES`` so a ``static_assert`` in the kernel fails
     the compile if Python and CUDA ever disagree. Regions (floats, each rounded up to 32):
-    pool1 tile (c1 x (2T+5)^2, conv2 padding included), carried conv1 row, carried conv2 row
-    (reuse only), and a union of {conv1 line buffer + staged input patch + conv1 weight stage} and
-    {conv2 tile + conv2 weight stage}, each stage double-buffered (the k-offset tables are
-    compile-time constants in constant memory).
+    pool1 tile (c1 x (2R+5) x (2C+5) for an R x C tile, conv2 padding included), carried conv1
+    row, carried conv2 row (reuse only), and a union of {conv1 line buffer + staged input patch +
+    conv1 weight stage} and {conv2 tile + conv2 weight stage}, each stage double-buffered (the
+    k-offset tables are compile-time constants in constant memory). ``chunk_rows`` and
+    ``lean_input`` default to the tile's build (``chunk_layout``).
     """
     if strategy not in ("reuse", "recompute"):
         raise ValueError(f"fused_smem_bytes: strategy must be 'reuse' or 'recompute', got {strategy!r}")
-    t, ch = int(tile), int(chunk_rows)
-    p1d = 2 * t + 5
-    c1w = 2 * p1d + 1
+    layout_rows, layout_lean = chunk_layout(tile)
+    th, tw = tile_sides(tile)
+    ch = int(layout_rows if chunk_rows is None else chunk_rows)
+    lean = layout_lean if lean_input is None else bool(lean_input)
+    p1h, p1w = 2 * th + 5, 2 * tw + 5
+    c1w = 2 * p1w + 1
     c1r = 2 * ch + 1
-    xh = 4 * (c1r - 1) + 11
+    xh = 4 * (c1r - 1 - int(lean)) + 11
     xw = 4 * (c1w - 1) + 11
-    c2d = 2 * t + 1
-    sz_p1 = _al32(c1 * p1d * p1d)
+    c2h, c2w = 2 * th + 1, 2 * tw + 1
+    sz_p1 = _al32(c1 * p1h * p1w)
     sz_c1keep = _al32(c1 * c1w)
-    sz_c2keep = _al32(c2 * c2d) if strategy == "reuse" else 0
-    sz_u = max(_al32(c1 * c1r * c1w) + _al32(c_in * xh * xw) + 2 * kc * c1, _al32(c2 * c2d * c2d) + 2 * kc * c2)
+    sz_c2keep = _al32(c2 * c2w) if strategy == "reuse" else 0
+    sz_u = max(_al32(c1 * c1r * c1w) + _al32(c_in * xh * xw) + 2 * kc * c1, _al32(c2 * c2h * c2w) + 2 * kc * c2)
     return 4 * (sz_p1 + sz_c1keep + sz_c2keep + sz_u)
 
 
-def _fused(strategy: str, tile: int) -> Variant:
-    entry = f"fused_{strategy}_t{tile}"
+def _fused(strategy: str, tile: Tile) -> Variant:
+    label = tile_label(tile)
+    th, tw = tile_sides(tile)
+    chunk_rows, lean = chunk_layout(tile)
     defines = (
-        ("TILE", tile),
+        ("TILE_Y", th),
+        ("TILE_X", tw),
         ("REUSE", int(strategy == "reuse")),
-        ("CHUNK_ROWS", FUSED_CHUNK_ROWS),
+        ("CHUNK_ROWS", chunk_rows),
+        ("LEAN_INPUT", int(lean)),
+        ("EXACT_R", 1),
         ("KSTAGE", FUSED_KSTAGE),
         ("EXPECT_SMEM_BYTES", fused_smem_bytes(tile, strategy)),
     )
-    return Variant(f"fused-{strategy}-t{tile}", "kernels/fused.cu", (entry,), defines, strategy, tile)
+    return Variant(f"fused-{strategy}-t{label}", "kernels/fused.cu", (f"fused_{strategy}_t{label}",), defines,
+                   strategy, tile)  # fmt: skip
+
+
+def fused_variant_name(strategy: str, tile: Tile) -> str:
+    """``fused-<strategy>-t<label>``: fused-reuse-t4, fused-reuse-t2x7."""
+    return f"fused-{strategy}-t{tile_label(tile)}"
 
 
 _ALL = [
     Variant("lbl", "kernels/lbl.cu", ("lbl_conv_m96", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool"), (), "lbl", None),
-    *(_fused("reuse", t) for t in TILE_SIZES),
-    *(_fused("recompute", t) for t in TILE_SIZES),
+    *(_fused("reuse", t) for t in FUSED_TILES),
+    *(_fused("recompute", t) for t in FUSED_TILES),
     Variant("vendor", None, (), (), "vendor", None),
 ]
 VARIANTS: dict[str, Variant] = {v.name: v for v in _ALL}
@@ -99,11 +133,11 @@ def vendor_available() -> tuple[bool, str]:
     return True, ""
 
 
-def check_fits(tile: int, strategy: str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES) -> None:
+def check_fits(tile: Tile, strategy: str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES) -> None:
     """Raise a clear error when a fused tile's shared memory exceeds the GPU's per-block limit."""
     need = fused_smem_bytes(tile, strategy)
     if need > smem_limit_bytes:
         raise ValueError(
-            f"fused-{strategy}-t{tile} needs {need} bytes of shared memory per block, more than the "
-            f"{smem_limit_bytes} this GPU allows; supported tiles: {', '.join(map(str, TILE_SIZES))}"
+            f"{fused_variant_name(strategy, tile)} needs {need} bytes of shared memory per block, more than "
+            f"the {smem_limit_bytes} this GPU allows; supported tiles: {', '.join(map(tile_label, FUSED_TILES))}"
         )

@@ -13,8 +13,9 @@ Mirrors fused.cu's geometry; tests/test_work.py holds the two in step against re
 
 from dataclasses import dataclass
 
-from kernels.registry import FUSED_CHUNK_ROWS, FUSED_KSTAGE, FUSED_THREADS
+from kernels.registry import FUSED_KSTAGE, FUSED_THREADS, chunk_layout
 from pipeline.model import output_tiles  # the kernel's balanced split (fused.cu tile_start/tile_size)
+from pipeline.tiles import Tile, tile_label, tile_sides
 
 CIN, C1, C2, C1G = 3, 96, 256, 48
 KS1, ST1, KS2 = 11, 4, 5
@@ -64,8 +65,11 @@ class FusedWork:
         return 2 * self.gemm_macs + (self.conv1_outputs + self.conv2_outputs) + lrn * (2 * LRN_FFMA + LRN_FMUL)
 
 
-def _conv1_slots(jmax: int, rn: int) -> int:
-    """Register-tile width the conv1 pass instantiates for ``jmax`` pixels per thread."""
+def _conv1_slots(jmax: int, rn: int, exact: bool = True) -> int:
+    """Register-tile width the conv1 pass instantiates for ``jmax`` pixels per thread: every width
+    from rn/2 up (EXACT_R=1), or only rn/2, 5/6 rn and rn (the builds before EXACT_R)."""
+    if exact:
+        return max(jmax, max(rn // 2, 1))
     if jmax <= rn // 2:
         return max(rn // 2, 1)
     if jmax <= (5 * rn + 5) // 6:
@@ -73,30 +77,39 @@ def _conv1_slots(jmax: int, rn: int) -> int:
     return rn
 
 
-def _conv2_slots(jmax: int, rn: int) -> int:
+def _conv2_slots(jmax: int, rn: int, exact: bool = True) -> int:
+    if exact:
+        return max(jmax, (rn + 2) // 3)
     for r in ((rn + 2) // 3, (rn + 1) // 2, (2 * rn + 2) // 3):
         if jmax <= r:
             return r
     return rn
 
 
-def fused_work(tile: int, strategy: str, height: int = 227, width: int = 227,
-               chunk_rows: int = FUSED_CHUNK_ROWS) -> FusedWork:  # fmt: skip
-    """Count what ``fused-<strategy>-t<tile>`` executes for one image of ``height`` x ``width``."""
+def fused_work(tile: Tile, strategy: str, height: int = 227, width: int = 227, chunk_rows: int | None = None,
+               exact_slots: bool = True, lean_input: bool | None = None) -> FusedWork:  # fmt: skip
+    """Count what ``fused-<strategy>-t<tile>`` executes for one image of ``height`` x ``width``.
+
+    ``chunk_rows`` and ``lean_input`` default to the tile's build (registry.chunk_layout);
+    ``exact_slots=False`` counts the builds before EXACT_R (the archived runs up to run3).
+    """
     if strategy not in ("reuse", "recompute"):
         raise ValueError(f"fused_work: strategy must be 'reuse' or 'recompute', got {strategy!r}")
-    t, ch, reuse, nt = int(tile), int(chunk_rows), strategy == "reuse", FUSED_THREADS
+    layout_rows, layout_lean = chunk_layout(tile)
+    ch = int(layout_rows if chunk_rows is None else chunk_rows)
+    lean = layout_lean if lean_input is None else bool(lean_input)
+    th_tile, tw_tile = tile_sides(tile)
+    reuse, nt = strategy == "reuse", FUSED_THREADS
     h1, w1 = (height - KS1) // ST1 + 1, (width - KS1) // ST1 + 1
     hp1, wp1 = (h1 - 3) // 2 + 1, (w1 - 3) // 2 + 1
     hp2, wp2 = (hp1 - 3) // 2 + 1, (wp1 - 3) // 2 + 1
-    c1w = 2 * (2 * t + 5) + 1
+    c1w = 2 * (2 * tw_tile + 5) + 1
     rn1 = _cdiv(2 * ch * c1w, NPG1)
-    c2d = 2 * t + 1
-    rn2 = _cdiv(c2d * c2d, NPG2)
+    rn2 = _cdiv((2 * th_tile + 1) * (2 * tw_tile + 1), NPG2)
     k1p, k2p = _pad_k(CIN * KS1 * KS1), _pad_k(C1G * KS2 * KS2)
     w = FusedWork()
-    rows = [(a, b - a) for a, b in output_tiles(hp2, t, "balanced")]
-    for c0, c1 in output_tiles(wp2, t, "balanced"):
+    rows = [(a, b - a) for a, b in output_tiles(hp2, th_tile, "balanced")]
+    for c0, c1 in output_tiles(wp2, tw_tile, "balanced"):
         tw = c1 - c0
         pc0, pc1 = max(0, 2 * c0 - 2), min(wp1 - 1, 2 * c0 + 2 * tw + 2)
         ncw1, ncw2 = 2 * (pc1 - pc0) + 3, 2 * tw + 1
@@ -111,16 +124,18 @@ def fused_work(tile: int, strategy: str, height: int = 227, width: int = 227,
                 while q <= pb:
                     rf = 1 if carry else 0
                     rows_fit = (rn1 * NPG1) // ncw1
-                    nq = min(ch, pb - q + 1, (rows_fit - 1 + rf) // 2)
+                    nq = min(ch - (1 if lean and not carry else 0), pb - q + 1, (rows_fit - 1 + rf) // 2)
+                    if nq < 1:
+                        raise ValueError(f"fused_work: tile {tile_label(tile)} leaves no room for a pool1 row")
                     nr1 = 2 * nq + 1 - rf
-                    r = _conv1_slots(_cdiv(nr1 * ncw1, NPG1), rn1)
+                    r = _conv1_slots(_cdiv(nr1 * ncw1, NPG1), rn1, exact_slots)
                     w.conv1_macs += nt * RM1 * r * k1p
                     w.conv1_exact_macs += C1 * nr1 * ncw1 * CIN * KS1 * KS1
                     w.conv1_outputs += C1 * nr1 * ncw1
                     w.lrn1_outputs += C1 * nr1 * ncw1
                     q, carry = q + nq, True
                 nr2 = 2 * th + 1 - (1 if reuse and not first else 0)
-                r = _conv2_slots(_cdiv(nr2 * ncw2, NPG2), rn2)
+                r = _conv2_slots(_cdiv(nr2 * ncw2, NPG2), rn2, exact_slots)
                 w.conv2_macs += nt * RM2 * r * k2p
                 w.conv2_exact_macs += C2 * nr2 * ncw2 * C1G * KS2 * KS2
                 w.conv2_outputs += C2 * nr2 * ncw2

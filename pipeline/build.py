@@ -112,7 +112,8 @@ def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, 
     missing = set(v.entries) - {k["name"] for k in kernels}
     if missing:
         raise BuildError(f"{variant_name}: entries {sorted(missing)} not found in the cubin")
-    result = {"variant": variant_name, "arch": arch, "nvcc": nvcc_version(), "kernels": kernels}
+    # the -D flags say which build of a source this was (kernels/work.py reads EXACT_R from them)
+    result = {"variant": variant_name, "arch": arch, "nvcc": nvcc_version(), "defines": v.define, "kernels": kernels}
     report_json.write_text(json.dumps(result, indent=1))
     return result
 

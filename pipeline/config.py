@@ -90,20 +90,26 @@ def check_config(config: dict, arch: str = "sm_90") -> None:
     groups = config["networks"][k["network"]]["groups"]
     if k["group"] not in groups:
         raise ConfigError(f"kernels.group: {k['group']!r} unknown; allowed: {', '.join(groups)}")
-    from kernels.registry import TILE_SIZES, fused_smem_bytes  # imports without CuPy
+    from kernels.registry import FUSED_TILES, fused_smem_bytes, fused_variant_name  # imports without CuPy
     from pipeline.build import MAX_SMEM_PER_BLOCK_BYTES
+    from pipeline.tiles import parse_tile, tile_label
 
-    bad = [t for t in k.get("tile_sizes", []) if t not in TILE_SIZES]
+    compiled = ", ".join(map(tile_label, FUSED_TILES))
+    tiles = []
+    for t in k.get("tile_sizes", []):
+        try:
+            tiles.append(parse_tile(t))
+        except ValueError as err:
+            raise ConfigError(f"kernels.tile_sizes: {err}; compiled: {compiled}") from None
+    bad = [tile_label(t) for t in tiles if t not in FUSED_TILES]
     if bad:
-        raise ConfigError(
-            f"kernels.tile_sizes: {bad} not compiled; allowed: {', '.join(map(str, sorted(TILE_SIZES)))}"
-        )
+        raise ConfigError(f"kernels.tile_sizes: [{', '.join(bad)}] not compiled; allowed: {compiled}")
     limit = MAX_SMEM_PER_BLOCK_BYTES.get(arch, MAX_SMEM_PER_BLOCK_BYTES["sm_90"])
     for strategy in k.get("strategies", ["reuse", "recompute"]):
-        for t in k.get("tile_sizes", []):
+        for t in tiles:
             if (need := fused_smem_bytes(t, strategy)) > limit:
-                fits = [s for s in TILE_SIZES if fused_smem_bytes(s, strategy) <= limit]
+                fits = [tile_label(s) for s in FUSED_TILES if fused_smem_bytes(s, strategy) <= limit]
                 raise ConfigError(
-                    f"kernels.tile_sizes: fused-{strategy}-t{t} needs {need} bytes of shared memory per "
-                    f"block, {arch} allows {limit}; allowed: {', '.join(map(str, fits)) or 'none'}"
+                    f"kernels.tile_sizes: {fused_variant_name(strategy, t)} needs {need} bytes of shared memory "
+                    f"per block, {arch} allows {limit}; allowed: {', '.join(fits) or 'none'}"
                 )

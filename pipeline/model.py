@@ -20,6 +20,7 @@ from typing import Iterable, Literal, Sequence
 import pandas as pd
 
 from pipeline.networks import Layer, Network, Shape, output_shape
+from pipeline.tiles import Tile, parse_tile, tile_label, tile_sides  # noqa: F401 - re-exported
 
 Strategy = Literal["reuse", "recompute"]
 STRATEGIES: tuple[str, ...] = ("reuse", "recompute")
@@ -58,7 +59,7 @@ def _check_fusable(layers: Sequence[Layer]) -> None:
 
 
 def validate_tile(
-    network: Network, first: str, last: str, tile: int, input_shape: Shape | None = None
+    network: Network, first: str, last: str, tile: Tile, input_shape: Shape | None = None
 ) -> None:
     """Raise ValueError (one line, naming the allowed range) when ``tile`` cannot tile the group."""
     layers = network.group(first, last)
@@ -66,7 +67,15 @@ def validate_tile(
     _validate_tile_for(out, tile, f"{network.name} {first}..{last}")
 
 
-def _validate_tile_for(out: Shape, tile: int, what: str) -> None:
+def _validate_tile_for(out: Shape, tile: Tile, what: str) -> None:
+    if isinstance(tile, tuple):
+        ok = len(tile) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in tile)
+        if ok and 1 <= tile[0] <= out.height and 1 <= tile[1] <= out.width:
+            return
+        raise ValueError(
+            f"tile {tile!r} cannot tile {what} (output {out.height}x{out.width}); "
+            f"allowed: (rows, cols) with rows 1..{out.height} and cols 1..{out.width}"
+        )
     limit = min(out.height, out.width)
     if not isinstance(tile, int) or isinstance(tile, bool) or not 1 <= tile <= limit:
         raise ValueError(
@@ -148,13 +157,14 @@ def axis_ranges(
 
 
 def tile_ranges(
-    layers: Sequence[Layer], in_shape: Shape, tile: int, split: str = "clipped"
+    layers: Sequence[Layer], in_shape: Shape, tile: Tile, split: str = "clipped"
 ) -> tuple[list[list[Range]], list[list[Range]]]:
     """(rows, cols): per tile row / tile column, the data range at every level of the pyramid."""
     shapes = group_shapes(layers, in_shape)
     _validate_tile_for(shapes[-1], tile, f"{layers[0].name}..{layers[-1].name}")
-    rows = axis_ranges(layers, [s.height for s in shapes], tile, split)
-    cols = axis_ranges(layers, [s.width for s in shapes], tile, split)
+    tile_h, tile_w = tile_sides(tile)
+    rows = axis_ranges(layers, [s.height for s in shapes], tile_h, split)
+    cols = axis_ranges(layers, [s.width for s in shapes], tile_w, split)
     return rows, cols
 
 
@@ -250,7 +260,7 @@ def lbl_dram_values(layers: Sequence[Layer], in_shape: Shape, convention: str) -
 class GroupCosts:
     """Model outputs for one (group, tile, strategy, reuse_axes); sizes per image unless noted."""
 
-    tile: int
+    tile: Tile
     strategy: str
     reuse_axes: str
     tiles_per_image: int
@@ -286,7 +296,7 @@ def _normalize_axes(strategy: str, reuse_axes: Iterable[str]) -> tuple[str, ...]
 def group_costs(
     layers: Sequence[Layer],
     in_shape: Shape,
-    tile: int,
+    tile: Tile,
     strategy: str,
     reuse_axes: Iterable[str] = ("x", "y"),
     bytes_per_value: int = 4,
@@ -367,7 +377,7 @@ class Buffer:
 def onchip_buffers(
     layers: Sequence[Layer],
     in_shape: Shape,
-    tile: int,
+    tile: Tile,
     strategy: str,
     reuse_axes: Iterable[str] = ("x", "y"),
 ) -> list[Buffer]:
@@ -385,21 +395,22 @@ def onchip_buffers(
     reuse_y, reuse_x = "y" in axes, "x" in axes
     shapes = group_shapes(layers, in_shape)
     rows, cols = tile_ranges(layers, in_shape, tile)
-    step = tile
-    steps = [0] * len(layers)
-    for i in range(len(layers) - 1, -1, -1):  # output step of every layer
-        steps[i] = step
+    tile_h, tile_w = tile_sides(tile)
+    step_y, step_x = tile_h, tile_w
+    steps = [(0, 0)] * len(layers)
+    for i in range(len(layers) - 1, -1, -1):  # output step (rows, cols) of every layer
+        steps[i] = (step_y, step_x)
         if layers[i].is_spatial:
-            step *= layers[i].stride
+            step_y, step_x = step_y * layers[i].stride, step_x * layers[i].stride
     buffers = []
     for i, layer in enumerate(layers):
         if not layer.is_spatial:
             continue
         c, h_map, w_map = shapes[i].channels, shapes[i].height, shapes[i].width
         keep = max(0, layer.kernel - layer.stride)
-        window = steps[i] * layer.stride + keep
-        h = min(h_map, window) if reuse_y else _max_len(rows, i)
-        w = min(w_map, window) if reuse_x else _max_len(cols, i)
+        window_y, window_x = (s * layer.stride + keep for s in steps[i])
+        h = min(h_map, window_y) if reuse_y else _max_len(rows, i)
+        w = min(w_map, window_x) if reuse_x else _max_len(cols, i)
         reuse = 0
         if reuse_y:
             reuse += c * min(keep, h_map) * (w_map if reuse_x else w)
@@ -407,7 +418,7 @@ def onchip_buffers(
             reuse += c * min(keep, w_map) * h
         buffers.append(Buffer(layer.name, i, i == 0, c * h * w, reuse))
     out = shapes[-1]
-    out_vals = out.channels * min(tile, out.height) * min(tile, out.width)
+    out_vals = out.channels * min(tile_h, out.height) * min(tile_w, out.width)
     buffers.append(Buffer("output", len(layers), False, out_vals, 0))
     return buffers
 

@@ -10,10 +10,13 @@ from pipeline.gpus import detect_gpus
 
 def kernel_variants(config: dict) -> list[str]:
     """Variant names to run, in report order: the baseline first, the vendor reference last."""
+    from kernels.registry import fused_variant_name
+    from pipeline.tiles import parse_tile
+
     k = config["kernels"]
     names = ["lbl"]
     for strategy in k.get("strategies", ["reuse", "recompute"]):
-        names += [f"fused-{strategy}-t{t}" for t in k.get("tile_sizes", [2, 4])]
+        names += [fused_variant_name(strategy, parse_tile(t)) for t in k.get("tile_sizes", [2, 4])]
     if k.get("vendor", True):
         names.append("vendor")
     return names
@@ -100,7 +103,7 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
     import pandas as pd
 
     from kernels.registry import VARIANTS
-    from pipeline.model import group_costs, group_input_shape
+    from pipeline.model import group_costs, group_input_shape, tile_label
     from pipeline.networks import load_network
 
     k = config["kernels"]
@@ -126,7 +129,7 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
                 maps = onchip = extra = float("nan")
             rows.append({
                 "network": net.name, "group": k["group"], "variant": variant, "strategy": strategy,
-                "tile": tile, "batch": batch,
+                "tile": None if tile is None else tile_label(tile), "batch": batch,
                 "model_dram_bytes_per_image": maps + reference.weight_bytes / batch,
                 "model_onchip_bytes": onchip,
                 "model_useful_macs_per_image": reference.useful_macs_per_image,

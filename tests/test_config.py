@@ -1,6 +1,7 @@
 """Configuration errors: one line naming the key and the allowed values, before any work."""
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,26 @@ def test_semantic_errors_are_one_line(config, change, expected):
         check_config(config)
     assert "\n" not in str(err.value)
     assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_rectangular_kernel_tiles(config):
+    """kernels.tile_sizes takes rows x cols for the compiled rectangular tiles (the shipped 2x7)."""
+    from pipeline.plan import kernel_variants
+
+    assert "2x7" in config["kernels"]["tile_sizes"]
+    config["kernels"].update(tile_sizes=["2x7", 4], strategies=["reuse"])
+    assert schema_error_line(config, SCHEMA) is None
+    check_config(config)
+    assert kernel_variants(config)[1:3] == ["fused-reuse-t2x7", "fused-reuse-t4"]
+    for bad, msg in ((["2x9"], "kernels.tile_sizes: [2x9] not compiled; allowed: 2, 3, 4, 2x7"),
+                     (["2by7"], "config kernels.tile_sizes.0")):  # fmt: skip
+        config["kernels"]["tile_sizes"] = bad
+        err = schema_error_line(config, SCHEMA)
+        if err is None:
+            with pytest.raises(ConfigError, match=re.escape(msg)):
+                check_config(config)
+        else:
+            assert err.startswith(msg), err
 
 
 def test_tile_that_does_not_fit_shared_memory_is_refused(config):

@@ -306,3 +306,40 @@ def test_balanced_split_matches_the_kernels_tiling():
             assert len(tiles) == len(output_tiles(n, t, "clipped")) and tiles[-1][1] == n
             sizes = [b - a for a, b in tiles]
             assert max(sizes) - min(sizes) <= 1 and max(sizes) <= t
+
+
+# ------------------------------------------------------------------ rectangular tiles
+
+
+def test_rectangular_tile_is_each_axis_on_its_own(alexnet):
+    """A (rows, cols) tile cuts rows like T=rows and columns like T=cols; (T, T) is the square T."""
+    layers, shape = _front(alexnet)
+    rows2, _ = tile_ranges(layers, shape, 2, "balanced")
+    _, cols7 = tile_ranges(layers, shape, 7, "balanced")
+    assert tile_ranges(layers, shape, (2, 7), "balanced") == (rows2, cols7)
+    for strategy, axes in (("reuse", ("y",)), ("recompute", ())):
+        square = group_costs(layers, shape, 4, strategy, axes, split="balanced")
+        as_pair = group_costs(layers, shape, (4, 4), strategy, axes, split="balanced")
+        assert (square.performed_macs_per_image, square.onchip_bytes) == (
+            as_pair.performed_macs_per_image, as_pair.onchip_bytes)  # fmt: skip
+    wide = group_costs(layers, shape, (2, 7), "reuse", ("y",), split="balanced")
+    assert wide.tiles_per_image == 7 * 2
+    # reuse in y only: what is recomputed is the x overlap of 2 strips, less than T=4's 4 strips
+    assert wide.extra_macs_per_image < group_costs(layers, shape, 4, "reuse", ("y",), split="balanced").extra_macs_per_image
+
+
+def test_rectangular_tile_validation(alexnet):
+    validate_tile(alexnet, "conv1", "pool2", (1, 13))
+    for bad in ((0, 3), (2, 14), (2,), (2, 7, 1), (True, 3)):
+        with pytest.raises(ValueError, match="cannot tile|rows"):
+            validate_tile(alexnet, "conv1", "pool2", bad)
+
+
+def test_tile_labels_round_trip():
+    from pipeline.tiles import parse_tile, tile_label
+
+    assert [tile_label(t) for t in (4, (2, 7), (4, 4))] == ["4", "2x7", "4x4"]
+    assert [parse_tile(s) for s in ("4", 4, "2x7", " 3x1 ")] == [4, 4, (2, 7), (3, 1)]
+    for bad in ("", "x", "2x", "2x7x1", "a", "-1", "2.5"):
+        with pytest.raises(ValueError, match="rows x cols"):
+            parse_tile(bad)

@@ -12,16 +12,18 @@ from pathlib import Path
 import pytest
 
 from kernels.registry import (
+    FUSED_TILES,
     SMEM_LIMIT_SM90_BYTES,
-    TILE_SIZES,
     VARIANTS,
     check_fits,
     fused_smem_bytes,
+    fused_variant_name,
     nvcc_flags,
 )
+from pipeline.tiles import tile_label, tile_sides
 
 ROOT = Path(__file__).resolve().parents[1]
-NAME_RE = re.compile(r"^(lbl|vendor|fused-(reuse|recompute)-t\d+)$")
+NAME_RE = re.compile(r"^(lbl|vendor|fused-(reuse|recompute)-t\d+(x\d+)?)$")
 
 
 def test_registry_imports_without_cupy():
@@ -44,14 +46,16 @@ def test_names_follow_contract():
         assert NAME_RE.match(name), name
         assert v.name == name
         if v.strategy in ("reuse", "recompute"):
-            assert name == f"fused-{v.strategy}-t{v.tile}"
-            assert v.entries == (f"fused_{v.strategy}_t{v.tile}",)
-            assert dict(v.defines)["TILE"] == v.tile
+            assert name == f"fused-{v.strategy}-t{tile_label(v.tile)}" == fused_variant_name(v.strategy, v.tile)
+            assert v.entries == (f"fused_{v.strategy}_t{tile_label(v.tile)}",)
+            assert (v.define["TILE_Y"], v.define["TILE_X"]) == tile_sides(v.tile)
+            assert v.define["EXACT_R"] == 1
         else:
             assert v.tile is None
-    assert len(TILE_SIZES) >= 2
-    for t in TILE_SIZES:
-        assert f"fused-reuse-t{t}" in VARIANTS and f"fused-recompute-t{t}" in VARIANTS
+    assert len(FUSED_TILES) >= 2
+    for t in FUSED_TILES:
+        assert fused_variant_name("reuse", t) in VARIANTS and fused_variant_name("recompute", t) in VARIANTS
+    assert "fused-reuse-t2x7" in VARIANTS and VARIANTS["fused-reuse-t2x7"].tile == (2, 7)
 
 
 def test_sources_exist_and_flags():
@@ -68,9 +72,9 @@ def test_sources_exist_and_flags():
 
 def test_smem_fits_and_grows_with_tile():
     for strategy in ("reuse", "recompute"):
-        sizes = [fused_smem_bytes(t, strategy) for t in TILE_SIZES]
+        sizes = [fused_smem_bytes(t, strategy) for t in FUSED_TILES if isinstance(t, int)]
         assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
-        assert max(sizes) <= SMEM_LIMIT_SM90_BYTES
+        assert all(fused_smem_bytes(t, strategy) <= SMEM_LIMIT_SM90_BYTES for t in FUSED_TILES)
     # reuse carries a conv2 row the recompute kernel does not need
     assert fused_smem_bytes(4, "reuse") > fused_smem_bytes(4, "recompute")
 
@@ -78,7 +82,12 @@ def test_smem_fits_and_grows_with_tile():
 def test_check_fits_refuses_big_tile_clearly():
     with pytest.raises(ValueError, match=r"fused-reuse-t6 needs \d+ bytes of shared memory"):
         check_fits(6, "reuse")
-    check_fits(max(TILE_SIZES), "reuse")
+    for t in FUSED_TILES:
+        check_fits(t, "reuse")
+    # 2x7 fits only with 2-row chunks and the lean input patch (registry.FUSED_CHUNK_LAYOUT)
+    assert fused_smem_bytes((2, 7), "reuse", chunk_rows=3, lean_input=False) > SMEM_LIMIT_SM90_BYTES
+    with pytest.raises(ValueError, match=r"fused-reuse-t3x9 needs \d+ bytes"):
+        check_fits((3, 9), "reuse")
     with pytest.raises(ValueError, match="strategy"):
         fused_smem_bytes(2, "lbl")
 
