@@ -52,7 +52,7 @@ def recorded_profiles():
     for p in sorted(ARCHIVE.glob("*/*/alexnet/fused-*/b*/profile.json")):
         prof = json.loads(p.read_text())
         if prof.get("available") and prof.get("kernels"):
-            found.append(pytest.param(p, id=f"{p.parts[-5]}-{p.parts[-3]}-{p.parts[-2]}"))
+            found.append(pytest.param(p, id=f"{p.parts[-6]}-{p.parts[-3]}-{p.parts[-2]}"))
     return found
 
 
