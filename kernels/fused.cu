@@ -49,6 +49,15 @@
 #ifndef PHASE_TIMING
 #define PHASE_TIMING 0
 #endif
+#ifndef KUNROLL
+#define KUNROLL KSTAGE  // k steps unrolled in the GEMM loop (a stage is KSTAGE steps)
+#endif
+#ifndef KUNROLL1
+#define KUNROLL1 KUNROLL  // conv1's
+#endif
+#ifndef KUNROLL2
+#define KUNROLL2 KUNROLL  // conv2's
+#endif
 
 namespace fz {
 
@@ -156,7 +165,7 @@ __constant__ KoffTable c_koff = make_koff();
 // acc[RM][RN] = sum_k W[k][m0+i] * src[koff[k] + poff[j]]; W streamed from global ([nchunks*KC][M],
 // k-major, channel groups interleaved) through a double-buffered shared stage; koff is in constant
 // memory. Ends with a barrier (ws free, src still valid).
-template <int M, int RM, int RN>
+template <int M, int RM, int RN, int KU>
 __device__ __forceinline__ void block_gemm(float (&acc)[RM][RN], const float* __restrict__ wg, int nchunks, float* ws,
                                            const int* koff, const float* src, const int (&poff)[RN], int m0) {
 #pragma unroll
@@ -191,8 +200,12 @@ __device__ __forceinline__ void block_gemm(float (&acc)[RM][RN], const float* __
         __syncthreads();
         const float* w = ws + (kc & 1) * KC * M + (m0 / RM) * 4;
         const int* ko = koff + kc * KC;
+        static_assert(KC % KU == 0, "KUNROLL must divide KSTAGE");
+#pragma unroll 1
+        for (int k0 = 0; k0 < KC; k0 += KU)
 #pragma unroll
-        for (int kk = 0; kk < KC; ++kk) {
+        for (int k1 = 0; k1 < KU; ++k1) {
+            const int kk = k0 + k1;
             const int o = ko[kk];
             float a[RM], b[RN];
 #pragma unroll
@@ -230,7 +243,7 @@ __device__ __forceinline__ void with_slots(int jmax, F&& f) {
 // One conv GEMM pass over `np` pixels (rows r0.. of width ncw) with R pixel slots per thread: the
 // fixed-size register tile is instantiated at 1/3, 2/3 and full size so clipped tiles (the narrow
 // last strip, the short last step) do not pay FFMAs for empty slots. Result: relu(acc + bias).
-template <int M, int RM, int R, int NPG, int SRC_ROW, int SRC_COL, int DST_CH, int DST_ROW>
+template <int M, int RM, int R, int NPG, int SRC_ROW, int SRC_COL, int DST_CH, int DST_ROW, int KU>
 __device__ __forceinline__ void conv_pass(const float* __restrict__ wg, int nchunks, const float* __restrict__ bias,
                                           float* ws, const int* koff, const float* src, float* dst, int pxg, int m0,
                                           int r0, int nr, int ncw) {
@@ -243,7 +256,7 @@ __device__ __forceinline__ void conv_pass(const float* __restrict__ wg, int nchu
         poff[j] = prow[j] >= 0 ? SRC_ROW * prow[j] + SRC_COL * pcol[j] : 0;
     }
     float acc[RM][R];
-    block_gemm<M, RM, R>(acc, wg, nchunks, ws, koff, src, poff, m0);
+    block_gemm<M, RM, R, KU>(acc, wg, nchunks, ws, koff, src, poff, m0);
 #pragma unroll
     for (int i = 0; i < RM; ++i) {
         const float b = __ldg(bias + m0 + i);
@@ -256,14 +269,14 @@ __device__ __forceinline__ void conv_pass(const float* __restrict__ wg, int nchu
 template <int R>
 __device__ __forceinline__ void conv1_pass(const float* w1p, const float* b1, float* ws, const int* koff1,
                                            const float* xin, float* c1b, int pxg, int m0, int r0, int nr, int ncw) {
-    conv_pass<C1, RM1, R, NPG1, ST1 * XW, ST1, C1R * C1W, C1W>(w1p, K1P / KC, b1, ws, koff1, xin, c1b, pxg, m0, r0,
+    conv_pass<C1, RM1, R, NPG1, ST1 * XW, ST1, C1R * C1W, C1W, KUNROLL1>(w1p, K1P / KC, b1, ws, koff1, xin, c1b, pxg, m0, r0,
                                                                 nr, ncw);
 }
 
 template <int R>
 __device__ __forceinline__ void conv2_pass(const float* w2p, const float* b2, float* ws, const int* koff2,
                                            const float* p1g, float* c2b, int pxg, int m0, int r0, int nr, int ncw) {
-    conv_pass<C2, RM2, R, NPG2, P1W, 1, C2H * C2W, C2W>(w2p, K2P / KC, b2, ws, koff2, p1g, c2b, pxg, m0, r0, nr, ncw);
+    conv_pass<C2, RM2, R, NPG2, P1W, 1, C2H * C2W, C2W, KUNROLL2>(w2p, K2P / KC, b2, ws, koff2, p1g, c2b, pxg, m0, r0, nr, ncw);
 }
 
 // Across-channel LRN in place on buf[ch*chstride + r*rowstride + c], rows [r0, r0+nrows), cols

@@ -16,6 +16,9 @@ constexpr int NT = 256;       // threads per conv block (16 x 16)
 constexpr int BN = 128;       // pixels per block tile
 constexpr int BK = 16;        // k per shared-memory stage
 constexpr int KTAB_MAX = 1536;  // largest Cin/g*KS*KS supported (conv2: 1200)
+#ifndef LBL_KUNROLL
+#define LBL_KUNROLL BK  // k steps unrolled in the GEMM loop
+#endif
 
 template <int RM>
 __device__ __forceinline__ void conv_igemm(const float* __restrict__ x, const float* __restrict__ wt,
@@ -107,8 +110,12 @@ __device__ __forceinline__ void conv_igemm(const float* __restrict__ x, const fl
     for (int t = 0; t < ntiles; ++t) {
         const int buf = t & 1;
         if (t + 1 < ntiles) load_tile((t + 1) * BK);  // global loads in flight during the FFMAs
+        static_assert(BK % LBL_KUNROLL == 0, "LBL_KUNROLL must divide BK");
+#pragma unroll 1
+        for (int k0 = 0; k0 < BK; k0 += LBL_KUNROLL)
 #pragma unroll
-        for (int kk = 0; kk < BK; ++kk) {
+        for (int k1 = 0; k1 < LBL_KUNROLL; ++k1) {
+            const int kk = k0 + k1;
             float a[RM], b[8];
             if constexpr (RM % 4 == 0) {
 #pragma unroll

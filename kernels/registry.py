@@ -23,6 +23,11 @@ FUSED_CHUNK_ROWS = 3  # pool1 rows per conv1 line-buffer chunk (3: conv1 thread 
 # row fewer (fused.cu LEAN_INPUT); 2x7 needs both to fit (228,224 B).
 FUSED_CHUNK_LAYOUT: dict[Tile, tuple[int, bool]] = {(2, 7): (2, True)}
 FUSED_KSTAGE = 16  # K rows per weight stage of the fused GEMMs
+# k steps unrolled per GEMM loop trip, where 8 measured faster than the whole 16-step stage (H100,
+# same call, us/image: 2x7 26.5 -> 25.5, recompute-4 39.3 -> 38.3, 4 31.1 -> 30.9; T=2 got slower
+# and keeps 16; lbl keeps 16 too: 24.4 vs 24.7). A shorter loop body misses the instruction cache
+# less (ncu: no_inst 9.8 % of the 2x7 kernel's stall samples at 16). docs/perf-notes.md step 14.
+FUSED_KUNROLL: dict[Tile, int] = {4: 8, (2, 7): 8}
 FUSED_RM = (12, 8)  # output channels per thread in the fused conv1 / conv2 GEMMs (RM1, RM2 in fused.cu)
 SMEM_LIMIT_SM90_BYTES = 227 * 1024  # opt-in dynamic shared memory per block on sm_90
 
@@ -96,6 +101,7 @@ def _fused(strategy: str, tile: Tile) -> Variant:
         ("LEAN_INPUT", int(lean)),
         ("EXACT_R", 1),
         ("KSTAGE", FUSED_KSTAGE),
+        ("KUNROLL", FUSED_KUNROLL.get(tile, FUSED_KSTAGE)),
         ("EXPECT_SMEM_BYTES", fused_smem_bytes(tile, strategy)),
     )
     return Variant(f"fused-{strategy}-t{label}", "kernels/fused.cu", (f"fused_{strategy}_t{label}",), defines,
