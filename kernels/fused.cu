@@ -49,6 +49,7 @@
 #ifndef PHASE_TIMING
 #define PHASE_TIMING 0
 #endif
+
 #ifndef KUNROLL
 #define KUNROLL KSTAGE  // k steps unrolled in the GEMM loop (a stage is KSTAGE steps)
 #endif
@@ -288,10 +289,13 @@ __device__ __forceinline__ void lrn_inplace(float* buf, int chstride, int rowstr
                                             float alpha_over_n, float beta, float kparam) {
     constexpr int NSEG = C / 32, PPR = NT / NSEG, NV = 32 + 2 * HALO;
     const int npix = nrows * ncols;
-    const int seg = threadIdx.x % NSEG, pl = threadIdx.x / NSEG;
+    // A warp takes 32 neighbouring pixels of one channel segment: its loads and stores of a channel
+    // hit 32 consecutive floats. (The segments of one pixel as neighbouring lanes put a warp's lanes
+    // on the same bank, the channel stride being a multiple of 32 floats: 3-8-way conflicts.)
+    const int seg = threadIdx.x / PPR, pl = threadIdx.x % PPR;
     for (int base = 0; base < npix; base += PPR) {
         const int p = base + pl;
-        const bool act = pl < PPR && p < npix;
+        const bool act = seg < NSEG && pl < PPR && p < npix;
         float v[NV];
         float* ptr = buf;
         if (act) {
@@ -345,8 +349,10 @@ __device__ __forceinline__ int tile_size(int i, int n) {
 __device__ __forceinline__ void fused_body(const float* __restrict__ x, const float* __restrict__ w1p,
                                            const float* __restrict__ b1, const float* __restrict__ w2p,
                                            const float* __restrict__ b2, float* __restrict__ out, int N, int H,
-                                           int W, int cin, int c1, int c2, float alpha, float beta, float kparam) {
-    if (cin != CIN || c1 != C1 || c2 != C2 || dynamic_smem_bytes() < (unsigned)SMEM_BYTES) return;  // host checks first
+                                           int W, int cin, int c1, int c2, float alpha, float beta, float kparam,
+                                           int images_per_group) {
+    if (cin != CIN || c1 != C1 || c2 != C2 || dynamic_smem_bytes() < (unsigned)SMEM_BYTES || images_per_group < 1)
+        return;  // host checks first
     extern __shared__ __align__(16) float smem[];
 #if PHASE_TIMING
     __shared__ long long s_phase_t;
@@ -370,8 +376,19 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
     const int H1 = (H - KS1) / ST1 + 1, W1 = (W - KS1) / ST1 + 1;
     const int HP1 = (H1 - 3) / 2 + 1, WP1 = (W1 - 3) / 2 + 1;
     const int HP2 = (HP1 - 3) / 2 + 1, WP2 = (WP1 - 3) / 2 + 1;  // conv2 keeps HP1 x WP1
-    const int n = blockIdx.z;
-    const int C0 = tile_start<TX>(blockIdx.x, WP2), tw = tile_size<TX>(blockIdx.x, WP2);
+    // Block order. The hardware starts blocks in linear order (x fastest). Tile-by-tile within groups
+    // of `images_per_group` images (every image's tile 0, then every image's tile 1, ...) starts the
+    // larger tiles (the balanced split puts them first) before the smaller ones, so the last wave is
+    // not a ragged mix of both; a group of about one wave keeps an image's tiles running together,
+    // sharing its input in L2. images_per_group = 1 is the plain image-by-image order.
+    const int ntiles = gridDim.x * gridDim.y;
+    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    const int g0 = lin / (ntiles * images_per_group) * images_per_group;
+    const int gsz = min(images_per_group, N - g0);
+    const int tile = (lin - g0 * ntiles) / gsz;
+    const int n = g0 + (lin - g0 * ntiles) % gsz;
+    const int bx = tile % gridDim.x, by = tile / gridDim.x;
+    const int C0 = tile_start<TX>(bx, WP2), tw = tile_size<TX>(bx, WP2);
     const float alpha_over_n = alpha / LRN_SIZE;
 
     // Column geometry of this strip (fixed for the whole walk).
@@ -392,7 +409,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
 
     const int nsteps = REUSE ? (HP2 + TY - 1) / TY : 1;
     for (int step = 0; step < nsteps; ++step) {
-        const int ty = REUSE ? step : blockIdx.y;
+        const int ty = REUSE ? step : by;
         const int R0 = tile_start<TY>(ty, HP2), th = tile_size<TY>(ty, HP2);
         const int th_prev = REUSE && step > 0 ? tile_size<TY>(step - 1, HP2) : 0;
         const bool first = step == 0;
@@ -545,9 +562,10 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
 // Grid: (ceil(WP2/TILE_X), REUSE ? 1 : ceil(HP2/TILE_Y), N); 256 threads; dynamic shared memory =
 // registry.fused_smem_bytes(tile, strategy). w1p: [K1P][96], w2p: [1200][256], both k-major, each row
 // interleaved by thread channel group (api.interleave_channel_groups with RM = 12 and 8).
+// images_per_group: the block order above (api.images_per_group: SMs / blocks per image, at least 1).
 extern "C" __global__ void __launch_bounds__(256, 1)
     FUSED_ENTRY(const float* __restrict__ x, const float* __restrict__ w1p, const float* __restrict__ b1,
                 const float* __restrict__ w2p, const float* __restrict__ b2, float* __restrict__ out, int N, int H,
-                int W, int cin, int c1, int c2, float alpha, float beta, float kparam) {
-    fz::fused_body(x, w1p, b1, w2p, b2, out, N, H, W, cin, c1, c2, alpha, beta, kparam);
+                int W, int cin, int c1, int c2, float alpha, float beta, float kparam, int images_per_group) {
+    fz::fused_body(x, w1p, b1, w2p, b2, out, N, H, W, cin, c1, c2, alpha, beta, kparam, images_per_group);
 }

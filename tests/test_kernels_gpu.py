@@ -122,3 +122,33 @@ def test_verify_raises_on_mismatch():
 
 
 test_verify_raises_on_mismatch = pytest.mark.gpu(test_verify_raises_on_mismatch)
+
+
+def test_images_per_group():
+    from kernels.api import images_per_group
+
+    assert images_per_group(132, 2) == 66 and images_per_group(132, 4) == 33
+    assert images_per_group(132, 49) == 2 and images_per_group(132, 200) == 1 and images_per_group(0, 0) == 1
+
+
+@pytest.mark.parametrize("variant", [n for n, v in VARIANTS.items() if v.strategy in ("reuse", "recompute")])
+def test_block_order_groups_cover_every_tile(variant, cases):
+    """A batch of two block-order groups and a partial one (fused.cu, images_per_group): every
+    (tile, image) pair is computed once, so the whole output matches the reference."""
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    import cupy
+
+    from kernels.api import make_forward
+
+    group = make_forward(variant, 1).images_per_group
+    b = 2 * group + 3
+    params, x, ref = cases(b, 227, 227)
+    fwd = make_forward(variant, b, params=params)
+    assert fwd.images_per_group == group < b
+    fwd.output.fill(cupy.nan)
+    r = compare(cupy.asnumpy(fwd(x)), ref)
+    assert r["nonfinite_outputs"] == 0 and r["rel_l2_error"] < RTOL, f"{variant} b{b}: {r}"
+
+
+test_block_order_groups_cover_every_tile = pytest.mark.gpu(test_block_order_groups_cover_every_tile)
