@@ -16,8 +16,8 @@
 // rows (8 ch x RN2 px per thread, weights staged through shared memory in K chunks of 16 with
 // cp.async double buffering), then ReLU, LRN and pool2 straight to global memory.
 //
-// Compile-time: TILE_Y, TILE_X (or TILE for both), REUSE, CHUNK_ROWS, LEAN_INPUT, EXACT_R and
-// EXPECT_SMEM_BYTES (kernels/registry.py computes the shared-memory layout in Python; the
+// Compile-time: TILE_Y, TILE_X (or TILE for both), REUSE, CHUNK_ROWS, LEAN_INPUT, EXACT_R, KUNROLL
+// and EXPECT_SMEM_BYTES (kernels/registry.py computes the shared-memory layout in Python; the
 // static_assert below keeps the two in step).
 // Run-time: N, H, W, channel counts (checked against the compiled tiling), LRN alpha/beta/k.
 #include "common.cuh"
@@ -32,7 +32,7 @@
 #define TILE_Y TILE
 #endif
 #ifndef LEAN_INPUT  // 1: a chunk without a carried row makes one pool1 row fewer, so the input patch
-#define LEAN_INPUT 0  // needs 4 rows fewer (what lets the wide t7x2 tile fit)
+#define LEAN_INPUT 0  // needs 4 rows fewer (what lets the wide 2x7 tile fit)
 #endif
 #ifndef EXACT_R  // 1: a GEMM pass instantiates every register-tile width, so it pays no empty slot
 #define EXACT_R 1  // beyond its last pixel group; 0: the 1/3, 1/2, 2/3 and full widths only (before 2026-11-26)
@@ -241,9 +241,9 @@ __device__ __forceinline__ void with_slots(int jmax, F&& f) {
     }
 }
 
-// One conv GEMM pass over `np` pixels (rows r0.. of width ncw) with R pixel slots per thread: the
-// fixed-size register tile is instantiated at 1/3, 2/3 and full size so clipped tiles (the narrow
-// last strip, the short last step) do not pay FFMAs for empty slots. Result: relu(acc + bias).
+// One conv GEMM pass over `np` pixels (rows r0.. of width ncw) with R pixel slots per thread; the
+// caller instantiates R to fit the pass (with_slots), so clipped tiles (the narrow last strip, the
+// short last step) do not pay FFMAs for empty slots. Result: relu(acc + bias).
 template <int M, int RM, int R, int NPG, int SRC_ROW, int SRC_COL, int DST_CH, int DST_ROW, int KU>
 __device__ __forceinline__ void conv_pass(const float* __restrict__ wg, int nchunks, const float* __restrict__ bias,
                                           float* ws, const int* koff, const float* src, float* dst, int pxg, int m0,
@@ -270,14 +270,15 @@ __device__ __forceinline__ void conv_pass(const float* __restrict__ wg, int nchu
 template <int R>
 __device__ __forceinline__ void conv1_pass(const float* w1p, const float* b1, float* ws, const int* koff1,
                                            const float* xin, float* c1b, int pxg, int m0, int r0, int nr, int ncw) {
-    conv_pass<C1, RM1, R, NPG1, ST1 * XW, ST1, C1R * C1W, C1W, KUNROLL1>(w1p, K1P / KC, b1, ws, koff1, xin, c1b, pxg, m0, r0,
-                                                                nr, ncw);
+    conv_pass<C1, RM1, R, NPG1, ST1 * XW, ST1, C1R * C1W, C1W, KUNROLL1>(w1p, K1P / KC, b1, ws, koff1, xin, c1b,
+                                                                          pxg, m0, r0, nr, ncw);
 }
 
 template <int R>
 __device__ __forceinline__ void conv2_pass(const float* w2p, const float* b2, float* ws, const int* koff2,
                                            const float* p1g, float* c2b, int pxg, int m0, int r0, int nr, int ncw) {
-    conv_pass<C2, RM2, R, NPG2, P1W, 1, C2H * C2W, C2W, KUNROLL2>(w2p, K2P / KC, b2, ws, koff2, p1g, c2b, pxg, m0, r0, nr, ncw);
+    conv_pass<C2, RM2, R, NPG2, P1W, 1, C2H * C2W, C2W, KUNROLL2>(w2p, K2P / KC, b2, ws, koff2, p1g, c2b, pxg, m0,
+                                                                   r0, nr, ncw);
 }
 
 // Across-channel LRN in place on buf[ch*chstride + r*rowstride + c], rows [r0, r0+nrows), cols
