@@ -33,3 +33,14 @@ __device__ __forceinline__ unsigned dynamic_smem_bytes() {
     asm volatile("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));
     return r;
 }
+
+// body(k) for k = 0..N-1, unrolled U steps per loop trip: a GEMM's k loop over one shared-memory
+// stage. A shorter unrolled body misses the instruction cache less (docs/perf-notes.md step 14).
+template <int N, int U, class Body>
+__device__ __forceinline__ void for_k_unrolled(Body&& body) {
+    static_assert(N % U == 0, "the unroll must divide the stage depth");
+#pragma unroll 1
+    for (int k0 = 0; k0 < N; k0 += U)
+#pragma unroll
+        for (int k1 = 0; k1 < U; ++k1) body(k0 + k1);
+}

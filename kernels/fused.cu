@@ -34,9 +34,10 @@
 #ifndef LEAN_INPUT  // 1: a chunk without a carried row makes one pool1 row fewer, so the input patch
 #define LEAN_INPUT 0  // needs 4 rows fewer (what lets the wide 2x7 tile fit)
 #endif
-#ifndef EXACT_R  // 1: a GEMM pass instantiates every register-tile width, so it pays no empty slot
-#define EXACT_R 1  // beyond its last pixel group; 0: the 1/3, 1/2, 2/3 and full widths only (before 2026-11-26)
-#endif
+#ifndef EXACT_R  // a GEMM pass instantiates every register-tile width, so it pays no empty slot beyond
+#define EXACT_R 1  // its last pixel group. The build report records the flag (kernels/work.py reads it);
+#endif             // the coarser widths of the archived runs up to run3 are in commits before 98fcffb.
+static_assert(EXACT_R == 1, "EXACT_R=0 (the 1/3, 1/2, 2/3 and full register-tile widths) was removed");
 #ifndef REUSE
 #define REUSE 1
 #endif
@@ -52,12 +53,6 @@
 
 #ifndef KUNROLL
 #define KUNROLL KSTAGE  // k steps unrolled in the GEMM loop (a stage is KSTAGE steps)
-#endif
-#ifndef KUNROLL1
-#define KUNROLL1 KUNROLL  // conv1's
-#endif
-#ifndef KUNROLL2
-#define KUNROLL2 KUNROLL  // conv2's
 #endif
 
 namespace fz {
@@ -166,7 +161,7 @@ __constant__ KoffTable c_koff = make_koff();
 // acc[RM][RN] = sum_k W[k][m0+i] * src[koff[k] + poff[j]]; W streamed from global ([nchunks*KC][M],
 // k-major, channel groups interleaved) through a double-buffered shared stage; koff is in constant
 // memory. Ends with a barrier (ws free, src still valid).
-template <int M, int RM, int RN, int KU>
+template <int M, int RM, int RN>
 __device__ __forceinline__ void block_gemm(float (&acc)[RM][RN], const float* __restrict__ wg, int nchunks, float* ws,
                                            const int* koff, const float* src, const int (&poff)[RN], int m0) {
 #pragma unroll
@@ -201,12 +196,7 @@ __device__ __forceinline__ void block_gemm(float (&acc)[RM][RN], const float* __
         __syncthreads();
         const float* w = ws + (kc & 1) * KC * M + (m0 / RM) * 4;
         const int* ko = koff + kc * KC;
-        static_assert(KC % KU == 0, "KUNROLL must divide KSTAGE");
-#pragma unroll 1
-        for (int k0 = 0; k0 < KC; k0 += KU)
-#pragma unroll
-        for (int k1 = 0; k1 < KU; ++k1) {
-            const int kk = k0 + k1;
+        for_k_unrolled<KC, KUNROLL>([&](int kk) {
             const int o = ko[kk];
             float a[RM], b[RN];
 #pragma unroll
@@ -220,7 +210,7 @@ __device__ __forceinline__ void block_gemm(float (&acc)[RM][RN], const float* __
             for (int i = 0; i < RM; ++i)
 #pragma unroll
                 for (int j = 0; j < RN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-        }
+        });
         __syncthreads();
     }
 }
@@ -230,7 +220,7 @@ struct Int {
     static constexpr int value = V;
 };
 
-// EXACT_R: call f(Int<R>) with the smallest R in [R, RHI] that holds jmax pixel slots.
+// Call f(Int<R>) with the smallest R in [R, RHI] that holds jmax pixel slots.
 template <int R, int RHI, class F>
 __device__ __forceinline__ void with_slots(int jmax, F&& f) {
     if constexpr (R >= RHI) {
@@ -244,7 +234,7 @@ __device__ __forceinline__ void with_slots(int jmax, F&& f) {
 // One conv GEMM pass over `np` pixels (rows r0.. of width ncw) with R pixel slots per thread; the
 // caller instantiates R to fit the pass (with_slots), so clipped tiles (the narrow last strip, the
 // short last step) do not pay FFMAs for empty slots. Result: relu(acc + bias).
-template <int M, int RM, int R, int NPG, int SRC_ROW, int SRC_COL, int DST_CH, int DST_ROW, int KU>
+template <int M, int RM, int R, int NPG, int SRC_ROW, int SRC_COL, int DST_CH, int DST_ROW>
 __device__ __forceinline__ void conv_pass(const float* __restrict__ wg, int nchunks, const float* __restrict__ bias,
                                           float* ws, const int* koff, const float* src, float* dst, int pxg, int m0,
                                           int r0, int nr, int ncw) {
@@ -257,7 +247,7 @@ __device__ __forceinline__ void conv_pass(const float* __restrict__ wg, int nchu
         poff[j] = prow[j] >= 0 ? SRC_ROW * prow[j] + SRC_COL * pcol[j] : 0;
     }
     float acc[RM][R];
-    block_gemm<M, RM, R, KU>(acc, wg, nchunks, ws, koff, src, poff, m0);
+    block_gemm<M, RM, R>(acc, wg, nchunks, ws, koff, src, poff, m0);
 #pragma unroll
     for (int i = 0; i < RM; ++i) {
         const float b = __ldg(bias + m0 + i);
@@ -270,15 +260,14 @@ __device__ __forceinline__ void conv_pass(const float* __restrict__ wg, int nchu
 template <int R>
 __device__ __forceinline__ void conv1_pass(const float* w1p, const float* b1, float* ws, const int* koff1,
                                            const float* xin, float* c1b, int pxg, int m0, int r0, int nr, int ncw) {
-    conv_pass<C1, RM1, R, NPG1, ST1 * XW, ST1, C1R * C1W, C1W, KUNROLL1>(w1p, K1P / KC, b1, ws, koff1, xin, c1b,
-                                                                          pxg, m0, r0, nr, ncw);
+    conv_pass<C1, RM1, R, NPG1, ST1 * XW, ST1, C1R * C1W, C1W>(w1p, K1P / KC, b1, ws, koff1, xin, c1b, pxg, m0, r0,
+                                                                nr, ncw);
 }
 
 template <int R>
 __device__ __forceinline__ void conv2_pass(const float* w2p, const float* b2, float* ws, const int* koff2,
                                            const float* p1g, float* c2b, int pxg, int m0, int r0, int nr, int ncw) {
-    conv_pass<C2, RM2, R, NPG2, P1W, 1, C2H * C2W, C2W, KUNROLL2>(w2p, K2P / KC, b2, ws, koff2, p1g, c2b, pxg, m0,
-                                                                   r0, nr, ncw);
+    conv_pass<C2, RM2, R, NPG2, P1W, 1, C2H * C2W, C2W>(w2p, K2P / KC, b2, ws, koff2, p1g, c2b, pxg, m0, r0, nr, ncw);
 }
 
 // Across-channel LRN in place on buf[ch*chstride + r*rowstride + c], rows [r0, r0+nrows), cols
@@ -325,12 +314,6 @@ __device__ __forceinline__ void lrn_inplace(float* buf, int chstride, int rowstr
 // Tiles of a map side of n pool2 pixels: ceil(n/T) tiles (the grid's count), sizes as even as
 // possible (13 -> 4,3,3,3, not 4,4,4,1): no tile is left with a 1-wide sliver whose clipped GEMM
 // runs at a quarter of the register tile.
-#ifndef CONV1_3Q
-#define CONV1_3Q 1
-#endif
-#ifndef CONV2_HALF
-#define CONV2_HALF 1
-#endif
 #ifndef BALANCED
 #define BALANCED 1
 #endif
@@ -461,15 +444,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                     constexpr int R = decltype(rn)::value;
                     conv1_pass<R>(w1p, b1, ws1, koff1, xin - xskip * XW, c1b, pxg1, m01, rf, nr1, ncw1);
                 };
-#if EXACT_R
                 with_slots<(RN1 / 2 > 0 ? RN1 / 2 : 1), RN1>(jmax, pass);
-#else
-                if (jmax <= RN1 / 2) pass(Int<(RN1 / 2 > 0 ? RN1 / 2 : 1)>{});
-#if CONV1_3Q
-                else if (jmax <= (5 * RN1 + 5) / 6) pass(Int<(5 * RN1 + 5) / 6>{});  // balanced T=4: 3-wide strips
-#endif
-                else pass(Int<RN1>{});
-#endif
             }
             __syncthreads();
             PHASE_MARK(PH_CONV1);  // input staging, carried row and the conv1 GEMM
@@ -509,16 +484,7 @@ __device__ __forceinline__ void fused_body(const float* __restrict__ x, const fl
                 constexpr int R = decltype(rn)::value;
                 conv2_pass<R>(w2p, b2, ws2, koff2, p1g, c2b, pxg2, m02, rf2, nr2, ncw2);
             };
-#if EXACT_R
             with_slots<(RN2 + 2) / 3, RN2>(jmax, pass);
-#else
-            if (jmax <= (RN2 + 2) / 3) pass(Int<(RN2 + 2) / 3>{});
-#if CONV2_HALF
-            else if (jmax <= (RN2 + 1) / 2) pass(Int<(RN2 + 1) / 2>{});  // balanced T=4: 3x3 tiles, 42 px
-#endif
-            else if (jmax <= (2 * RN2 + 2) / 3) pass(Int<(2 * RN2 + 2) / 3>{});
-            else pass(Int<RN2>{});
-#endif
         }
         __syncthreads();
         PHASE_MARK(PH_CONV2);  // carried row and the conv2 GEMM

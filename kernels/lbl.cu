@@ -110,12 +110,7 @@ __device__ __forceinline__ void conv_igemm(const float* __restrict__ x, const fl
     for (int t = 0; t < ntiles; ++t) {
         const int buf = t & 1;
         if (t + 1 < ntiles) load_tile((t + 1) * BK);  // global loads in flight during the FFMAs
-        static_assert(BK % LBL_KUNROLL == 0, "LBL_KUNROLL must divide BK");
-#pragma unroll 1
-        for (int k0 = 0; k0 < BK; k0 += LBL_KUNROLL)
-#pragma unroll
-        for (int k1 = 0; k1 < LBL_KUNROLL; ++k1) {
-            const int kk = k0 + k1;
+        for_k_unrolled<BK, LBL_KUNROLL>([&](int kk) {
             float a[RM], b[8];
             if constexpr (RM % 4 == 0) {
 #pragma unroll
@@ -138,7 +133,7 @@ __device__ __forceinline__ void conv_igemm(const float* __restrict__ x, const fl
             for (int i = 0; i < RM; ++i)
 #pragma unroll
                 for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-        }
+        });
         if (t + 1 < ntiles) store_tile(buf ^ 1);
         __syncthreads();
     }
