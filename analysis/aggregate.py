@@ -160,25 +160,29 @@ def strategy_of(variant: str) -> str:
     return variant
 
 
+def _tile(variant: str):
+    """The tile of a fused variant name (4, (2, 7)), None for lbl/vendor."""
+    tail = variant.rsplit("-t", 1)
+    try:
+        return parse_tile(tail[1]) if len(tail) == 2 else None
+    except ValueError:
+        return None
+
+
 def tile_of(variant: str) -> str | float:
     """Tile label of a fused variant name ("4" for fused-reuse-t4, "2x7"), NaN for lbl/vendor."""
-    tail = variant.rsplit("-t", 1)
-    if len(tail) != 2:
-        return math.nan
-    try:
-        return tile_label(parse_tile(tail[1]))
-    except ValueError:
-        return math.nan
+    tile = _tile(variant)
+    return math.nan if tile is None else tile_label(tile)
 
 
 def variant_rank(variant: str) -> tuple[int, float]:
     """(family, tile area): lbl, reuse by tile, recompute by tile, vendor last - the order of every
     table and legend."""
     family = 0 if variant == "lbl" else 1 if "reuse" in variant else 2 if "recompute" in variant else 3
-    label = tile_of(variant)
-    if not isinstance(label, str):
+    tile = _tile(variant)
+    if tile is None:
         return family, 0.0
-    rows, cols = tile_sides(parse_tile(label))
+    rows, cols = tile_sides(tile)
     return family, float(rows * cols)
 
 

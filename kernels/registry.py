@@ -15,7 +15,6 @@ from pipeline.tiles import Tile, tile_label, tile_sides
 # shared memory on sm_90. 2x7: two column strips of 7 and 6 pool2 columns walked 2 rows at a time;
 # the wide strips overlap less in x (conv1 computes 66 columns for 55, where T=4 computes 88).
 FUSED_TILES: tuple[Tile, ...] = (2, 3, 4, (2, 7))
-TILE_SIZES = FUSED_TILES  # the name the config check and older callers use
 FUSED_THREADS = 256
 FUSED_CHUNK_ROWS = 3  # pool1 rows per conv1 line-buffer chunk (3: conv1 thread tile 12 ch x 6 px)
 # Tiles whose layout only fits with smaller chunks: (chunk rows, lean input). Lean input: a chunk
@@ -104,7 +103,7 @@ def _fused(strategy: str, tile: Tile) -> Variant:
         ("KUNROLL", FUSED_KUNROLL.get(tile, FUSED_KSTAGE)),
         ("EXPECT_SMEM_BYTES", fused_smem_bytes(tile, strategy)),
     )
-    return Variant(f"fused-{strategy}-t{label}", "kernels/fused.cu", (f"fused_{strategy}_t{label}",), defines,
+    return Variant(fused_variant_name(strategy, tile), "kernels/fused.cu", (f"fused_{strategy}_t{label}",), defines,
                    strategy, tile)  # fmt: skip
 
 
