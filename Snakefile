@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from pipeline.config import ConfigError, check_config, schema_error_line
-from pipeline.plan import (
+from pipeline.stages.plan import (
     build_targets,
     gpu_software_problem,
     kernel_variants,
@@ -117,7 +117,7 @@ rule model:
         spec=lambda w: config["networks"][w.network],
         bytes_per_value=config["model"]["bytes_per_value"],
     script:
-        "pipeline/model.py"
+        "pipeline/stages/model.py"
 
 
 rule paper:
@@ -128,7 +128,7 @@ rule paper:
     log:
         "logs/model/paper.log",
     script:
-        "pipeline/paper.py"
+        "pipeline/stages/paper.py"
 
 
 rule plan:
@@ -142,7 +142,7 @@ rule plan:
         kernels=config["kernels"],
         variants=kernel_variants(config),
     script:
-        "pipeline/plan.py"
+        "pipeline/stages/plan.py"
 
 
 rule build:
@@ -154,7 +154,7 @@ rule build:
     log:
         "logs/build/{arch}/{variant}.log",
     script:
-        "pipeline/build.py"
+        "pipeline/stages/build.py"
 
 
 rule ceilings:
@@ -165,7 +165,7 @@ rule ceilings:
     resources:
         gpu=1,
     script:
-        "pipeline/ceilings.py"
+        "pipeline/stages/ceilings.py"
 
 
 rule provenance:
@@ -176,7 +176,7 @@ rule provenance:
     params:
         command=" ".join(sys.argv),
     script:
-        "pipeline/provenance.py"
+        "pipeline/stages/provenance.py"
 
 
 rule verify:
@@ -192,7 +192,7 @@ rule verify:
         batch=config["verify"]["batch"],
         rtol=config["verify"]["rtol"],
     script:
-        "pipeline/verify.py"
+        "pipeline/stages/verify.py"
 
 
 rule time:
@@ -208,7 +208,7 @@ rule time:
     params:
         timing=config["timing"],
     script:
-        "pipeline/timing.py"
+        "pipeline/stages/time.py"
 
 
 rule profile:
@@ -224,7 +224,7 @@ rule profile:
     params:
         profile=config["profile"],
     script:
-        "pipeline/ncu.py"
+        "pipeline/stages/profile.py"
 
 
 rule phases:
@@ -240,7 +240,7 @@ rule phases:
     params:
         launches=config["phases"]["launches"],
     script:
-        "pipeline/phases.py"
+        "pipeline/stages/phases.py"
 
 
 rule aggregate:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.tiles import parse_tile, tile_label, tile_sides
+from pipeline.core.tiles import parse_tile, tile_label, tile_sides
 
 SOURCE_THIS_RUN = "this run"
 NO_GPU = "none"  # gpu value of model-only rows when a run has no GPU results at all
@@ -311,7 +311,7 @@ def block_bytes(network: str, first: str, last: str, bytes_per_value: int = 4) -
     Compulsory DRAM traffic per image is input + output + weights/batch: what any schedule must
     move. The largest intermediate decides when layer-by-layer stops fitting in L2.
     """
-    from pipeline.networks import load_network
+    from pipeline.core.networks import load_network
 
     net = load_network(network)
     shapes = net.shapes()
@@ -527,7 +527,7 @@ def collect_ceilings(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] 
             prov = read_json(g / "provenance.json") or {}
             row = {"source": source, "gpu": g.name, "gpu_name": prov.get("gpu_name", c.get("gpu_name", np.nan))}
             row.update({k: _num(c.get(k)) for k in CEILING_COLUMNS})
-            if math.isnan(row["fp32_flops_per_s"]):  # pipeline/ceilings.py names it fp32_flop_per_s
+            if math.isnan(row["fp32_flops_per_s"]):  # pipeline/stages/ceilings.py names it fp32_flop_per_s
                 row["fp32_flops_per_s"] = _num(c.get("fp32_flop_per_s"))
             row.update({k: _num(v) for k, v in c.items() if k.startswith("datasheet_")})
             l2 = next((c.get(k, prov.get(k)) for k in _L2_SIZE_KEYS if c.get(k, prov.get(k)) is not None), None)
@@ -542,7 +542,7 @@ PHASE_COLUMNS = ["phase", "share", "us_per_image", "phases_run_us_per_image", "s
 
 
 def collect_phases(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = ()) -> pd.DataFrame:
-    """One row per source x gpu x network x variant x batch x phase (pipeline/phases.py).
+    """One row per source x gpu x network x variant x batch x phase (pipeline/stages/phases.py).
 
     A phase's ``us_per_image`` is its share times the timing stage's median for the same variant and
     batch (``scaled_to`` = "time.json"), so the bars add up to the number the speed figures show;
@@ -581,7 +581,7 @@ def collect_provenance(results_dirs: Iterable[Path], archive_dirs: Iterable[Path
     """One row per source x gpu: where the numbers came from, and the profiler settings used.
 
     ncu settings are read from the profile.json files of that GPU (every distinct value listed);
-    the NVML settings are those of pipeline/nvml.py (sampling period, energy counter).
+    the NVML settings are those of pipeline/core/nvml.py (sampling period, energy counter).
     """
     rows = []
     sources = _sources(results_dirs, archive_dirs)

@@ -653,8 +653,8 @@ def extra_work_table(tidy: pd.DataFrame) -> pd.DataFrame:
     is what ncu should count: ``measured_over_counted`` is that check.
     """
     from kernels.work import fused_work
-    from pipeline.networks import load_network
-    from pipeline.tiles import parse_tile
+    from pipeline.core.networks import load_network
+    from pipeline.core.tiles import parse_tile
 
     m = measured(tidy)
     cols = ["source", "gpu", "variant", "batch", "model_useful_macs_per_image", "model_extra_macs_per_image",

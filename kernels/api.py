@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from kernels.registry import FUSED_RM, FUSED_THREADS, VARIANTS, Variant, check_fits, fused_smem_bytes, vendor_available
-from pipeline.networks import Layer, Shape, load_network
-from pipeline.tiles import tile_sides
+from pipeline.core.networks import Layer, Shape, load_network
+from pipeline.core.tiles import tile_sides
 
 NETWORK = "alexnet"
 GROUP = ("conv1", "pool2")
@@ -41,7 +41,7 @@ def _layer(layers: tuple[Layer, ...], name: str) -> Layer:
 
 def random_params(layers: tuple[Layer, ...], in_shape: Shape, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """He-scaled random weights (float32) from ``seed``, via the reference's generator."""
-    from pipeline.reference import random_params as ref_random_params
+    from pipeline.core.reference import random_params as ref_random_params
 
     p = ref_random_params(layers, in_shape, np.random.default_rng(seed))
     return {k: (w.astype(np.float32), b.astype(np.float32)) for k, (w, b) in p.items()}
@@ -96,7 +96,7 @@ class Forward:
         s_in, s_out = self.shapes[0], self.shapes[-1]
         self.input_shape = (self.batch, s_in.channels, s_in.height, s_in.width)
         self.output_shape = (self.batch, s_out.channels, s_out.height, s_out.width)
-        from pipeline.reference import count_macs
+        from pipeline.core.reference import count_macs
 
         self.useful_macs_per_image = int(sum(count_macs(self.layers, s_in).values()))
         if params is None:
@@ -107,7 +107,7 @@ class Forward:
             raise ValueError("extra defines need a run-time (NVRTC) build: pass cubin=None")
         self._cubin = cubin
         self._defines = tuple(defines)
-        self.module = None  # the fused variant's module (pipeline/phases.py reads its counters)
+        self.module = None  # the fused variant's module (pipeline/stages/phases.py reads its counters)
         strategy = self.variant.strategy
         if strategy == "lbl":
             self._setup_lbl()
@@ -120,7 +120,7 @@ class Forward:
 
     # ---------------------------------------------------------------- helpers
     def _kernel(self, entry: str):
-        from pipeline.gpu import load_kernel
+        from pipeline.core.gpu import load_kernel
 
         if self._cubin:
             return load_kernel(str(self._cubin), entry)
@@ -128,7 +128,7 @@ class Forward:
 
     def _module(self):
         """The variant's module: the build stage's cubin, else an NVRTC build (with any extra defines)."""
-        from pipeline.gpu import compile_module, load_module
+        from pipeline.core.gpu import compile_module, load_module
 
         if self._cubin:
             return load_module(str(self._cubin))
@@ -328,7 +328,7 @@ def make_forward(variant: str, batch: int, height: int = 227, width: int = 227, 
     """Build a :class:`Forward` for ``variant`` (see the module docstring for the contract).
 
     ``defines`` adds ``-D`` flags to an NVRTC build (``cubin`` must be None), e.g.
-    ``(("PHASE_TIMING", 1),)`` for the fused kernel's phase counters (pipeline/phases.py).
+    ``(("PHASE_TIMING", 1),)`` for the fused kernel's phase counters (pipeline/stages/phases.py).
     """
     return Forward(variant, batch, height, width, params, cubin, seed, defines)
 

@@ -2,7 +2,7 @@
 
     python kernels/check_and_bench.py [--variants a,b] [--batch 128] [--repeats 30] [--out DIR]
 
-1. nvcc -cubin every selected variant in parallel (same flags as pipeline/build.py), printing
+1. nvcc -cubin every selected variant in parallel (same flags as pipeline/stages/build.py), printing
    registers / spills from -Xptxas -v;
 2. for each check config (batch x H x W) draw one set of random weights and input, compute the
    float64 reference once, run every variant on NaN-poisoned output and compare;
@@ -81,8 +81,8 @@ def main() -> int:
     import cupy
 
     from kernels.api import make_forward
-    from pipeline.reference import forward as ref_forward
-    from pipeline.verify import compare
+    from pipeline.core.reference import forward as ref_forward
+    from pipeline.stages.verify import compare
 
     ok, why = vendor_available()
     if not ok and "vendor" in names:

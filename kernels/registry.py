@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.tiles import Tile, tile_label, tile_sides
+from pipeline.core.tiles import Tile, tile_label, tile_sides
 
 # Pool2 tiles compiled for both strategies: square sides T, and (rows, cols). All fit 227 KB of
 # shared memory on sm_90. 2x7: two column strips of 7 and 6 pool2 columns walked 2 rows at a time;

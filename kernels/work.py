@@ -1,6 +1,6 @@
 """The arithmetic the fused kernel executes, counted from its tiling (kernels/fused.cu), per image.
 
-The pyramid model (pipeline/model.py) counts the MACs a pyramid needs; the kernel executes more:
+The pyramid model (pipeline/model/costs.py) counts the MACs a pyramid needs; the kernel executes more:
 every thread runs its whole register tile (RM channels x R pixel slots) over the padded K, also
 for slots past the tile's last pixel, and the LRN does arithmetic the model does not count. This
 module walks the kernel's loops (strips, steps, chunks, the register-tile instantiation each pass
@@ -14,8 +14,8 @@ Mirrors fused.cu's geometry; tests/test_work.py holds the two in step against re
 from dataclasses import dataclass
 
 from kernels.registry import FUSED_KSTAGE, FUSED_THREADS, chunk_layout
-from pipeline.model import output_tiles  # the kernel's balanced split (fused.cu tile_start/tile_size)
-from pipeline.tiles import Tile, tile_label, tile_sides
+from pipeline.model.costs import output_tiles  # the kernel's balanced split (fused.cu tile_start/tile_size)
+from pipeline.core.tiles import Tile, tile_label, tile_sides
 
 CIN, C1, C2, C1G = 3, 96, 256, 48
 KS1, ST1, KS2 = 11, 4, 5

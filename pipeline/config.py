@@ -13,7 +13,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from pipeline.networks import NetworkError, available_networks, load_network
+from pipeline.core.networks import NetworkError, available_networks, load_network
 
 
 class ConfigError(ValueError):
@@ -91,8 +91,8 @@ def check_config(config: dict, arch: str = "sm_90") -> None:
     if k["group"] not in groups:
         raise ConfigError(f"kernels.group: {k['group']!r} unknown; allowed: {', '.join(groups)}")
     from kernels.registry import FUSED_TILES, fused_smem_bytes, fused_variant_name  # imports without CuPy
-    from pipeline.build import MAX_SMEM_PER_BLOCK_BYTES
-    from pipeline.tiles import parse_tile, tile_label
+    from pipeline.stages.build import MAX_SMEM_PER_BLOCK_BYTES
+    from pipeline.core.tiles import parse_tile, tile_label
 
     compiled = ", ".join(map(tile_label, FUSED_TILES))
     tiles = []

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pipeline.gpu import gpu_skip_reason
+from pipeline.core.gpu import gpu_skip_reason
 
 
 @pytest.fixture

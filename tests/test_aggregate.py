@@ -125,7 +125,7 @@ def test_kernels_and_ceilings_tables():
 
 
 def test_paper_value_lookup_by_figure_id():
-    """The fixture's paper_comparison.csv is genuine output of pipeline/paper.py (model only)."""
+    """The fixture's paper_comparison.csv is genuine output of pipeline/model/paper.py (model only)."""
     paper = read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv")
     assert paper_value(paper, "vgg_fused_dram") == 3.6
     assert paper_value(paper, "vgg_lbl_dram") == 77

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.build import parse_ptxas, register_limited_occupancy_pct
+from pipeline.stages.build import parse_ptxas, register_limited_occupancy_pct
 
 DATA = Path(__file__).parent / "data" / "ptxas"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import ceilings
+from pipeline.stages import ceilings
 
 
 def test_h100_sxm_datasheet_numbers():

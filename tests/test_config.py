@@ -70,7 +70,7 @@ def test_semantic_errors_are_one_line(config, change, expected):
 
 def test_rectangular_kernel_tiles(config):
     """kernels.tile_sizes takes rows x cols for the compiled rectangular tiles (the shipped 2x7)."""
-    from pipeline.plan import kernel_variants
+    from pipeline.stages.plan import kernel_variants
 
     assert "2x7" in config["kernels"]["tile_sizes"]
     config["kernels"].update(tile_sizes=["2x7", 4], strategies=["reuse"])

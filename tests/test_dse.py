@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.dse import explore, fusable_units, pareto_mask, partitions, whole_map
-from pipeline.model import group_costs, group_input_shape
-from pipeline.networks import load_network
+from pipeline.model.dse import explore, fusable_units, pareto_mask, partitions, whole_map
+from pipeline.model.costs import group_costs, group_input_shape
+from pipeline.core.networks import load_network
 
 
 @pytest.fixture(scope="module")

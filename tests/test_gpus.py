@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from pipeline.gpus import claim_gpu, detect_gpus, gpu_slug
+from pipeline.core.gpus import claim_gpu, detect_gpus, gpu_slug
 
 
 def test_gpu_slug():
@@ -24,7 +24,7 @@ def test_claim_gpu_is_exclusive(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     monkeypatch.setenv("FUSED_LAYER_NO_GPU", "1")  # one slot, whatever this host has
     probe = (
-        "import os, sys, time; sys.path.insert(0, %r); from pipeline.gpus import claim_gpu\n"
+        "import os, sys, time; sys.path.insert(0, %r); from pipeline.core.gpus import claim_gpu\n"
         "t = time.time()\n"
         "with claim_gpu(%r, poll_s=0.05) as i: print(round(time.time() - t, 2), os.environ['CUDA_VISIBLE_DEVICES'])"
     ) % (os.getcwd(), str(tmp_path))

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from kernels.registry import VARIANTS, vendor_available
-from pipeline.gpu import gpu_skip_reason
-from pipeline.verify import compare
+from pipeline.core.gpu import gpu_skip_reason
+from pipeline.stages.verify import compare
 
 SKIP = gpu_skip_reason()
 gpu = [pytest.mark.gpu, pytest.mark.skipif(SKIP is not None, reason=f"needs an NVIDIA GPU: {SKIP}")]
@@ -54,7 +54,7 @@ def cases():
     import cupy
 
     from kernels.api import make_forward
-    from pipeline.reference import forward as ref_forward
+    from pipeline.core.reference import forward as ref_forward
 
     cache: dict = {}
 
@@ -113,7 +113,7 @@ test_forward_contract = pytest.mark.gpu(test_forward_contract)
 def test_verify_raises_on_mismatch():
     if SKIP is not None:
         pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
-    from pipeline.verify import VerificationError, verify
+    from pipeline.stages.verify import VerificationError, verify
 
     res = verify("fused-reuse-t2", 1, 227, 227, cubin=None, seed=5, rtol=RTOL)
     assert res["passed"] and res["rel_l2_error"] < RTOL

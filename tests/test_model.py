@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.model import (
+from pipeline.model.costs import (
     group_costs,
     group_input_shape,
     group_shapes,
@@ -18,7 +18,7 @@ from pipeline.model import (
     tile_ranges,
     validate_tile,
 )
-from pipeline.networks import Layer, Shape, load_network
+from pipeline.core.networks import Layer, Shape, load_network
 
 
 @pytest.fixture(scope="module")
@@ -295,7 +295,7 @@ def test_bytes_per_value_scales_bytes_only(alexnet):
 
 def test_balanced_split_matches_the_kernels_tiling():
     """kernels/fused.cu cuts 13 into 4,3,3,3 (tile_start/tile_size); the clipped split is 4,4,4,1."""
-    from pipeline.model import output_tiles
+    from pipeline.model.costs import output_tiles
 
     assert output_tiles(13, 4, "clipped") == [(0, 4), (4, 8), (8, 12), (12, 13)]
     assert output_tiles(13, 4, "balanced") == [(0, 4), (4, 7), (7, 10), (10, 13)]
@@ -336,7 +336,7 @@ def test_rectangular_tile_validation(alexnet):
 
 
 def test_tile_labels_round_trip():
-    from pipeline.tiles import parse_tile, tile_label
+    from pipeline.core.tiles import parse_tile, tile_label
 
     assert [tile_label(t) for t in (4, (2, 7), (4, 4))] == ["4", "2x7", "4x4"]
     assert [parse_tile(s) for s in ("4", 4, "2x7", " 3x1 ")] == [4, 4, (2, 7), (3, 1)]

@@ -1,7 +1,7 @@
 """The analytical model against the CPU pyramid executor: same MACs, tiles and input loads.
 
-The executor (pipeline/pyramid.py) actually computes every tile and counts what it computed; the
-model (pipeline/model.py) predicts the same counts from geometry alone. Random small chains,
+The executor (pipeline/model/pyramid.py) actually computes every tile and counts what it computed; the
+model (pipeline/model/costs.py) predicts the same counts from geometry alone. Random small chains,
 including kernels smaller than their stride and clipped, non-square maps.
 """
 
@@ -11,10 +11,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import pyramid as P
-from pipeline import reference as R
-from pipeline.model import group_costs, group_shapes
-from pipeline.networks import Layer, NetworkError, Shape
+from pipeline.model import pyramid as P
+from pipeline.core import reference as R
+from pipeline.model.costs import group_costs, group_shapes
+from pipeline.core.networks import Layer, NetworkError, Shape
 
 VARIANTS = [("recompute", ()), ("reuse", ("x", "y")), ("reuse", ("y",)), ("reuse", ("x",))]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import ncu
+from pipeline.stages import profile as ncu
 
 DATA = Path(__file__).parent / "data" / "ncu"
 
@@ -144,7 +144,7 @@ def test_real_ncu_on_the_selftest_forward(tmp_path):
     pytest.importorskip("cupy", reason="needs CuPy")
     b, h, w = 4, 1024, 4096  # 64 MiB per map, larger than any current L2
     res = ncu.profile("selftest", b, tmp_path / "range.ncu-rep", tmp_path / "kernels.ncu-rep", height=h, width=w,
-                      factory="pipeline.profile_target:make_selftest_forward", log_file=tmp_path / "ncu.log")
+                      factory="pipeline.stages.profile_target:make_selftest_forward", log_file=tmp_path / "ncu.log")
     if not res["available"] and "ERR_NVGPUCTRPERM" in res["reason"]:
         pytest.skip(res["reason"])
     assert res["available"] is True, res

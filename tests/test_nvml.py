@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from pipeline import nvml
+from pipeline.core import nvml
 
 
 def _nvml_handle_or_skip():

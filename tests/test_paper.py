@@ -7,8 +7,8 @@ import math
 import pytest
 import yaml
 
-from pipeline.networks import load_network
-from pipeline.paper import CANDIDATES, FIGURES_PATH, alexnet_one_tower, load_paper_figures, paper_comparison
+from pipeline.core.networks import load_network
+from pipeline.model.paper import CANDIDATES, FIGURES_PATH, alexnet_one_tower, load_paper_figures, paper_comparison
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from kernels.registry import VARIANTS, nvcc_flags
-from pipeline.gpu import REPO, gpu_skip_reason
-from pipeline.phases import fused_phase_names, phase_rows
+from pipeline.core.gpu import REPO, gpu_skip_reason
+from pipeline.stages.phases import fused_phase_names, phase_rows
 
 SKIP = gpu_skip_reason()
 
@@ -55,7 +55,7 @@ def test_phase_rows_scale_shares_to_the_timed_median():
 @pytest.mark.parametrize("timing", [0, 1])
 def test_fused_builds_with_and_without_phase_marks(tmp_path, timing):
     """The marks compile (and cost no spills); without them the kernel is the timed one."""
-    from pipeline.build import nvcc_command
+    from pipeline.stages.build import nvcc_command
 
     v = "fused-reuse-t4"
     cmd = nvcc_command(REPO / VARIANTS[v].source, [*nvcc_flags(v), f"-DPHASE_TIMING={timing}"], "sm_90",
@@ -71,7 +71,7 @@ def test_fused_builds_with_and_without_phase_marks(tmp_path, timing):
 @pytest.mark.parametrize("variant", ["lbl", "fused-reuse-t4", "fused-recompute-t2"])
 @pytest.mark.parametrize("batch,h,w", [(3, 227, 227), (2, 231, 199)])
 def test_measure_phases_on_the_gpu(variant, batch, h, w):
-    from pipeline.phases import measure_phases
+    from pipeline.stages.phases import measure_phases
 
     res = measure_phases(variant, batch, h, w, launches=5)
     rows = res["phases"]
@@ -90,7 +90,7 @@ def test_measure_phases_on_the_gpu(variant, batch, h, w):
 
 
 def _write_phases(d, variant, names, amounts, us, time_us=None):
-    from pipeline.phases import phase_rows
+    from pipeline.stages.phases import phase_rows
 
     d.mkdir(parents=True)
     (d / "phases.json").write_text(json.dumps({"variant": variant, "us_per_image_median": us,

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.networks import load_network
-from pipeline.plan import (
+from pipeline.core.networks import load_network
+from pipeline.stages.plan import (
     kernel_variants,
     lbl_gpu_dram_bytes_per_image,
     measurement_targets,
@@ -61,7 +61,7 @@ def test_plan_predictions(config):
 def test_gpu_without_cupy_is_a_clear_error(monkeypatch):
     import importlib.util
 
-    from pipeline.plan import gpu_software_problem
+    from pipeline.stages.plan import gpu_software_problem
 
     assert gpu_software_problem(None) is None
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)

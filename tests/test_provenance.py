@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from pipeline import provenance
+from pipeline.stages import provenance
 
 
 def test_cuda_version_text():
@@ -29,7 +29,7 @@ def test_collect_always_returns_every_field():
 
 
 def test_no_gpu_fields_say_unavailable(monkeypatch):
-    from pipeline import nvml
+    from pipeline.core import nvml
 
     def boom(*a, **k):
         raise nvml.NvmlUnavailable("no driver")

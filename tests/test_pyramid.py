@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from pipeline import pyramid as P
-from pipeline import reference as R
-from pipeline.networks import Layer, NetworkError, Shape, load_network, output_shape
+from pipeline.model import pyramid as P
+from pipeline.core import reference as R
+from pipeline.core.networks import Layer, NetworkError, Shape, load_network, output_shape
 
 RUNS = (("recompute", ("x", "y")), ("reuse", ("x", "y")), ("reuse", ("y",)), ("reuse", ("x",)))
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import reference as R
-from pipeline.networks import Layer, Shape, load_network
+from pipeline.core import reference as R
+from pipeline.core.networks import Layer, Shape, load_network
 
 RTOL = 1e-12
 

@@ -20,7 +20,7 @@ from kernels.registry import (
     fused_variant_name,
     nvcc_flags,
 )
-from pipeline.tiles import tile_label, tile_sides
+from pipeline.core.tiles import tile_label, tile_sides
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME_RE = re.compile(r"^(lbl|vendor|fused-(reuse|recompute)-t\d+(x\d+)?)$")
@@ -35,7 +35,7 @@ def test_registry_imports_without_cupy():
 
 
 def test_api_imports_without_cupy():
-    code = "import sys; sys.modules['cupy'] = None; import kernels.api, pipeline.verify, pipeline.gpu"
+    code = "import sys; sys.modules['cupy'] = None; import kernels.api, pipeline.stages.verify, pipeline.core.gpu"
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pipeline import timing
+from pipeline.stages import time as timing
 
 
 def test_summary_median_and_quartiles():
@@ -72,7 +72,7 @@ def test_network_input_size_from_yaml():
 @pytest.mark.gpu
 def test_time_forward_on_a_tiny_forward(cupy_device):
     cupy = cupy_device
-    from pipeline.profile_target import make_selftest_forward
+    from pipeline.stages.profile_target import make_selftest_forward
 
     fwd = make_selftest_forward("selftest", batch=2, height=64, width=64)
     r = timing.time_forward(fwd, batch=2, warmup=5, repeats=20, min_seconds=1.0, rotate_inputs=True)

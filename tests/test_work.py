@@ -9,9 +9,9 @@ import pytest
 
 from kernels.registry import FUSED_TILES, VARIANTS
 from kernels.work import fused_work
-from pipeline.model import group_costs, group_input_shape, output_tiles
-from pipeline.networks import Shape, load_network
-from pipeline.tiles import parse_tile
+from pipeline.model.costs import group_costs, group_input_shape, output_tiles
+from pipeline.core.networks import Shape, load_network
+from pipeline.core.tiles import parse_tile
 
 ARCHIVE = Path(__file__).resolve().parents[1] / "reports" / "archive"
 

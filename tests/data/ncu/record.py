@@ -2,7 +2,7 @@
 
     python tests/data/ncu/record.py [OUTDIR]
 
-Profiles the two-kernel self-test forward (pipeline/profile_target.py, batch 2, 64x64: 8192
+Profiles the two-kernel self-test forward (pipeline/stages/profile_target.py, batch 2, 64x64: 8192
 pixels, 3 FLOPs each) in range replay and kernel replay exactly as the profile rule does, and
 keeps the two .ncu-rep files, ncu's own CSV export of each, the profile.json and a meta.json
 with the known answers. The files are small (tens of KB).
@@ -25,7 +25,7 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rng, krn = out / "selftest_range.ncu-rep", out / "selftest_kernels.ncu-rep"
     res = ncu.profile("selftest", BATCH, rng, krn, height=HEIGHT, width=WIDTH, warmup=2,
-                      factory="pipeline.profile_target:make_selftest_forward", log_file=out / "ncu.log")
+                      factory="pipeline.stages.profile_target:make_selftest_forward", log_file=out / "ncu.log")
     (out / "selftest_profile.json").write_text(json.dumps(res, indent=1))
     for rep in (rng, krn):
         csv = subprocess.run(ncu.export_csv_command(rep, ncu.find_ncu()), capture_output=True, text=True, check=True)

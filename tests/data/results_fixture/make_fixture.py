@@ -136,7 +136,7 @@ def _measure(d: Path, v: str, b: int, with_time: bool = True) -> None:
 
 
 def _phases(d: Path, v: str, b: int, us: float) -> None:
-    """phases.json as pipeline/phases.py writes it (made-up shares)."""
+    """phases.json as pipeline/stages/phases.py writes it (made-up shares)."""
     if v == "lbl":
         parts = [("conv1", 0.25), ("norm1", 0.04), ("pool1", 0.03), ("conv2", 0.62), ("norm2", 0.04), ("pool2", 0.02)]
     else:
@@ -175,8 +175,8 @@ def write_model(root: Path) -> None:
     dse += [f"{p},{o},{d:.0f},{pa}" for p, o, d, pa in parts]
     (m / "dse.csv").write_text("\n".join(dse) + "\n")
     # The paper comparison is the model's own, deterministic output (no GPU involved), so the
-    # fixture uses the genuine table from pipeline/paper.py rather than a made-up one.
-    from pipeline.paper import write_paper_comparison
+    # fixture uses the genuine table from pipeline/model/paper.py rather than a made-up one.
+    from pipeline.model.paper import write_paper_comparison
 
     write_paper_comparison(root / "model" / "paper_comparison.csv")
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from pipeline.model import group_costs, group_input_shape, group_shapes
-from pipeline.networks import Layer, Network, Shape
+from pipeline.model.costs import group_costs, group_input_shape, group_shapes
+from pipeline.core.networks import Layer, Network, Shape
 
 TilePolicy = int | Callable[[tuple[Layer, ...], Shape], int]
 
@@ -144,7 +144,7 @@ def write_dse(network_name: str, out_csv: str, bytes_per_value: int = 4, n_units
     """Run the exploration with the paper's defaults (tile 1, reuse in x and y) and write a CSV."""
     from pathlib import Path
 
-    from pipeline.networks import load_network
+    from pipeline.core.networks import load_network
 
     df = explore(load_network(network_name), n_units, tile=1, bytes_per_value=bytes_per_value)
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,7 @@ def compare(out: np.ndarray, ref: np.ndarray) -> dict:
 
 def verify(variant: str, batch: int, height: int = 227, width: int = 227, cubin: str | None = None,
            seed: int = 0, rtol: float = DEFAULT_RTOL) -> dict:  # fmt: skip
-    """Run ``variant`` once on fresh random data and compare with ``pipeline.reference.forward``.
+    """Run ``variant`` once on fresh random data and compare with ``pipeline.core.reference.forward``.
 
     Tolerance: every output is an FP32 chain of two dot products (K = 363 for conv1, K = 1200 for
     conv2), LRN (a pow) and max. Rounding in a K-term FP32 sum grows like sqrt(K) * 2^-24 for
@@ -51,7 +51,7 @@ def verify(variant: str, batch: int, height: int = 227, width: int = 227, cubin:
     import cupy
 
     from kernels.api import make_forward
-    from pipeline.reference import forward as ref_forward
+    from pipeline.core.reference import forward as ref_forward
 
     fwd = make_forward(variant, batch, height, width, params=None, cubin=cubin, seed=seed)
     x = fwd.random_input(seed + 1)
@@ -80,8 +80,8 @@ def verify(variant: str, batch: int, height: int = 227, width: int = 227, cubin:
 if __name__ == "__main__":  # only under Snakemake's script: directive
     import os
 
-    from pipeline.gpus import claim_gpu
-    from pipeline.timing import network_input_hw
+    from pipeline.core.gpus import claim_gpu
+    from pipeline.stages.time import network_input_hw
 
     with claim_gpu():  # one GPU per job, set before CUDA starts
         logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821

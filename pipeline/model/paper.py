@@ -15,10 +15,10 @@ from typing import Any, Callable, Iterator
 import pandas as pd
 import yaml
 
-from pipeline.model import group_costs, group_input_shape, onchip_buffers
-from pipeline.networks import Network, load_network
+from pipeline.model.costs import group_costs, group_input_shape, onchip_buffers
+from pipeline.core.networks import Network, load_network
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIGURES_PATH = ROOT / "reports" / "paper_figures.yaml"
 MATCH_TOLERANCE = 0.02  # a row "matches" when model/paper is within 2 %
 
@@ -203,12 +203,3 @@ def write_paper_comparison(out_csv: str | Path, figures_path: str | Path = FIGUR
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(out_csv, index=False)
     return df
-
-
-if __name__ == "__main__":  # only under Snakemake's script: directive (rule paper)
-    import logging
-
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-    table = write_paper_comparison(snakemake.output.csv, snakemake.input.figures)  # noqa: F821
-    logging.info("%d comparison rows; best per figure:\n%s", len(table),
-                 table[table["best"]][["figure", "ratio_model_to_paper", "convention"]].to_string())

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from pipeline.networks import Layer, Shape, output_shape
+from pipeline.core.networks import Layer, Shape, output_shape
 
 Params = dict[str, tuple[np.ndarray, np.ndarray]]
 

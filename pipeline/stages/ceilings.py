@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CEILINGS_CU = ROOT / "kernels" / "ceilings.cu"
 
 # FP32 lanes (CUDA cores) per SM by compute capability (CUDA C++ Programming Guide, throughput
@@ -96,7 +96,7 @@ def device_numbers() -> dict:
         "l2_bytes": attrs.get("L2CacheSize") or props.get("l2CacheSize"),
     }
     try:
-        from pipeline import nvml
+        from pipeline.core import nvml
 
         d = nvml.device_info(nvml.device_handle(pci_bus_id=dev.pci_bus_id))
         if not info["sm_clock_khz"] and isinstance(d["sm_clock_max_mhz"], int):
@@ -179,7 +179,7 @@ def measure_ceilings(
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    from pipeline.gpus import claim_gpu
+    from pipeline.core.gpus import claim_gpu
 
     with claim_gpu():  # one GPU per job, set before CUDA starts
         logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821

@@ -1,6 +1,6 @@
 """The program Nsight Compute profiles: build one Forward, warm up, run ONE pass in an NVTX range.
 
-    python pipeline/profile_target.py --variant lbl --batch 8 --cubin results/h100/build/lbl.cubin
+    python pipeline/stages/profile_target.py --variant lbl --batch 8 --cubin results/h100/build/lbl.cubin
 
 Why a separate program: ncu replays what runs between the NVTX push and pop, so everything
 else (module load, allocation, random inputs, warm-up) must happen outside that range. Warm-up
@@ -12,7 +12,7 @@ The range is a push/pop range named ``measure`` in NVTX's default domain (ncu fi
 the variant is not put into the range name; ncu.py records it in profile.json instead).
 
 ``--factory module:function`` swaps the Forward builder (default ``kernels.api:make_forward``);
-``pipeline.profile_target:make_selftest_forward`` is a tiny two-kernel pass with known FLOPs
+``pipeline.stages.profile_target:make_selftest_forward`` is a tiny two-kernel pass with known FLOPs
 and bytes, used by the tests and to record the parser fixtures.
 """
 
@@ -24,7 +24,7 @@ import importlib
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script by ncu, from any working directory
     sys.path.insert(0, str(ROOT))
 

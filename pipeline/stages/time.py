@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pipeline import nvml
+from pipeline.core import nvml
 
 log = logging.getLogger(__name__)
 
@@ -273,14 +273,14 @@ def single_path(value: Any) -> str | None:
 
 def network_input_hw(network: str) -> tuple[int, int]:
     """Input height and width of a network from its YAML (AlexNet 227, VGG 224)."""
-    from pipeline.networks import load_network
+    from pipeline.core.networks import load_network
 
     shape = load_network(network).input
     return shape.height, shape.width
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    from pipeline.gpus import claim_gpu
+    from pipeline.core.gpus import claim_gpu
 
     with claim_gpu():  # one GPU per job, set before CUDA starts
         logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pipeline.gpu import REPO
+from pipeline.core.gpu import REPO
 
 FUSED_SOURCE = REPO / "kernels" / "fused.cu"
 PHASE_DEFINE = (("PHASE_TIMING", 1),)
@@ -117,7 +117,7 @@ def fused_phases(variant: str, batch: int, height: int, width: int, params: dict
 
     names = fused_phase_names()
     inst = make_forward(variant, batch, height, width, params=params, cubin=None, defines=PHASE_DEFINE)
-    from pipeline.verify import compare
+    from pipeline.stages.verify import compare
 
     max_rel_diff = compare(inst(inputs[0]).get(), cupy.asnumpy(reference_out))["max_abs_error_scaled"]
     counters = cupy.ndarray((len(names) + 1,), cupy.uint64, inst.module.get_global("fused_phase_cycles"))
@@ -167,8 +167,8 @@ def measure_phases(variant: str, batch: int, height: int = 227, width: int = 227
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    from pipeline.gpus import claim_gpu
-    from pipeline.timing import check_verified, network_input_hw, single_path
+    from pipeline.core.gpus import claim_gpu
+    from pipeline.stages.time import check_verified, network_input_hw, single_path
 
     with claim_gpu():  # one GPU per job, set before CUDA starts
         sm = snakemake  # noqa: F821

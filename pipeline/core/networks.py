@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-NETWORK_DIR = Path(__file__).resolve().parents[1] / "config" / "networks"
+NETWORK_DIR = Path(__file__).resolve().parents[2] / "config" / "networks"
 LAYER_TYPES = ("conv", "relu", "lrn", "maxpool", "fc")
 
 

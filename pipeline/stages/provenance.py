@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UNAVAILABLE = "unavailable"
 
 
@@ -45,7 +45,7 @@ def git_commit(root: Path = ROOT) -> dict:
 
 
 def ncu_version() -> str:
-    from pipeline.ncu import parse_version
+    from pipeline.stages.profile import parse_version
 
     def run() -> str:
         out = subprocess.run(["ncu", "--version"], capture_output=True, text=True, timeout=60)
@@ -82,7 +82,7 @@ def cuda_facts() -> dict:
 
 def gpu_facts(pci_bus_id: str | None = None) -> dict:
     """Name, UUID, driver, clocks (current and max), power limit, temperature from NVML."""
-    from pipeline import nvml
+    from pipeline.core import nvml
 
     keys = ("gpu_name", "gpu_uuid", "driver_version", "sm_clock_mhz", "mem_clock_mhz",
             "sm_clock_max_mhz", "mem_clock_max_mhz", "power_limit_w", "temperature_c")

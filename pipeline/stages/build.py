@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Per-SM limits by compute capability (CUDA C Programming Guide, "Technical Specifications").
 SM_LIMITS = {

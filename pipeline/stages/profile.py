@@ -1,6 +1,6 @@
 """Nsight Compute: build the two ncu command lines, run them, parse the reports into profile.json.
 
-Two passes over the same program (``pipeline/profile_target.py``: one forward pass inside the
+Two passes over the same program (``pipeline/stages/profile_target.py``: one forward pass inside the
 NVTX push/pop range ``measure``):
 
 1. **range replay** (``--replay-mode range``): the whole pass is one measured workload, so the
@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / "pipeline" / "profile_target.py"
 NVTX_INCLUDE = "measure/"  # push/pop range "measure" in the default domain
 
@@ -370,10 +370,10 @@ def profile(
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    from pipeline.gpus import claim_gpu
+    from pipeline.core.gpus import claim_gpu
 
     with claim_gpu():  # one GPU per job, set before CUDA starts
-        from pipeline.timing import network_input_hw, single_path
+        from pipeline.stages.time import network_input_hw, single_path
 
         logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
         sm = snakemake  # noqa: F821

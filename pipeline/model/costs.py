@@ -19,8 +19,8 @@ from typing import Iterable, Literal, Sequence
 
 import pandas as pd
 
-from pipeline.networks import Layer, Network, Shape, output_shape
-from pipeline.tiles import Tile, parse_tile, tile_label, tile_sides  # noqa: F401 - re-exported
+from pipeline.core.networks import Layer, Network, Shape, output_shape
+from pipeline.core.tiles import Tile, parse_tile, tile_label, tile_sides  # noqa: F401 - re-exported
 
 Strategy = Literal["reuse", "recompute"]
 STRATEGIES: tuple[str, ...] = ("reuse", "recompute")
@@ -202,7 +202,7 @@ def _span_len(ranges: list[list[Range]], level: int) -> int:
 
     A contiguous span, like a layer-by-layer pass or a row buffer: when a kernel is smaller than
     its stride, positions inside the span that no output reads are still computed (as
-    pipeline/pyramid.py does). Ranges are clipped to the map, so the span never exceeds it.
+    pipeline/model/pyramid.py does). Ranges are clipped to the map, so the span never exceeds it.
     """
     return max(r[level][1] for r in ranges) - min(r[level][0] for r in ranges)
 
@@ -463,7 +463,7 @@ def write_model_table(
     """Load a network by name, build its model table and write it as CSV (the Snakemake entry)."""
     from pathlib import Path
 
-    from pipeline.networks import load_network
+    from pipeline.core.networks import load_network
 
     table = model_table(
         load_network(network_name), {g: (fl[0], fl[1]) for g, fl in groups.items()},
@@ -472,17 +472,3 @@ def write_model_table(
     Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_csv, index=False)
     return table
-
-
-if __name__ == "__main__":  # only under Snakemake's script: directive (rule model)
-    import logging
-
-    from pipeline.dse import write_dse
-
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-    net_name, spec = snakemake.wildcards.network, snakemake.params.spec  # noqa: F821
-    bpv = int(snakemake.params.bytes_per_value)  # noqa: F821
-    out = snakemake.output  # noqa: F821
-    table = write_model_table(net_name, spec["groups"], spec["tile_sizes"], out.pyramids, bpv)
-    dse = write_dse(net_name, out.dse, bpv)
-    logging.info("%s: %d model rows, %d partitions", net_name, len(table), len(dse))

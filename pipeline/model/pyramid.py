@@ -2,8 +2,8 @@
 
 This proves the tiling (regions, halos, padding at borders, clipped edge tiles, what the reuse
 buffers must hold) before any CUDA exists, and counts the MACs and buffer sizes that the
-analytical model (``pipeline/model.py``) predicts. Every layer step calls the float64 reference
-layer functions (``pipeline/reference.py``) on a cropped input region that is padded by hand
+analytical model (``pipeline/model/costs.py``) predicts. Every layer step calls the float64 reference
+layer functions (``pipeline/core/reference.py``) on a cropped input region that is padded by hand
 (zeros for conv, -inf for max pool, only where the region leaves the map), with ``pad=0``.
 
 Geometry is separable: the rows a tile needs depend only on the tile's rows, and likewise for
@@ -39,8 +39,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline import reference
-from pipeline.networks import Layer, Shape, output_shape
+from pipeline.core import reference
+from pipeline.core.networks import Layer, Shape, output_shape
 
 Range = tuple[int, int]  # half-open [lo, hi) along one axis of one map
 STRATEGIES = ("recompute", "reuse")

@@ -5,13 +5,13 @@ The Snakefile asks this module for its targets, so the target logic is testable 
 
 import shutil
 
-from pipeline.gpus import detect_gpus
+from pipeline.core.gpus import detect_gpus
 
 
 def kernel_variants(config: dict) -> list[str]:
     """Variant names to run, in report order: the baseline first, the vendor reference last."""
     from kernels.registry import fused_variant_name
-    from pipeline.tiles import parse_tile
+    from pipeline.core.tiles import parse_tile
 
     k = config["kernels"]
     names = ["lbl"]
@@ -67,7 +67,7 @@ def measurement_targets(config: dict, gpu: str | None) -> list[str]:
 def phases_targets(config: dict, gpu: str | None) -> list[str]:
     """phases.json for every lbl and fused variant at the configured phase batches (GPU only)."""
     from kernels.registry import VARIANTS
-    from pipeline.phases import STRATEGIES
+    from pipeline.stages.phases import STRATEGIES
 
     ph = config.get("phases", {})
     if gpu is None or not ph.get("enabled", True):
@@ -80,7 +80,7 @@ def phases_targets(config: dict, gpu: str | None) -> list[str]:
 def lbl_gpu_dram_bytes_per_image(layers, in_shape, bytes_per_value: int = 4) -> int:
     """Feature-map bytes one image moves in the `lbl` kernels: a conv carries its ReLU epilogue,
     every LRN and max pool is its own kernel that reads its input map and writes its output map."""
-    from pipeline.model import group_shapes
+    from pipeline.model.costs import group_shapes
 
     shapes = group_shapes(layers, in_shape)
     values, start = 0, 0
@@ -103,8 +103,8 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
     import pandas as pd
 
     from kernels.registry import VARIANTS
-    from pipeline.model import group_costs, group_input_shape, tile_label
-    from pipeline.networks import load_network
+    from pipeline.model.costs import group_costs, group_input_shape, tile_label
+    from pipeline.core.networks import load_network
 
     k = config["kernels"]
     net = load_network(k["network"])
