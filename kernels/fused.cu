@@ -16,7 +16,7 @@
 // rows (8 ch x RN2 px per thread, weights staged through shared memory in K chunks of 16 with
 // cp.async double buffering), then ReLU, LRN and pool2 straight to global memory.
 //
-// Compile-time: TILE_Y, TILE_X (or TILE for both), REUSE, CHUNK_ROWS, LEAN_INPUT, EXACT_R, KUNROLL
+// Compile-time: TILE_Y, TILE_X (or TILE for both), REUSE, CHUNK_ROWS, LEAN_INPUT, KSTAGE, KUNROLL
 // and EXPECT_SMEM_BYTES (kernels/registry.py computes the shared-memory layout in Python; the
 // static_assert below keeps the two in step).
 // Run-time: N, H, W, channel counts (checked against the compiled tiling), LRN alpha/beta/k.
@@ -34,15 +34,11 @@
 #ifndef LEAN_INPUT  // 1: a chunk without a carried row makes one pool1 row fewer, so the input patch
 #define LEAN_INPUT 0  // needs 4 rows fewer (what lets the wide 2x7 tile fit)
 #endif
-#ifndef EXACT_R  // a GEMM pass instantiates every register-tile width, so it pays no empty slot beyond
-#define EXACT_R 1  // its last pixel group. The build report records the flag (kernels/work.py reads it);
-#endif             // the coarser widths of the archived runs up to run3 are in commits before 98fcffb.
-static_assert(EXACT_R == 1, "EXACT_R=0 (the 1/3, 1/2, 2/3 and full register-tile widths) was removed");
 #ifndef REUSE
 #define REUSE 1
 #endif
-#ifndef CHUNK_ROWS
-#define CHUNK_ROWS 2
+#ifndef CHUNK_ROWS  // pool1 rows per conv1 line-buffer chunk (kernels/registry.py FUSED_CHUNK_ROWS)
+#define CHUNK_ROWS 3
 #endif
 #ifndef KSTAGE
 #define KSTAGE 16  // K per weight stage
@@ -314,18 +310,13 @@ __device__ __forceinline__ void lrn_inplace(float* buf, int chstride, int rowstr
 // Tiles of a map side of n pool2 pixels: ceil(n/T) tiles (the grid's count), sizes as even as
 // possible (13 -> 4,3,3,3, not 4,4,4,1): no tile is left with a 1-wide sliver whose clipped GEMM
 // runs at a quarter of the register tile.
-#ifndef BALANCED
-#define BALANCED 1
-#endif
 template <int T>
 __device__ __forceinline__ int tile_start(int i, int n) {
-    if (!BALANCED) return i * T;
     const int nt = (n + T - 1) / T, base = n / nt, extra = n % nt;
     return i * base + min(i, extra);
 }
 template <int T>
 __device__ __forceinline__ int tile_size(int i, int n) {
-    if (!BALANCED) return min(T, n - i * T);
     const int nt = (n + T - 1) / T, base = n / nt, extra = n % nt;
     return base + (i < extra ? 1 : 0);
 }

@@ -16,9 +16,6 @@ constexpr int NT = 256;       // threads per conv block (16 x 16)
 constexpr int BN = 128;       // pixels per block tile
 constexpr int BK = 16;        // k per shared-memory stage
 constexpr int KTAB_MAX = 1536;  // largest Cin/g*KS*KS supported (conv2: 1200)
-#ifndef LBL_KUNROLL
-#define LBL_KUNROLL BK  // k steps unrolled in the GEMM loop
-#endif
 
 template <int RM>
 __device__ __forceinline__ void conv_igemm(const float* __restrict__ x, const float* __restrict__ wt,
@@ -110,7 +107,7 @@ __device__ __forceinline__ void conv_igemm(const float* __restrict__ x, const fl
     for (int t = 0; t < ntiles; ++t) {
         const int buf = t & 1;
         if (t + 1 < ntiles) load_tile((t + 1) * BK);  // global loads in flight during the FFMAs
-        for_k_unrolled<BK, LBL_KUNROLL>([&](int kk) {
+        for_k_unrolled<BK, BK>([&](int kk) {
             float a[RM], b[8];
             if constexpr (RM % 4 == 0) {
 #pragma unroll

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.core.tiles import Tile, tile_label, tile_sides
+from pipeline.core.strategy import Strategy
+from pipeline.core.tiles import Tile, parse_tile, tile_label, tile_sides
 
 # Pool2 tiles compiled for both strategies: square sides T, and (rows, cols). All fit 227 KB of
 # shared memory on sm_90. 2x7: two column strips of 7 and 6 pool2 columns walked 2 rows at a time;
@@ -22,27 +23,85 @@ FUSED_CHUNK_ROWS = 3  # pool1 rows per conv1 line-buffer chunk (3: conv1 thread 
 # row fewer (fused.cu LEAN_INPUT); 2x7 needs both to fit (228,224 B).
 FUSED_CHUNK_LAYOUT: dict[Tile, tuple[int, bool]] = {(2, 7): (2, True)}
 FUSED_KSTAGE = 16  # K rows per weight stage of the fused GEMMs
-# k steps unrolled per GEMM loop trip, where 8 measured faster than the whole 16-step stage (H100,
-# same call, us/image: 2x7 26.5 -> 25.5, recompute-4 39.3 -> 38.3, 4 31.1 -> 30.9; T=2 got slower
-# and keeps 16; lbl keeps 16 too: 24.4 vs 24.7). A shorter loop body misses the instruction cache
-# less (ncu: no_inst 9.8 % of the 2x7 kernel's stall samples at 16). docs/perf-notes.md step 14.
+# k steps unrolled per GEMM loop trip where fewer than the whole stage measured faster (the rest
+# unroll the stage): chosen by measurement, docs/perf-notes.md step 14.
 FUSED_KUNROLL: dict[Tile, int] = {4: 8, (2, 7): 8}
 FUSED_RM = (12, 8)  # output channels per thread in the fused conv1 / conv2 GEMMs (RM1, RM2 in fused.cu)
 SMEM_LIMIT_SM90_BYTES = 227 * 1024  # opt-in dynamic shared memory per block on sm_90
 
 
+PRECISIONS = ("fp32",)  # value and arithmetic precision of a variant; tensor-core ones come next
+DEFAULT_PRECISION = "fp32"
+NETWORK, GROUP = "alexnet", "front"  # the network and fusion group the CUDA kernels implement
+_FAMILY_RANK = {Strategy.LBL: 0, Strategy.REUSE: 1, Strategy.RECOMPUTE: 2, Strategy.VENDOR: 3}
+
+
 @dataclass(frozen=True)
 class Variant:
-    name: str  # wildcard value, e.g. "fused-reuse-t4"
-    source: str | None  # path relative to the repo root; None for vendor
-    entries: tuple[str, ...]  # extern "C" kernels in the cubin
-    defines: tuple[tuple[str, int], ...]  # -D flags
-    strategy: str  # "lbl" | "reuse" | "recompute" | "vendor"
-    tile: Tile | None  # pool2 tile of fused variants: side T, or (rows, cols)
+    """One way to run a fusion group: the record every stage writes and every table reads.
+
+    The name (the results path and Snakemake wildcard) is derived from the fields; :meth:`parse`
+    is the only place a name is read back. ``source``, ``entries`` and ``defines`` say how the
+    registry builds it (none for ``vendor``).
+    """
+
+    strategy: Strategy
+    tile: Tile | None = None  # output tile of the group's last layer (fused): side T, or (rows, cols)
+    precision: str = DEFAULT_PRECISION
+    network: str = NETWORK
+    group: str = GROUP
+    source: str | None = None  # CUDA source relative to the repo root
+    entries: tuple[str, ...] = ()  # extern "C" kernels in the cubin
+    defines: tuple[tuple[str, int], ...] = ()  # -D flags
+
+    @property
+    def name(self) -> str:
+        """``lbl``, ``fused-reuse-t4``, ``fused-recompute-t2x7``, ``vendor``; a precision other
+        than fp32 adds ``-<precision>``."""
+        base = f"fused-{self.strategy}-t{tile_label(self.tile)}" if self.strategy.fused else str(self.strategy)
+        return base if self.precision == DEFAULT_PRECISION else f"{base}-{self.precision}"
 
     @property
     def define(self) -> dict[str, int]:
         return dict(self.defines)
+
+    @property
+    def tile_label(self) -> str | None:
+        return None if self.tile is None else tile_label(self.tile)
+
+    @property
+    def rank(self) -> tuple[int, int, int]:
+        """(family, tile area, precision): lbl, reuse by tile, recompute by tile, vendor; the order
+        of every table and legend."""
+        rows, cols = tile_sides(self.tile) if self.tile is not None else (0, 0)
+        prec = PRECISIONS.index(self.precision) if self.precision in PRECISIONS else len(PRECISIONS)
+        return _FAMILY_RANK[self.strategy], rows * cols, prec
+
+    def record(self) -> dict:
+        """The fields every result file carries (``schema_version`` is added by the writer)."""
+        return {"variant": self.name, "network": self.network, "group": self.group, "strategy": str(self.strategy),
+                "tile": self.tile_label, "precision": self.precision}  # fmt: skip
+
+    @classmethod
+    def parse(cls, name: str) -> "Variant":
+        """The record a variant name stands for (fields only, no build recipe): the inverse of
+        :attr:`name`. Accepts every name the workflow wrote, archived runs included."""
+        base, precision = name, DEFAULT_PRECISION
+        head, _, tail = name.rpartition("-")
+        if head and tail in PRECISIONS:
+            base, precision = head, tail
+        if base in (Strategy.LBL, Strategy.VENDOR):
+            return cls(Strategy(base), None, precision)
+        parts = base.split("-")
+        if len(parts) == 3 and parts[0] == "fused" and parts[1] in ("reuse", "recompute") and parts[2][:1] == "t":
+            try:
+                return cls(Strategy(parts[1]), parse_tile(parts[2][1:]), precision)
+            except ValueError:
+                pass
+        raise ValueError(
+            f"variant name {name!r}: expected lbl, vendor or fused-<reuse|recompute>-t<tile> (tile T or RxC), "
+            f"optionally -<precision> ({', '.join(PRECISIONS)})"
+        )
 
 
 def _al32(v: int) -> int:
@@ -88,35 +147,33 @@ def fused_smem_bytes(
     return 4 * (sz_p1 + sz_c1keep + sz_c2keep + sz_u)
 
 
-def _fused(strategy: str, tile: Tile) -> Variant:
-    label = tile_label(tile)
+def _fused(strategy: Strategy, tile: Tile) -> Variant:
     th, tw = tile_sides(tile)
     chunk_rows, lean = chunk_layout(tile)
     defines = (
         ("TILE_Y", th),
         ("TILE_X", tw),
-        ("REUSE", int(strategy == "reuse")),
+        ("REUSE", int(strategy == Strategy.REUSE)),
         ("CHUNK_ROWS", chunk_rows),
         ("LEAN_INPUT", int(lean)),
-        ("EXACT_R", 1),
         ("KSTAGE", FUSED_KSTAGE),
         ("KUNROLL", FUSED_KUNROLL.get(tile, FUSED_KSTAGE)),
         ("EXPECT_SMEM_BYTES", fused_smem_bytes(tile, strategy)),
     )
-    return Variant(fused_variant_name(strategy, tile), "kernels/fused.cu", (f"fused_{strategy}_t{label}",), defines,
-                   strategy, tile)  # fmt: skip
+    return Variant(strategy, tile, source="kernels/fused.cu", entries=(f"fused_{strategy}_t{tile_label(tile)}",),
+                   defines=defines)  # fmt: skip
 
 
 def fused_variant_name(strategy: str, tile: Tile) -> str:
-    """``fused-<strategy>-t<label>``: fused-reuse-t4, fused-reuse-t2x7."""
-    return f"fused-{strategy}-t{tile_label(tile)}"
+    """``fused-<strategy>-t<label>``: fused-reuse-t4, fused-reuse-t2x7 (fp32)."""
+    return Variant(Strategy(strategy), tile).name
 
 
 _ALL = [
-    Variant("lbl", "kernels/lbl.cu", ("lbl_conv_m96", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool"), (), "lbl", None),
-    *(_fused("reuse", t) for t in FUSED_TILES),
-    *(_fused("recompute", t) for t in FUSED_TILES),
-    Variant("vendor", None, (), (), "vendor", None),
+    Variant(Strategy.LBL, source="kernels/lbl.cu", entries=("lbl_conv_m96", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool")),
+    *(_fused(Strategy.REUSE, t) for t in FUSED_TILES),
+    *(_fused(Strategy.RECOMPUTE, t) for t in FUSED_TILES),
+    Variant(Strategy.VENDOR),
 ]
 VARIANTS: dict[str, Variant] = {v.name: v for v in _ALL}
 

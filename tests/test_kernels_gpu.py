@@ -12,7 +12,7 @@ import pytest
 
 from kernels.registry import VARIANTS, vendor_available
 from pipeline.core.gpu import gpu_skip_reason
-from pipeline.stages.verify import compare
+from pipeline.core.reference import compare
 
 SKIP = gpu_skip_reason()
 gpu = [pytest.mark.gpu, pytest.mark.skipif(SKIP is not None, reason=f"needs an NVIDIA GPU: {SKIP}")]

@@ -13,8 +13,11 @@ import pytest
 
 from kernels.registry import (
     FUSED_TILES,
+    PRECISIONS,
     SMEM_LIMIT_SM90_BYTES,
     VARIANTS,
+    Strategy,
+    Variant,
     check_fits,
     fused_smem_bytes,
     fused_variant_name,
@@ -49,13 +52,34 @@ def test_names_follow_contract():
             assert name == f"fused-{v.strategy}-t{tile_label(v.tile)}" == fused_variant_name(v.strategy, v.tile)
             assert v.entries == (f"fused_{v.strategy}_t{tile_label(v.tile)}",)
             assert (v.define["TILE_Y"], v.define["TILE_X"]) == tile_sides(v.tile)
-            assert v.define["EXACT_R"] == 1
         else:
             assert v.tile is None
     assert len(FUSED_TILES) >= 2
     for t in FUSED_TILES:
         assert fused_variant_name("reuse", t) in VARIANTS and fused_variant_name("recompute", t) in VARIANTS
     assert "fused-reuse-t2x7" in VARIANTS and VARIANTS["fused-reuse-t2x7"].tile == (2, 7)
+
+
+def test_parse_is_the_inverse_of_name():
+    for name, v in VARIANTS.items():
+        p = Variant.parse(name)
+        assert (p.name, p.strategy, p.tile, p.precision, p.network, p.group) == (
+            name, v.strategy, v.tile, v.precision, v.network, v.group)
+        assert p.record() == v.record() and p.record()["variant"] == name
+    # names of archived runs, and a precision suffix (the field is ready for the tensor-core variants)
+    assert Variant.parse("fused-recompute-t2x7").tile == (2, 7)
+    assert Variant.parse("fused-reuse-t4").record() == {"variant": "fused-reuse-t4", "network": "alexnet",
+        "group": "front", "strategy": "reuse", "tile": "4", "precision": "fp32"}  # fmt: skip
+    assert Variant(Strategy.LBL, precision="fp16").name == "lbl-fp16" if "fp16" in PRECISIONS else True
+    for bad in ("fused-reuse", "fused-reuse-tx", "reuse-t4", "fused-copy-t4", "lbl-fp64", ""):
+        with pytest.raises(ValueError, match="variant name"):
+            Variant.parse(bad)
+
+
+def test_rank_orders_families_then_tiles():
+    names = ["vendor", "fused-recompute-t2", "fused-reuse-t2x7", "fused-reuse-t2", "lbl", "fused-reuse-t4"]
+    assert sorted(names, key=lambda n: Variant.parse(n).rank) == [
+        "lbl", "fused-reuse-t2", "fused-reuse-t2x7", "fused-reuse-t4", "fused-recompute-t2", "vendor"]
 
 
 def test_sources_exist_and_flags():

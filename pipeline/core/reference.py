@@ -202,3 +202,18 @@ def count_macs(layers: Sequence[Layer], in_shape: Shape | Sequence[int]) -> dict
         macs[layer.name] = layer_macs(layer, shape)
         shape = output_shape(layer, shape)
     return macs
+
+
+def compare(out: np.ndarray, ref: np.ndarray) -> dict:
+    """Relative L2 error, max abs error scaled by max |ref|, and the count of non-finite outputs."""
+    out64 = np.asarray(out, np.float64)
+    ref64 = np.asarray(ref, np.float64)
+    nonfinite = int(out64.size - np.isfinite(out64).sum())
+    diff = np.where(np.isfinite(out64), out64 - ref64, np.inf)
+    ref_norm = float(np.linalg.norm(ref64)) or 1.0
+    ref_max = float(np.abs(ref64).max()) or 1.0
+    return {
+        "rel_l2_error": float(np.linalg.norm(diff)) / ref_norm if nonfinite == 0 else float("inf"),
+        "max_abs_error_scaled": float(np.abs(diff).max()) / ref_max,
+        "nonfinite_outputs": nonfinite,
+    }

@@ -19,11 +19,11 @@ from typing import Iterable, Literal, Sequence
 
 import pandas as pd
 
+from pipeline.core.strategy import FUSED_STRATEGIES
 from pipeline.core.networks import Layer, Network, Shape, output_shape
 from pipeline.core.tiles import Tile, parse_tile, tile_label, tile_sides  # noqa: F401 - re-exported
 
 Strategy = Literal["reuse", "recompute"]
-STRATEGIES: tuple[str, ...] = ("reuse", "recompute")
 AXES: tuple[str, ...] = ("x", "y")
 FUSABLE_TYPES: tuple[str, ...] = ("conv", "relu", "lrn", "maxpool")
 LBL_CONVENTIONS: tuple[str, ...] = ("separate", "merged", "pool_on_load")
@@ -283,8 +283,8 @@ class GroupCosts:
 
 
 def _normalize_axes(strategy: str, reuse_axes: Iterable[str]) -> tuple[str, ...]:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; allowed: {', '.join(STRATEGIES)}")
+    if strategy not in FUSED_STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; allowed: {', '.join(FUSED_STRATEGIES)}")
     if strategy == "recompute":
         return ()
     axes = tuple(sorted(set(reuse_axes)))

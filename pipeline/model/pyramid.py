@@ -40,10 +40,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.core import reference
+from pipeline.core.strategy import FUSED_STRATEGIES
 from pipeline.core.networks import Layer, Shape, output_shape
 
 Range = tuple[int, int]  # half-open [lo, hi) along one axis of one map
-STRATEGIES = ("recompute", "reuse")
 AXES = ("x", "y")
 FUSABLE_TYPES = ("conv", "relu", "lrn", "maxpool")
 
@@ -211,8 +211,8 @@ def _validate(layers: Sequence[Layer], x: np.ndarray, tile: int, strategy: str, 
         raise ValueError(f"run_pyramid: x must be one image (C, H, W), got shape {x.shape}")
     if not isinstance(tile, (int, np.integer)) or tile < 1:
         raise ValueError(f"run_pyramid: tile must be an integer >= 1, got {tile!r}")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"run_pyramid: strategy {strategy!r}; expected one of {STRATEGIES}")
+    if strategy not in FUSED_STRATEGIES:
+        raise ValueError(f"run_pyramid: strategy {strategy!r}; expected one of {FUSED_STRATEGIES}")
     axes = frozenset(reuse_axes)
     if strategy == "reuse" and (not axes or not axes <= set(AXES)):
         raise ValueError(f"run_pyramid: reuse_axes must be a non-empty subset of {AXES}, got {reuse_axes!r}")

@@ -27,7 +27,6 @@ from pipeline.core.gpu import REPO
 
 FUSED_SOURCE = REPO / "kernels" / "fused.cu"
 PHASE_DEFINE = (("PHASE_TIMING", 1),)
-STRATEGIES = ("lbl", "reuse", "recompute")  # vendor runs PyTorch's kernels: no phases of ours
 WARM_S = 0.5  # GPU time before any timing: from idle the SM clock needs a while to ramp up
 
 
@@ -117,7 +116,7 @@ def fused_phases(variant: str, batch: int, height: int, width: int, params: dict
 
     names = fused_phase_names()
     inst = make_forward(variant, batch, height, width, params=params, cubin=None, defines=PHASE_DEFINE)
-    from pipeline.stages.verify import compare
+    from pipeline.core.reference import compare
 
     max_rel_diff = compare(inst(inputs[0]).get(), cupy.asnumpy(reference_out))["max_abs_error_scaled"]
     counters = cupy.ndarray((len(names) + 1,), cupy.uint64, inst.module.get_global("fused_phase_cycles"))
@@ -144,8 +143,8 @@ def measure_phases(variant: str, batch: int, height: int = 227, width: int = 227
     from kernels.registry import VARIANTS
 
     strategy = VARIANTS[variant].strategy
-    if strategy not in STRATEGIES:
-        raise ValueError(f"phases: {variant!r} is a {strategy!r} variant; phases exist for {', '.join(STRATEGIES)}")
+    if not strategy.own_kernels:  # vendor runs PyTorch's kernels: no phases of ours
+        raise ValueError(f"phases: {variant!r} is a {strategy!r} variant; phases exist for the project's own kernels")
     fwd = make_forward(variant, batch, height, width, cubin=cubin, seed=seed)
     inputs = [fwd.random_input(seed + i) for i in range(3)]
     timed_us = _median_us(lambda i: fwd(inputs[i % len(inputs)]), launches)

@@ -67,14 +67,13 @@ def measurement_targets(config: dict, gpu: str | None) -> list[str]:
 def phases_targets(config: dict, gpu: str | None) -> list[str]:
     """phases.json for every lbl and fused variant at the configured phase batches (GPU only)."""
     from kernels.registry import VARIANTS
-    from pipeline.stages.phases import STRATEGIES
 
     ph = config.get("phases", {})
     if gpu is None or not ph.get("enabled", True):
         return []
     net = config["kernels"]["network"]
     return [f"results/{gpu}/{net}/{v}/b{b}/phases.json" for v in kernel_variants(config)
-            if VARIANTS[v].strategy in STRATEGIES for b in ph.get("batches", [128])]  # fmt: skip
+            if VARIANTS[v].strategy.own_kernels for b in ph.get("batches", [128])]  # fmt: skip
 
 
 def lbl_gpu_dram_bytes_per_image(layers, in_shape, bytes_per_value: int = 4) -> int:

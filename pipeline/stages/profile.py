@@ -35,7 +35,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
-TARGET = ROOT / "pipeline" / "profile_target.py"
+TARGET = ROOT / "pipeline" / "stages" / "profile_target.py"
 NVTX_INCLUDE = "measure/"  # push/pop range "measure" in the default domain
 
 FLOP_METRICS = {

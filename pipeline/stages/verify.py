@@ -19,21 +19,6 @@ class VerificationError(AssertionError):
     """A variant's output differs from the float64 reference by more than the tolerance."""
 
 
-def compare(out: np.ndarray, ref: np.ndarray) -> dict:
-    """Relative L2 error, max abs error scaled by max |ref|, and the count of non-finite outputs."""
-    out64 = np.asarray(out, np.float64)
-    ref64 = np.asarray(ref, np.float64)
-    nonfinite = int(out64.size - np.isfinite(out64).sum())
-    diff = np.where(np.isfinite(out64), out64 - ref64, np.inf)
-    ref_norm = float(np.linalg.norm(ref64)) or 1.0
-    ref_max = float(np.abs(ref64).max()) or 1.0
-    return {
-        "rel_l2_error": float(np.linalg.norm(diff)) / ref_norm if nonfinite == 0 else float("inf"),
-        "max_abs_error_scaled": float(np.abs(diff).max()) / ref_max,
-        "nonfinite_outputs": nonfinite,
-    }
-
-
 def verify(variant: str, batch: int, height: int = 227, width: int = 227, cubin: str | None = None,
            seed: int = 0, rtol: float = DEFAULT_RTOL) -> dict:  # fmt: skip
     """Run ``variant`` once on fresh random data and compare with ``pipeline.core.reference.forward``.
@@ -51,7 +36,7 @@ def verify(variant: str, batch: int, height: int = 227, width: int = 227, cubin:
     import cupy
 
     from kernels.api import make_forward
-    from pipeline.core.reference import forward as ref_forward
+    from pipeline.core.reference import compare, forward as ref_forward
 
     fwd = make_forward(variant, batch, height, width, params=None, cubin=cubin, seed=seed)
     x = fwd.random_input(seed + 1)
