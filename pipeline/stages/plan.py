@@ -94,15 +94,19 @@ def lbl_gpu_dram_bytes_per_image(layers, in_shape, bytes_per_value: int = 4) -> 
 
 
 def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
-    """One row per kernel variant x batch with the model's predictions for it.
+    """One row per kernel variant x batch: the variant's record and the model's predictions for it.
 
     DRAM bytes per image are the compulsory feature-map traffic of the variant's kernels plus the
-    weights read once per batch (weight_bytes / batch). `vendor` is not modelled (NaN).
+    weights read once per batch (weight_bytes / batch). For fused variants the executed work of
+    the kernel's own loops (kernels/work.py) sits beside the pyramid's MACs: what empty
+    register-tile slots and padded K add, and the FLOPs Nsight Compute should count. `vendor` is
+    not modelled (NaN). Analysis joins these columns and computes none of them.
     """
     import pandas as pd
 
     from kernels.registry import VARIANTS
-    from pipeline.model.costs import group_costs, group_input_shape, tile_label
+    from kernels.work import fused_work
+    from pipeline.model.costs import group_costs, group_input_shape
     from pipeline.core.networks import load_network
 
     k = config["kernels"]
@@ -110,32 +114,37 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
     first, last = config["networks"][k["network"]]["groups"][k["group"]]
     layers = net.group(first, last)
     in_shape = group_input_shape(net, first)
-    bpv = config.get("model", {}).get("bytes_per_value", 4)
+    bpv = config["model"]["bytes_per_value"]
     reference = group_costs(layers, in_shape, 1, "reuse", ("x", "y"), bpv)
+    shapes = net.shapes()[net.index(first) : net.index(last) + 2]
+    largest_intermediate = max(s.values for s in shapes[1:-1]) * bpv
     rows = []
     for variant in variants:
-        strategy, tile = VARIANTS[variant].strategy, VARIANTS[variant].tile
-        costs = None
-        if strategy in ("reuse", "recompute"):
+        v = VARIANTS[variant]
+        costs = work = None
+        if v.strategy.fused:
             # as the kernels run: column strips walked top to bottom (reuse in y), balanced tiles
-            costs = group_costs(layers, in_shape, tile, strategy, ("y",), bpv, split="balanced")
+            costs = group_costs(layers, in_shape, v.tile, v.strategy, ("y",), bpv, split="balanced")
+            work = fused_work(v.tile, v.strategy, in_shape.height, in_shape.width)
         for batch in k["batches"]:
             if costs is not None:
                 maps, onchip, extra = costs.dram_bytes_per_image_fused, costs.onchip_bytes, costs.extra_macs_per_image
-            elif strategy == "lbl":
+            elif v.strategy == "lbl":
                 maps, onchip, extra = lbl_gpu_dram_bytes_per_image(layers, in_shape, bpv), 0, 0
             else:
                 maps = onchip = extra = float("nan")
             rows.append({
-                "network": net.name, "group": k["group"], "variant": variant, "strategy": strategy,
-                "tile": None if tile is None else tile_label(tile), "batch": batch,
+                **v.record(), "network": net.name, "group": k["group"], "batch": batch,
                 "model_dram_bytes_per_image": maps + reference.weight_bytes / batch,
                 "model_onchip_bytes": onchip,
                 "model_useful_macs_per_image": reference.useful_macs_per_image,
                 "model_extra_macs_per_image": extra,
+                "kernel_padding_macs_per_image": float("nan") if work is None else work.padding_macs,
+                "kernel_counted_flops_per_image": float("nan") if work is None else work.flops,
                 "compulsory_dram_bytes_per_image": reference.dram_bytes_per_image_fused
                 + reference.weight_bytes / batch,
                 "weight_bytes": reference.weight_bytes,
+                "largest_intermediate_bytes_per_image": largest_intermediate,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
