@@ -108,6 +108,8 @@ rule all:
 
 
 rule model:
+    input:
+        network=repo("config/networks/{network}.yaml"),
     output:
         pyramids="results/model/{network}/pyramids.csv",
         dse="results/model/{network}/dse.csv",

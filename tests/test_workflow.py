@@ -121,3 +121,29 @@ def test_without_nvcc_the_build_stage_drops_out(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "nvcc not on PATH" in r.stderr
     assert "build" not in planned_jobs(r.stdout)
+
+
+def test_editing_a_network_file_reruns_its_model(tmp_path):
+    """config/networks/<name>.yaml is an input of rule model: an edit plans that model job again.
+
+    Snakemake 9 compares checksums of small inputs, so a newer mtime alone (os.utime) triggers
+    nothing; the test appends a YAML comment to the real file and restores bytes and times after.
+    """
+    env = {"FUSED_LAYER_NO_GPU": "1"}
+    target = "results/model/vgg_e/pyramids.csv"
+    args = ("-d", str(tmp_path), "--configfile", str(TEST_CONFIG))
+    run = smk(*args, "--cores", "1", target, cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr[-4000:]
+    r = smk(*args, "-n", target, cwd=tmp_path, env=env)
+    assert "Nothing to be done" in r.stdout + r.stderr
+    network = ROOT / "config" / "networks" / "vgg_e.yaml"
+    text, times = network.read_bytes(), network.stat()
+    try:
+        network.write_bytes(text + b"# an edit that changes nothing the model reads\n")
+        r = smk(*args, "-n", target, cwd=tmp_path, env=env)
+    finally:
+        network.write_bytes(text)
+        os.utime(network, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert r.returncode == 0, r.stderr
+    assert planned_jobs(r.stdout) == {"model": 1, "total": 1}
+    assert f"reason: Updated input files: {network}" in r.stdout

@@ -2,7 +2,8 @@
 
 A network file (``config/networks/<name>.yaml``) is an ordered chain of layers. Shapes follow the
 usual floor convention: ``out = (in + 2*pad - kernel) // stride + 1`` for conv and max pool.
-Feature maps are NCHW, float32 on the GPU (4 bytes per value).
+Feature maps are NCHW, float32 on the GPU (4 bytes per value). A malformed file fails with one
+NetworkError line naming the file, the layer and the field; LAYER_FIELDS says what each type takes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,19 @@ from pathlib import Path
 import yaml
 
 NETWORK_DIR = Path(__file__).resolve().parents[2] / "config" / "networks"
-LAYER_TYPES = ("conv", "relu", "lrn", "maxpool", "fc")
+# The fields each layer type takes besides name and type; True marks a required one. Every value
+# is a positive number (pad may be 0); alpha, beta and k are reals, the others integers.
+LAYER_FIELDS = {
+    "conv": {"out_channels": True, "kernel": True, "stride": False, "pad": False, "groups": False},
+    "relu": {},
+    "lrn": {"local_size": False, "alpha": False, "beta": False, "k": False},
+    "maxpool": {"kernel": True, "stride": False, "pad": False},
+    "fc": {"out_channels": True},
+}
+LAYER_TYPES = tuple(LAYER_FIELDS)
+REAL_FIELDS = ("alpha", "beta", "k")
+NETWORK_KEYS = ("name", "source", "input", "layers")
+INPUT_KEYS = ("channels", "height", "width")
 
 
 class NetworkError(ValueError):
@@ -103,30 +116,81 @@ def output_shape(layer: Layer, shape: Shape) -> Shape:
     return Shape(channels, h, w)
 
 
+def _number_problem(field: str, value) -> str | None:
+    """Why ``value`` cannot be ``field`` of a layer or input (None if it can)."""
+    kinds = (int, float) if field in REAL_FIELDS else (int,)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        if field in REAL_FIELDS:  # PyYAML reads 1e-4 (no dot) as a string
+            return f"{value!r} is not a number (write 1.0e-4, not 1e-4)"
+        return f"{value!r} is not an integer"
+    if value < 0 or (value == 0 and field != "pad"):
+        return f"{value!r} must be {'>= 0' if field == 'pad' else '> 0'}"
+    return None
+
+
+def _check_keys(where: str, data, allowed: tuple[str, ...], required: tuple[str, ...]) -> None:
+    if not isinstance(data, dict):
+        raise NetworkError(f"{where}: not a mapping; keys: {', '.join(allowed)}")
+    for key in data:
+        if key not in allowed:
+            raise NetworkError(f"{where}: unknown key {key!r}; allowed: {', '.join(allowed)}")
+    for key in required:
+        if key not in data:
+            raise NetworkError(f"{where}: missing key {key!r}; required: {', '.join(required)}")
+
+
+def check_network_data(data, origin: str = "<dict>") -> None:
+    """Raise NetworkError, one line naming the file, layer and field, on a malformed description."""
+    _check_keys(origin, data, NETWORK_KEYS, required=("name", "input", "layers"))
+    _check_keys(f"{origin}: input", data["input"], INPUT_KEYS, required=INPUT_KEYS)
+    if not isinstance(data["name"], str):
+        raise NetworkError(f"{origin}: name: {data['name']!r} is not a string")
+    for key in INPUT_KEYS:
+        if problem := _number_problem(key, data["input"][key]):
+            raise NetworkError(f"{origin}: input {key}: {problem}")
+    if not isinstance(data["layers"], list) or not data["layers"]:
+        raise NetworkError(f"{origin}: layers must be a non-empty list")
+    for i, raw in enumerate(data["layers"]):
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise NetworkError(f"{origin}: layer {i + 1} is not a mapping with a name")
+        fields = LAYER_FIELDS.get(raw.get("type"))
+        if fields is None:
+            types = ", ".join(LAYER_TYPES)
+            raise NetworkError(
+                f"{origin}: layer {raw['name']!r} has type {raw.get('type')!r}; allowed: {types}"
+            )
+        where = f"{origin}: layer {raw['name']!r} ({raw['type']})"
+        for field, value in raw.items():
+            if field in ("name", "type"):
+                continue
+            if field not in fields:
+                allowed = ", ".join(fields) or "none besides name, type"
+                raise NetworkError(f"{where}: unknown field {field!r}; allowed: {allowed}")
+            if problem := _number_problem(field, value):
+                raise NetworkError(f"{where}: {field}: {problem}")
+        required = [field for field, needed in fields.items() if needed]
+        for field in required:
+            if field not in raw:
+                raise NetworkError(f"{where}: missing field {field!r}; required: {', '.join(required)}")
+
+
 def parse_network(data: dict, origin: str = "<dict>") -> Network:
-    try:
-        layers = []
-        for raw in data["layers"]:
-            raw = dict(raw)
-            if raw.get("type") not in LAYER_TYPES:
-                raise NetworkError(
-                    f"{origin}: layer {raw.get('name')!r} has type {raw.get('type')!r}; "
-                    f"allowed: {', '.join(LAYER_TYPES)}"
-                )
-            layers.append(Layer(**raw))
-        inp = data["input"]
-        net = Network(
-            name=data["name"],
-            source=data.get("source", ""),
-            input=Shape(int(inp["channels"]), int(inp["height"]), int(inp["width"])),
-            layers=tuple(layers),
-        )
-    except (KeyError, TypeError) as err:
-        raise NetworkError(f"{origin}: not a valid network description ({err})") from err
+    check_network_data(data, origin)
+    inp = data["input"]
+    net = Network(
+        name=data["name"],
+        source=str(data.get("source", "")),
+        input=Shape(inp["channels"], inp["height"], inp["width"]),
+        layers=tuple(Layer(**raw) for raw in data["layers"]),
+    )
     names = [l.name for l in net.layers]
-    if len(set(names)) != len(names):
-        raise NetworkError(f"{origin}: layer names must be unique")
-    net.shapes()  # raises on a chain whose shapes do not fit
+    for name in names:
+        if names.count(name) > 1:
+            raise NetworkError(f"{origin}: layer name {name!r} appears {names.count(name)} times")
+    try:
+        net.shapes()  # raises on a chain whose shapes do not fit
+    except NetworkError as err:
+        raise NetworkError(f"{origin}: {err}") from None
     return net
 
 
@@ -138,7 +202,10 @@ def load_network(name_or_path: str | Path) -> Network:
     if not path.exists():
         known = sorted(p.stem for p in NETWORK_DIR.glob("*.yaml"))
         raise NetworkError(f"unknown network {str(name_or_path)!r}; known: {', '.join(known)}")
-    return parse_network(yaml.safe_load(path.read_text()), origin=str(path))
+    net = parse_network(yaml.safe_load(path.read_text()), origin=str(path))
+    if net.name != path.stem:
+        raise NetworkError(f"{path}: name {net.name!r} differs from the file name {path.stem!r}")
+    return net
 
 
 def available_networks() -> list[str]:
