@@ -50,25 +50,6 @@ def test_launch_count_reaches_min_seconds_and_repeats():
     assert timing.launch_count(repeats=50, min_seconds=10.0, est_us_per_launch=1.0, max_launches=1000) == 1000
 
 
-def test_check_verified(tmp_path):
-    ok, bad = tmp_path / "ok.json", tmp_path / "bad.json"
-    ok.write_text(json.dumps({"passed": True}))
-    bad.write_text(json.dumps({"passed": False, "max_rel_error": 0.3}))
-    assert timing.check_verified(ok)["passed"] is True
-    with pytest.raises(RuntimeError, match="refusing to time"):
-        timing.check_verified(bad)
-
-
-def test_single_path_handles_vendor_without_cubin():
-    assert timing.single_path([]) is None
-    assert timing.single_path(["a.cubin"]) == "a.cubin"
-    assert timing.single_path("b.cubin") == "b.cubin"
-
-
-def test_network_input_size_from_yaml():
-    assert timing.network_input_hw("alexnet") == (227, 227)
-
-
 @pytest.mark.gpu
 def test_time_forward_on_a_tiny_forward(cupy_device):
     cupy = cupy_device

@@ -21,7 +21,7 @@ import pandas as pd
 
 from pipeline.core.strategy import FUSED_STRATEGIES
 from pipeline.core.networks import Layer, Network, Shape, output_shape
-from pipeline.core.tiles import Tile, parse_tile, tile_label, tile_sides  # noqa: F401 - re-exported
+from pipeline.core.tiles import Tile, tile_sides
 
 Strategy = Literal["reuse", "recompute"]
 AXES: tuple[str, ...] = ("x", "y")

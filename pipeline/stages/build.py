@@ -6,7 +6,6 @@ derive the occupancy limit they impose (the full theoretical occupancy also depe
 shape, which Nsight Compute reports in the profile stage).
 """
 
-import json
 import re
 import shutil
 import subprocess
@@ -90,6 +89,7 @@ def nvcc_command(source: Path, defines: list[str], arch: str, cubin: Path) -> li
 def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, log: Path) -> dict:
     """Compile ``variant_name`` for ``arch`` into ``cubin``; write and return the resource report."""
     from kernels.registry import VARIANTS, nvcc_flags
+    from pipeline.stages.job import stamp, write_json
 
     if shutil.which("nvcc") is None:
         raise BuildError(
@@ -112,9 +112,9 @@ def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, 
     missing = set(v.entries) - {k["name"] for k in kernels}
     if missing:
         raise BuildError(f"{variant_name}: entries {sorted(missing)} not found in the cubin")
-    # the -D flags say which build of a source this was (kernels/work.py reads EXACT_R from them)
-    result = {"variant": variant_name, "arch": arch, "nvcc": nvcc_version(), "defines": v.define, "kernels": kernels}
-    report_json.write_text(json.dumps(result, indent=1))
+    # the -D flags say which build of a source this was
+    result = stamp({"arch": arch, "nvcc": nvcc_version(), "defines": v.define, "kernels": kernels}, v)
+    write_json(report_json, result)
     return result
 
 

@@ -12,7 +12,6 @@ beside the datasheet value computed from the device attributes (so the report ca
 - datasheet: SMs x SM clock x FP32 lanes per SM x 2; memory bus width x memory clock x 2 (DDR).
 """
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -179,11 +178,6 @@ def measure_ceilings(
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    from pipeline.core.gpus import claim_gpu
+    from pipeline.stages.job import run_stage
 
-    with claim_gpu():  # one GPU per job, set before CUDA starts
-        logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-        sm = snakemake  # noqa: F821
-        cubin = sm.input.get("cubin") or None
-        res = measure_ceilings(cubin=cubin, repeats=int(sm.params.get("repeats") or 20))
-        Path(sm.output.json).write_text(json.dumps(res, indent=1))
+    run_stage(snakemake, lambda sm, v: measure_ceilings(), gpu=True)  # noqa: F821

@@ -14,11 +14,8 @@ Shares of the summed time are scaled to the timed (uninstrumented) median, so a 
 the phase mix, not a critical path: blocks run concurrently on different SMs.
 """
 
-import json
-import logging
 import re
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -166,16 +163,11 @@ def measure_phases(variant: str, batch: int, height: int = 227, width: int = 227
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    from pipeline.core.gpus import claim_gpu
-    from pipeline.stages.time import check_verified, network_input_hw, single_path
+    from pipeline.stages.job import network_input_hw, run_stage, single_path
 
-    with claim_gpu():  # one GPU per job, set before CUDA starts
-        sm = snakemake  # noqa: F821
-        logging.basicConfig(filename=sm.log[0], level=logging.INFO)
-        w = sm.wildcards
-        check_verified(sm.input.verify)
-        height, width = network_input_hw(w.network)
-        res = measure_phases(w.variant, int(w.batch), height, width, single_path(sm.input.get("cubin")),
-                             launches=int(sm.params.launches))  # fmt: skip
-        res.update({"network": w.network, "gpu": w.get("gpu", "")})
-        Path(sm.output.json).write_text(json.dumps(res, indent=1))
+    def body(sm, v):
+        height, width = network_input_hw(sm.wildcards.network)
+        return measure_phases(v.name, int(sm.wildcards.batch), height, width, single_path(sm.input.get("cubin")),
+                              launches=int(sm.params.launches))  # fmt: skip
+
+    run_stage(snakemake, body, gpu=True)  # noqa: F821

@@ -24,7 +24,6 @@ matched to ncu's build. When ncu is missing or the counters are refused, profile
 
 import csv
 import io
-import json
 import logging
 import os
 import re
@@ -370,31 +369,18 @@ def profile(
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    from pipeline.core.gpus import claim_gpu
+    from pipeline.stages.job import network_input_hw, run_stage, single_path
 
-    with claim_gpu():  # one GPU per job, set before CUDA starts
-        from pipeline.stages.time import network_input_hw, single_path
-
-        logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-        sm = snakemake  # noqa: F821
-        w = sm.wildcards
+    def body(sm, v):
+        cfg = dict(sm.params.profile)
+        if cfg["enabled"] is False:
+            return {"available": False, "reason": "profiling disabled in config (profile.enabled: false)"}
         out_json = Path(sm.output.json)
-        cfg = dict(sm.params.get("profile") or {})
-        if cfg.get("enabled", True) is False:
-            res = {"available": False, "reason": "profiling disabled in config (profile.enabled: false)"}
-        else:
-            height, width = network_input_hw(w.network)
-            res = profile(
-                w.variant,
-                int(w.batch),
-                range_report=out_json.with_name("range.ncu-rep"),
-                kernels_report=out_json.with_name("kernels.ncu-rep"),
-                cubin=single_path(sm.input.get("cubin")),
-                height=height,
-                width=width,
-                cache_control=cfg.get("cache_control", "all"),
-                clock_control=cfg.get("clock_control", "none"),
-                log_file=sm.log[0],
-            )
-        res.update({"network": w.network, "variant": w.variant, "batch": int(w.batch)})
-        out_json.write_text(json.dumps(res, indent=1))
+        height, width = network_input_hw(sm.wildcards.network)
+        res = profile(v.name, int(sm.wildcards.batch), range_report=out_json.with_name("range.ncu-rep"),
+                      kernels_report=out_json.with_name("kernels.ncu-rep"), cubin=single_path(sm.input.get("cubin")),
+                      height=height, width=width, cache_control=cfg["cache_control"],
+                      clock_control=cfg["clock_control"], log_file=sm.log[0])  # fmt: skip
+        return {**res, "batch": int(sm.wildcards.batch)}
+
+    run_stage(snakemake, body, gpu=True)  # noqa: F821

@@ -7,8 +7,6 @@ model-only report still records where it was made).
 """
 
 import datetime as _dt
-import json
-import logging
 import platform
 import shlex
 import subprocess
@@ -110,9 +108,7 @@ def collect(command: list[str] | str | None = None) -> dict:
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-    sm = snakemake  # noqa: F821
-    # A script: job runs in its own process; the Snakefile can pass the real command line as
-    # params: command=" ".join(sys.argv). Without it the record says so.
-    res = collect(sm.params.get("command") or "unavailable (Snakefile passes no params.command)")
-    Path(sm.output.json).write_text(json.dumps(res, indent=1))
+    from pipeline.stages.job import run_stage
+
+    # A script: job runs in its own process; the Snakefile passes the real command line as params.
+    run_stage(snakemake, lambda sm, v: collect(sm.params.command))  # noqa: F821

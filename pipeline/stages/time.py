@@ -16,11 +16,9 @@ Any callable ``fwd(x)`` that launches on the current stream works; ``kernels.api
 gives the project's variants (``input_shape``, ``random_input(seed)``, ``useful_macs_per_image``).
 """
 
-import json
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -224,17 +222,6 @@ def time_forward(
     return res
 
 
-def check_verified(verify_json: str | Path) -> dict:
-    """Refuse to time a variant whose verification did not pass (the report must never show it)."""
-    data = json.loads(Path(verify_json).read_text())
-    if data.get("passed") is not True:
-        raise RuntimeError(
-            f"{verify_json} does not say passed: true; refusing to time a variant that failed "
-            f"verification (max error: {data.get('max_rel_error', data.get('error', '?'))})"
-        )
-    return data
-
-
 def time_variant(
     variant: str,
     batch: int,
@@ -264,37 +251,12 @@ def time_variant(
     return res
 
 
-def single_path(value: Any) -> str | None:
-    """A Snakemake input that may be a path, or an empty list (the vendor variant has no cubin)."""
-    if isinstance(value, (list, tuple)):
-        return str(value[0]) if value else None
-    return str(value) if value else None
-
-
-def network_input_hw(network: str) -> tuple[int, int]:
-    """Input height and width of a network from its YAML (AlexNet 227, VGG 224)."""
-    from pipeline.core.networks import load_network
-
-    shape = load_network(network).input
-    return shape.height, shape.width
-
-
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    from pipeline.core.gpus import claim_gpu
+    from pipeline.stages.job import network_input_hw, run_stage, single_path
 
-    with claim_gpu():  # one GPU per job, set before CUDA starts
-        logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-        sm = snakemake  # noqa: F821
-        w = sm.wildcards
-        check_verified(sm.input.verify)
-        height, width = network_input_hw(w.network)
-        res = time_variant(
-            w.variant,
-            int(w.batch),
-            single_path(sm.input.get("cubin")),
-            height=height,
-            width=width,
-            **dict(sm.params.get("timing") or {}),
-        )
-        res.update({"network": w.network, "gpu": w.get("gpu", "")})
-        Path(sm.output.json).write_text(json.dumps(res, indent=1))
+    def body(sm, v):
+        height, width = network_input_hw(sm.wildcards.network)
+        return time_variant(v.name, int(sm.wildcards.batch), single_path(sm.input.get("cubin")), height=height,
+                            width=width, **dict(sm.params.timing))  # fmt: skip
+
+    run_stage(snakemake, body, gpu=True)  # noqa: F821

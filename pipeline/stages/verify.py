@@ -4,9 +4,7 @@ A variant that fails raises :class:`VerificationError`, so its Snakemake rule fa
 reaches measurement or the report.
 """
 
-import json
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -65,14 +63,12 @@ def verify(variant: str, batch: int, height: int = 227, width: int = 227, cubin:
 if __name__ == "__main__":  # only under Snakemake's script: directive
     import os
 
-    from pipeline.core.gpus import claim_gpu
-    from pipeline.stages.time import network_input_hw
+    from pipeline.stages.job import network_input_hw, run_stage, single_path
 
-    with claim_gpu():  # one GPU per job, set before CUDA starts
-        logging.basicConfig(filename=snakemake.log[0], level=logging.INFO)  # noqa: F821
-        sm = snakemake  # noqa: F821
+    def body(sm, v):
         height, width = network_input_hw(sm.wildcards.network)
         seed = int.from_bytes(os.urandom(4), "little")  # fresh inputs and weights every run; recorded
-        res = verify(sm.wildcards.variant, int(sm.params.batch), height, width,
-                     getattr(sm.input, "cubin", None) or None, seed, float(sm.params.rtol))
-        Path(sm.output.json).write_text(json.dumps(res, indent=1))
+        return verify(v.name, int(sm.params.batch), height, width, single_path(sm.input.get("cubin")), seed,
+                      float(sm.params.rtol))  # fmt: skip
+
+    run_stage(snakemake, body, gpu=True)  # noqa: F821
