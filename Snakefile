@@ -10,6 +10,7 @@ from snakemake.utils import min_version, validate
 
 from pipeline.config import ConfigError, check_config, schema_error_line
 from pipeline.stages.plan import (
+    build_recipe,
     build_targets,
     gpu_software_problem,
     kernel_variants,
@@ -155,11 +156,16 @@ rule build:
         json="results/build/{arch}/{variant}.json",
     log:
         "logs/build/{arch}/{variant}.log",
+    params:
+        # the registry's recipe (source, entries, -D flags): a changed constant rebuilds
+        recipe=lambda w: build_recipe(w.variant),
     script:
         "pipeline/stages/build.py"
 
 
 rule ceilings:
+    input:
+        source=repo("kernels/ceilings.cu"),  # compiled at run time (NVRTC); an edit remeasures
     output:
         json="results/{gpu}/ceilings.json",
     log:

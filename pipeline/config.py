@@ -16,8 +16,24 @@ import yaml
 from pipeline.core.networks import NetworkError, available_networks, load_network
 
 
+SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+
+
 class ConfigError(ValueError):
     """A configuration that is well-formed but cannot be run."""
+
+
+def load_config(path: str | Path) -> dict:
+    """A config file as the workflow sees it: checked against the schema (one line on error) and
+    with the schema's defaults filled in, by the same ``validate`` the Snakefile calls. The schema
+    is the only place a default lives."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(Path(path).read_text())
+    if problem := schema_error_line(config, SCHEMA):
+        raise ConfigError(problem)
+    validate(config, str(SCHEMA))
+    return config
 
 
 def schema_error_line(config: dict, schema_path: str | Path) -> str | None:
@@ -91,12 +107,12 @@ def check_config(config: dict, arch: str = "sm_90") -> None:
     if k["group"] not in groups:
         raise ConfigError(f"kernels.group: {k['group']!r} unknown; allowed: {', '.join(groups)}")
     from kernels.registry import FUSED_TILES, fused_smem_bytes, fused_variant_name  # imports without CuPy
-    from pipeline.stages.build import MAX_SMEM_PER_BLOCK_BYTES
+    from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
     from pipeline.core.tiles import parse_tile, tile_label
 
     compiled = ", ".join(map(tile_label, FUSED_TILES))
     tiles = []
-    for t in k.get("tile_sizes", []):
+    for t in k["tile_sizes"]:
         try:
             tiles.append(parse_tile(t))
         except ValueError as err:
@@ -105,7 +121,7 @@ def check_config(config: dict, arch: str = "sm_90") -> None:
     if bad:
         raise ConfigError(f"kernels.tile_sizes: [{', '.join(bad)}] not compiled; allowed: {compiled}")
     limit = MAX_SMEM_PER_BLOCK_BYTES.get(arch, MAX_SMEM_PER_BLOCK_BYTES["sm_90"])
-    for strategy in k.get("strategies", ["reuse", "recompute"]):
+    for strategy in k["strategies"]:
         for t in tiles:
             if (need := fused_smem_bytes(t, strategy)) > limit:
                 fits = [tile_label(s) for s in FUSED_TILES if fused_smem_bytes(s, strategy) <= limit]

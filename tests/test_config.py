@@ -31,7 +31,7 @@ def test_shipped_configs_are_valid(config):
     [
         (lambda c: c.update(tiles=[2]), "config unknown key 'tiles'; allowed: kernels, model, networks"),
         (lambda c: c["kernels"].update(bathces=[1]), "config kernels: unknown key 'bathces'; allowed: arch, batches"),
-        (lambda c: c["kernels"].update(precision="fp64"), "config kernels.precision: 'fp64' is not allowed; allowed: fp32"),
+        (lambda c: c["kernels"].update(precisions=["fp64"]), "config kernels.precisions.0: 'fp64' is not allowed; allowed: fp32"),
         (lambda c: c["kernels"].update(batches=[0]), "config kernels.batches.0: 0 is less than the minimum of 1"),
         (lambda c: c["kernels"].update(batches="128"), "config kernels.batches: '128' is not of type 'array'"),
         (lambda c: c["kernels"].update(strategies=["reus"]), "config kernels.strategies.0: 'reus' is not allowed; allowed: reuse, recompute"),

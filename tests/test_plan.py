@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
-import yaml
 
+from pipeline.config import load_config
 from pipeline.core.networks import load_network
 from pipeline.stages.plan import (
     kernel_variants,
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def config():
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return load_config(ROOT / "config" / "config.yaml")
 
 
 def test_variants_baseline_first_vendor_last(config):

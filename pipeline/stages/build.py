@@ -11,24 +11,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from pipeline.core.arch import SM_LIMITS
+
 REPO = Path(__file__).resolve().parents[2]
-
-# Per-SM limits by compute capability (CUDA C Programming Guide, "Technical Specifications").
-SM_LIMITS = {
-    # arch: (registers per SM, max warps per SM, register allocation unit per warp, smem per SM bytes)
-    "sm_75": (65536, 32, 256, 64 * 1024),
-    "sm_80": (65536, 64, 256, 164 * 1024),
-    "sm_86": (65536, 48, 256, 100 * 1024),
-    "sm_89": (65536, 48, 256, 100 * 1024),
-    "sm_90": (65536, 64, 256, 228 * 1024),
-    "sm_90a": (65536, 64, 256, 228 * 1024),
-}
-
-# Largest dynamic shared memory one block may opt in to (bytes), by target.
-MAX_SMEM_PER_BLOCK_BYTES = {
-    "sm_75": 64 * 1024, "sm_80": 163 * 1024, "sm_86": 99 * 1024, "sm_89": 99 * 1024,
-    "sm_90": 227 * 1024, "sm_90a": 227 * 1024,
-}  # fmt: skip
 
 _ENTRY = re.compile(r"Compiling entry function '(?P<name>[^']+)' for '(?P<arch>[^']+)'")
 _FRAME = re.compile(

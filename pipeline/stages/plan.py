@@ -9,22 +9,35 @@ from pipeline.core.gpus import detect_gpus
 
 
 def kernel_variants(config: dict) -> list[str]:
-    """Variant names to run, in report order: the baseline first, the vendor reference last."""
-    from kernels.registry import fused_variant_name
+    """Variant names to run, in report order: per precision, the baseline first, the fused
+    strategies by tile, the vendor reference last. ``config`` is validated (schema defaults filled)."""
+    from kernels.registry import Strategy, Variant
     from pipeline.core.tiles import parse_tile
 
     k = config["kernels"]
-    names = ["lbl"]
-    for strategy in k.get("strategies", ["reuse", "recompute"]):
-        names += [fused_variant_name(strategy, parse_tile(t)) for t in k.get("tile_sizes", [2, 4])]
-    if k.get("vendor", True):
-        names.append("vendor")
-    return names
+    records = []
+    for precision in k["precisions"]:
+        records.append(Variant(Strategy.LBL, precision=precision))
+        records += [Variant(Strategy(s), parse_tile(t), precision) for s in k["strategies"] for t in k["tile_sizes"]]
+        if k["vendor"]:
+            records.append(Variant(Strategy.VENDOR, precision=precision))
+    return [v.name for v in records]
 
 
 def built_variants(config: dict) -> list[str]:
     """Variants with a CUDA source (the vendor path runs cuDNN, nothing to build)."""
-    return [v for v in kernel_variants(config) if v != "vendor"]
+    from kernels.registry import Variant
+
+    return [v for v in kernel_variants(config) if Variant.parse(v).strategy.own_kernels]
+
+
+def build_recipe(variant: str) -> str:
+    """What the build stage compiles for ``variant``, as one string: a Snakemake param, so editing
+    a registry constant that changes a source, an entry or a -D flag reruns the build."""
+    from kernels.registry import VARIANTS, nvcc_flags
+
+    v = VARIANTS[variant]
+    return " ".join([str(v.source), *v.entries, *nvcc_flags(v)])
 
 
 def target_gpu(config: dict) -> tuple[str | None, str]:
@@ -33,7 +46,7 @@ def target_gpu(config: dict) -> tuple[str | None, str]:
     gpus = detect_gpus()
     if gpus:
         return gpus[0].slug, gpus[0].arch
-    return None, config["kernels"].get("arch", "sm_90")
+    return None, config["kernels"]["arch"]
 
 
 def model_targets(config: dict) -> list[str]:
@@ -59,7 +72,7 @@ def measurement_targets(config: dict, gpu: str | None) -> list[str]:
         for b in k["batches"]:
             base = f"results/{gpu}/{net}/{v}/b{b}"
             out += [f"{base}/time.json"]
-            if config.get("profile", {}).get("enabled", True):
+            if config["profile"]["enabled"]:
                 out += [f"{base}/profile.json"]
     return out + phases_targets(config, gpu)
 
@@ -68,12 +81,12 @@ def phases_targets(config: dict, gpu: str | None) -> list[str]:
     """phases.json for every lbl and fused variant at the configured phase batches (GPU only)."""
     from kernels.registry import VARIANTS
 
-    ph = config.get("phases", {})
-    if gpu is None or not ph.get("enabled", True):
+    ph = config["phases"]
+    if gpu is None or not ph["enabled"]:
         return []
     net = config["kernels"]["network"]
     return [f"results/{gpu}/{net}/{v}/b{b}/phases.json" for v in kernel_variants(config)
-            if VARIANTS[v].strategy.own_kernels for b in ph.get("batches", [128])]  # fmt: skip
+            if VARIANTS[v].strategy.own_kernels for b in ph["batches"]]  # fmt: skip
 
 
 def lbl_gpu_dram_bytes_per_image(layers, in_shape, bytes_per_value: int = 4) -> int:

@@ -31,25 +31,13 @@ def verify(variant: str, batch: int, height: int = 227, width: int = 227, cubin:
     pixels cannot hide in the norm. Outputs are poisoned with NaN first: an unwritten element
     fails as non-finite.
     """
-    import cupy
-
     from kernels.api import make_forward
-    from pipeline.core.reference import compare, forward as ref_forward
 
     fwd = make_forward(variant, batch, height, width, params=None, cubin=cubin, seed=seed)
     x = fwd.random_input(seed + 1)
-    fwd.output.fill(cupy.nan)
-    out = fwd(x)
-    cupy.cuda.get_current_stream().synchronize()
-    ref_params = {k: (w.astype(np.float64), b.astype(np.float64)) for k, (w, b) in fwd.params.items()}
-    ref = ref_forward(fwd.layers, cupy.asnumpy(x).astype(np.float64), ref_params)
-    res = compare(cupy.asnumpy(out), ref)
-    res.update({"variant": variant, "batch": int(batch), "height": int(height), "width": int(width),
-                "seed": int(seed), "rtol": float(rtol), "output_shape": list(fwd.output_shape),
-                "kernels": list(fwd.kernels), "cubin": str(cubin) if cubin else None})  # fmt: skip
-    res["passed"] = bool(
-        res["nonfinite_outputs"] == 0 and res["rel_l2_error"] <= rtol and res["max_abs_error_scaled"] <= 10 * rtol
-    )
+    res = check_forward(fwd, x, reference_output(fwd, x), rtol)
+    res.update({"batch": int(batch), "height": int(height), "width": int(width), "seed": int(seed),
+                "cubin": str(cubin) if cubin else None})  # fmt: skip
     log.info("verify %s b%d %dx%d: %s", variant, batch, height, width, res)
     if not res["passed"]:
         raise VerificationError(
@@ -57,6 +45,35 @@ def verify(variant: str, batch: int, height: int = 227, width: int = 227, cubin:
             f"rel L2 error {res['rel_l2_error']:.3g} (rtol {rtol:g}), max abs error/max|ref| "
             f"{res['max_abs_error_scaled']:.3g}, {res['nonfinite_outputs']} non-finite outputs"
         )
+    return res
+
+
+def reference_output(fwd, x) -> np.ndarray:
+    """The float64 reference of ``fwd``'s layers on the input ``x`` with ``fwd``'s weights."""
+    import cupy
+
+    from pipeline.core.reference import forward as ref_forward
+
+    ref_params = {k: (w.astype(np.float64), b.astype(np.float64)) for k, (w, b) in fwd.params.items()}
+    return ref_forward(fwd.layers, cupy.asnumpy(x).astype(np.float64), ref_params)
+
+
+def check_forward(fwd, x, ref: np.ndarray, rtol: float = DEFAULT_RTOL) -> dict:
+    """Run ``fwd`` once on ``x`` into a NaN-poisoned output and judge it against ``ref`` (see
+    :func:`verify` for the tolerance): the comparison record with ``passed``."""
+    import cupy
+
+    from pipeline.core.reference import compare
+
+    fwd.output.fill(cupy.nan)
+    out = fwd(x)
+    cupy.cuda.get_current_stream().synchronize()
+    res = compare(cupy.asnumpy(out), ref)
+    res.update({"variant": fwd.variant.name, "rtol": float(rtol), "output_shape": list(fwd.output_shape),
+                "kernels": list(fwd.kernels)})  # fmt: skip
+    res["passed"] = bool(
+        res["nonfinite_outputs"] == 0 and res["rel_l2_error"] <= rtol and res["max_abs_error_scaled"] <= 10 * rtol
+    )
     return res
 
 
