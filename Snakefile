@@ -8,6 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from kernels.registry import Variant
 from pipeline.config import ConfigError, check_config, schema_error_line
 from pipeline.stages.plan import (
     build_recipe,
@@ -198,7 +199,7 @@ rule verify:
         gpu=1,
     params:
         batch=config["verify"]["batch"],
-        rtol=config["verify"]["rtol"],
+        rtol=lambda w: config["verify"]["rtol"][Variant.parse(w.variant).precision],
     script:
         "pipeline/stages/verify.py"
 

@@ -25,7 +25,10 @@ from pipeline.core.tiles import tile_sides
 
 NETWORK = "alexnet"
 GROUP = ("conv1", "pool2")
-K_ALIGN = 16  # the kernels' K stage depth
+K_ALIGN = 16  # the FP32 kernels' K stage depth
+TC_K_ALIGN = 32  # the tensor-core kernels' K stage depth
+# device storage of maps and weights per precision (bf16 as raw uint16 bits; biases stay float32)
+STORAGE_DTYPES = {"fp32": np.float32, "fp16": np.float16, "bf16": np.uint16}
 LBL_THREADS = 256
 LBL_BN = 128  # pixels per lbl conv block tile
 
@@ -54,6 +57,17 @@ def pack_weights(w: np.ndarray) -> np.ndarray:
     kpad = -(-k // K_ALIGN) * K_ALIGN
     packed = np.zeros((kpad, out_c), np.float32)
     packed[:k] = np.asarray(w, np.float32).reshape(out_c, k).T
+    return packed
+
+
+def pack_weights_rows(w: np.ndarray, k_align: int = TC_K_ALIGN) -> np.ndarray:
+    """(out, in/g, k, k) -> row-major (out, Kpad) float32, K contiguous and zero-padded to
+    ``k_align``: the A operand of the tensor-core implicit GEMMs (kernels/lbl_tc.cu)."""
+    out_c = w.shape[0]
+    k = int(np.prod(w.shape[1:]))
+    kpad = -(-k // k_align) * k_align
+    packed = np.zeros((out_c, kpad), np.float32)
+    packed[:, :k] = np.asarray(w, np.float32).reshape(out_c, k)
     return packed
 
 
@@ -101,8 +115,11 @@ class Forward:
         self.useful_macs_per_image = int(sum(count_macs(self.layers, s_in).values()))
         if params is None:
             params = random_params(self.layers, s_in, seed)
-        self.params = {k: (_to_host(w), _to_host(b)) for k, (w, b) in params.items()}
-        self.output = cupy.empty(self.output_shape, cupy.float32)
+        # the weights as the kernels hold them (rounded to 16 bits for fp16/bf16; biases stay FP32)
+        self.precision = self.variant.precision
+        self.params = {k: (round_to_precision(_to_host(w), self.precision), _to_host(b)) for k, (w, b) in params.items()}
+        self.dtype = STORAGE_DTYPES[self.precision]  # maps and weights on the device (bf16: raw bits)
+        self.output = cupy.empty(self.output_shape, self.dtype)
         if defines and cubin:
             raise ValueError("extra defines need a run-time (NVRTC) build: pass cubin=None")
         self._cubin = cubin
@@ -135,17 +152,48 @@ class Forward:
         return compile_module(self.variant.source, self.variant.defines + self._defines)
 
     def random_input(self, seed: int = 0):
-        """Fresh N(0, 1) float32 input of ``input_shape`` on the device (never zeros)."""
+        """Fresh N(0, 1) input of ``input_shape`` on the device in the variant's storage (never zeros)."""
         import cupy
 
-        return cupy.random.RandomState(seed).standard_normal(self.input_shape, dtype=cupy.float32)
+        return self.encode(cupy.random.RandomState(seed).standard_normal(self.input_shape, dtype=cupy.float32))
+
+    def encode(self, a):
+        """float32 values (NumPy or CuPy) -> a device array in this variant's storage, rounded to
+        nearest even (bf16 as raw uint16 bits: NumPy and CuPy have no bfloat16)."""
+        import cupy
+
+        a = cupy.asarray(a, dtype=cupy.float32)
+        if self.precision == "bf16":
+            return float32_to_bf16_bits(a)
+        return a.astype(self.dtype)
+
+    def decode(self, a) -> np.ndarray:
+        """A device array in this variant's storage -> float32 on the host (exact)."""
+        import cupy
+
+        if self.precision == "bf16":
+            return cupy.asnumpy(bf16_bits_to_float32(a))
+        return cupy.asnumpy(a).astype(np.float32)
+
+    def poison_output(self) -> None:
+        """NaN in every output element, so an element no kernel writes fails verification."""
+        if self.precision == "bf16":
+            self.output.fill(0x7FC0)  # a bf16 quiet NaN
+        else:
+            import cupy
+
+            self.output.fill(cupy.nan)
 
     def _device_params(self):
         import cupy
 
         (w1, b1), (w2, b2) = self.params["conv1"], self.params["conv2"]
-        self._w1p = cupy.asarray(pack_weights(w1))
-        self._w2p = cupy.asarray(pack_weights(w2))
+        if self.precision == "fp32":
+            self._w1p = cupy.asarray(pack_weights(w1))
+            self._w2p = cupy.asarray(pack_weights(w2))
+        else:  # tensor cores: row-major (out, Kpad), K contiguous, in the storage precision
+            self._w1p = self.encode(pack_weights_rows(w1))
+            self._w2p = self.encode(pack_weights_rows(w2))
         self._b1 = cupy.asarray(b1, cupy.float32)
         self._b2 = cupy.asarray(b2, cupy.float32)
 
@@ -154,6 +202,8 @@ class Forward:
         import cupy
 
         self._device_params()
+        conv_m96, conv_m128, lrn, maxpool = self.variant.entries  # the registry's order
+        kpad_axis = 0 if self.precision == "fp32" else 1  # k-major (FP32) or row-major (tensor cores)
         self._steps: list[tuple[Any, tuple, tuple, tuple]] = []
         self.step_layers: list[str] = []  # the layer each kernel computes (a conv's ReLU rides along)
         names = []
@@ -164,24 +214,26 @@ class Forward:
             if layer.type == "relu":
                 continue  # fused into the conv epilogue
             last = i == len(self.layers) - 1
-            out = self.output if last else cupy.empty((n, s_out.channels, s_out.height, s_out.width), cupy.float32)
+            out = self.output if last else cupy.empty((n, s_out.channels, s_out.height, s_out.width), self.dtype)
             if layer.type == "conv":
                 if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":
                     raise ValueError(f"lbl: conv {layer.name!r} must be followed by relu (fused epilogue)")
                 mg = layer.out_channels // layer.groups
-                entry = "lbl_conv_m96" if mg % 96 == 0 else "lbl_conv_m128"
-                bm = 96 if entry == "lbl_conv_m96" else 128
+                bm = 96 if mg % 96 == 0 else 128
+                entry = conv_m96 if bm == 96 else conv_m128
                 kg = (s_in.channels // layer.groups) * layer.kernel**2
                 if kg > 1536:
                     raise ValueError(f"lbl conv {layer.name}: K={kg} exceeds the kernel's table (1536)")
+                if self.precision != "fp32" and (s_in.channels // layer.groups) * s_in.height * s_in.width >= 1 << 24:
+                    raise ValueError(f"lbl conv {layer.name}: a group's input map exceeds the 24-bit k table offsets")
                 wp, bp = (self._w1p, self._b1) if layer.name == "conv1" else (self._w2p, self._b2)
                 grid = (math.ceil(n * s_out.height * s_out.width / LBL_BN), math.ceil(mg / bm), layer.groups)
                 args = (wp, bp, out, np.int32(n), np.int32(s_in.channels), np.int32(s_in.height),
                         np.int32(s_in.width), np.int32(layer.out_channels), np.int32(s_out.height),
                         np.int32(s_out.width), np.int32(layer.kernel), np.int32(layer.stride),
-                        np.int32(layer.pad), np.int32(layer.groups), np.int32(wp.shape[0]))  # fmt: skip
+                        np.int32(layer.pad), np.int32(layer.groups), np.int32(wp.shape[kpad_axis]))  # fmt: skip
             elif layer.type == "lrn":
-                entry = "lbl_lrn"
+                entry = lrn
                 hw = s_in.height * s_in.width
                 grid = (math.ceil(n * hw / LBL_THREADS), 1, 1)
                 args = (out, np.int32(n), np.int32(s_in.channels), np.int32(hw), np.int32(layer.local_size),
@@ -189,7 +241,7 @@ class Forward:
             elif layer.type == "maxpool":
                 if layer.pad:
                     raise ValueError("lbl_maxpool supports pad 0 only")
-                entry = "lbl_maxpool"
+                entry = maxpool
                 grid = (math.ceil(n * s_out.values / LBL_THREADS), 1, 1)
                 args = (out, np.int32(n * s_in.channels), np.int32(s_in.height), np.int32(s_in.width),
                         np.int32(s_out.height), np.int32(s_out.width), np.int32(layer.kernel),
@@ -312,6 +364,9 @@ class Forward:
     def __call__(self, x):
         if tuple(x.shape) != self.input_shape:
             raise ValueError(f"{self.variant.name}: input shape {tuple(x.shape)} != {self.input_shape}")
+        if x.dtype != self.dtype:
+            raise ValueError(f"{self.variant.name}: input dtype {x.dtype} != {np.dtype(self.dtype)} "
+                             f"({self.precision}; Forward.encode converts float32)")
         return self._run(x)
 
 
@@ -320,6 +375,39 @@ def _to_host(a) -> np.ndarray:
     if hasattr(a, "get"):
         a = a.get()
     return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+
+
+def round_to_precision(a: np.ndarray, precision: str) -> np.ndarray:
+    """float32 values rounded (to nearest, ties to even) to the precision's storage and back: the
+    numbers a kernel of that precision actually holds. fp32 is the identity."""
+    a = np.ascontiguousarray(a, np.float32)
+    if precision == "fp32":
+        return a
+    if precision == "fp16":
+        return a.astype(np.float16).astype(np.float32)
+    if precision == "bf16":
+        return bf16_bits_to_float32(float32_to_bf16_bits(a))
+    raise ValueError(f"unknown precision {precision!r}")
+
+
+def float32_to_bf16_bits(a):
+    """bf16 bits (uint16) of float32 values, round to nearest even; NumPy or CuPy arrays."""
+    xp = _array_module(a)
+    u = xp.ascontiguousarray(a, dtype=xp.float32).view(xp.uint32)
+    return ((u + xp.uint32(0x7FFF) + ((u >> 16) & xp.uint32(1))) >> 16).astype(xp.uint16)
+
+
+def bf16_bits_to_float32(bits):
+    xp = _array_module(bits)
+    return (xp.asarray(bits, dtype=xp.uint16).astype(xp.uint32) << 16).view(xp.float32)
+
+
+def _array_module(a):
+    if type(a).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np
 
 
 def make_forward(variant: str, batch: int, height: int = 227, width: int = 227, params: dict | None = None,

@@ -30,7 +30,11 @@ FUSED_RM = (12, 8)  # output channels per thread in the fused conv1 / conv2 GEMM
 SMEM_LIMIT_SM90_BYTES = 227 * 1024  # opt-in dynamic shared memory per block on sm_90
 
 
-PRECISIONS = ("fp32",)  # value and arithmetic precision of a variant; tensor-core ones come next
+# Value and arithmetic precision of a variant: fp32 on CUDA-core FMAs; fp16 and bf16 stored in 16
+# bits, multiplied on the tensor cores (mma.sync) with FP32 accumulation, LRN and pool in FP32.
+PRECISIONS = ("fp32", "fp16", "bf16")
+TENSOR_CORE_PRECISIONS = ("fp16", "bf16")
+TC_PREC_DEFINE = {"fp16": 1, "bf16": 2}  # -DPREC of kernels/tc.cuh
 DEFAULT_PRECISION = "fp32"
 NETWORK, GROUP = "alexnet", "front"  # the network and fusion group the CUDA kernels implement
 _FAMILY_RANK = {Strategy.LBL: 0, Strategy.REUSE: 1, Strategy.RECOMPUTE: 2, Strategy.VENDOR: 3}
@@ -171,6 +175,9 @@ def fused_variant_name(strategy: str, tile: Tile) -> str:
 
 _ALL = [
     Variant(Strategy.LBL, source="kernels/lbl.cu", entries=("lbl_conv_m96", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool")),
+    *(Variant(Strategy.LBL, precision=p, source="kernels/lbl_tc.cu", defines=(("PREC", TC_PREC_DEFINE[p]),),
+              entries=("lbl_tc_conv_m96", "lbl_tc_conv_m128", "lbl_tc_lrn", "lbl_tc_maxpool"))
+      for p in TENSOR_CORE_PRECISIONS),
     *(_fused(Strategy.REUSE, t) for t in FUSED_TILES),
     *(_fused(Strategy.RECOMPUTE, t) for t in FUSED_TILES),
     Variant(Strategy.VENDOR),

@@ -1,0 +1,205 @@
+// Layer-by-layer baseline on the tensor cores (variants `lbl-fp16`, `lbl-bf16`): one kernel per
+// layer, every map in device memory as 16-bit values (NCHW), FP32 accumulation, LRN and pool in FP32.
+//   conv : implicit GEMM (M = out channels of a group, N = N*OH*OW pixels, K = Cin/g*KS*KS) on
+//          mma.sync m16n8k16; block tile BM x 128 x 32, 8 warps as 2 (M) x 4 (N), warp tile
+//          BM/2 x 32; operands staged through double-buffered shared memory (A by 16-byte loads of
+//          the packed weights, B gathered through a k -> offset table), fed to the tensor cores by
+//          ldmatrix; bias + ReLU in the epilogue. BM = 96 (conv1) or 128 (conv2, 128 per group).
+//   lrn, pool: as lbl.cu, on 16-bit maps.
+// Weights come packed by kernels/api.py as w[Mtot][Kpad] (row-major, K contiguous, zero-padded to 32).
+#include "tc.cuh"
+
+namespace {
+
+constexpr int NT = 256;
+constexpr int BN = 128, BK = 32;
+constexpr int LDS = BK + 8;  // shared row stride (halves): 80 bytes, ldmatrix rows on distinct banks
+constexpr int KTAB_MAX = 1536;
+
+template <int BM>
+__device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __restrict__ w,
+                                        const float* __restrict__ bias, h16* __restrict__ y, int N, int C, int H,
+                                        int W, int M, int OH, int OW, int KS, int stride, int pad, int groups,
+                                        int Kpad) {
+    constexpr int MT = BM / 32;  // m16 tiles per warp (warp tile BM/2 rows)
+    constexpr int NT8 = 4;       // n8 tiles per warp (32 pixels)
+    constexpr int ACH = BM * BK / 8;  // 16-byte A chunks per stage
+    constexpr int AL = (ACH + NT - 1) / NT;
+    __shared__ __align__(16) h16 As[2][BM * LDS];
+    __shared__ __align__(16) h16 Bs[2][BN * LDS];
+    __shared__ int ktab[KTAB_MAX];  // ci*H*W + ky*W + kx in bits 0..23, ky in 24..27, kx in 28..31
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = blockIdx.z;
+    const int Cg = C / groups, Mg = M / groups;
+    const int K = Cg * KS * KS;
+    const int HW = H * W, OHW = OH * OW;
+    const int P = N * OHW;
+    const int p0 = blockIdx.x * BN, m0 = blockIdx.y * BM;
+
+    for (int k = tid; k < Kpad; k += NT) {
+        int e = 0;
+        if (k < K) {
+            const int ci = k / (KS * KS), r = k - ci * KS * KS;
+            const int ky = r / KS, kx = r - ky * KS;
+            e = (ci * HW + ky * W + kx) | (ky << 24) | (kx << 28);
+        }
+        ktab[k] = e;
+    }
+
+    // B loader: one pixel column per thread, 16 of the stage's 32 k.
+    const int bj = tid % BN, bk0 = (tid / BN) * 16;
+    const int pl = p0 + bj;
+    const bool pvalid = pl < P;
+    int n = 0, oy = 0, ox = 0;
+    if (pvalid) {
+        n = pl / OHW;
+        const int r = pl - n * OHW;
+        oy = r / OW;
+        ox = r - oy * OW;
+    }
+    const int iy0 = oy * stride - pad, ix0 = ox * stride - pad;
+    const h16* xb = x + (size_t)n * C * HW + (size_t)g * Cg * HW + iy0 * W + ix0;  // only read in bounds
+
+    uint4 ra[AL];
+    unsigned rb[8];
+    auto load_tile = [&](int k0) {
+#pragma unroll
+        for (int i = 0; i < AL; ++i) {
+            const int e = tid + NT * i, row = e / (BK / 8), ch = e % (BK / 8);
+            ra[i] = make_uint4(0, 0, 0, 0);
+            if (e < ACH && m0 + row < Mg)
+                ra[i] = __ldg(reinterpret_cast<const uint4*>(w + (size_t)(g * Mg + m0 + row) * Kpad + k0) + ch);
+        }
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            h16 v[2];
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int k = k0 + bk0 + 2 * i + h;
+                const int t = ktab[k];
+                const int iy = iy0 + ((t >> 24) & 15), ix = ix0 + ((t >> 28) & 15);
+                v[h] = (pvalid && k < K && (unsigned)iy < (unsigned)H && (unsigned)ix < (unsigned)W)
+                           ? __ldg(xb + (t & 0xffffff)) : (h16)0;
+            }
+            rb[i] = pack2(v[0], v[1]);
+        }
+    };
+    auto store_tile = [&](int buf) {
+#pragma unroll
+        for (int i = 0; i < AL; ++i) {
+            const int e = tid + NT * i;
+            if (e < ACH) *reinterpret_cast<uint4*>(&As[buf][(e / (BK / 8)) * LDS + (e % (BK / 8)) * 8]) = ra[i];
+        }
+        uint4* bd = reinterpret_cast<uint4*>(&Bs[buf][bj * LDS + bk0]);
+        bd[0] = make_uint4(rb[0], rb[1], rb[2], rb[3]);
+        bd[1] = make_uint4(rb[4], rb[5], rb[6], rb[7]);
+    };
+
+    __syncthreads();  // ktab ready
+    load_tile(0);
+    store_tile(0);
+    __syncthreads();
+
+    const int wm = warp / 4, wn = warp % 4;
+    float acc[MT][NT8][4];
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT8; ++j)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+
+    const int ntiles = Kpad / BK;
+    for (int t = 0; t < ntiles; ++t) {
+        const int buf = t & 1;
+        if (t + 1 < ntiles) load_tile((t + 1) * BK);  // global loads in flight during the MMAs
+        const h16* a0 = &As[buf][(wm * (BM / 2)) * LDS];
+        const h16* b0 = &Bs[buf][(wn * 32) * LDS];
+#pragma unroll
+        for (int kk = 0; kk < BK; kk += 16) warp_mma_k16<MT, NT8>(acc, a0, LDS, b0, LDS, kk);
+        if (t + 1 < ntiles) store_tile(buf ^ 1);
+        __syncthreads();
+    }
+
+    // Epilogue: bias + ReLU, 16-bit NCHW store.
+    const int gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int j = 0; j < NT8; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int pj = p0 + wn * 32 + j * 8 + 2 * tq + h;
+            if (pj >= P) continue;
+            const int nj = pj / OHW;
+            h16* yp = y + (size_t)nj * M * OHW + (pj - nj * OHW);
+#pragma unroll
+            for (int i = 0; i < MT; ++i)
+#pragma unroll
+                for (int r = 0; r < 2; ++r) {
+                    const int m = m0 + wm * (BM / 2) + i * 16 + gq + 8 * r;
+                    if (m < Mg) {
+                        const int mc = g * Mg + m;
+                        yp[(size_t)mc * OHW] = f2h(fmaxf(acc[i][j][2 * r + h] + __ldg(bias + mc), 0.f));
+                    }
+                }
+        }
+}
+
+}  // namespace
+
+// Grid: (ceil(N*OH*OW / 128), ceil((M/groups) / BM), groups); 256 threads; static shared memory.
+extern "C" __global__ void __launch_bounds__(256) lbl_tc_conv_m96(const h16* __restrict__ x, const h16* __restrict__ w,
+                                                                  const float* __restrict__ bias, h16* __restrict__ y,
+                                                                  int N, int C, int H, int W, int M, int OH, int OW,
+                                                                  int KS, int stride, int pad, int groups, int Kpad) {
+    conv_tc<96>(x, w, bias, y, N, C, H, W, M, OH, OW, KS, stride, pad, groups, Kpad);
+}
+
+extern "C" __global__ void __launch_bounds__(256) lbl_tc_conv_m128(const h16* __restrict__ x, const h16* __restrict__ w,
+                                                                   const float* __restrict__ bias, h16* __restrict__ y,
+                                                                   int N, int C, int H, int W, int M, int OH, int OW,
+                                                                   int KS, int stride, int pad, int groups, int Kpad) {
+    conv_tc<128>(x, w, bias, y, N, C, H, W, M, OH, OW, KS, stride, pad, groups, Kpad);
+}
+
+// Caffe across-channel LRN on a 16-bit map, FP32 arithmetic (lbl.cu's lbl_lrn, one thread per pixel).
+extern "C" __global__ void lbl_tc_lrn(const h16* __restrict__ x, h16* __restrict__ y, int N, int C, int HW, int size,
+                                      float alpha, float beta, float k) {
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= N * HW) return;
+    const int n = idx / HW, pix = idx - n * HW;
+    const h16* xs = x + (size_t)n * C * HW + pix;
+    h16* ys = y + (size_t)n * C * HW + pix;
+    const int pre = (size - 1) / 2, post = size - 1 - pre;
+    const float alpha_over_n = alpha / size;
+    float sum = 0.f;
+    for (int c = 0; c < post && c < C; ++c) {
+        const float v = h2f(__ldg(xs + (size_t)c * HW));
+        sum += v * v;
+    }
+    for (int c = 0; c < C; ++c) {
+        if (c + post < C) {
+            const float v = h2f(__ldg(xs + (size_t)(c + post) * HW));
+            sum += v * v;
+        }
+        ys[(size_t)c * HW] = f2h(lrn_value(h2f(__ldg(xs + (size_t)c * HW)), fmaxf(sum, 0.f), alpha_over_n, beta, k));
+        if (c - pre >= 0) {
+            const float v = h2f(__ldg(xs + (size_t)(c - pre) * HW));
+            sum -= v * v;
+        }
+    }
+}
+
+// Max pool on a 16-bit map (square window, no padding, floor rounding); one thread per output.
+extern "C" __global__ void lbl_tc_maxpool(const h16* __restrict__ x, h16* __restrict__ y, int NC, int H, int W, int OH,
+                                          int OW, int KS, int stride) {
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= NC * OH * OW) return;
+    const int nc = idx / (OH * OW), r = idx - nc * OH * OW;
+    const int oy = r / OW, ox = r - oy * OW;
+    const h16* xs = x + (size_t)nc * H * W + (oy * stride) * W + ox * stride;
+    float m = __int_as_float(0xff800000);
+    for (int ky = 0; ky < KS; ++ky)
+        for (int kx = 0; kx < KS; ++kx) m = fmaxf(m, h2f(__ldg(xs + ky * W + kx)));
+    y[idx] = f2h(m);  // max of representable values: exact
+}

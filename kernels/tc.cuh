@@ -1,0 +1,89 @@
+// Tensor-core building blocks shared by the half-precision kernels (lbl_tc.cu, fused_tc.cu).
+//
+// Values are stored as 16-bit raw bits (`h16`): IEEE fp16 (PREC=1) or bf16 (PREC=2), chosen at
+// compile time. Products run on the tensor cores (mma.sync m16n8k16, FP32 accumulation); every
+// conversion is one cvt instruction with round-to-nearest-even, and LRN and max pool compute in FP32.
+// No CUDA headers are needed, so NVRTC and nvcc build the same source.
+#pragma once
+#include "common.cuh"
+
+#ifndef PREC
+#define PREC 1  // 1: fp16, 2: bf16
+#endif
+#if PREC != 1 && PREC != 2
+#error "PREC must be 1 (fp16) or 2 (bf16)"
+#endif
+
+typedef unsigned short h16;
+
+__device__ __forceinline__ float h2f(h16 v) {
+#if PREC == 1
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v));
+    return f;
+#else
+    return __uint_as_float(static_cast<unsigned>(v) << 16);
+#endif
+}
+
+__device__ __forceinline__ h16 f2h(float f) {
+    h16 r;
+#if PREC == 1
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(f));
+#else
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(f));
+#endif
+    return r;
+}
+
+// Two values packed low/high into the 32-bit register an mma operand takes.
+__device__ __forceinline__ unsigned pack2(h16 lo, h16 hi) { return static_cast<unsigned>(lo) | (static_cast<unsigned>(hi) << 16); }
+
+// D += A(16x16, row) * B(16x8, col); a: 4 regs, b: 2 regs, d: 4 FP32 accumulators
+// (d0,d1: row g, cols 2t,2t+1; d2,d3: row g+8; g = lane/4, t = lane%4).
+__device__ __forceinline__ void mma16816(float* d, const unsigned* a, const unsigned* b) {
+#if PREC == 1
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+#else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+#endif
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// Four 8x8 b16 matrices from shared memory; lane l gives the row address of matrix l/8, row l%8.
+__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* smem_row) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+
+// One warp's MT x NT8 grid of m16n8 products over one 16-deep k step, operands in shared memory:
+//   A: M x K row-major (K contiguous), row stride lda halves, the warp's rows start at a0;
+//   B: N x K row-major (K contiguous, i.e. the col-major B of mma.row.col), stride ldb, from b0.
+// Strides of (8 * odd) halves keep the 8 row addresses of each ldmatrix on distinct banks.
+template <int MT, int NT8>
+__device__ __forceinline__ void warp_mma_k16(float (&acc)[MT][NT8][4], const h16* a0, int lda, const h16* b0, int ldb,
+                                             int k) {
+    const int lane = threadIdx.x & 31;
+    unsigned a[MT][4], b[NT8][2];
+#pragma unroll
+    for (int i = 0; i < MT; ++i)  // matrices: rows 0-7 k0-7, rows 8-15 k0-7, rows 0-7 k8-15, rows 8-15 k8-15
+        ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * lda + k + (lane >> 4) * 8);
+#pragma unroll
+    for (int j = 0; j < NT8; j += 2) {  // matrices: n-tile j k0-7, j k8-15, j+1 k0-7, j+1 k8-15
+        unsigned r[4];
+        ldmatrix_x4(r, b0 + (j * 8 + (lane & 7) + ((lane >> 4) << 3)) * ldb + k + ((lane >> 3) & 1) * 8);
+        b[j][0] = r[0];
+        b[j][1] = r[1];
+        if (j + 1 < NT8) {
+            b[j + 1][0] = r[2];
+            b[j + 1][1] = r[3];
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT8; ++j) mma16816(acc[i][j], a[i], b[j]);
+}
