@@ -19,7 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from kernels.registry import FUSED_RM, FUSED_THREADS, VARIANTS, Variant, check_fits, fused_smem_bytes, vendor_available
+from kernels.registry import (
+    FUSED_RM,
+    FUSED_THREADS,
+    VARIANTS,
+    Variant,
+    check_fits,
+    fused_smem_bytes,
+    fused_tc_smem_bytes,
+    vendor_available,
+)
 from pipeline.core.networks import Layer, Shape, load_network
 from pipeline.core.tiles import tile_sides
 
@@ -274,12 +283,16 @@ class Forward:
         v = self.variant
         tile, strategy = v.tile, v.strategy
         self._check_fused_shapes()
-        check_fits(tile, strategy)
+        check_fits(tile, strategy, precision=self.precision)
         self._device_params()
         (w1, _), (w2, _) = self.params["conv1"], self.params["conv2"]
-        self._w1p = cupy.asarray(interleave_channel_groups(pack_weights(w1), FUSED_RM[0]))
-        self._w2p = cupy.asarray(interleave_channel_groups(pack_weights(w2), FUSED_RM[1]))
-        smem = fused_smem_bytes(tile, strategy)
+        if self.precision == "fp32":
+            self._w1p = cupy.asarray(interleave_channel_groups(pack_weights(w1), FUSED_RM[0]))
+            self._w2p = cupy.asarray(interleave_channel_groups(pack_weights(w2), FUSED_RM[1]))
+            smem = fused_smem_bytes(tile, strategy)
+        else:  # kernels/fused_tc.cu: conv2's k in (ky, kx, ci) order, to read channels-last pool1 directly
+            self._w2p = self.encode(pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1))))
+            smem = fused_tc_smem_bytes(tile)
         kern = self._kernel(v.entries[0])
         self.module = self._module()
         kern.max_dynamic_shared_size_bytes = smem
@@ -291,10 +304,15 @@ class Forward:
         self.images_per_group = images_per_group(sm_count, grid[0] * grid[1])
         norm1 = _layer(self.layers, "norm1")
         s_in = self.shapes[0]
-        self._args = (self._w1p, self._b1, self._w2p, self._b2, self.output, np.int32(n), np.int32(s_in.height),
-                np.int32(s_in.width), np.int32(s_in.channels), np.int32(self.shapes[1].channels),
-                np.int32(c_out), np.float32(norm1.alpha), np.float32(norm1.beta), np.float32(norm1.k),
-                np.int32(self.images_per_group))  # fmt: skip
+        if self.precision == "fp32":
+            self._args = (self._w1p, self._b1, self._w2p, self._b2, self.output, np.int32(n), np.int32(s_in.height),
+                    np.int32(s_in.width), np.int32(s_in.channels), np.int32(self.shapes[1].channels),
+                    np.int32(c_out), np.float32(norm1.alpha), np.float32(norm1.beta), np.float32(norm1.k),
+                    np.int32(self.images_per_group))  # fmt: skip
+        else:
+            self._args = (self._w1p, self._b1, self._w2p, self._b2, self.output, np.int32(n), np.int32(s_in.height),
+                          np.int32(s_in.width), np.float32(norm1.alpha), np.float32(norm1.beta),
+                          np.float32(norm1.k), np.int32(self.images_per_group))  # fmt: skip
         self.kernels = [v.entries[0]]
         self.grid, self.smem_bytes = grid, smem
 

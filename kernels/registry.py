@@ -173,6 +173,35 @@ def fused_variant_name(strategy: str, tile: Tile) -> str:
     return Variant(Strategy(strategy), tile).name
 
 
+# Pool2 tiles of the tensor-core fused kernel (kernels/fused_tc.cu, recompute): all fit 227 KB
+# with 16-bit channels-last maps; fused_tc_smem_bytes mirrors its layout.
+FUSED_TC_TILES: tuple[Tile, ...] = (2, 3, 4, (2, 7))
+
+
+def fused_tc_smem_bytes(tile: Tile) -> int:
+    """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
+    layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). Halves, each region
+    rounded to 8: the channels-last pool1 tile (2R+5 x 2C+5 pixels x 104, conv2 padding included),
+    then a union of {conv1 region (2(2R+5)+1 x 2(2C+5)+1 x 104), conv1 A and B stages (2 x 96 and
+    2 x 128 rows of 40)} and {conv2 weight stage (2 x 256 x 24), conv2 tile (2R+1 x 2C+1 x 264)};
+    plus the conv1 k table (384 ints)."""
+    th, tw = tile_sides(tile)
+    p1h, p1w = 2 * th + 5, 2 * tw + 5
+    al8 = lambda v: (v + 7) // 8 * 8  # noqa: E731
+    sz_p1 = al8(p1h * p1w * 104)
+    sz_u = max(al8((2 * p1h + 1) * (2 * p1w + 1) * 104) + 2 * 96 * 40 + 2 * 128 * 40,
+               2 * 256 * 24 + al8((2 * th + 1) * (2 * tw + 1) * 264))  # fmt: skip
+    return 2 * (sz_p1 + sz_u) + 4 * 384
+
+
+def _fused_tc(tile: Tile, precision: str) -> Variant:
+    th, tw = tile_sides(tile)
+    defines = (("TILE_Y", th), ("TILE_X", tw), ("PREC", TC_PREC_DEFINE[precision]),
+               ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile)))  # fmt: skip
+    return Variant(Strategy.RECOMPUTE, tile, precision, source="kernels/fused_tc.cu",
+                   entries=(f"fused_tc_recompute_t{tile_label(tile)}",), defines=defines)  # fmt: skip
+
+
 _ALL = [
     Variant(Strategy.LBL, source="kernels/lbl.cu", entries=("lbl_conv_m96", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool")),
     *(Variant(Strategy.LBL, precision=p, source="kernels/lbl_tc.cu", defines=(("PREC", TC_PREC_DEFINE[p]),),
@@ -180,6 +209,7 @@ _ALL = [
       for p in TENSOR_CORE_PRECISIONS),
     *(_fused(Strategy.REUSE, t) for t in FUSED_TILES),
     *(_fused(Strategy.RECOMPUTE, t) for t in FUSED_TILES),
+    *(_fused_tc(t, p) for p in TENSOR_CORE_PRECISIONS for t in FUSED_TC_TILES),
     Variant(Strategy.VENDOR),
 ]
 VARIANTS: dict[str, Variant] = {v.name: v for v in _ALL}
@@ -202,9 +232,9 @@ def vendor_available() -> tuple[bool, str]:
     return True, ""
 
 
-def check_fits(tile: Tile, strategy: str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES) -> None:
+def check_fits(tile: Tile, strategy: str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES, precision: str = "fp32") -> None:
     """Raise a clear error when a fused tile's shared memory exceeds the GPU's per-block limit."""
-    need = fused_smem_bytes(tile, strategy)
+    need = fused_smem_bytes(tile, strategy) if precision == "fp32" else fused_tc_smem_bytes(tile)
     if need > smem_limit_bytes:
         raise ValueError(
             f"{fused_variant_name(strategy, tile)} needs {need} bytes of shared memory per block, more than "

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.stages.build import parse_ptxas, register_limited_occupancy_pct
+from pipeline.stages.build import (
+    BuildError,
+    build_variant,
+    find_cuobjdump,
+    parse_ptxas,
+    register_limited_occupancy_pct,
+    tensor_core_instructions,
+)
 
 DATA = Path(__file__).parent / "data" / "ptxas"
 
@@ -50,3 +57,38 @@ def test_real_nvcc_report_matches_parser(tmp_path):
     )  # fmt: skip
     (k,) = parse_ptxas(proc.stdout + proc.stderr)
     assert k["name"] == "k" and k["shared_bytes"] == 1024 and k["registers"] > 0
+
+
+SASS = Path(__file__).parent / "data" / "sass"
+
+
+def test_tensor_core_count_on_recorded_sass():
+    """cuobjdump -sass of tests/data/sass/probe.cu (nvcc 13.0, sm_90): one mma.sync is one HMMA."""
+    counts = tensor_core_instructions((SASS / "probe_sm90.sass").read_text())
+    assert counts == {"probe_fma": 0, "probe_mma": 1}
+
+
+needs_tools = pytest.mark.skipif(shutil.which("nvcc") is None or find_cuobjdump() is None,
+                                 reason="needs nvcc and cuobjdump (pip install -e '.[build]')")  # fmt: skip
+
+
+@needs_tools
+def test_tensor_core_build_records_hmma(tmp_path):
+    rep = build_variant("lbl-fp16", "sm_90", tmp_path / "v.cubin", tmp_path / "v.json", tmp_path / "v.log")
+    counts = {k["name"]: k["tensor_core_instructions"] for k in rep["kernels"]}
+    assert counts["lbl_tc_conv_m96"] > 0 and counts["lbl_tc_conv_m128"] > 0
+    assert counts["lbl_tc_lrn"] == 0 and counts["lbl_tc_maxpool"] == 0
+    assert rep["precision"] == "fp16" and rep["schema_version"] == 2
+
+
+@needs_tools
+def test_tensor_core_variant_without_hmma_fails_its_build(tmp_path, monkeypatch):
+    """A variant that claims fp16 but compiles the FP32 CUDA-core source must not build."""
+    import dataclasses
+
+    from kernels import registry
+
+    fake = dataclasses.replace(registry.VARIANTS["lbl"], precision="fp16")
+    monkeypatch.setitem(registry.VARIANTS, "lbl", fake)
+    with pytest.raises(BuildError, match="no HMMA"):
+        build_variant("lbl", "sm_90", tmp_path / "v.cubin", tmp_path / "v.json", tmp_path / "v.log")

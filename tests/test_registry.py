@@ -14,6 +14,7 @@ import pytest
 from kernels.registry import (
     FUSED_TILES,
     PRECISIONS,
+    TENSOR_CORE_PRECISIONS,
     SMEM_LIMIT_SM90_BYTES,
     VARIANTS,
     Strategy,
@@ -49,8 +50,10 @@ def test_names_follow_contract():
         assert NAME_RE.match(name), name
         assert v.name == name
         if v.strategy in ("reuse", "recompute"):
-            assert name == f"fused-{v.strategy}-t{tile_label(v.tile)}" == fused_variant_name(v.strategy, v.tile)
-            assert v.entries == (f"fused_{v.strategy}_t{tile_label(v.tile)}",)
+            suffix = "" if v.precision == "fp32" else f"-{v.precision}"
+            assert name == f"fused-{v.strategy}-t{tile_label(v.tile)}{suffix}"
+            tc = "tc_" if v.precision in TENSOR_CORE_PRECISIONS else ""
+            assert v.entries == (f"fused_{tc}{v.strategy}_t{tile_label(v.tile)}",)
             assert (v.define["TILE_Y"], v.define["TILE_X"]) == tile_sides(v.tile)
         else:
             assert v.tile is None
@@ -90,7 +93,7 @@ def test_sources_exist_and_flags():
         assert (ROOT / v.source).is_file(), v.source
         text = (ROOT / v.source).read_text()
         for e in v.entries:  # a literal entry, or the fused file's pasted name
-            assert e in text or "FUSED_ENTRY" in text, e
+            assert e in text or "FUSED_ENTRY" in text or "FTC_ENTRY" in text, e
         assert nvcc_flags(v) == [f"-D{k}={val}" for k, val in v.defines]
 
 

@@ -23,6 +23,11 @@ _USED = re.compile(r"Used (?P<regs>\d+) registers")
 _SMEM = re.compile(r"(?P<smem>\d+) bytes smem")
 
 
+_FUNCTION = re.compile(r"^\s*Function : (?P<name>\S+)")
+# Tensor-core instructions in SASS: HMMA (mma.sync, fp16/bf16/tf32), HGMMA/QGMMA (wgmma), IMMA.
+_TENSOR_CORE_OP = re.compile(r"\b(?:HMMA|HGMMA|QGMMA|IMMA)\.")
+
+
 class BuildError(RuntimeError):
     """nvcc is missing or failed; the message carries nvcc's own words."""
 
@@ -54,6 +59,48 @@ def parse_ptxas(log: str) -> list[dict]:
     return kernels
 
 
+def tensor_core_instructions(sass: str) -> dict[str, int]:
+    """Tensor-core instructions per kernel, from ``cuobjdump -sass`` output."""
+    counts: dict[str, int] = {}
+    name = None
+    for line in sass.splitlines():
+        if m := _FUNCTION.match(line):
+            name = m["name"]
+            counts[name] = 0
+        elif name is not None and _TENSOR_CORE_OP.search(line):
+            counts[name] += 1
+    return counts
+
+
+def find_cuobjdump() -> tuple[str, dict] | None:
+    """(cuobjdump, environment with nvdisasm on PATH): from PATH, beside nvcc, or from the
+    nvidia-cuda-cuobjdump / nvidia-cuda-nvdisasm wheels (the project's build extra); None if absent."""
+    import importlib.util
+    import os
+
+    dirs = [Path(p).parent for p in (shutil.which("cuobjdump"), shutil.which("nvcc")) if p]
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        dirs += sorted(Path(root).glob("cu*/bin"))
+    for d in dirs:
+        if (d / "cuobjdump").is_file() and (d / "nvdisasm").is_file():
+            return str(d / "cuobjdump"), {**os.environ, "PATH": f"{d}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return None
+
+
+def sass_tensor_core_counts(cubin: Path) -> dict[str, int]:
+    """``tensor_core_instructions`` of a cubin; BuildError when cuobjdump cannot be found or fails."""
+    found = find_cuobjdump()
+    if found is None:
+        raise BuildError("cuobjdump and nvdisasm not found (CUDA toolkit, or pip install -e '.[build]'): "
+                         "a tensor-core build must show its HMMA instructions")  # fmt: skip
+    exe, env = found
+    proc = subprocess.run([exe, "-sass", str(cubin)], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise BuildError(f"cuobjdump -sass {cubin} failed: {proc.stderr.strip()[-500:]}")
+    return tensor_core_instructions(proc.stdout)
+
+
 def register_limited_occupancy_pct(registers: int, arch: str) -> float:
     """Occupancy (% of the SM's warp slots) allowed by the register file alone."""
     regs_per_sm, max_warps, unit, _ = SM_LIMITS.get(arch, SM_LIMITS["sm_90"])
@@ -73,7 +120,7 @@ def nvcc_command(source: Path, defines: list[str], arch: str, cubin: Path) -> li
 
 def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, log: Path) -> dict:
     """Compile ``variant_name`` for ``arch`` into ``cubin``; write and return the resource report."""
-    from kernels.registry import VARIANTS, nvcc_flags
+    from kernels.registry import TENSOR_CORE_PRECISIONS, VARIANTS, nvcc_flags
     from pipeline.stages.job import stamp, write_json
 
     if shutil.which("nvcc") is None:
@@ -97,6 +144,12 @@ def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, 
     missing = set(v.entries) - {k["name"] for k in kernels}
     if missing:
         raise BuildError(f"{variant_name}: entries {sorted(missing)} not found in the cubin")
+    if v.precision in TENSOR_CORE_PRECISIONS:  # the SASS must show the tensor-core products
+        counts = sass_tensor_core_counts(cubin)
+        for k in kernels:
+            k["tensor_core_instructions"] = counts.get(k["name"], 0)
+        if not any(counts.values()):
+            raise BuildError(f"{variant_name} is a {v.precision} tensor-core variant but its SASS has no HMMA/HGMMA")
     # the -D flags say which build of a source this was
     result = stamp({"arch": arch, "nvcc": nvcc_version(), "defines": v.define, "kernels": kernels}, v)
     write_json(report_json, result)

@@ -10,8 +10,11 @@ from pipeline.core.gpus import detect_gpus
 
 def kernel_variants(config: dict) -> list[str]:
     """Variant names to run, in report order: per precision, the baseline first, the fused
-    strategies by tile, the vendor reference last. ``config`` is validated (schema defaults filled)."""
-    from kernels.registry import Strategy, Variant
+    strategies by tile, the vendor reference last. ``config`` is validated (schema defaults filled).
+    A combination the registry does not build (the tensor-core fused kernel is recompute-only, and
+    vendor is FP32) is left out; ``pipeline.config.check_config`` refuses a config that leaves a
+    precision with no fused variant."""
+    from kernels.registry import VARIANTS, Strategy, Variant
     from pipeline.core.tiles import parse_tile
 
     k = config["kernels"]
@@ -21,7 +24,7 @@ def kernel_variants(config: dict) -> list[str]:
         records += [Variant(Strategy(s), parse_tile(t), precision) for s in k["strategies"] for t in k["tile_sizes"]]
         if k["vendor"]:
             records.append(Variant(Strategy.VENDOR, precision=precision))
-    return [v.name for v in records]
+    return [v.name for v in records if v.name in VARIANTS]
 
 
 def built_variants(config: dict) -> list[str]:

@@ -1,0 +1,353 @@
+// Fused AlexNet front end on the tensor cores (variants `fused-recompute-t<tile>-fp16/-bf16`): ONE
+// kernel for conv1 -> relu -> LRN -> pool1 -> conv2(groups 2) -> relu -> LRN -> pool2 with 16-bit
+// values, mma.sync m16n8k16 products and FP32 accumulation (kernels/tc.cuh). Intermediates live in
+// shared memory only; device memory sees the input, the weights (L2-resident) and pool2.
+//
+// A block (256 threads, 8 warps) owns a TILE_Y x TILE_X tile of pool2 (all 256 channels) of one image
+// and builds its whole pyramid (recompute; grid (tiles_x, tiles_y, N), balanced tiles as fused.cu):
+//   1. conv1: implicit GEMM M = 96, N = the conv1 pixels under the tile's pool1 region, K = 3*11*11
+//      (padded to 384), in chunks of 128 pixels; B gathered from the input (global, L2-resident)
+//      through a k -> offset table, A (weights) staged in shared memory, both fed by ldmatrix.
+//      bias + ReLU -> c1, channels-last [pixel][96 + 8 pad] in shared memory.
+//   2. LRN in place over each pixel's 96 channels, then 3x3/2 max pool into the pool1 tile,
+//      channels-last, which carries conv2's 2-pixel zero padding.
+//   3. conv2: implicit GEMM per group M = 128, N = the conv2 pixels under the pool2 tile, K = 5*5*48
+//      in (ky, kx, c) order; B is read by ldmatrix straight from the channels-last pool1 tile (a
+//      k16 step is 16 channels of one (ky, kx): 16 contiguous bytes x 2 per pixel), no im2col copy.
+//      Warps 0-3 take group 0, 4-7 group 1, 32 channels each; weights streamed through a
+//      double-buffered stage. bias + ReLU -> c2 [pixel][256 + 8] (reusing conv1's space).
+//   4. LRN over 256 channels in place, 3x3/2 max pool to pool2 in device memory (NCHW).
+// 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2).
+// Compile-time: TILE_Y, TILE_X, PREC, EXPECT_SMEM_BYTES (kernels/registry.py fused_tc_smem_bytes).
+#include "tc.cuh"
+
+#ifndef TILE_Y
+#define TILE_Y 2
+#endif
+#ifndef TILE_X
+#define TILE_X TILE_Y
+#endif
+
+namespace ftc {
+
+constexpr int NT = 256;
+constexpr int CIN = 3, C1 = 96, C2 = 256, G2 = 2, C1G = C1 / G2, C2G = C2 / G2;
+constexpr int KS1 = 11, ST1 = 4, KS2 = 5;
+constexpr int TY = TILE_Y, TX = TILE_X;
+constexpr int P1H = 2 * TY + 5, P1W = 2 * TX + 5;      // pool1 tile incl. conv2's zero padding
+constexpr int C1H = 2 * P1H + 1, C1W = 2 * P1W + 1;    // conv1 rows/cols under the pool1 tile (at most)
+constexpr int C2H = 2 * TY + 1, C2W = 2 * TX + 1;      // conv2 tile
+constexpr int LD1 = C1 + 8, LD2 = C2 + 8;              // channels-last pixel strides (halves): 208 / 528 B
+constexpr int K1 = CIN * KS1 * KS1, K1P = (K1 + 31) / 32 * 32;  // 363 -> 384
+constexpr int K2 = KS2 * KS2 * C1G, K2P = (K2 + 31) / 32 * 32;  // 1200 -> 1216 (k16 step 75 is zero)
+constexpr int BK1 = 32, LDA1 = BK1 + 8, BN1 = 128;     // conv1 stages (as lbl_tc.cu)
+constexpr int BK2 = 16, LDA2 = BK2 + 8;                // conv2 weight stage: 256 rows x 16 k
+constexpr int N2 = C2H * C2W, N2P = (N2 + 15) / 16 * 16;  // conv2 pixels, padded for ldmatrix pairs
+constexpr int NT8_2 = N2P / 8;
+
+constexpr int al8(int v) { return (v + 7) / 8 * 8; }   // halves -> 16-byte multiples
+constexpr int cmax(int a, int b) { return a > b ? a : b; }
+constexpr int SZ_P1 = al8(P1H * P1W * LD1);
+constexpr int SZ_C1 = al8(C1H * C1W * LD1);
+constexpr int SZ_A1 = 2 * C1 * LDA1, SZ_B1 = 2 * BN1 * LDA1;
+constexpr int SZ_A2 = 2 * C2 * LDA2, SZ_C2 = al8(N2 * LD2);
+constexpr int OFF_P1 = 0, OFF_U = SZ_P1;  // phase 1 {c1, A1, B1} and phase 2 {A2, c2} share OFF_U
+constexpr int SZ_U = cmax(SZ_C1 + SZ_A1 + SZ_B1, SZ_A2 + SZ_C2);
+constexpr int SMEM_BYTES = 2 * (OFF_U + SZ_U) + 4 * K1P;  // + the conv1 k table (ints)
+#ifdef EXPECT_SMEM_BYTES
+static_assert(SMEM_BYTES == EXPECT_SMEM_BYTES, "kernels/registry.py fused_tc_smem_bytes() disagrees with fused_tc.cu");
+#endif
+
+template <int T>
+__device__ __forceinline__ int tile_start(int i, int n) {
+    const int nt = (n + T - 1) / T, base = n / nt, extra = n % nt;
+    return i * base + min(i, extra);
+}
+template <int T>
+__device__ __forceinline__ int tile_size(int i, int n) {
+    const int nt = (n + T - 1) / T, base = n / nt, extra = n % nt;
+    return base + (i < extra ? 1 : 0);
+}
+
+// LRN across the channels of each pixel, in place: a sliding window of the original values in
+// registers, so out[c] is written only after in[c + post] was read.
+template <int C, int LD>
+__device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_n, float beta, float kparam) {
+    constexpr int PRE = (LRN_SIZE - 1) / 2, POST = LRN_SIZE - 1 - PRE;
+    for (int p = threadIdx.x; p < npix; p += NT) {
+        h16* v = buf + p * LD;
+        float win[LRN_SIZE];  // win[PRE + d] = in[c + d]
+#pragma unroll
+        for (int d = 0; d < LRN_SIZE; ++d) {
+            const int c = d - PRE;
+            win[d] = (c >= 0 && c < C) ? h2f(v[c]) : 0.f;
+        }
+        for (int c = 0; c < C; ++c) {
+            float s = 0.f;
+#pragma unroll
+            for (int d = 0; d < LRN_SIZE; ++d) s = fmaf(win[d], win[d], s);
+            const float a = win[PRE];
+#pragma unroll
+            for (int d = 0; d + 1 < LRN_SIZE; ++d) win[d] = win[d + 1];
+            win[LRN_SIZE - 1] = (c + POST + 1 < C) ? h2f(v[c + POST + 1]) : 0.f;
+            v[c] = f2h(lrn_value(a, s, alpha_over_n, beta, kparam));
+        }
+    }
+}
+
+__device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h16* __restrict__ w1,
+                                              const float* __restrict__ b1, const h16* __restrict__ w2,
+                                              const float* __restrict__ b2, h16* __restrict__ out, int N, int H,
+                                              int W, float alpha, float beta, float kparam, int images_per_group) {
+    if (dynamic_smem_bytes() < (unsigned)SMEM_BYTES || images_per_group < 1) return;  // host checks first
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    h16* smem = reinterpret_cast<h16*>(smem_raw);
+    h16* p1 = smem + OFF_P1;
+    h16* c1 = smem + OFF_U;
+    h16* a1s = c1 + SZ_C1;
+    h16* b1s = a1s + SZ_A1;
+    h16* a2s = smem + OFF_U;
+    h16* c2 = a2s + SZ_A2;
+    int* ktab = reinterpret_cast<int*>(smem + OFF_U + SZ_U);
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int H1 = (H - KS1) / ST1 + 1, W1 = (W - KS1) / ST1 + 1;  // conv1
+    const int HP1 = (H1 - 3) / 2 + 1, WP1 = (W1 - 3) / 2 + 1;      // pool1 = conv2 (pad 2, 5x5/1)
+    const int HP2 = (HP1 - 3) / 2 + 1, WP2 = (WP1 - 3) / 2 + 1;    // pool2
+    // Block order as fused.cu: within groups of images_per_group images, tile-major.
+    const int ntiles = gridDim.x * gridDim.y;
+    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    const int g0 = lin / (ntiles * images_per_group) * images_per_group;
+    const int gsz = min(images_per_group, N - g0);
+    const int r = lin - g0 * ntiles;
+    const int tile = r / gsz, n = g0 + r % gsz;
+    const int bx = tile % gridDim.x, by = tile / gridDim.x;
+    const int r0 = tile_start<TY>(by, HP2), th = tile_size<TY>(by, HP2);
+    const int q0 = tile_start<TX>(bx, WP2), tw = tile_size<TX>(bx, WP2);
+    const int py0 = 2 * r0 - 2, px0 = 2 * q0 - 2;  // pool1 tile origin (may be -2)
+    const int ph = 2 * th + 5, pw = 2 * tw + 5;
+    // conv1 rows/cols under the valid pool1 rows/cols of the tile
+    const int pya = max(py0, 0), pyb = min(py0 + ph, HP1), pxa = max(px0, 0), pxb = min(px0 + pw, WP1);
+    const int cy0 = 2 * pya, cny = 2 * (pyb - pya) + 1, cx0 = 2 * pxa, cnx = 2 * (pxb - pxa) + 1;
+    const int n1 = cny * cnx;
+    const float alpha_over_n = alpha / LRN_SIZE;
+    const h16* xn = x + (size_t)n * CIN * H * W;
+
+    for (int k = tid; k < K1P; k += NT) {  // k = ci*121 + ky*11 + kx -> offset | ky << 24 | kx << 28
+        int e = 0;
+        if (k < K1) {
+            const int ci = k / (KS1 * KS1), rr = k - ci * KS1 * KS1, ky = rr / KS1, kx = rr - ky * KS1;
+            e = (ci * H * W + ky * W + kx) | (ky << 24) | (kx << 28);
+        }
+        ktab[k] = e;
+    }
+    __syncthreads();
+
+    // ---------------------------------------------------------------- 1. conv1 -> c1
+    {
+        const int wm = warp / 4, wn = warp % 4;  // warp tile 48 x 32
+        const int bj = tid % BN1, bk0 = (tid / BN1) * 16;
+        for (int nb = 0; nb < n1; nb += BN1) {
+            const int pl = nb + bj;
+            const bool pv = pl < n1;
+            const int cyl = pv ? pl / cnx : 0, cxl = pv ? pl - cyl * cnx : 0;
+            const h16* xb = xn + ((cy0 + cyl) * ST1) * W + (cx0 + cxl) * ST1;  // conv1 has no padding
+            uint4 ra[2];
+            unsigned rb[8];
+            auto load = [&](int k0) {
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+                    const int e = tid + NT * i, row = e / 4, ch = e % 4;
+                    if (e < C1 * 4) ra[i] = __ldg(reinterpret_cast<const uint4*>(w1 + row * K1P + k0) + ch);
+                }
+#pragma unroll
+                for (int i = 0; i < 8; ++i) {
+                    h16 v[2];
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int k = k0 + bk0 + 2 * i + h;
+                        v[h] = (pv && k < K1) ? __ldg(xb + (ktab[k] & 0xffffff)) : (h16)0;
+                    }
+                    rb[i] = pack2(v[0], v[1]);
+                }
+            };
+            auto store = [&](int buf) {
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+                    const int e = tid + NT * i;
+                    if (e < C1 * 4) *reinterpret_cast<uint4*>(a1s + buf * C1 * LDA1 + (e / 4) * LDA1 + (e % 4) * 8) = ra[i];
+                }
+                uint4* bd = reinterpret_cast<uint4*>(b1s + buf * BN1 * LDA1 + bj * LDA1 + bk0);
+                bd[0] = make_uint4(rb[0], rb[1], rb[2], rb[3]);
+                bd[1] = make_uint4(rb[4], rb[5], rb[6], rb[7]);
+            };
+            float acc[3][4][4];
+#pragma unroll
+            for (int i = 0; i < 3; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j)
+#pragma unroll
+                    for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+            load(0);
+            store(0);
+            __syncthreads();
+            constexpr int NST = K1P / BK1;
+            for (int t = 0; t < NST; ++t) {
+                const int buf = t & 1;
+                if (t + 1 < NST) load((t + 1) * BK1);
+                const h16* a0 = a1s + buf * C1 * LDA1 + wm * 48 * LDA1;
+                const h16* bb = b1s + buf * BN1 * LDA1 + wn * 32 * LDA1;
+#pragma unroll
+                for (int kk = 0; kk < BK1; kk += 16) warp_mma_k16<3, 4>(acc, a0, LDA1, bb, LDA1, kk);
+                if (t + 1 < NST) store(buf ^ 1);
+                __syncthreads();
+            }
+            const int gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+#pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const int pj = nb + wn * 32 + j * 8 + 2 * tq + h;
+                    if (pj >= n1) continue;
+#pragma unroll
+                    for (int i = 0; i < 3; ++i)
+#pragma unroll
+                        for (int rr = 0; rr < 2; ++rr) {
+                            const int m = wm * 48 + i * 16 + gq + 8 * rr;
+                            c1[pj * LD1 + m] = f2h(fmaxf(acc[i][j][2 * rr + h] + __ldg(b1 + m), 0.f));
+                        }
+                }
+        }
+    }
+    __syncthreads();
+
+    // ---------------------------------------------------------------- 2. LRN, pool1 -> p1
+    lrn_pixels<C1, LD1>(c1, n1, alpha_over_n, beta, kparam);
+    __syncthreads();
+    for (int e = tid; e < P1H * P1W * C1; e += NT) {
+        const int c = e % C1, pix = e / C1, yl = pix / P1W, xl = pix - yl * P1W;
+        const int py = py0 + yl, px = px0 + xl;
+        float m = 0.f;  // conv2's zero padding (and unused rows/cols of a clipped tile)
+        if (yl < ph && xl < pw && py >= 0 && py < HP1 && px >= 0 && px < WP1) {
+            const h16* s = c1 + ((2 * py - cy0) * cnx + (2 * px - cx0)) * LD1 + c;
+            m = __int_as_float(0xff800000);
+#pragma unroll
+            for (int dy = 0; dy < 3; ++dy)
+#pragma unroll
+                for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, h2f(s[(dy * cnx + dx) * LD1]));
+        }
+        p1[pix * LD1 + c] = f2h(m);
+    }
+    __syncthreads();
+
+    // ---------------------------------------------------------------- 3. conv2 -> c2
+    {
+        const int grp = warp / 4, wm = warp % 4;  // warp: group grp, channels wm*32 .. +32 of it
+        // ldmatrix rows of this lane for n-tile pair j: pixel j*8 + (lane&7) + 8*(lane>>4), k half (lane>>3)&1
+        int pixoff[NT8_2 / 2];
+#pragma unroll
+        for (int j = 0; j < NT8_2; j += 2) {
+            int p = j * 8 + (lane & 7) + ((lane >> 4) << 3);
+            if (p >= N2 || (p % C2W) >= 2 * tw + 1 || (p / C2W) >= 2 * th + 1) p = 0;  // padding: any valid pixel
+            pixoff[j / 2] = ((p / C2W) * P1W + (p % C2W)) * LD1 + grp * C1G + ((lane >> 3) & 1) * 8;
+        }
+        auto load_a = [&](int k0, int buf) {  // 256 rows x 16 k: two 16-byte chunks per thread
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                const int e = tid + NT * i, row = e / 2, ch = e % 2;
+                cp_async16(a2s + buf * C2 * LDA2 + row * LDA2 + ch * 8, w2 + row * K2P + k0 + ch * 8);
+            }
+            cp_async_commit();
+        };
+        float acc[2][NT8_2][4];
+#pragma unroll
+        for (int i = 0; i < 2; ++i)
+#pragma unroll
+            for (int j = 0; j < NT8_2; ++j)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+        constexpr int NST = K2P / BK2;  // 76 k16 steps; (ky, kx) = s / 3, channels 16 * (s % 3)
+        load_a(0, 0);
+        for (int s = 0; s < NST; ++s) {
+            const int buf = s & 1;
+            if (s + 1 < NST) {
+                load_a((s + 1) * BK2, buf ^ 1);
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
+            __syncthreads();
+            const int kyx = s < NST - 1 ? s / 3 : 0, c0 = s < NST - 1 ? (s % 3) * 16 : 0;  // step 75: zero weights
+            const int koff = ((kyx / KS2) * P1W + kyx % KS2) * LD1 + c0;
+            unsigned a[2][4], b[NT8_2][2];
+            const h16* a0 = a2s + buf * C2 * LDA2 + (grp * C2G + wm * 32) * LDA2;
+#pragma unroll
+            for (int i = 0; i < 2; ++i) ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * LDA2 + (lane >> 4) * 8);
+#pragma unroll
+            for (int j = 0; j < NT8_2; j += 2) {
+                unsigned rr[4];
+                ldmatrix_x4(rr, p1 + pixoff[j / 2] + koff);
+                b[j][0] = rr[0];
+                b[j][1] = rr[1];
+                b[j + 1][0] = rr[2];
+                b[j + 1][1] = rr[3];
+            }
+#pragma unroll
+            for (int i = 0; i < 2; ++i)
+#pragma unroll
+                for (int j = 0; j < NT8_2; ++j) mma16816(acc[i][j], a[i], b[j]);
+            __syncthreads();  // the stage is refilled next trip
+        }
+        const int gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+        for (int j = 0; j < NT8_2; ++j)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int pj = j * 8 + 2 * tq + h;
+                if (pj >= N2) continue;
+#pragma unroll
+                for (int i = 0; i < 2; ++i)
+#pragma unroll
+                    for (int rr = 0; rr < 2; ++rr) {
+                        const int m = grp * C2G + wm * 32 + i * 16 + gq + 8 * rr;
+                        c2[pj * LD2 + m] = f2h(fmaxf(acc[i][j][2 * rr + h] + __ldg(b2 + m), 0.f));
+                    }
+            }
+    }
+    __syncthreads();
+
+    // ---------------------------------------------------------------- 4. LRN, pool2 -> out
+    lrn_pixels<C2, LD2>(c2, N2, alpha_over_n, beta, kparam);
+    __syncthreads();
+    for (int e = tid; e < C2 * TY * TX; e += NT) {
+        const int pix = e % (TY * TX), c = e / (TY * TX), yl = pix / TX, xl = pix - yl * TX;
+        if (yl >= th || xl >= tw) continue;
+        const h16* s = c2 + ((2 * yl) * C2W + 2 * xl) * LD2 + c;
+        float m = __int_as_float(0xff800000);
+#pragma unroll
+        for (int dy = 0; dy < 3; ++dy)
+#pragma unroll
+            for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, h2f(s[(dy * C2W + dx) * LD2]));
+        out[(((size_t)n * C2 + c) * HP2 + r0 + yl) * WP2 + q0 + xl] = f2h(m);
+    }
+}
+
+}  // namespace ftc
+
+#define FTC_CAT2(a, b) a##b
+#define FTC_CAT(a, b) FTC_CAT2(a, b)
+#if TILE_X == TILE_Y
+#define FTC_TILE_NAME TILE_X
+#else
+#define FTC_TILE_NAME FTC_CAT(FTC_CAT(TILE_Y, x), TILE_X)
+#endif
+#define FTC_ENTRY FTC_CAT(fused_tc_recompute_t, FTC_TILE_NAME)
+
+// Grid: (tiles_x, tiles_y, N) of balanced tiles; 256 threads; dynamic shared memory SMEM_BYTES.
+// w1: [96][384] (k = ci*121 + ky*11 + kx), w2: [256][1216] (k = (ky*5 + kx)*48 + ci), 16-bit.
+extern "C" __global__ void __launch_bounds__(256, 1)
+    FTC_ENTRY(const h16* __restrict__ x, const h16* __restrict__ w1, const float* __restrict__ b1,
+              const h16* __restrict__ w2, const float* __restrict__ b2, h16* __restrict__ out, int N, int H, int W,
+              float alpha, float beta, float kparam, int images_per_group) {
+    ftc::fused_tc_body(x, w1, b1, w2, b2, out, N, H, W, alpha, beta, kparam, images_per_group);
+}
