@@ -291,7 +291,7 @@ class Forward:
             self._w2p = cupy.asarray(interleave_channel_groups(pack_weights(w2), FUSED_RM[1]))
             smem = fused_smem_bytes(tile, strategy)
         else:  # kernels/fused_tc.cu: conv2's k in (ky, kx, ci) order, to read channels-last pool1 directly
-            self._w2p = self.encode(pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1))))
+            self._w2p = self.encode(pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16))
             smem = fused_tc_smem_bytes(tile)
         kern = self._kernel(v.entries[0])
         self.module = self._module()

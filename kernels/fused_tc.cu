@@ -27,8 +27,32 @@
 #ifndef TILE_X
 #define TILE_X TILE_Y
 #endif
+#ifndef PHASE_TIMING
+#define PHASE_TIMING 0
+#endif
 
 namespace ftc {
+
+// Phase timing (-DPHASE_TIMING=1, as fused.cu; pipeline/stages/phases.py reads these names): thread 0
+// reads the SM clock after the barrier that ends each phase and adds the cycles to its counter.
+enum Phase { PH_CONV1, PH_NORM1, PH_POOL1, PH_CONV2, PH_NORM2, PH_POOL2, NPHASE };
+#if PHASE_TIMING
+}  // namespace ftc
+extern "C" {
+__device__ unsigned long long fused_phase_cycles[ftc::NPHASE + 1];
+}
+namespace ftc {
+#define PHASE_MARK(p)                                                               \
+    do {                                                                            \
+        if (threadIdx.x == 0) {                                                     \
+            const long long now_ = clock64();                                       \
+            atomicAdd(&fused_phase_cycles[p], (unsigned long long)(now_ - phase_t)); \
+            phase_t = now_;                                                         \
+        }                                                                           \
+    } while (0)
+#else
+#define PHASE_MARK(p)
+#endif
 
 constexpr int NT = 256;
 constexpr int CIN = 3, C1 = 96, C2 = 256, G2 = 2, C1G = C1 / G2, C2G = C2 / G2;
@@ -39,9 +63,9 @@ constexpr int C1H = 2 * P1H + 1, C1W = 2 * P1W + 1;    // conv1 rows/cols under 
 constexpr int C2H = 2 * TY + 1, C2W = 2 * TX + 1;      // conv2 tile
 constexpr int LD1 = C1 + 8, LD2 = C2 + 8;              // channels-last pixel strides (halves): 208 / 528 B
 constexpr int K1 = CIN * KS1 * KS1, K1P = (K1 + 31) / 32 * 32;  // 363 -> 384
-constexpr int K2 = KS2 * KS2 * C1G, K2P = (K2 + 31) / 32 * 32;  // 1200 -> 1216 (k16 step 75 is zero)
+constexpr int K2 = KS2 * KS2 * C1G;                    // 1200 = 25 (ky, kx) x 48 channels
 constexpr int BK1 = 32, LDA1 = BK1 + 8, BN1 = 128;     // conv1 stages (as lbl_tc.cu)
-constexpr int BK2 = 16, LDA2 = BK2 + 8;                // conv2 weight stage: 256 rows x 16 k
+constexpr int BK2 = C1G, LDA2 = BK2 + 8, NS2 = 3;     // conv2 weight stage: 256 rows x one (ky, kx), 3 deep
 constexpr int N2 = C2H * C2W, N2P = (N2 + 15) / 16 * 16;  // conv2 pixels, padded for ldmatrix pairs
 constexpr int NT8_2 = N2P / 8;
 
@@ -50,7 +74,7 @@ constexpr int cmax(int a, int b) { return a > b ? a : b; }
 constexpr int SZ_P1 = al8(P1H * P1W * LD1);
 constexpr int SZ_C1 = al8(C1H * C1W * LD1);
 constexpr int SZ_A1 = 2 * C1 * LDA1, SZ_B1 = 2 * BN1 * LDA1;
-constexpr int SZ_A2 = 2 * C2 * LDA2, SZ_C2 = al8(N2 * LD2);
+constexpr int SZ_A2 = NS2 * C2 * LDA2, SZ_C2 = al8(N2 * LD2);
 constexpr int OFF_P1 = 0, OFF_U = SZ_P1;  // phase 1 {c1, A1, B1} and phase 2 {A2, c2} share OFF_U
 constexpr int SZ_U = cmax(SZ_C1 + SZ_A1 + SZ_B1, SZ_A2 + SZ_C2);
 constexpr int SMEM_BYTES = 2 * (OFF_U + SZ_U) + 4 * K1P;  // + the conv1 k table (ints)
@@ -69,29 +93,36 @@ __device__ __forceinline__ int tile_size(int i, int n) {
     return base + (i < extra ? 1 : 0);
 }
 
-// LRN across the channels of each pixel, in place: a sliding window of the original values in
-// registers, so out[c] is written only after in[c + post] was read.
-template <int C, int LD>
+// LRN across the channels of each pixel, in place. TPP threads (of one warp) share a pixel, each
+// owning C/TPP consecutive channels: all read their channels and the window's halo into registers,
+// the warp synchronises, then each writes its outputs (the LRNs of a thread are independent, so
+// they overlap in the pipeline; a pixel per thread was a serial chain of C steps).
+template <int C, int LD, int TPP>
 __device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_n, float beta, float kparam) {
-    constexpr int PRE = (LRN_SIZE - 1) / 2, POST = LRN_SIZE - 1 - PRE;
-    for (int p = threadIdx.x; p < npix; p += NT) {
-        h16* v = buf + p * LD;
-        float win[LRN_SIZE];  // win[PRE + d] = in[c + d]
+    constexpr int CPT = C / TPP, PRE = (LRN_SIZE - 1) / 2, POST = LRN_SIZE - 1 - PRE;
+    static_assert(C % TPP == 0 && 32 % TPP == 0, "a pixel's threads must split its channels within a warp");
+    const int sub = threadIdx.x % TPP, c0 = sub * CPT;
+    const int rounds = (npix + NT / TPP - 1) / (NT / TPP);  // every thread runs every round (syncwarp)
+    for (int rd = 0; rd < rounds; ++rd) {
+        const int p = rd * (NT / TPP) + threadIdx.x / TPP;
+        h16* v = buf + (p < npix ? p : 0) * LD;
+        float x[CPT + LRN_SIZE - 1];  // x[i] = in[c0 - PRE + i]
 #pragma unroll
-        for (int d = 0; d < LRN_SIZE; ++d) {
-            const int c = d - PRE;
-            win[d] = (c >= 0 && c < C) ? h2f(v[c]) : 0.f;
+        for (int i = 0; i < CPT + LRN_SIZE - 1; ++i) {
+            const int c = c0 - PRE + i;
+            x[i] = (c >= 0 && c < C) ? h2f(v[c]) : 0.f;
         }
-        for (int c = 0; c < C; ++c) {
-            float s = 0.f;
+        __syncwarp();
+        if (p < npix) {
 #pragma unroll
-            for (int d = 0; d < LRN_SIZE; ++d) s = fmaf(win[d], win[d], s);
-            const float a = win[PRE];
+            for (int i = 0; i < CPT; ++i) {
+                float s = 0.f;
 #pragma unroll
-            for (int d = 0; d + 1 < LRN_SIZE; ++d) win[d] = win[d + 1];
-            win[LRN_SIZE - 1] = (c + POST + 1 < C) ? h2f(v[c + POST + 1]) : 0.f;
-            v[c] = f2h(lrn_value(a, s, alpha_over_n, beta, kparam));
+                for (int d = 0; d < PRE + POST + 1; ++d) s = fmaf(x[i + d], x[i + d], s);
+                v[c0 + i] = f2h(lrn_value(x[i + PRE], s, alpha_over_n, beta, kparam));
+            }
         }
+        __syncwarp();
     }
 }
 
@@ -133,6 +164,10 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
     const float alpha_over_n = alpha / LRN_SIZE;
     const h16* xn = x + (size_t)n * CIN * H * W;
 
+#if PHASE_TIMING
+    long long phase_t = clock64();
+    if (tid == 0) atomicAdd(&fused_phase_cycles[NPHASE], 1ull);
+#endif
     for (int k = tid; k < K1P; k += NT) {  // k = ci*121 + ky*11 + kx -> offset | ky << 24 | kx << 28
         int e = 0;
         if (k < K1) {
@@ -220,10 +255,12 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
         }
     }
     __syncthreads();
+    PHASE_MARK(PH_CONV1);
 
     // ---------------------------------------------------------------- 2. LRN, pool1 -> p1
-    lrn_pixels<C1, LD1>(c1, n1, alpha_over_n, beta, kparam);
+    lrn_pixels<C1, LD1, 8>(c1, n1, alpha_over_n, beta, kparam);
     __syncthreads();
+    PHASE_MARK(PH_NORM1);
     for (int e = tid; e < P1H * P1W * C1; e += NT) {
         const int c = e % C1, pix = e / C1, yl = pix / P1W, xl = pix - yl * P1W;
         const int py = py0 + yl, px = px0 + xl;
@@ -239,6 +276,7 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
         p1[pix * LD1 + c] = f2h(m);
     }
     __syncthreads();
+    PHASE_MARK(PH_POOL1);
 
     // ---------------------------------------------------------------- 3. conv2 -> c2
     {
@@ -251,13 +289,16 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
             if (p >= N2 || (p % C2W) >= 2 * tw + 1 || (p / C2W) >= 2 * th + 1) p = 0;  // padding: any valid pixel
             pixoff[j / 2] = ((p / C2W) * P1W + (p % C2W)) * LD1 + grp * C1G + ((lane >> 3) & 1) * 8;
         }
-        auto load_a = [&](int k0, int buf) {  // 256 rows x 16 k: two 16-byte chunks per thread
+        auto load_a = [&](int s) {  // stage s = (ky, kx): 256 rows x 48 k, six 16-byte chunks per thread
+            if (s < KS2 * KS2) {
+                h16* dst = a2s + (s % NS2) * C2 * LDA2;
 #pragma unroll
-            for (int i = 0; i < 2; ++i) {
-                const int e = tid + NT * i, row = e / 2, ch = e % 2;
-                cp_async16(a2s + buf * C2 * LDA2 + row * LDA2 + ch * 8, w2 + row * K2P + k0 + ch * 8);
+                for (int i = 0; i < C2 * BK2 / 8 / NT; ++i) {
+                    const int e = tid + NT * i, row = e / (BK2 / 8), ch = e % (BK2 / 8);
+                    cp_async16(dst + row * LDA2 + ch * 8, w2 + row * K2 + s * BK2 + ch * 8);
+                }
             }
-            cp_async_commit();
+            cp_async_commit();  // an empty group past the end keeps the wait count uniform
         };
         float acc[2][NT8_2][4];
 #pragma unroll
@@ -266,38 +307,35 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
             for (int j = 0; j < NT8_2; ++j)
 #pragma unroll
                 for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
-        constexpr int NST = K2P / BK2;  // 76 k16 steps; (ky, kx) = s / 3, channels 16 * (s % 3)
-        load_a(0, 0);
-        for (int s = 0; s < NST; ++s) {
-            const int buf = s & 1;
-            if (s + 1 < NST) {
-                load_a((s + 1) * BK2, buf ^ 1);
-                cp_async_wait<1>();
-            } else {
-                cp_async_wait<0>();
+        load_a(0);
+        load_a(1);
+        for (int s = 0; s < KS2 * KS2; ++s) {
+            cp_async_wait<1>();  // stage s landed (s + 1 may be in flight)
+            __syncthreads();     // ... for every thread; and stage s - 1 is no longer read
+            load_a(s + 2);
+            const int koff = ((s / KS2) * P1W + s % KS2) * LD1;
+            const h16* a0 = a2s + (s % NS2) * C2 * LDA2 + (grp * C2G + wm * 32) * LDA2;
+#pragma unroll
+            for (int kk = 0; kk < BK2; kk += 16) {
+                unsigned a[2][4], b[NT8_2][2];
+#pragma unroll
+                for (int i = 0; i < 2; ++i) ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * LDA2 + kk + (lane >> 4) * 8);
+#pragma unroll
+                for (int j = 0; j < NT8_2; j += 2) {
+                    unsigned rr[4];
+                    ldmatrix_x4(rr, p1 + pixoff[j / 2] + koff + kk);
+                    b[j][0] = rr[0];
+                    b[j][1] = rr[1];
+                    b[j + 1][0] = rr[2];
+                    b[j + 1][1] = rr[3];
+                }
+#pragma unroll
+                for (int i = 0; i < 2; ++i)
+#pragma unroll
+                    for (int j = 0; j < NT8_2; ++j) mma16816(acc[i][j], a[i], b[j]);
             }
-            __syncthreads();
-            const int kyx = s < NST - 1 ? s / 3 : 0, c0 = s < NST - 1 ? (s % 3) * 16 : 0;  // step 75: zero weights
-            const int koff = ((kyx / KS2) * P1W + kyx % KS2) * LD1 + c0;
-            unsigned a[2][4], b[NT8_2][2];
-            const h16* a0 = a2s + buf * C2 * LDA2 + (grp * C2G + wm * 32) * LDA2;
-#pragma unroll
-            for (int i = 0; i < 2; ++i) ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * LDA2 + (lane >> 4) * 8);
-#pragma unroll
-            for (int j = 0; j < NT8_2; j += 2) {
-                unsigned rr[4];
-                ldmatrix_x4(rr, p1 + pixoff[j / 2] + koff);
-                b[j][0] = rr[0];
-                b[j][1] = rr[1];
-                b[j + 1][0] = rr[2];
-                b[j + 1][1] = rr[3];
-            }
-#pragma unroll
-            for (int i = 0; i < 2; ++i)
-#pragma unroll
-                for (int j = 0; j < NT8_2; ++j) mma16816(acc[i][j], a[i], b[j]);
-            __syncthreads();  // the stage is refilled next trip
         }
+        cp_async_wait<0>();
         const int gq = lane >> 2, tq = lane & 3;
 #pragma unroll
         for (int j = 0; j < NT8_2; ++j)
@@ -315,10 +353,12 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
             }
     }
     __syncthreads();
+    PHASE_MARK(PH_CONV2);
 
     // ---------------------------------------------------------------- 4. LRN, pool2 -> out
-    lrn_pixels<C2, LD2>(c2, N2, alpha_over_n, beta, kparam);
+    lrn_pixels<C2, LD2, 32>(c2, N2, alpha_over_n, beta, kparam);
     __syncthreads();
+    PHASE_MARK(PH_NORM2);
     for (int e = tid; e < C2 * TY * TX; e += NT) {
         const int pix = e % (TY * TX), c = e / (TY * TX), yl = pix / TX, xl = pix - yl * TX;
         if (yl >= th || xl >= tw) continue;
@@ -330,6 +370,10 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
             for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, h2f(s[(dy * C2W + dx) * LD2]));
         out[(((size_t)n * C2 + c) * HP2 + r0 + yl) * WP2 + q0 + xl] = f2h(m);
     }
+#if PHASE_TIMING
+    __syncthreads();
+#endif
+    PHASE_MARK(PH_POOL2);
 }
 
 }  // namespace ftc
@@ -344,7 +388,7 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
 #define FTC_ENTRY FTC_CAT(fused_tc_recompute_t, FTC_TILE_NAME)
 
 // Grid: (tiles_x, tiles_y, N) of balanced tiles; 256 threads; dynamic shared memory SMEM_BYTES.
-// w1: [96][384] (k = ci*121 + ky*11 + kx), w2: [256][1216] (k = (ky*5 + kx)*48 + ci), 16-bit.
+// w1: [96][384] (k = ci*121 + ky*11 + kx), w2: [256][1200] (k = (ky*5 + kx)*48 + ci), 16-bit.
 extern "C" __global__ void __launch_bounds__(256, 1)
     FTC_ENTRY(const h16* __restrict__ x, const h16* __restrict__ w1, const float* __restrict__ b1,
               const h16* __restrict__ w2, const float* __restrict__ b2, h16* __restrict__ out, int N, int H, int W,

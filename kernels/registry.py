@@ -183,14 +183,14 @@ def fused_tc_smem_bytes(tile: Tile) -> int:
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). Halves, each region
     rounded to 8: the channels-last pool1 tile (2R+5 x 2C+5 pixels x 104, conv2 padding included),
     then a union of {conv1 region (2(2R+5)+1 x 2(2C+5)+1 x 104), conv1 A and B stages (2 x 96 and
-    2 x 128 rows of 40)} and {conv2 weight stage (2 x 256 x 24), conv2 tile (2R+1 x 2C+1 x 264)};
+    2 x 128 rows of 40)} and {conv2 weight stages (3 x 256 x 56), conv2 tile (2R+1 x 2C+1 x 264)};
     plus the conv1 k table (384 ints)."""
     th, tw = tile_sides(tile)
     p1h, p1w = 2 * th + 5, 2 * tw + 5
     al8 = lambda v: (v + 7) // 8 * 8  # noqa: E731
     sz_p1 = al8(p1h * p1w * 104)
     sz_u = max(al8((2 * p1h + 1) * (2 * p1w + 1) * 104) + 2 * 96 * 40 + 2 * 128 * 40,
-               2 * 256 * 24 + al8((2 * th + 1) * (2 * tw + 1) * 264))  # fmt: skip
+               3 * 256 * 56 + al8((2 * th + 1) * (2 * tw + 1) * 264))  # fmt: skip
     return 2 * (sz_p1 + sz_u) + 4 * 384
 
 

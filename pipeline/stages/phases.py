@@ -28,8 +28,9 @@ WARM_S = 0.5  # GPU time before any timing: from idle the SM clock needs a while
 
 
 def fused_phase_names(source: str | None = None) -> tuple[str, ...]:
-    """Phase names from ``enum Phase { PH_SHIFT, PH_CONV1, ..., NPHASE }`` in kernels/fused.cu,
-    lower case without the prefix: the kernel is the one place they are defined."""
+    """Phase names from ``enum Phase { PH_SHIFT, PH_CONV1, ..., NPHASE }`` in a fused kernel's
+    source text (default kernels/fused.cu), lower case without the prefix: the kernel is the one
+    place they are defined."""
     text = FUSED_SOURCE.read_text() if source is None else source
     m = re.search(r"enum\s+Phase\s*\{([^}]*)\}", text)
     if m is None:
@@ -111,11 +112,12 @@ def fused_phases(variant: str, batch: int, height: int, width: int, params: dict
 
     from kernels.api import make_forward
 
-    names = fused_phase_names()
-    inst = make_forward(variant, batch, height, width, params=params, cubin=None, defines=PHASE_DEFINE)
+    from kernels.registry import VARIANTS
     from pipeline.core.reference import compare
 
-    max_rel_diff = compare(inst(inputs[0]).get(), cupy.asnumpy(reference_out))["max_abs_error_scaled"]
+    names = fused_phase_names((REPO / VARIANTS[variant].source).read_text())  # fused.cu or fused_tc.cu
+    inst = make_forward(variant, batch, height, width, params=params, cubin=None, defines=PHASE_DEFINE)
+    max_rel_diff = compare(inst.decode(inst(inputs[0])), inst.decode(reference_out))["max_abs_error_scaled"]
     counters = cupy.ndarray((len(names) + 1,), cupy.uint64, inst.module.get_global("fused_phase_cycles"))
     instrumented_us = _median_us(lambda i: inst(inputs[i % len(inputs)]), launches)
     counters.fill(0)
