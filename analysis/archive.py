@@ -237,7 +237,7 @@ def migrate(archive_dir: Path) -> list[Path]:
     """Upgrade an archived run in place to the current schema; returns the files it changed.
 
     Every result JSON (verify, time, profile, phases, build reports) gets ``schema_version`` and
-    the record fields (``Variant.parse`` of its folder name, the network from its path, the group
+    the record fields (ceilings and provenance: ``schema_version``) (``Variant.parse`` of its folder name, the network from its path, the group
     from the archive's plan); fused build reports get ``exact_slots``; key spellings become the
     stages' (ceilings' ``fp32_flop_per_s``, ``l2_bytes``); per-batch verify files and in-GPU-dir
     build reports move to today's layout; plan.csv gains the record and model columns. Measured
@@ -253,8 +253,8 @@ def migrate(archive_dir: Path) -> list[Path]:
         changed += _move_builds(archive, g)
         for variant_dir in sorted({d.parent for *_, d in measurement_dirs(g)}):
             changed += _verify_per_variant(variant_dir)
-        for name, renamed in RENAMED_KEYS.items():
-            if (g / name).exists() and _rename_keys(g / name, renamed):
+        for name, renamed in RENAMED_KEYS.items():  # per-GPU files: no variant record
+            if (g / name).exists() and (_rename_keys(g / name, renamed) | _stamp(g / name, {})):
                 changed.append(g / name)
         for network, variant, _, d in measurement_dirs(g):
             record = _record(variant, network, groups)

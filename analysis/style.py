@@ -26,18 +26,15 @@ PAPER_COLOR = "#d62728"  # the paper's FPGA figures: always red, always marked w
 PAPER_MARKER = "*"
 MODEL_LINESTYLE = "--"  # analytical model predictions: always dashed
 
-# Fixed colours per strategy so lbl is the same colour in every figure; fused variants take their
-# strategy's shades in tile order.
-_FAMILY_COLORS = {
-    Strategy.LBL: "#4d4d4d",
-    Strategy.VENDOR: "#9467bd",
-    Strategy.REUSE: "#1f77b4",
-    Strategy.RECOMPUTE: "#ff7f0e",
-}
-_TILE_SHADES = {
+# Fixed colours per strategy so lbl is the same colour in every figure; a strategy's variants
+# (tiles, precisions) take its shades in rank order, the first shade being the strategy's colour.
+_SHADES = {
+    Strategy.LBL: ("#4d4d4d", "#8c8c8c", "#b5b5b5", "#262626"),
+    Strategy.VENDOR: ("#9467bd", "#c5b0d5", "#6a3d9a"),
     Strategy.REUSE: ("#1f77b4", "#17becf", "#2ca02c", "#8c564b", "#e377c2", "#bcbd22"),
     Strategy.RECOMPUTE: ("#ff7f0e", "#d62728", "#f7b6d2", "#c49c94", "#dbdb8d", "#7f7f7f"),
 }
+_OTHER = "#7f7f7f"
 
 
 def apply() -> None:
@@ -67,25 +64,22 @@ def figure(n_cols: int = 1, n_rows: int = 1, height_in: float = 5.0, **kw) -> tu
 
 
 def variant_palette(rows) -> dict[str, str]:
-    """Stable colours for the variants of ``rows`` (a frame with the record columns): lbl grey,
-    vendor purple, reuse blues, recompute oranges (by tile order)."""
+    """Stable colours for the variants of ``rows`` (a frame with the record columns): lbl greys,
+    vendor purples, reuse blues, recompute oranges, in rank order (tile, then precision)."""
+    strategy = rows.drop_duplicates("variant").set_index("variant")["strategy"] if len(rows) else {}
     colors: dict[str, str] = {}
-    used = {s: 0 for s in _TILE_SHADES}
-    first = rows.drop_duplicates("variant").set_index("variant")["strategy"] if len(rows) else {}
+    used = dict.fromkeys(_SHADES, 0)
     for v in variant_order(rows):
-        strategy = first[v]
-        if strategy in _TILE_SHADES:
-            shades = _TILE_SHADES[strategy]
-            colors[v] = shades[used[strategy] % len(shades)]
-            used[strategy] += 1
-        else:
-            colors[v] = _FAMILY_COLORS.get(strategy, "#7f7f7f")
+        shades = _SHADES.get(strategy[v], (_OTHER,))
+        colors[v] = shades[used.get(strategy[v], 0) % len(shades)]
+        if strategy[v] in used:
+            used[strategy[v]] += 1
     return colors
 
 
 def strategy_palette() -> dict[str, str]:
     """Colours per strategy (reuse, recompute, lbl, vendor)."""
-    return {str(s): c for s, c in _FAMILY_COLORS.items()}
+    return {str(s): shades[0] for s, shades in _SHADES.items()}
 
 
 def placeholder(out_svg, title: str, reason: str) -> None:

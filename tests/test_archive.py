@@ -183,5 +183,6 @@ def test_the_kept_archives_are_migrated(tmp_path):
     fused = t[t["strategy"].isin(["reuse", "recompute"])]
     assert fused["kernel_counted_flops_per_image"].notna().all()
     for a in archives:
+        assert all(json.loads(p.read_text())["schema_version"] == 2 for p in a.rglob("*.json")), a.name
         copy = shutil.copytree(a, tmp_path / a.name)
         assert migrate(copy) == [], a.name

@@ -176,3 +176,15 @@ def test_the_figure_list_drives_the_snakefile(tmp_path):
     expected = set(figure_list.targets(["alexnet", "vgg_e"]))
     assert planned == expected and len(expected) == 2 * 2 + 8 + 4
     assert "MEASURED_FIGURES" not in (ROOT / "Snakefile").read_text()
+
+
+def test_palette_from_the_record_one_colour_per_variant():
+    """Colours follow strategy and rank order (tile, precision), whatever the variants are called."""
+    from analysis import style
+
+    rows = pd.DataFrame({"variant": ["x", "y", "z", "w", "v"], "strategy": ["lbl", "lbl", "reuse", "reuse", "vendor"],
+                         "tile": [None, None, "4", "2", None], "precision": ["fp16", "fp32", "fp32", "fp32", "fp32"]})
+    pal = style.variant_palette(rows)
+    assert len(set(pal.values())) == 5
+    base = style.strategy_palette()
+    assert pal["y"] == base["lbl"] and pal["w"] == base["reuse"] and pal["v"] == base["vendor"]  # first in rank

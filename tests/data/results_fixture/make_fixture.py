@@ -96,10 +96,10 @@ def kernels_of(v: str, b: int) -> list[dict]:
 def write_gpu_tree(root: Path, variants, batches) -> None:
     g = root / GPU
     # keys as pipeline/stages/ceilings.py and provenance.py write them
-    write(g / "ceilings.json", {"gpu_name": GPU_NAME, "dram_bytes_per_s": 3.2e12, "l2_bytes_per_s": 9.5e12,
+    write(g / "ceilings.json", {"schema_version": SCHEMA_VERSION, "gpu_name": GPU_NAME, "dram_bytes_per_s": 3.2e12, "l2_bytes_per_s": 9.5e12,
                                 "fp32_flop_per_s": 5.1e13, "datasheet_dram_bytes_per_s": 3.35e12,
                                 "datasheet_fp32_flop_per_s": 6.7e13, "l2_bytes": L2_BYTES})
-    write(g / "provenance.json", {"gpu_name": GPU_NAME, "gpu_uuid": "GPU-00000000-synthetic", "driver_version": "0.0",
+    write(g / "provenance.json", {"schema_version": SCHEMA_VERSION, "gpu_name": GPU_NAME, "gpu_uuid": "GPU-00000000-synthetic", "driver_version": "0.0",
                                   "cuda_runtime_version": "0.0", "cuda_driver_version": "0.0", "ncu_version": "0.0",
                                   "cupy_version": "0.0", "l2_bytes": L2_BYTES, "git_commit": "synthetic",
                                   "timestamp_utc": "2026-11-20T00:00:00Z", "command": "SYNTHETIC"})
