@@ -8,6 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from analysis import figure_list
 from kernels.registry import Variant
 from pipeline.config import ConfigError, check_config, schema_error_line
 from pipeline.stages.plan import (
@@ -57,16 +58,11 @@ ARCHIVES = sorted(
     for p in Path(workflow.basedir, "reports/archive").glob("*-*-*-*")
     if p.is_dir()
 )
-MEASURED_FIGURES = [
-    "roofline",
-    "bandwidth_saving",
-    "tile_tradeoff_measured",
-    "speedup",
-    "energy",
-    "occupancy",
-    "gpus_side_by_side",
-    "time_breakdown",
-]
+
+
+def report_outputs(rule):
+    """A figure rule's named outputs, each with its caption and labels (analysis/figure_list.py)."""
+    return {i.name: report(i.path, **i.report_args()) for i in figure_list.items(rule)}
 
 
 def cubin_input(wildcards):
@@ -104,9 +100,7 @@ rule all:
         build_targets(config, ARCH),
         measurement_targets(config, GPU),
         "results/tidy.csv",
-        expand("results/figures/{network}/dse_pareto.svg", network=config["networks"]),
-        expand("results/figures/{name}.svg", name=MEASURED_FIGURES),
-        "results/figures/tidy_table.html",
+        figure_list.targets(config["networks"]),
 
 
 rule model:
@@ -258,11 +252,12 @@ rule aggregate:
         measured=measurement_targets(config, GPU),
         builds=build_targets(config, ARCH),
     output:
-        csv="results/tidy.csv",
+        tidy="results/tidy.csv",
         parquet="results/tidy.parquet",
         kernels="results/tidy_kernels.csv",
         ceilings="results/tidy_ceilings.csv",
         phases="results/tidy_phases.csv",
+        provenance="results/tidy_provenance.csv",
     log:
         "logs/aggregate.log",
     params:
@@ -278,24 +273,11 @@ rule model_figures:
         dse="results/model/{network}/dse.csv",
         paper="results/model/paper_comparison.csv",
     output:
-        dse_pareto=report(
-            "results/figures/{network}/dse_pareto.svg",
-            caption="reports/dse_pareto.rst",
-            category="Model",
-            subcategory="{network}",
-            labels={"network": "{network}", "figure": "fusion design space"},
-        ),
-        tile_tradeoff_model=report(
-            "results/figures/{network}/tile_tradeoff_model.svg",
-            caption="reports/tile_tradeoff_model.rst",
-            category="Model",
-            subcategory="{network}",
-            labels={"network": "{network}", "figure": "tile-size trade-off"},
-        ),
+        **report_outputs("model_figures"),
     log:
         "logs/figures/{network}.log",
     script:
-        "analysis/figures.py"
+        "analysis/model_figures.py"
 
 
 rule measured_figures:
@@ -306,96 +288,23 @@ rule measured_figures:
         phases="results/tidy_phases.csv",
         paper="results/model/paper_comparison.csv",
     output:
-        roofline=report(
-            "results/figures/roofline.svg",
-            caption="reports/roofline.rst",
-            category="Measured",
-            labels={"figure": "hierarchical roofline"},
-        ),
-        bandwidth_saving=report(
-            "results/figures/bandwidth_saving.svg",
-            caption="reports/bandwidth_saving.rst",
-            category="Measured",
-            labels={"figure": "DRAM bytes per image"},
-        ),
-        tile_tradeoff_measured=report(
-            "results/figures/tile_tradeoff_measured.svg",
-            caption="reports/tile_tradeoff_measured.rst",
-            category="Measured",
-            labels={"figure": "tile-size trade-off"},
-        ),
-        speedup=report(
-            "results/figures/speedup.svg",
-            caption="reports/speedup.rst",
-            category="Measured",
-            labels={"figure": "speedup"},
-        ),
-        energy=report(
-            "results/figures/energy.svg",
-            caption="reports/energy.rst",
-            category="Measured",
-            labels={"figure": "energy per image"},
-        ),
-        occupancy=report(
-            "results/figures/occupancy.svg",
-            caption="reports/occupancy.rst",
-            category="Measured",
-            labels={"figure": "occupancy"},
-        ),
-        gpus_side_by_side=report(
-            "results/figures/gpus_side_by_side.svg",
-            caption="reports/gpus_side_by_side.rst",
-            category="Measured",
-            labels={"figure": "GPUs side by side"},
-        ),
-        time_breakdown=report(
-            "results/figures/time_breakdown.svg",
-            caption="reports/time_breakdown.rst",
-            category="Measured",
-            labels={"figure": "where the time goes"},
-        ),
+        **report_outputs("measured_figures"),
     log:
         "logs/figures/measured.log",
     params:
         network=KNET,
     script:
-        "analysis/figures.py"
+        "analysis/measured_figures.py"
 
 
 rule tables:
     input:
         tidy="results/tidy.csv",
         paper="results/model/paper_comparison.csv",
+        provenance="results/tidy_provenance.csv",
     output:
-        tidy_table=report(
-            "results/figures/tidy_table.html",
-            caption="reports/tidy_table.rst",
-            category="Tables",
-            labels={"table": "tidy results"},
-        ),
-        paper_table=report(
-            "results/figures/paper_table.html",
-            caption="reports/paper_comparison.rst",
-            category="Model",
-            subcategory="paper",
-            labels={"table": "paper vs model"},
-        ),
-        extra_work_table=report(
-            "results/figures/extra_work_table.html",
-            caption="reports/extra_work.rst",
-            category="Measured",
-            labels={"figure": "executed vs modelled MACs"},
-        ),
-        provenance_table=report(
-            "results/figures/provenance_table.html",
-            caption="reports/provenance.rst",
-            category="Tables",
-            labels={"table": "provenance and settings"},
-        ),
+        **report_outputs("tables"),
     log:
         "logs/figures/tables.log",
-    params:
-        results_dirs=["results"],
-        archive_dirs=ARCHIVES,
     script:
-        "analysis/figures.py"
+        "analysis/tables.py"

@@ -2,7 +2,8 @@
 
 The Snakemake report shows an SVG at about 900 px wide, so figures are drawn 9 inches wide at
 100 dpi with fonts large enough to read there. Every figure module calls :func:`apply` first, so
-all figures share fonts, palette and grid. Variants keep one colour each across figures.
+all figures share fonts, palette and grid. Variants keep one colour each across figures, chosen
+from their record columns (strategy, then tile order), never from their names.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ matplotlib.use("Agg")  # no display on build machines; SVG output only
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.aggregate import variant_rank  # noqa: E402
+from analysis.rows import variant_order  # noqa: E402
+from pipeline.core.strategy import Strategy  # noqa: E402
 
 WIDTH_IN = 9.0  # 900 px at 100 dpi: the report's content width
 DPI = 100
@@ -24,15 +26,15 @@ PAPER_COLOR = "#d62728"  # the paper's FPGA figures: always red, always marked w
 PAPER_MARKER = "*"
 MODEL_LINESTYLE = "--"  # analytical model predictions: always dashed
 
-# Fixed colours per variant family so "lbl" is the same colour in every figure.
-_FAMILY_COLORS = {
-    "lbl": "#4d4d4d",
-    "vendor": "#9467bd",
-    "reuse": "#1f77b4",
-    "recompute": "#ff7f0e",
+# Fixed colours per strategy so lbl is the same colour in every figure; a strategy's variants
+# (tiles, precisions) take its shades in rank order, the first shade being the strategy's colour.
+_SHADES = {
+    Strategy.LBL: ("#4d4d4d", "#8c8c8c", "#b5b5b5", "#262626"),
+    Strategy.VENDOR: ("#9467bd", "#c5b0d5", "#6a3d9a"),
+    Strategy.REUSE: ("#1f77b4", "#17becf", "#2ca02c", "#8c564b", "#e377c2", "#bcbd22"),
+    Strategy.RECOMPUTE: ("#ff7f0e", "#d62728", "#f7b6d2", "#c49c94", "#dbdb8d", "#7f7f7f"),
 }
-_TILE_SHADES = ("#1f77b4", "#17becf", "#2ca02c", "#8c564b", "#e377c2", "#bcbd22")
-_TILE_SHADES_RECOMPUTE = ("#ff7f0e", "#d62728", "#f7b6d2", "#c49c94", "#dbdb8d", "#7f7f7f")
+_OTHER = "#7f7f7f"
 
 
 def apply() -> None:
@@ -61,28 +63,38 @@ def figure(n_cols: int = 1, n_rows: int = 1, height_in: float = 5.0, **kw) -> tu
     return plt.subplots(n_rows, n_cols, figsize=(WIDTH_IN, height_in), squeeze=False, **kw)
 
 
-def variant_palette(variants) -> dict[str, str]:
-    """Stable colours: lbl grey, vendor purple, reuse blues, recompute oranges (by tile order)."""
+def variant_palette(rows) -> dict[str, str]:
+    """Stable colours for the variants of ``rows`` (a frame with the record columns): lbl greys,
+    vendor purples, reuse blues, recompute oranges, in rank order (tile, then precision)."""
+    strategy = rows.drop_duplicates("variant").set_index("variant")["strategy"] if len(rows) else {}
     colors: dict[str, str] = {}
-    reuse = sorted((v for v in variants if "reuse" in v), key=variant_rank)
-    recompute = sorted((v for v in variants if "recompute" in v), key=variant_rank)
-    for i, v in enumerate(reuse):
-        colors[v] = _TILE_SHADES[i % len(_TILE_SHADES)]
-    for i, v in enumerate(recompute):
-        colors[v] = _TILE_SHADES_RECOMPUTE[i % len(_TILE_SHADES_RECOMPUTE)]
-    for v in variants:
-        colors.setdefault(v, _FAMILY_COLORS.get(v, "#7f7f7f"))
+    used = dict.fromkeys(_SHADES, 0)
+    for v in variant_order(rows):
+        shades = _SHADES.get(strategy[v], (_OTHER,))
+        colors[v] = shades[used.get(strategy[v], 0) % len(shades)]
+        if strategy[v] in used:
+            used[strategy[v]] += 1
     return colors
 
 
 def strategy_palette() -> dict[str, str]:
-    """Colours per strategy name (reuse, recompute, lbl, vendor)."""
-    return dict(_FAMILY_COLORS)
+    """Colours per strategy (reuse, recompute, lbl, vendor)."""
+    return {str(s): shades[0] for s, shades in _SHADES.items()}
 
 
-def variant_order(variants) -> list[str]:
-    """lbl first, then reuse and recompute by tile, vendor last: the order of every legend."""
-    return sorted(set(variants), key=lambda v: (*variant_rank(v), v))
+def placeholder(out_svg, title: str, reason: str) -> None:
+    """A figure that says plainly why there is nothing to plot (never an empty axis)."""
+    from matplotlib.patches import Rectangle
+
+    fig, axes = figure(height_in=2.6)
+    ax = axes[0, 0]
+    ax.set_axis_off()
+    ax.text(0.5, 0.62, title, ha="center", va="center", fontsize=15, weight="bold", transform=ax.transAxes)
+    ax.text(0.5, 0.32, reason, ha="center", va="center", fontsize=14, color=PLACEHOLDER_COLOR,
+            style="italic", transform=ax.transAxes, wrap=True)
+    ax.add_patch(Rectangle((0.02, 0.05), 0.96, 0.9, transform=ax.transAxes, fill=False, ls="--",
+                           color=PLACEHOLDER_COLOR))
+    save(fig, out_svg)
 
 
 def save(fig, out_path) -> None:

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-import pandas as pd
+from analysis.inputs import read_table
+from analysis.rows import RECORD_COLUMNS, sort_rows
 
 COLUMNS = {
     "variant": "variant",
@@ -21,7 +22,7 @@ MB_COLUMNS = ("dram_bytes_per_image", "model_dram_bytes_per_image")
 
 def summary_table(tidy_csv: str | Path) -> str:
     """This run's measured rows as text; says so plainly when nothing was measured."""
-    tidy = pd.read_csv(tidy_csv)
+    tidy = read_table(tidy_csv)
     rows = tidy[(tidy["source"] == "this run") & ~tidy["model_only"].astype(bool)]
     if rows.empty:
         return "No GPU measurements in this run (model-only): see results/model/ and the report."
@@ -40,16 +41,16 @@ def phases_table(tidy_phases_csv: str | Path) -> str:
     path = Path(tidy_phases_csv)
     if not path.exists():
         return ""
-    ph = pd.read_csv(path)
+    ph = read_table(path)
     ph = ph[ph["source"] == "this run"]
     if ph.empty:
         return ""
-    ph = ph.assign(part=ph["phase"].where(ph["phase"].isin(["conv1", "conv2"]), "other"))
-    t = ph.pivot_table(index=["variant", "batch"], columns="part", values="us_per_image", aggfunc="sum")
+    ph = ph.assign(part=ph["phase"].where(ph["phase"].isin(["conv1", "conv2"]), "other"),
+                   tile=ph["tile"].fillna(""), precision=ph["precision"].fillna(""))  # groupby drops NaN keys
+    index = ["variant", "batch", *RECORD_COLUMNS]
+    t = ph.pivot_table(index=index, columns="part", values="us_per_image", aggfunc="sum")
     t = t.reindex(columns=["conv1", "conv2", "other"]).fillna(0.0)
     t["total"] = t.sum(axis=1)
-    from analysis.aggregate import sort_key
-
-    t = t.reset_index().sort_values(["variant", "batch"], key=sort_key)
+    t = sort_rows(t.reset_index(), ["variant", "batch"]).drop(columns=RECORD_COLUMNS)
     text = t.to_string(index=False, float_format=lambda v: f"{v:.3g}")
     return "Where the time goes (us/image; phases stage, scaled to the timed medians):\n" + text

@@ -1,38 +1,37 @@
-"""Tests of analysis/aggregate.py on the SYNTHETIC FIXTURE in tests/data/results_fixture."""
+"""Tests of the tidy tables (analysis/collect.py, derive.py, aggregate.py) on the SYNTHETIC FIXTURE in
+tests/data/results_fixture, and of the rule that analysis reads record fields, never variant names."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from analysis.aggregate import (
-    NO_GPU,
-    SOURCE_THIS_RUN,
-    archive_source,
-    block_bytes,
-    collect,
-    collect_ceilings,
-    collect_kernels,
-    compulsory_dram_bytes_per_image,
-    groups_from_config,
-    paper_value,
-    read_paper_comparison,
-    save_table,
-    source_title,
-)
+from analysis.aggregate import tidy_tables
+from analysis.collect import SchemaError, collect, collect_provenance, save_table
+from analysis.inputs import read_paper_comparison, read_table
+from analysis.paper import paper_value
+from analysis.rows import rank, variant_order
+from analysis.sources import NO_GPU, SOURCE_THIS_RUN, archive_source, source_title
 
+REPO = Path(__file__).resolve().parents[1]
 FIXTURE = Path(__file__).resolve().parent / "data" / "results_fixture"
 ARCHIVE = FIXTURE / "archive" / "synthgpu-2026-11-20"
-GROUPS = {"alexnet": ("conv1", "pool2")}
 
 
 @pytest.fixture(scope="module")
-def tidy() -> pd.DataFrame:
-    return collect([FIXTURE], FIXTURE / "plan.csv", [ARCHIVE], GROUPS)
+def tables() -> dict[str, pd.DataFrame]:
+    return tidy_tables([FIXTURE], FIXTURE / "plan.csv", [ARCHIVE])
+
+
+@pytest.fixture(scope="module")
+def tidy(tables) -> pd.DataFrame:
+    return tables["tidy"]
 
 
 def row(df: pd.DataFrame, variant: str, batch: int, source: str = SOURCE_THIS_RUN) -> pd.Series:
@@ -49,10 +48,32 @@ def test_one_row_per_key_and_units_in_names(tidy):
         assert col in tidy.columns
 
 
+def test_rows_carry_the_record_and_follow_its_order(tidy):
+    """strategy, tile and precision come from the files (or the plan); rows sort by them."""
+    fused = row(tidy, "fused-recompute-t4", 16)
+    assert (fused["strategy"], fused["tile"], fused["precision"], fused["group"]) == ("recompute", "4", "fp32", "front")
+    assert pd.isna(row(tidy, "lbl", 16)["tile"])
+    this_run = tidy[(tidy["source"] == SOURCE_THIS_RUN) & (tidy["batch"] == 16)]
+    assert list(this_run["variant"]) == ["lbl", "fused-reuse-t2", "fused-reuse-t4", "fused-recompute-t2",
+                                         "fused-recompute-t4", "vendor"]
+    assert list(tidy["source"].drop_duplicates()) == [SOURCE_THIS_RUN, "archived synthgpu 2026-11-20"]
+
+
+def test_rank_is_computed_from_the_fields():
+    assert rank("lbl", None, "fp32") < rank("reuse", "2x7", "fp32") < rank("reuse", "4", "fp32")  # tile area
+    assert rank("reuse", "4", "fp32") < rank("recompute", "2", "fp32") < rank("vendor", float("nan"), "fp32")
+    assert rank("no-such-strategy", None, None) > rank("vendor", None, "fp32")
+    # a name that says nothing: the order is the fields'
+    frame = pd.DataFrame({"variant": ["b", "a", "c"], "strategy": ["vendor", "recompute", "lbl"],
+                          "tile": [None, "3", None], "precision": ["fp32"] * 3})
+    assert variant_order(frame) == ["c", "a", "b"]
+
+
 def test_archive_is_labelled_and_only_what_it_measured(tidy):
     arch = tidy[tidy["source"] != SOURCE_THIS_RUN]
     assert set(arch["source"]) == {"archived synthgpu 2026-11-20"}
     assert set(zip(arch["variant"], arch["batch"])) == {("lbl", 128), ("fused-reuse-t4", 128)}
+    assert arch["model_dram_bytes_per_image"].notna().all()  # joined from the archive's own plan.csv
     assert source_title("archived synthgpu 2026-11-20") == "archived (synthgpu, 2026-11-20)"
     assert archive_source(Path("x/nvidia-h200-2026-01-31")) == "archived nvidia-h200 2026-01-31"
 
@@ -63,10 +84,26 @@ def test_derived_values_follow_from_the_files(tidy):
     assert fused["speedup_vs_lbl_lo"] < fused["speedup_vs_lbl"] < fused["speedup_vs_lbl_hi"]
     assert fused["achieved_flops_per_s"] == pytest.approx(fused["flops_per_image"] / (fused["us_per_image"] * 1e-6))
     assert fused["ai_dram_flops_per_byte"] == pytest.approx(fused["flops_per_image"] / fused["dram_bytes_per_image"])
+    assert fused["ai_l2_flops_per_byte"] == pytest.approx(fused["flops_per_image"] / fused["l2_sm_bytes_per_image"])
     assert fused["dram_ratio_to_model"] == pytest.approx(fused["dram_bytes_per_image"] / fused["model_dram_bytes_per_image"])
     assert fused["dram_saving_vs_lbl_pct"] > 80  # fixture: fused avoids lbl's round trips at b128
     assert lbl["speedup_vs_lbl"] == pytest.approx(1.0)
     assert lbl["n_kernels"] == 6 and fused["n_kernels"] == 1
+
+
+def test_model_quantities_are_joined_from_the_plan(tidy):
+    """Compulsory traffic, weights, largest intermediate and the kernels' counted work are plan.csv's."""
+    plan = pd.read_csv(FIXTURE / "plan.csv").set_index(["variant", "batch"])
+    for variant, batch in (("lbl", 1), ("fused-reuse-t4", 128), ("fused-recompute-t2", 16)):
+        r, p = row(tidy, variant, batch), plan.loc[(variant, batch)]
+        for col in ("compulsory_dram_bytes_per_image", "weight_bytes", "largest_intermediate_bytes_per_image",
+                    "kernel_padding_macs_per_image", "kernel_counted_flops_per_image", "model_useful_macs_per_image"):
+            assert r[col] == pytest.approx(p[col], nan_ok=True), (variant, col)
+    fused = row(tidy, "fused-reuse-t4", 128)
+    assert fused["compulsory_dram_bytes_per_image"] == 618_348 + 173_056 + fused["weight_bytes"] / 128
+    assert fused["dram_ratio_to_compulsory"] == pytest.approx(fused["dram_bytes_per_image"]
+                                                              / fused["compulsory_dram_bytes_per_image"])
+    assert math.isnan(row(tidy, "lbl", 128)["kernel_counted_flops_per_image"])  # fused only
 
 
 def test_missing_measurements_are_nan_with_a_note(tidy):
@@ -83,45 +120,40 @@ def test_missing_measurements_are_nan_with_a_note(tidy):
 
 def test_model_only_when_no_gpu_results(tmp_path):
     (tmp_path / "model").mkdir()
-    df = collect([tmp_path], FIXTURE / "plan.csv", [], GROUPS)
+    df = tidy_tables([tmp_path], FIXTURE / "plan.csv", [])["tidy"]
     assert len(df) == 18 and df["model_only"].all() and set(df["gpu"]) == {NO_GPU}
-    assert df["us_per_image"].isna().all() and df["model_dram_bytes_per_image"].notna().all()
+    assert df["us_per_image"].isna().all() and (df["model_dram_bytes_per_image"].notna() == (df["strategy"] != "vendor")).all()
     assert (df["missing"] == "no GPU results").all()
+    assert set(df["strategy"]) == {"lbl", "reuse", "recompute", "vendor"}  # the plan's records
 
 
 def test_gpu_dir_given_directly_and_planned_but_unmeasured(tmp_path):
     gpu = tmp_path / "synthgpu"
     shutil.copytree(FIXTURE / "synthgpu", gpu)
     shutil.rmtree(gpu / "alexnet" / "fused-reuse-t2")
-    df = collect([gpu], FIXTURE / "plan.csv", [], GROUPS)
+    df = collect([gpu], FIXTURE / "plan.csv", [])
     r = row(df, "fused-reuse-t2", 16)
-    assert r["model_only"] and "not measured" in r["missing"]
+    assert r["model_only"] and "not measured" in r["missing"] and r["strategy"] == "reuse"
 
 
-def test_compulsory_traffic_matches_design_numbers():
-    b = block_bytes("alexnet", "conv1", "pool2")
-    assert b["input_bytes_per_image"] == 618_348  # 3x227x227 floats
-    assert b["output_bytes_per_image"] == 173_056  # 256x13x13 floats
-    assert b["weight_bytes"] == pytest.approx(1.37e6, rel=0.01)
-    assert b["largest_intermediate_bytes_per_image"] == 96 * 55 * 55 * 4
-    assert compulsory_dram_bytes_per_image("alexnet", "conv1", "pool2", 1) > compulsory_dram_bytes_per_image(
-        "alexnet", "conv1", "pool2", 128)
+def test_a_file_of_an_older_schema_is_refused_with_the_fix(tmp_path):
+    gpu = tmp_path / "synthgpu"
+    shutil.copytree(FIXTURE / "synthgpu", gpu)
+    t = gpu / "alexnet" / "lbl" / "b16" / "time.json"
+    t.write_text(json.dumps({k: v for k, v in json.loads(t.read_text()).items() if k != "schema_version"}))
+    with pytest.raises(SchemaError, match=r"schema_version missing.*--migrate"):
+        collect([gpu], FIXTURE / "plan.csv", [])
 
 
-def test_groups_from_config():
-    cfg = {"networks": {"alexnet": {"groups": {"front": ["conv1", "pool2"], "b": ["conv3", "pool5"]}},
-                        "vgg_e": {"groups": {"first5": ["conv1_1", "relu3_1"]}}},
-           "kernels": {"network": "alexnet", "group": "front"}}
-    assert groups_from_config(cfg) == {"alexnet": ("conv1", "pool2"), "vgg_e": ("conv1_1", "relu3_1")}
-
-
-def test_kernels_and_ceilings_tables():
-    k = collect_kernels([FIXTURE], [ARCHIVE])
+def test_kernels_and_ceilings_tables(tables):
+    k = tables["kernels"]
     lbl = k[(k["variant"] == "lbl") & (k["batch"] == 128) & (k["source"] == SOURCE_THIS_RUN)]
     assert sorted(lbl["kernel"]) == sorted(["conv1", "lrn1", "pool1", "conv2", "lrn2", "pool2"])
+    assert set(lbl["strategy"]) == {"lbl"}
     assert (k["achieved_flops_per_s"].dropna() > 0).all()
-    c = collect_ceilings([FIXTURE], [ARCHIVE])
-    assert len(c) == 2 and c["l2_cache_bytes"].eq(50 * 2**20).all()
+    assert (k["duration_us"] > 0).all() and (k["shared_bytes"] > 0).all()
+    c = tables["ceilings"]
+    assert len(c) == 2 and c["l2_bytes"].eq(50 * 2**20).all() and c["fp32_flop_per_s"].eq(5.1e13).all()
 
 
 def test_paper_value_lookup_by_figure_id():
@@ -137,14 +169,41 @@ def test_save_csv_and_parquet_round_trip(tidy, tmp_path):
     back = pd.read_parquet(tmp_path / "tidy.parquet")
     assert len(back) == len(tidy) and list(back.columns) == list(tidy.columns)
     assert back["us_per_image"].equals(tidy["us_per_image"])
+    assert list(read_table(tmp_path / "tidy.csv")["tile"].dropna().unique()) == ["2", "4"]  # labels stay labels
 
 
 def test_provenance_of_the_archived_h200_run():
     """Genuine archived results (reports/archive): the card, versions and ncu settings are read back."""
-    from analysis.aggregate import collect_provenance
+    archive = REPO / "reports" / "archive" / "h200-2026-11-26"
+    (r,) = collect_provenance([], [archive]).to_dict("records")
+    assert r["source"] == "archived h200 2026-11-26" and r["gpu_name"] == "NVIDIA H200"
+    assert r["ncu_cache_control"] == "all" and r["ncu_clock_control"] == "none"
+    assert r["gpu_uuid"].startswith("GPU-") and r["driver_version"]
 
-    archive = Path(__file__).resolve().parents[1] / "reports" / "archive" / "h200-2026-11-26"
-    (row,) = collect_provenance([], [archive]).to_dict("records")
-    assert row["source"] == "archived h200 2026-11-26" and row["gpu_name"] == "NVIDIA H200"
-    assert row["ncu_cache_control"] == "all" and row["ncu_clock_control"] == "none"
-    assert row["gpu_uuid"].startswith("GPU-") and row["driver_version"]
+
+# Variant-name parsing, in any spelling analysis ever used: the record fields say it instead.
+NAME_PARSING = re.compile(
+    r"""["'](reuse|recompute|lbl|vendor|fused)["']\s+(not\s+)?in\s+\w"""  # "reuse" in v
+    r"""|rsplit\(\s*["']-t|split\(\s*["']-t|["']-t["']\s+in\b"""  # v.rsplit("-t"), "-t" in v
+    r"""|\b(strategy_of|tile_of|variant_rank|_tile)\s*\("""  # the old helpers
+    r"""|\.(startswith|endswith)\(\s*["'](fused|lbl|vendor|reuse|recompute)"""
+    r"""|\[["']variant["']\]\s*[!=]=\s*["']"""  # df["variant"] == "lbl"
+)
+
+
+def test_analysis_reads_fields_never_variant_names():
+    offenders = []
+    for path in sorted((REPO / "analysis").glob("*.py")):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if NAME_PARSING.search(line):
+                offenders.append(f"{path.name}:{n}: {line.strip()}")
+    assert not offenders, "variant names parsed in analysis/:\n" + "\n".join(offenders)
+    # one reader of archived names: the migration's record helper
+    parsers = [p.name for p in (REPO / "analysis").glob("*.py") if "Variant.parse(" in p.read_text()]
+    assert parsers == ["archive.py"] and (REPO / "analysis" / "archive.py").read_text().count("Variant.parse(") == 1
+
+
+def test_the_name_check_would_catch_the_old_code():
+    old = ['if "reuse" in variant:', 'tail = variant.rsplit("-t", 1)', "strategy_of(variant)",
+           'k[k["variant"] == "lbl"]', 'reuse = sorted((v for v in variants if "reuse" in v))']
+    assert all(NAME_PARSING.search(line) for line in old)

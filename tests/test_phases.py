@@ -92,15 +92,16 @@ def test_measure_phases_on_the_gpu(variant, batch, h, w):
 def _write_phases(d, variant, names, amounts, us, time_us=None):
     from pipeline.stages.phases import phase_rows
 
+    record = {"schema_version": 2, **VARIANTS[variant].record()}  # what every result file starts with
     d.mkdir(parents=True)
-    (d / "phases.json").write_text(json.dumps({"variant": variant, "us_per_image_median": us,
+    (d / "phases.json").write_text(json.dumps({**record, "us_per_image_median": us,
                                                "phases": phase_rows(names, amounts, us)}))  # fmt: skip
     if time_us is not None:
-        (d / "time.json").write_text(json.dumps({"us_per_image_median": time_us}))
+        (d / "time.json").write_text(json.dumps({**record, "us_per_image_median": time_us}))
 
 
 def test_collect_phases_scales_to_the_timing_stage(tmp_path):
-    from analysis.aggregate import collect_phases
+    from analysis.collect import collect_phases
 
     g = tmp_path / "results" / "somegpu"
     (g).mkdir(parents=True)
@@ -116,8 +117,8 @@ def test_collect_phases_scales_to_the_timing_stage(tmp_path):
 
 
 def test_time_breakdown_figure_draws_and_placeholders(tmp_path):
-    from analysis.aggregate import collect_phases
-    from analysis.figures import time_breakdown
+    from analysis.collect import collect_phases
+    from analysis.measured_figures import time_breakdown
 
     time_breakdown(pd.DataFrame(), tmp_path / "empty.svg", "alexnet")
     assert "no GPU measurements" in (tmp_path / "empty.svg").read_text()
@@ -133,7 +134,7 @@ def test_time_breakdown_figure_draws_and_placeholders(tmp_path):
 
 def test_phases_of_the_archived_h200_run():
     """Genuine phases.json files (reports/archive/h200-2026-11-26-run2) read back and checked."""
-    from analysis.aggregate import collect_phases
+    from analysis.collect import collect_phases
 
     archive = REPO / "reports" / "archive" / "h200-2026-11-26-run2"
     df = collect_phases([], [archive])
@@ -152,7 +153,7 @@ def test_phases_of_the_archived_h200_run():
 
 
 def test_the_workflow_summary_prints_the_breakdown(tmp_path):
-    from analysis.aggregate import collect_phases
+    from analysis.collect import collect_phases
     from analysis.summary import phases_table
 
     assert phases_table(tmp_path / "missing.csv") == ""

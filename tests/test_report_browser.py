@@ -65,11 +65,12 @@ def check_in_browser(report: Path, tmp: Path, expect: list[str]) -> str:
 MINI_SNAKEFILE = textwrap.dedent('''
     from pathlib import Path
     import pandas as pd
-    from analysis.aggregate import collect, collect_ceilings, collect_kernels, read_paper_comparison
-    from analysis.figures import draw, tidy_for_report, write_report_table
+    from analysis.aggregate import tidy_tables
+    from analysis.inputs import read_paper_comparison
+    from analysis.measured_figures import draw
+    from analysis.tables import tidy_for_report, write_report_table
 
     FIXTURE = Path(config["fixture"])
-    GROUPS = {{"alexnet": ("conv1", "pool2")}}
     report: "{root}/reports/workflow.rst"
 
     rule all:
@@ -77,10 +78,9 @@ MINI_SNAKEFILE = textwrap.dedent('''
 
     def figure(name, output):
         res, arch = [FIXTURE], [FIXTURE / "archive" / "synthgpu-2026-11-20"]
-        t = {{"tidy": collect(res, FIXTURE / "plan.csv", arch, GROUPS), "ceilings": collect_ceilings(res, arch),
-              "kernels": collect_kernels(res, arch),
+        t = {{**tidy_tables(res, FIXTURE / "plan.csv", arch),
               "paper": read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv")}}
-        draw(name, Path(output), "alexnet", t, GROUPS)
+        draw(name, Path(output), "alexnet", t)
 
     rule bandwidth_saving:  # caption= takes no wildcards: one rule per captioned figure
         output:
@@ -101,7 +101,7 @@ MINI_SNAKEFILE = textwrap.dedent('''
             report("tables/tidy.html", caption="{root}/reports/tidy_table.rst", category="Tables",
                    labels={{"table": "tidy"}}),
         run:
-            t = collect([FIXTURE], FIXTURE / "plan.csv", [], GROUPS)
+            t = tidy_tables([FIXTURE], FIXTURE / "plan.csv", [])["tidy"]
             write_report_table(tidy_for_report(t), Path(output[0]), "SYNTHETIC FIXTURE table")
 ''')
 

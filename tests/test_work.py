@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from kernels.registry import FUSED_TILES, VARIANTS
+from kernels.registry import FUSED_TILES
 from kernels.work import fused_work
 from pipeline.model.costs import group_costs, group_input_shape, output_tiles
 from pipeline.core.networks import Shape, load_network
@@ -60,19 +61,24 @@ def recorded_profiles():
 def test_counted_flops_match_nsight_compute(profile):
     prof = json.loads(profile.read_text())
     batch = int(profile.parent.name[1:])
-    variant = profile.parts[-3]
-    strategy, tile = VARIANTS[variant].strategy, parse_tile(variant.rsplit("-t", 1)[1])
-    # the run's own build report names its -D flags; runs before they were recorded had no EXACT_R
-    build = json.loads((profile.parents[4] / "build" / "sm_90" / f"{variant}.json").read_text())
-    exact = bool(build.get("defines", {}).get("EXACT_R", 0))
+    strategy, tile = prof["strategy"], parse_tile(prof["tile"])  # the record every result file carries
+    # the run's own build report says which register-tile widths it ran (exact_slots: migrated
+    # archives record it; builds before EXACT_R ran the coarser ones)
+    build = json.loads((profile.parents[4] / "build" / "sm_90" / f"{prof['variant']}.json").read_text())
     measured = prof["kernels"][0]["flops"] / batch
-    counted = fused_work(tile, strategy, exact_slots=exact).flops
+    counted = fused_work(tile, strategy, exact_slots=build["exact_slots"]).flops
     # ncu also counts ~3 FLOPs per LRN output inside the SFU helpers' range fix-ups
     assert counted <= measured < counted * 1.003
+    # and the archive's plan carries the same count (analysis joins it for the extra-work table)
+    plan = pd.read_csv(profile.parents[4] / "plan.csv").set_index(["variant", "batch"])
+    assert plan.loc[(prof["variant"], batch), "kernel_counted_flops_per_image"] == counted
 
 
 def test_recorded_profiles_exist():
     assert len(recorded_profiles()) >= 16  # two cards x four fused variants x four batches
+    exact = {json.loads((p.parents[4] / "build" / "sm_90" / f"{p.parts[-3]}.json").read_text())["exact_slots"]
+             for p in (q.values[0] for q in recorded_profiles())}
+    assert exact == {False, True}  # builds before and after exact-width register tiles
 
 
 def test_exact_slots_only_drop_padding():

@@ -1,0 +1,57 @@
+"""Read the tables a figure or table rule takes as input: the tidy tables this package wrote and
+the model's CSV files, each with the columns its readers use guaranteed (NaN where absent)."""
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def read_model_csv(path: Path | None, required: Iterable[str], dtype: Mapping | None = None) -> pd.DataFrame:
+    """A CSV with ``required`` columns guaranteed (NaN where absent); empty if the file is."""
+    required = list(required)
+    if path is None or not Path(path).exists():
+        return pd.DataFrame(columns=required)
+    df = pd.read_csv(path, dtype=dtype)
+    for c in required:
+        if c not in df.columns:
+            df[c] = np.nan
+    return df
+
+
+# Record columns stay labels: "4" and "2x7" (pandas would read a tile column of squares as numbers).
+RECORD_DTYPES = {"tile": str, "precision": str, "strategy": str, "group": str}
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A table this package wrote (tidy.csv, tidy_kernels.csv, ...), record columns as labels."""
+    return pd.read_csv(path, dtype=RECORD_DTYPES)
+
+
+def read_pyramids(path: Path) -> pd.DataFrame:
+    """pyramids.csv with the columns the figures use."""
+    return read_model_csv(path, ["group", "tile", "strategy", "onchip_bytes", "extra_macs_per_image",
+                                 "dram_bytes_per_image_fused", "dram_bytes_per_image_lbl"])  # fmt: skip
+
+
+def read_dse(path: Path) -> pd.DataFrame:
+    """dse.csv with ``partition``, ``onchip_bytes``, ``dram_bytes_per_image`` and a boolean ``pareto``."""
+    df = read_model_csv(path, ["partition", "onchip_bytes", "dram_bytes_per_image", "pareto"])
+    df["pareto"] = df["pareto"].map(lambda x: str(x).strip().lower() in ("true", "1", "yes")).astype(bool)
+    return df
+
+
+def read_paper_comparison(path: Path) -> pd.DataFrame:
+    """paper_comparison.csv (quantity, unit, paper_value, model_value, ratio, note)."""
+    return read_model_csv(path, ["quantity", "unit", "paper_value", "model_value", "ratio", "note"])
+
+
+READERS = {"tidy": read_table, "kernels": read_table, "ceilings": read_table, "phases": read_table,
+           "provenance": read_table, "dse": read_dse, "pyramids": read_pyramids,
+           "paper": read_paper_comparison}  # fmt: skip
+
+
+def read_inputs(paths: Mapping[str, str]) -> dict[str, pd.DataFrame]:
+    """The tables a figure or table rule names as inputs (keys of READERS), read."""
+    return {k: READERS[k](Path(p)) for k, p in paths.items() if k in READERS}
