@@ -30,6 +30,9 @@
 #ifndef PHASE_TIMING
 #define PHASE_TIMING 0
 #endif
+#ifndef REUSE
+#define REUSE 0  // 1: a block walks its column strip and keeps the 5 pool1 rows tiles share (reuse in y)
+#endif
 
 namespace ftc {
 
@@ -59,15 +62,19 @@ constexpr int CIN = 3, C1 = 96, C2 = 256, G2 = 2, C1G = C1 / G2, C2G = C2 / G2;
 constexpr int KS1 = 11, ST1 = 4, KS2 = 5;
 constexpr int TY = TILE_Y, TX = TILE_X;
 constexpr int P1H = 2 * TY + 5, P1W = 2 * TX + 5;      // pool1 tile incl. conv2's zero padding
-constexpr int C1H = 2 * P1H + 1, C1W = 2 * P1W + 1;    // conv1 rows/cols under the pool1 tile (at most)
+constexpr int BAND = 2 * TY > 5 ? 2 * TY : 5;         // pool1 rows per conv1 pass (a step's new rows, or 5)
+constexpr int C1H = 2 * BAND + 1, C1W = 2 * P1W + 1;   // conv1 rows/cols under a band (at most)
 constexpr int C2H = 2 * TY + 1, C2W = 2 * TX + 1;      // conv2 tile
 constexpr int LD1 = C1 + 8, LD2 = C2 + 8;              // channels-last pixel strides (halves): 208 / 528 B
 constexpr int K1 = CIN * KS1 * KS1, K1P = (K1 + 31) / 32 * 32;  // 363 -> 384
 constexpr int K2 = KS2 * KS2 * C1G;                    // 1200 = 25 (ky, kx) x 48 channels
 constexpr int BK1 = 32, LDA1 = BK1 + 8, BN1 = 128;     // conv1 stages (as lbl_tc.cu)
 constexpr int BK2 = C1G, LDA2 = BK2 + 8, NS2 = 3;     // conv2 weight stage: 256 rows x one (ky, kx), 3 deep
-constexpr int N2 = C2H * C2W, N2P = (N2 + 15) / 16 * 16;  // conv2 pixels, padded for ldmatrix pairs
-constexpr int NT8_2 = N2P / 8;
+constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
+// conv2 runs over the pixels in NCH2 chunks of CH2 (a multiple of 16, for ldmatrix pairs), at most
+// 64 each: a warp's accumulators (2 x CH2/8 x 4) stay in registers for the large tiles.
+constexpr int NCH2 = (N2 + 63) / 64, CH2 = ((N2 + NCH2 - 1) / NCH2 + 15) / 16 * 16;
+constexpr int NT8_2 = CH2 / 8;
 
 constexpr int al8(int v) { return (v + 7) / 8 * 8; }   // halves -> 16-byte multiples
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
@@ -126,169 +133,21 @@ __device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_
     }
 }
 
-__device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h16* __restrict__ w1,
-                                              const float* __restrict__ b1, const h16* __restrict__ w2,
-                                              const float* __restrict__ b2, h16* __restrict__ out, int N, int H,
-                                              int W, float alpha, float beta, float kparam, int images_per_group) {
-    if (dynamic_smem_bytes() < (unsigned)SMEM_BYTES || images_per_group < 1) return;  // host checks first
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    h16* smem = reinterpret_cast<h16*>(smem_raw);
-    h16* p1 = smem + OFF_P1;
-    h16* c1 = smem + OFF_U;
-    h16* a1s = c1 + SZ_C1;
-    h16* b1s = a1s + SZ_A1;
-    h16* a2s = smem + OFF_U;
-    h16* c2 = a2s + SZ_A2;
-    int* ktab = reinterpret_cast<int*>(smem + OFF_U + SZ_U);
-
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int H1 = (H - KS1) / ST1 + 1, W1 = (W - KS1) / ST1 + 1;  // conv1
-    const int HP1 = (H1 - 3) / 2 + 1, WP1 = (W1 - 3) / 2 + 1;      // pool1 = conv2 (pad 2, 5x5/1)
-    const int HP2 = (HP1 - 3) / 2 + 1, WP2 = (WP1 - 3) / 2 + 1;    // pool2
-    // Block order as fused.cu: within groups of images_per_group images, tile-major.
-    const int ntiles = gridDim.x * gridDim.y;
-    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
-    const int g0 = lin / (ntiles * images_per_group) * images_per_group;
-    const int gsz = min(images_per_group, N - g0);
-    const int r = lin - g0 * ntiles;
-    const int tile = r / gsz, n = g0 + r % gsz;
-    const int bx = tile % gridDim.x, by = tile / gridDim.x;
-    const int r0 = tile_start<TY>(by, HP2), th = tile_size<TY>(by, HP2);
-    const int q0 = tile_start<TX>(bx, WP2), tw = tile_size<TX>(bx, WP2);
-    const int py0 = 2 * r0 - 2, px0 = 2 * q0 - 2;  // pool1 tile origin (may be -2)
-    const int ph = 2 * th + 5, pw = 2 * tw + 5;
-    // conv1 rows/cols under the valid pool1 rows/cols of the tile
-    const int pya = max(py0, 0), pyb = min(py0 + ph, HP1), pxa = max(px0, 0), pxb = min(px0 + pw, WP1);
-    const int cy0 = 2 * pya, cny = 2 * (pyb - pya) + 1, cx0 = 2 * pxa, cnx = 2 * (pxb - pxa) + 1;
-    const int n1 = cny * cnx;
-    const float alpha_over_n = alpha / LRN_SIZE;
-    const h16* xn = x + (size_t)n * CIN * H * W;
-
+// conv2 (per group), bias + ReLU -> c2, LRN, pool2 -> out for the pool2 tile rows [r0, r0+th), cols
+// [q0, q0+tw); the pool1 tile p1 holds pool1 rows 2r0-2 .. 2r0+2th+2.
+__device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2, const h16* __restrict__ w2,
+                                                const float* __restrict__ b2, h16* __restrict__ out, int n, int r0,
+                                                int th, int q0, int tw, int HP2, int WP2, float alpha_over_n,
+                                                float beta, float kparam
 #if PHASE_TIMING
-    long long phase_t = clock64();
-    if (tid == 0) atomicAdd(&fused_phase_cycles[NPHASE], 1ull);
+                                                , long long& phase_t
 #endif
-    for (int k = tid; k < K1P; k += NT) {  // k = ci*121 + ky*11 + kx -> offset | ky << 24 | kx << 28
-        int e = 0;
-        if (k < K1) {
-            const int ci = k / (KS1 * KS1), rr = k - ci * KS1 * KS1, ky = rr / KS1, kx = rr - ky * KS1;
-            e = (ci * H * W + ky * W + kx) | (ky << 24) | (kx << 28);
-        }
-        ktab[k] = e;
-    }
-    __syncthreads();
-
-    // ---------------------------------------------------------------- 1. conv1 -> c1
-    {
-        const int wm = warp / 4, wn = warp % 4;  // warp tile 48 x 32
-        const int bj = tid % BN1, bk0 = (tid / BN1) * 16;
-        for (int nb = 0; nb < n1; nb += BN1) {
-            const int pl = nb + bj;
-            const bool pv = pl < n1;
-            const int cyl = pv ? pl / cnx : 0, cxl = pv ? pl - cyl * cnx : 0;
-            const h16* xb = xn + ((cy0 + cyl) * ST1) * W + (cx0 + cxl) * ST1;  // conv1 has no padding
-            uint4 ra[2];
-            unsigned rb[8];
-            auto load = [&](int k0) {
-#pragma unroll
-                for (int i = 0; i < 2; ++i) {
-                    const int e = tid + NT * i, row = e / 4, ch = e % 4;
-                    if (e < C1 * 4) ra[i] = __ldg(reinterpret_cast<const uint4*>(w1 + row * K1P + k0) + ch);
-                }
-#pragma unroll
-                for (int i = 0; i < 8; ++i) {
-                    h16 v[2];
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        const int k = k0 + bk0 + 2 * i + h;
-                        v[h] = (pv && k < K1) ? __ldg(xb + (ktab[k] & 0xffffff)) : (h16)0;
-                    }
-                    rb[i] = pack2(v[0], v[1]);
-                }
-            };
-            auto store = [&](int buf) {
-#pragma unroll
-                for (int i = 0; i < 2; ++i) {
-                    const int e = tid + NT * i;
-                    if (e < C1 * 4) *reinterpret_cast<uint4*>(a1s + buf * C1 * LDA1 + (e / 4) * LDA1 + (e % 4) * 8) = ra[i];
-                }
-                uint4* bd = reinterpret_cast<uint4*>(b1s + buf * BN1 * LDA1 + bj * LDA1 + bk0);
-                bd[0] = make_uint4(rb[0], rb[1], rb[2], rb[3]);
-                bd[1] = make_uint4(rb[4], rb[5], rb[6], rb[7]);
-            };
-            float acc[3][4][4];
-#pragma unroll
-            for (int i = 0; i < 3; ++i)
-#pragma unroll
-                for (int j = 0; j < 4; ++j)
-#pragma unroll
-                    for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
-            load(0);
-            store(0);
-            __syncthreads();
-            constexpr int NST = K1P / BK1;
-            for (int t = 0; t < NST; ++t) {
-                const int buf = t & 1;
-                if (t + 1 < NST) load((t + 1) * BK1);
-                const h16* a0 = a1s + buf * C1 * LDA1 + wm * 48 * LDA1;
-                const h16* bb = b1s + buf * BN1 * LDA1 + wn * 32 * LDA1;
-#pragma unroll
-                for (int kk = 0; kk < BK1; kk += 16) warp_mma_k16<3, 4>(acc, a0, LDA1, bb, LDA1, kk);
-                if (t + 1 < NST) store(buf ^ 1);
-                __syncthreads();
-            }
-            const int gq = lane >> 2, tq = lane & 3;
-#pragma unroll
-            for (int j = 0; j < 4; ++j)
-#pragma unroll
-                for (int h = 0; h < 2; ++h) {
-                    const int pj = nb + wn * 32 + j * 8 + 2 * tq + h;
-                    if (pj >= n1) continue;
-#pragma unroll
-                    for (int i = 0; i < 3; ++i)
-#pragma unroll
-                        for (int rr = 0; rr < 2; ++rr) {
-                            const int m = wm * 48 + i * 16 + gq + 8 * rr;
-                            c1[pj * LD1 + m] = f2h(fmaxf(acc[i][j][2 * rr + h] + __ldg(b1 + m), 0.f));
-                        }
-                }
-        }
-    }
-    __syncthreads();
-    PHASE_MARK(PH_CONV1);
-
-    // ---------------------------------------------------------------- 2. LRN, pool1 -> p1
-    lrn_pixels<C1, LD1, 8>(c1, n1, alpha_over_n, beta, kparam);
-    __syncthreads();
-    PHASE_MARK(PH_NORM1);
-    for (int e = tid; e < P1H * P1W * C1; e += NT) {
-        const int c = e % C1, pix = e / C1, yl = pix / P1W, xl = pix - yl * P1W;
-        const int py = py0 + yl, px = px0 + xl;
-        float m = 0.f;  // conv2's zero padding (and unused rows/cols of a clipped tile)
-        if (yl < ph && xl < pw && py >= 0 && py < HP1 && px >= 0 && px < WP1) {
-            const h16* s = c1 + ((2 * py - cy0) * cnx + (2 * px - cx0)) * LD1 + c;
-            m = __int_as_float(0xff800000);
-#pragma unroll
-            for (int dy = 0; dy < 3; ++dy)
-#pragma unroll
-                for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, h2f(s[(dy * cnx + dx) * LD1]));
-        }
-        p1[pix * LD1 + c] = f2h(m);
-    }
-    __syncthreads();
-    PHASE_MARK(PH_POOL1);
-
+) {
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    __syncthreads();  // conv1's space (a2s, c2) is free; the pool1 tile is complete
     // ---------------------------------------------------------------- 3. conv2 -> c2
     {
         const int grp = warp / 4, wm = warp % 4;  // warp: group grp, channels wm*32 .. +32 of it
-        // ldmatrix rows of this lane for n-tile pair j: pixel j*8 + (lane&7) + 8*(lane>>4), k half (lane>>3)&1
-        int pixoff[NT8_2 / 2];
-#pragma unroll
-        for (int j = 0; j < NT8_2; j += 2) {
-            int p = j * 8 + (lane & 7) + ((lane >> 4) << 3);
-            if (p >= N2 || (p % C2W) >= 2 * tw + 1 || (p / C2W) >= 2 * th + 1) p = 0;  // padding: any valid pixel
-            pixoff[j / 2] = ((p / C2W) * P1W + (p % C2W)) * LD1 + grp * C1G + ((lane >> 3) & 1) * 8;
-        }
         auto load_a = [&](int s) {  // stage s = (ky, kx): 256 rows x 48 k, six 16-byte chunks per thread
             if (s < KS2 * KS2) {
                 h16* dst = a2s + (s % NS2) * C2 * LDA2;
@@ -300,6 +159,15 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
             }
             cp_async_commit();  // an empty group past the end keeps the wait count uniform
         };
+        for (int ch0 = 0; ch0 < NCH2 * CH2; ch0 += CH2) {
+        // ldmatrix rows of this lane for n-tile pair j: pixel j*8 + (lane&7) + 8*(lane>>4), k half (lane>>3)&1
+        int pixoff[NT8_2 / 2];
+#pragma unroll
+        for (int j = 0; j < NT8_2; j += 2) {
+            int p = ch0 + j * 8 + (lane & 7) + ((lane >> 4) << 3);
+            if (p >= N2 || (p % C2W) >= 2 * tw + 1 || (p / C2W) >= 2 * th + 1) p = 0;  // padding: any valid pixel
+            pixoff[j / 2] = ((p / C2W) * P1W + (p % C2W)) * LD1 + grp * C1G + ((lane >> 3) & 1) * 8;
+        }
         float acc[2][NT8_2][4];
 #pragma unroll
         for (int i = 0; i < 2; ++i)
@@ -307,6 +175,7 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
             for (int j = 0; j < NT8_2; ++j)
 #pragma unroll
                 for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+        __syncthreads();  // the previous chunk no longer reads the weight stages
         load_a(0);
         load_a(1);
         for (int s = 0; s < KS2 * KS2; ++s) {
@@ -341,7 +210,7 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
         for (int j = 0; j < NT8_2; ++j)
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
-                const int pj = j * 8 + 2 * tq + h;
+                const int pj = ch0 + j * 8 + 2 * tq + h;
                 if (pj >= N2) continue;
 #pragma unroll
                 for (int i = 0; i < 2; ++i)
@@ -351,6 +220,7 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
                         c2[pj * LD2 + m] = f2h(fmaxf(acc[i][j][2 * rr + h] + __ldg(b2 + m), 0.f));
                     }
             }
+        }
     }
     __syncthreads();
     PHASE_MARK(PH_CONV2);
@@ -376,6 +246,193 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
     PHASE_MARK(PH_POOL2);
 }
 
+__device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h16* __restrict__ w1,
+                                              const float* __restrict__ b1, const h16* __restrict__ w2,
+                                              const float* __restrict__ b2, h16* __restrict__ out, int N, int H,
+                                              int W, float alpha, float beta, float kparam, int images_per_group) {
+    if (dynamic_smem_bytes() < (unsigned)SMEM_BYTES || images_per_group < 1) return;  // host checks first
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    h16* smem = reinterpret_cast<h16*>(smem_raw);
+    h16* p1 = smem + OFF_P1;
+    h16* c1 = smem + OFF_U;
+    h16* a1s = c1 + SZ_C1;
+    h16* b1s = a1s + SZ_A1;
+    h16* a2s = smem + OFF_U;
+    h16* c2 = a2s + SZ_A2;
+    int* ktab = reinterpret_cast<int*>(smem + OFF_U + SZ_U);
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int H1 = (H - KS1) / ST1 + 1, W1 = (W - KS1) / ST1 + 1;  // conv1
+    const int HP1 = (H1 - 3) / 2 + 1, WP1 = (W1 - 3) / 2 + 1;      // pool1 = conv2 (pad 2, 5x5/1)
+    const int HP2 = (HP1 - 3) / 2 + 1, WP2 = (WP1 - 3) / 2 + 1;    // pool2
+    // Block order as fused.cu: within groups of images_per_group images, tile-major.
+    const int ntiles = gridDim.x * gridDim.y;
+    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    const int g0 = lin / (ntiles * images_per_group) * images_per_group;
+    const int gsz = min(images_per_group, N - g0);
+    const int r = lin - g0 * ntiles;
+    const int tile = r / gsz, n = g0 + r % gsz;
+    const int bx = tile % gridDim.x, by = tile / gridDim.x;
+    const int q0 = tile_start<TX>(bx, WP2), tw = tile_size<TX>(bx, WP2);
+    const int px0 = 2 * q0 - 2, pw = 2 * tw + 5;  // pool1 tile columns (origin may be -2)
+    const int pxa = max(px0, 0), pxb = min(px0 + pw, WP1);
+    const int cx0 = 2 * pxa, cnx = 2 * (pxb - pxa) + 1;  // conv1 columns under them
+    const float alpha_over_n = alpha / LRN_SIZE;
+    const h16* xn = x + (size_t)n * CIN * H * W;
+
+#if PHASE_TIMING
+    long long phase_t = clock64();
+    if (tid == 0) atomicAdd(&fused_phase_cycles[NPHASE], 1ull);
+#endif
+    for (int k = tid; k < K1P; k += NT) {  // k = ci*121 + ky*11 + kx -> offset | ky << 24 | kx << 28
+        int e = 0;
+        if (k < K1) {
+            const int ci = k / (KS1 * KS1), rr = k - ci * KS1 * KS1, ky = rr / KS1, kx = rr - ky * KS1;
+            e = (ci * H * W + ky * W + kx) | (ky << 24) | (kx << 28);
+        }
+        ktab[k] = e;
+    }
+    __syncthreads();
+
+    // Pool1 tile rows [ta, tb) of the step whose tile starts at pool1 row py0: conv1 on the conv1 rows
+    // under the band's valid pool1 rows, LRN, 3x3/2 max pool (rows outside the map: zero padding).
+    auto pool1_band = [&](int py0, int ta, int tb) {
+        const int pya = max(py0 + ta, 0), pyb = min(py0 + tb, HP1);
+        const int cy0 = 2 * pya, cny = pyb > pya ? 2 * (pyb - pya) + 1 : 0;
+        const int n1 = cny * cnx;
+        // ------------------------------------------------------------ conv1 -> c1
+        {
+            const int wm = warp / 4, wn = warp % 4;  // warp tile 48 x 32
+            const int bj = tid % BN1, bk0 = (tid / BN1) * 16;
+            for (int nb = 0; nb < n1; nb += BN1) {
+                const int pl = nb + bj;
+                const bool pv = pl < n1;
+                const int cyl = pv ? pl / cnx : 0, cxl = pv ? pl - cyl * cnx : 0;
+                const h16* xb = xn + ((cy0 + cyl) * ST1) * W + (cx0 + cxl) * ST1;  // conv1 has no padding
+                uint4 ra[2];
+                unsigned rb[8];
+                auto load = [&](int k0) {
+#pragma unroll
+                    for (int i = 0; i < 2; ++i) {
+                        const int e = tid + NT * i, row = e / 4, ch = e % 4;
+                        if (e < C1 * 4) ra[i] = __ldg(reinterpret_cast<const uint4*>(w1 + row * K1P + k0) + ch);
+                    }
+#pragma unroll
+                    for (int i = 0; i < 8; ++i) {
+                        h16 v[2];
+#pragma unroll
+                        for (int h = 0; h < 2; ++h) {
+                            const int k = k0 + bk0 + 2 * i + h;
+                            v[h] = (pv && k < K1) ? __ldg(xb + (ktab[k] & 0xffffff)) : (h16)0;
+                        }
+                        rb[i] = pack2(v[0], v[1]);
+                    }
+                };
+                auto store = [&](int buf) {
+#pragma unroll
+                    for (int i = 0; i < 2; ++i) {
+                        const int e = tid + NT * i;
+                        if (e < C1 * 4)
+                            *reinterpret_cast<uint4*>(a1s + buf * C1 * LDA1 + (e / 4) * LDA1 + (e % 4) * 8) = ra[i];
+                    }
+                    uint4* bd = reinterpret_cast<uint4*>(b1s + buf * BN1 * LDA1 + bj * LDA1 + bk0);
+                    bd[0] = make_uint4(rb[0], rb[1], rb[2], rb[3]);
+                    bd[1] = make_uint4(rb[4], rb[5], rb[6], rb[7]);
+                };
+                float acc[3][4][4];
+#pragma unroll
+                for (int i = 0; i < 3; ++i)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j)
+#pragma unroll
+                        for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+                load(0);
+                store(0);
+                __syncthreads();
+                constexpr int NST = K1P / BK1;
+                for (int t = 0; t < NST; ++t) {
+                    const int buf = t & 1;
+                    if (t + 1 < NST) load((t + 1) * BK1);
+                    const h16* a0 = a1s + buf * C1 * LDA1 + wm * 48 * LDA1;
+                    const h16* bb = b1s + buf * BN1 * LDA1 + wn * 32 * LDA1;
+#pragma unroll
+                    for (int kk = 0; kk < BK1; kk += 16) warp_mma_k16<3, 4>(acc, a0, LDA1, bb, LDA1, kk);
+                    if (t + 1 < NST) store(buf ^ 1);
+                    __syncthreads();
+                }
+                const int gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+                for (int j = 0; j < 4; ++j)
+#pragma unroll
+                    for (int h = 0; h < 2; ++h) {
+                        const int pj = nb + wn * 32 + j * 8 + 2 * tq + h;
+                        if (pj >= n1) continue;
+#pragma unroll
+                        for (int i = 0; i < 3; ++i)
+#pragma unroll
+                            for (int rr = 0; rr < 2; ++rr) {
+                                const int m = wm * 48 + i * 16 + gq + 8 * rr;
+                                c1[pj * LD1 + m] = f2h(fmaxf(acc[i][j][2 * rr + h] + __ldg(b1 + m), 0.f));
+                            }
+                    }
+            }
+        }
+        __syncthreads();
+        PHASE_MARK(PH_CONV1);
+        // ------------------------------------------------------------ LRN, pool1 -> p1 rows [ta, tb)
+        lrn_pixels<C1, LD1, 8>(c1, n1, alpha_over_n, beta, kparam);
+        __syncthreads();
+        PHASE_MARK(PH_NORM1);
+        for (int e = tid; e < (tb - ta) * P1W * C1; e += NT) {
+            const int c = e % C1, pix = e / C1, yl = ta + pix / P1W, xl = pix % P1W;
+            const int py = py0 + yl, px = px0 + xl;
+            float m = 0.f;  // conv2's zero padding (and unused columns of a clipped tile)
+            if (xl < pw && py >= 0 && py < HP1 && px >= 0 && px < WP1) {
+                const h16* s = c1 + ((2 * py - cy0) * cnx + (2 * px - cx0)) * LD1 + c;
+                m = __int_as_float(0xff800000);
+#pragma unroll
+                for (int dy = 0; dy < 3; ++dy)
+#pragma unroll
+                    for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, h2f(s[(dy * cnx + dx) * LD1]));
+            }
+            p1[(yl * P1W + xl) * LD1 + c] = f2h(m);
+        }
+        __syncthreads();
+        PHASE_MARK(PH_POOL1);
+    };
+
+    // reuse: the block walks its column strip, a step per tile row; recompute: one step, its tile
+    const int step0 = REUSE ? 0 : by, step1 = REUSE ? (HP2 + TY - 1) / TY : by + 1;
+    int prev_th = 0;
+    for (int step = step0; step < step1; ++step) {
+        const int r0 = tile_start<TY>(step, HP2), th = tile_size<TY>(step, HP2);
+        const int py0 = 2 * r0 - 2, ph = 2 * th + 5;
+        if (step == step0) {  // the whole pool1 tile, in bands of at most BAND rows
+            for (int ta = 0; ta < ph; ta += BAND) pool1_band(py0, ta, min(ta + BAND, ph));
+        } else {  // the previous tile's last 5 pool1 rows are this tile's first 5: move them up
+            constexpr int ROW = P1W * LD1 / 8, KEEP = 5 * ROW;  // uint4 per pool1 row; rows kept
+            constexpr int PER = (KEEP + NT - 1) / NT;
+            uint4* q = reinterpret_cast<uint4*>(p1);
+            uint4 v[PER];
+#pragma unroll
+            for (int i = 0; i < PER; ++i)
+                if (tid + NT * i < KEEP) v[i] = q[2 * prev_th * ROW + tid + NT * i];
+            __syncthreads();
+#pragma unroll
+            for (int i = 0; i < PER; ++i)
+                if (tid + NT * i < KEEP) q[tid + NT * i] = v[i];
+            __syncthreads();
+            for (int ta = 5; ta < ph; ta += BAND) pool1_band(py0, ta, min(ta + BAND, ph));
+        }
+        prev_th = th;
+        conv2_lrn_pool2(p1, a2s, c2, w2, b2, out, n, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta, kparam
+#if PHASE_TIMING
+                        , phase_t
+#endif
+        );
+    }
+}
+
 }  // namespace ftc
 
 #define FTC_CAT2(a, b) a##b
@@ -385,9 +442,14 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
 #else
 #define FTC_TILE_NAME FTC_CAT(FTC_CAT(TILE_Y, x), TILE_X)
 #endif
+#if REUSE
+#define FTC_ENTRY FTC_CAT(fused_tc_reuse_t, FTC_TILE_NAME)
+#else
 #define FTC_ENTRY FTC_CAT(fused_tc_recompute_t, FTC_TILE_NAME)
+#endif
 
-// Grid: (tiles_x, tiles_y, N) of balanced tiles; 256 threads; dynamic shared memory SMEM_BYTES.
+// Grid: (tiles_x, tiles_y, N) of balanced tiles (reuse: (tiles_x, 1, N)); 256 threads; dynamic
+// shared memory SMEM_BYTES.
 // w1: [96][384] (k = ci*121 + ky*11 + kx), w2: [256][1200] (k = (ky*5 + kx)*48 + ci), 16-bit.
 extern "C" __global__ void __launch_bounds__(256, 1)
     FTC_ENTRY(const h16* __restrict__ x, const h16* __restrict__ w1, const float* __restrict__ b1,

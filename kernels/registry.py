@@ -173,33 +173,34 @@ def fused_variant_name(strategy: str, tile: Tile) -> str:
     return Variant(Strategy(strategy), tile).name
 
 
-# Pool2 tiles of the tensor-core fused kernel (kernels/fused_tc.cu, recompute): all fit 227 KB
+# Pool2 tiles of the tensor-core fused kernel (kernels/fused_tc.cu, both strategies): all fit 227 KB
 # with 16-bit channels-last maps; fused_tc_smem_bytes mirrors its layout.
-FUSED_TC_TILES: tuple[Tile, ...] = (2, 3, 4, (2, 7))
+FUSED_TC_TILES: tuple[Tile, ...] = (2, 4, (2, 7), (4, 7))
 
 
 def fused_tc_smem_bytes(tile: Tile) -> int:
     """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). Halves, each region
     rounded to 8: the channels-last pool1 tile (2R+5 x 2C+5 pixels x 104, conv2 padding included),
-    then a union of {conv1 region (2(2R+5)+1 x 2(2C+5)+1 x 104), conv1 A and B stages (2 x 96 and
+    then a union of {conv1 band (2B+1 x 2(2C+5)+1 x 104, B = max(2R, 5) pool1 rows), conv1 A and B stages (2 x 96 and
     2 x 128 rows of 40)} and {conv2 weight stages (3 x 256 x 56), conv2 tile (2R+1 x 2C+1 x 264)};
     plus the conv1 k table (384 ints)."""
     th, tw = tile_sides(tile)
     p1h, p1w = 2 * th + 5, 2 * tw + 5
+    band = max(2 * th, 5)  # pool1 rows per conv1 pass: a step's new rows, or the 5 a step shares
     al8 = lambda v: (v + 7) // 8 * 8  # noqa: E731
     sz_p1 = al8(p1h * p1w * 104)
-    sz_u = max(al8((2 * p1h + 1) * (2 * p1w + 1) * 104) + 2 * 96 * 40 + 2 * 128 * 40,
+    sz_u = max(al8((2 * band + 1) * (2 * p1w + 1) * 104) + 2 * 96 * 40 + 2 * 128 * 40,
                3 * 256 * 56 + al8((2 * th + 1) * (2 * tw + 1) * 264))  # fmt: skip
     return 2 * (sz_p1 + sz_u) + 4 * 384
 
 
-def _fused_tc(tile: Tile, precision: str) -> Variant:
+def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     th, tw = tile_sides(tile)
-    defines = (("TILE_Y", th), ("TILE_X", tw), ("PREC", TC_PREC_DEFINE[precision]),
-               ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile)))  # fmt: skip
-    return Variant(Strategy.RECOMPUTE, tile, precision, source="kernels/fused_tc.cu",
-                   entries=(f"fused_tc_recompute_t{tile_label(tile)}",), defines=defines)  # fmt: skip
+    defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
+               ("PREC", TC_PREC_DEFINE[precision]), ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile)))  # fmt: skip
+    return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",
+                   entries=(f"fused_tc_{strategy}_t{tile_label(tile)}",), defines=defines)  # fmt: skip
 
 
 _ALL = [
@@ -209,7 +210,8 @@ _ALL = [
       for p in TENSOR_CORE_PRECISIONS),
     *(_fused(Strategy.REUSE, t) for t in FUSED_TILES),
     *(_fused(Strategy.RECOMPUTE, t) for t in FUSED_TILES),
-    *(_fused_tc(t, p) for p in TENSOR_CORE_PRECISIONS for t in FUSED_TC_TILES),
+    *(_fused_tc(s, t, p) for p in TENSOR_CORE_PRECISIONS for s in (Strategy.REUSE, Strategy.RECOMPUTE)
+      for t in FUSED_TC_TILES),
     Variant(Strategy.VENDOR),
 ]
 VARIANTS: dict[str, Variant] = {v.name: v for v in _ALL}
