@@ -72,8 +72,8 @@ constexpr int BK1 = 32, LDA1 = BK1 + 8, BN1 = 128;     // conv1 stages (as lbl_t
 constexpr int BK2 = C1G, LDA2 = BK2 + 8, NS2 = 3;     // conv2 weight stage: 256 rows x one (ky, kx), 3 deep
 constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
 // conv2 runs over the pixels in NCH2 chunks of CH2 (a multiple of 16, for ldmatrix pairs), at most
-// 64 each: a warp's accumulators (2 x CH2/8 x 4) stay in registers for the large tiles.
-constexpr int NCH2 = (N2 + 63) / 64, CH2 = ((N2 + NCH2 - 1) / NCH2 + 15) / 16 * 16;
+// 80 each: a warp's accumulators (2 x CH2/8 x 4) stay in registers for the large tiles.
+constexpr int NCH2 = (N2 + 79) / 80, CH2 = ((N2 + NCH2 - 1) / NCH2 + 15) / 16 * 16;
 constexpr int NT8_2 = CH2 / 8;
 
 constexpr int al8(int v) { return (v + 7) / 8 * 8; }   // halves -> 16-byte multiples

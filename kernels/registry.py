@@ -36,6 +36,9 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 TENSOR_CORE_PRECISIONS = ("fp16", "bf16")
 TC_PREC_DEFINE = {"fp16": 1, "bf16": 2}  # -DPREC of kernels/tc.cuh
 DEFAULT_PRECISION = "fp32"
+# The vendor anchors a user could pick instead, at every precision: PyTorch eager NCHW (""), channels-
+# last with cudnn.benchmark ("cl": cuDNN free to pick FFT or Winograd), torch.compile max-autotune.
+VENDOR_IMPLS = ("", "cl", "compile")
 NETWORK, GROUP = "alexnet", "front"  # the network and fusion group the CUDA kernels implement
 _FAMILY_RANK = {Strategy.LBL: 0, Strategy.REUSE: 1, Strategy.RECOMPUTE: 2, Strategy.VENDOR: 3}
 
@@ -57,12 +60,14 @@ class Variant:
     source: str | None = None  # CUDA source relative to the repo root
     entries: tuple[str, ...] = ()  # extern "C" kernels in the cubin
     defines: tuple[tuple[str, int], ...] = ()  # -D flags
+    impl: str = ""  # vendor only: "" (PyTorch eager, NCHW), "cl" (channels-last, cudnn.benchmark), "compile"
 
     @property
     def name(self) -> str:
-        """``lbl``, ``fused-reuse-t4``, ``fused-recompute-t2x7``, ``vendor``; a precision other
-        than fp32 adds ``-<precision>``."""
+        """``lbl``, ``fused-reuse-t4``, ``fused-recompute-t2x7``, ``vendor``, ``vendor-cl``,
+        ``vendor-compile``; a precision other than fp32 adds ``-<precision>``."""
         base = f"fused-{self.strategy}-t{tile_label(self.tile)}" if self.strategy.fused else str(self.strategy)
+        base += f"-{self.impl}" if self.impl else ""
         return base if self.precision == DEFAULT_PRECISION else f"{base}-{self.precision}"
 
     @property
@@ -79,7 +84,7 @@ class Variant:
         of every table and legend."""
         rows, cols = tile_sides(self.tile) if self.tile is not None else (0, 0)
         prec = PRECISIONS.index(self.precision) if self.precision in PRECISIONS else len(PRECISIONS)
-        return _FAMILY_RANK[self.strategy], rows * cols, prec
+        return _FAMILY_RANK[self.strategy], rows * cols + VENDOR_IMPLS.index(self.impl), prec
 
     def record(self) -> dict:
         """The fields every result file carries (``schema_version`` is added by the writer)."""
@@ -96,6 +101,8 @@ class Variant:
             base, precision = head, tail
         if base in (Strategy.LBL, Strategy.VENDOR):
             return cls(Strategy(base), None, precision)
+        if base.startswith("vendor-") and base[7:] in VENDOR_IMPLS:
+            return cls(Strategy.VENDOR, None, precision, impl=base[7:])
         parts = base.split("-")
         if len(parts) == 3 and parts[0] == "fused" and parts[1] in ("reuse", "recompute") and parts[2][:1] == "t":
             try:
@@ -103,7 +110,7 @@ class Variant:
             except ValueError:
                 pass
         raise ValueError(
-            f"variant name {name!r}: expected lbl, vendor or fused-<reuse|recompute>-t<tile> (tile T or RxC), "
+            f"variant name {name!r}: expected lbl, vendor[-cl|-compile] or fused-<reuse|recompute>-t<tile> (tile T or RxC), "
             f"optionally -<precision> ({', '.join(PRECISIONS)})"
         )
 
@@ -212,7 +219,7 @@ _ALL = [
     *(_fused(Strategy.RECOMPUTE, t) for t in FUSED_TILES),
     *(_fused_tc(s, t, p) for p in TENSOR_CORE_PRECISIONS for s in (Strategy.REUSE, Strategy.RECOMPUTE)
       for t in FUSED_TC_TILES),
-    Variant(Strategy.VENDOR),
+    *(Variant(Strategy.VENDOR, precision=p, impl=i) for p in PRECISIONS for i in VENDOR_IMPLS),
 ]
 VARIANTS: dict[str, Variant] = {v.name: v for v in _ALL}
 

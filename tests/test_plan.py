@@ -22,8 +22,11 @@ def config():
 
 
 def test_variants_baseline_first_vendor_last(config):
-    config["kernels"].update(strategies=["reuse"], tile_sizes=[2, 4], vendor=True)
-    assert kernel_variants(config) == ["lbl", "fused-reuse-t2", "fused-reuse-t4", "vendor"]
+    config["kernels"].update(strategies=["reuse"], tile_sizes=[2, 4], vendor=["eager", "cl"])
+    assert kernel_variants(config) == ["lbl", "fused-reuse-t2", "fused-reuse-t4", "vendor", "vendor-cl"]
+    config["kernels"].update(precisions=["fp32", "fp16"], tile_sizes=[2, "2x7"], vendor=["cl"])
+    assert kernel_variants(config) == ["lbl", "fused-reuse-t2", "fused-reuse-t2x7", "vendor-cl", "lbl-fp16",
+                                       "fused-reuse-t2-fp16", "fused-reuse-t2x7-fp16", "vendor-cl-fp16"]
 
 
 def test_no_gpu_no_measurement_targets(config):

@@ -22,8 +22,7 @@ def kernel_variants(config: dict) -> list[str]:
     for precision in k["precisions"]:
         records.append(Variant(Strategy.LBL, precision=precision))
         records += [Variant(Strategy(s), parse_tile(t), precision) for s in k["strategies"] for t in k["tile_sizes"]]
-        if k["vendor"]:
-            records.append(Variant(Strategy.VENDOR, precision=precision))
+        records += [Variant(Strategy.VENDOR, precision=precision, impl="" if i == "eager" else i) for i in k["vendor"]]
     return [v.name for v in records if v.name in VARIANTS]
 
 
