@@ -69,11 +69,15 @@ constexpr int LD1 = C1 + 8, LD2 = C2 + 8;              // channels-last pixel st
 constexpr int K1 = CIN * KS1 * KS1, K1P = (K1 + 31) / 32 * 32;  // 363 -> 384
 constexpr int K2 = KS2 * KS2 * C1G;                    // 1200 = 25 (ky, kx) x 48 channels
 constexpr int BK1 = 32, LDA1 = BK1 + 8, BN1 = 128;     // conv1 stages (as lbl_tc.cu)
-constexpr int BK2 = C1G, LDA2 = BK2 + 8, NS2 = 3;     // conv2 weight stage: 256 rows x one (ky, kx), 3 deep
+constexpr int BK2 = C1G, LDA2 = BK2 + 8;              // conv2 weight stage: 256 rows x one (ky, kx)
 constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
 // conv2 runs over the pixels in NCH2 chunks of CH2 (a multiple of 16, for ldmatrix pairs), at most
-// 80 each: a warp's accumulators (2 x CH2/8 x 4) stay in registers for the large tiles.
-constexpr int NCH2 = (N2 + 79) / 80, CH2 = ((N2 + NCH2 - 1) / NCH2 + 15) / 16 * 16;
+// CONV2_CHUNK each, so a warp's accumulators (2 x CH2/8 x 4) stay in registers (the registry lowers
+// it where a build would spill).
+#ifndef CONV2_CHUNK
+#define CONV2_CHUNK 80
+#endif
+constexpr int NCH2 = (N2 + CONV2_CHUNK - 1) / CONV2_CHUNK, CH2 = ((N2 + NCH2 - 1) / NCH2 + 15) / 16 * 16;
 constexpr int NT8_2 = CH2 / 8;
 
 constexpr int al8(int v) { return (v + 7) / 8 * 8; }   // halves -> 16-byte multiples
@@ -81,7 +85,10 @@ constexpr int cmax(int a, int b) { return a > b ? a : b; }
 constexpr int SZ_P1 = al8(P1H * P1W * LD1);
 constexpr int SZ_C1 = al8(C1H * C1W * LD1);
 constexpr int SZ_A1 = 2 * C1 * LDA1, SZ_B1 = 2 * BN1 * LDA1;
-constexpr int SZ_A2 = NS2 * C2 * LDA2, SZ_C2 = al8(N2 * LD2);
+constexpr int SZ_C2 = al8(N2 * LD2);
+// conv2 weight stages: 4 deep where that fits in the space conv1 needs anyway, else 3
+constexpr int NS2 = 4 * C2 * LDA2 + SZ_C2 <= SZ_C1 + SZ_A1 + SZ_B1 ? 4 : 3;
+constexpr int SZ_A2 = NS2 * C2 * LDA2;
 constexpr int OFF_P1 = 0, OFF_U = SZ_P1;  // phase 1 {c1, A1, B1} and phase 2 {A2, c2} share OFF_U
 constexpr int SZ_U = cmax(SZ_C1 + SZ_A1 + SZ_B1, SZ_A2 + SZ_C2);
 constexpr int SMEM_BYTES = 2 * (OFF_U + SZ_U) + 4 * K1P;  // + the conv1 k table (ints)
@@ -176,12 +183,12 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #pragma unroll
                 for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
         __syncthreads();  // the previous chunk no longer reads the weight stages
-        load_a(0);
-        load_a(1);
+#pragma unroll
+        for (int s = 0; s < NS2 - 1; ++s) load_a(s);
         for (int s = 0; s < KS2 * KS2; ++s) {
-            cp_async_wait<1>();  // stage s landed (s + 1 may be in flight)
-            __syncthreads();     // ... for every thread; and stage s - 1 is no longer read
-            load_a(s + 2);
+            cp_async_wait<NS2 - 2>();  // stage s landed (later ones may be in flight)
+            __syncthreads();           // ... for every thread; and stage s - 1 is no longer read
+            load_a(s + NS2 - 1);
             const int koff = ((s / KS2) * P1W + s % KS2) * LD1;
             const h16* a0 = a2s + (s % NS2) * C2 * LDA2 + (grp * C2G + wm * 32) * LDA2;
 #pragma unroll
@@ -309,13 +316,22 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
                 const bool pv = pl < n1;
                 const int cyl = pv ? pl / cnx : 0, cxl = pv ? pl - cyl * cnx : 0;
                 const h16* xb = xn + ((cy0 + cyl) * ST1) * W + (cx0 + cxl) * ST1;  // conv1 has no padding
-                uint4 ra[2];
-                unsigned rb[8];
-                auto load = [&](int k0) {
+                float acc[3][4][4];
+#pragma unroll
+                for (int i = 0; i < 3; ++i)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j)
+#pragma unroll
+                        for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+                // Two register sets: the gather of stage t+2 is issued before stage t's products and
+                // stored after stage t+1's, so two stages of MMAs cover its L2 latency.
+                uint4 ra[2][2];
+                unsigned rb[2][8];
+                auto load = [&](int k0, int set) {
 #pragma unroll
                     for (int i = 0; i < 2; ++i) {
                         const int e = tid + NT * i, row = e / 4, ch = e % 4;
-                        if (e < C1 * 4) ra[i] = __ldg(reinterpret_cast<const uint4*>(w1 + row * K1P + k0) + ch);
+                        if (e < C1 * 4) ra[set][i] = __ldg(reinterpret_cast<const uint4*>(w1 + row * K1P + k0) + ch);
                     }
 #pragma unroll
                     for (int i = 0; i < 8; ++i) {
@@ -325,39 +341,40 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
                             const int k = k0 + bk0 + 2 * i + h;
                             v[h] = (pv && k < K1) ? __ldg(xb + (ktab[k] & 0xffffff)) : (h16)0;
                         }
-                        rb[i] = pack2(v[0], v[1]);
+                        rb[set][i] = pack2(v[0], v[1]);
                     }
                 };
-                auto store = [&](int buf) {
+                auto store = [&](int set, int buf) {
 #pragma unroll
                     for (int i = 0; i < 2; ++i) {
                         const int e = tid + NT * i;
                         if (e < C1 * 4)
-                            *reinterpret_cast<uint4*>(a1s + buf * C1 * LDA1 + (e / 4) * LDA1 + (e % 4) * 8) = ra[i];
+                            *reinterpret_cast<uint4*>(a1s + buf * C1 * LDA1 + (e / 4) * LDA1 + (e % 4) * 8) = ra[set][i];
                     }
                     uint4* bd = reinterpret_cast<uint4*>(b1s + buf * BN1 * LDA1 + bj * LDA1 + bk0);
-                    bd[0] = make_uint4(rb[0], rb[1], rb[2], rb[3]);
-                    bd[1] = make_uint4(rb[4], rb[5], rb[6], rb[7]);
+                    bd[0] = make_uint4(rb[set][0], rb[set][1], rb[set][2], rb[set][3]);
+                    bd[1] = make_uint4(rb[set][4], rb[set][5], rb[set][6], rb[set][7]);
                 };
-                float acc[3][4][4];
-#pragma unroll
-                for (int i = 0; i < 3; ++i)
-#pragma unroll
-                    for (int j = 0; j < 4; ++j)
-#pragma unroll
-                        for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
-                load(0);
-                store(0);
-                __syncthreads();
-                constexpr int NST = K1P / BK1;
-                for (int t = 0; t < NST; ++t) {
-                    const int buf = t & 1;
-                    if (t + 1 < NST) load((t + 1) * BK1);
+                auto mma_stage = [&](int buf) {
                     const h16* a0 = a1s + buf * C1 * LDA1 + wm * 48 * LDA1;
                     const h16* bb = b1s + buf * BN1 * LDA1 + wn * 32 * LDA1;
 #pragma unroll
                     for (int kk = 0; kk < BK1; kk += 16) warp_mma_k16<3, 4>(acc, a0, LDA1, bb, LDA1, kk);
-                    if (t + 1 < NST) store(buf ^ 1);
+                };
+                constexpr int NST = K1P / BK1;
+                static_assert(NST % 2 == 0 && NST >= 2, "the conv1 stage loop runs in pairs");
+                load(0, 0);
+                store(0, 0);
+                load(BK1, 1);
+                __syncthreads();
+                for (int t = 0; t < NST; t += 2) {  // buffer t%2 and register set t%2, both compile-time
+                    if (t + 2 < NST) load((t + 2) * BK1, 0);
+                    mma_stage(0);
+                    store(1, 1);  // stage t+1
+                    __syncthreads();
+                    if (t + 3 < NST) load((t + 3) * BK1, 1);
+                    mma_stage(1);
+                    if (t + 2 < NST) store(0, 0);  // stage t+2
                     __syncthreads();
                 }
                 const int gq = lane >> 2, tq = lane & 3;
@@ -410,18 +427,14 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
         if (step == step0) {  // the whole pool1 tile, in bands of at most BAND rows
             for (int ta = 0; ta < ph; ta += BAND) pool1_band(py0, ta, min(ta + BAND, ph));
         } else {  // the previous tile's last 5 pool1 rows are this tile's first 5: move them up
-            constexpr int ROW = P1W * LD1 / 8, KEEP = 5 * ROW;  // uint4 per pool1 row; rows kept
-            constexpr int PER = (KEEP + NT - 1) / NT;
+            // Row by row, a barrier after each: row i is read (as row 2*prev_th + j, j < i) only by
+            // earlier passes, so no pass overwrites a row another still has to read.
+            constexpr int ROW = P1W * LD1 / 8;  // uint4 per pool1 row
             uint4* q = reinterpret_cast<uint4*>(p1);
-            uint4 v[PER];
-#pragma unroll
-            for (int i = 0; i < PER; ++i)
-                if (tid + NT * i < KEEP) v[i] = q[2 * prev_th * ROW + tid + NT * i];
-            __syncthreads();
-#pragma unroll
-            for (int i = 0; i < PER; ++i)
-                if (tid + NT * i < KEEP) q[tid + NT * i] = v[i];
-            __syncthreads();
+            for (int i = 0; i < 5; ++i) {
+                for (int e = tid; e < ROW; e += NT) q[i * ROW + e] = q[(2 * prev_th + i) * ROW + e];
+                __syncthreads();
+            }
             for (int ta = 5; ta < ph; ta += BAND) pool1_band(py0, ta, min(ta + BAND, ph));
         }
         prev_th = th;

@@ -190,7 +190,8 @@ def fused_tc_smem_bytes(tile: Tile) -> int:
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). Halves, each region
     rounded to 8: the channels-last pool1 tile (2R+5 x 2C+5 pixels x 104, conv2 padding included),
     then a union of {conv1 band (2B+1 x 2(2C+5)+1 x 104, B = max(2R, 5) pool1 rows), conv1 A and B stages (2 x 96 and
-    2 x 128 rows of 40)} and {conv2 weight stages (3 x 256 x 56), conv2 tile (2R+1 x 2C+1 x 264)};
+    2 x 128 rows of 40)} and {conv2 weight stages (3 x 256 x 56; a 4th where it fits in conv1's space),
+    conv2 tile (2R+1 x 2C+1 x 264)};
     plus the conv1 k table (384 ints)."""
     th, tw = tile_sides(tile)
     p1h, p1w = 2 * th + 5, 2 * tw + 5
@@ -202,10 +203,15 @@ def fused_tc_smem_bytes(tile: Tile) -> int:
     return 2 * (sz_p1 + sz_u) + 4 * 384
 
 
+# Largest conv2 pixel chunk per build (fused_tc.cu CONV2_CHUNK, default 80) where 80 would spill.
+FUSED_TC_CONV2_CHUNK: dict[tuple[Strategy, Tile], int] = {(Strategy.RECOMPUTE, (2, 7)): 64}
+
+
 def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     th, tw = tile_sides(tile)
     defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
-               ("PREC", TC_PREC_DEFINE[precision]), ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile)))  # fmt: skip
+               ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK.get((strategy, tile), 80)),
+               ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile)))  # fmt: skip
     return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",
                    entries=(f"fused_tc_{strategy}_t{tile_label(tile)}",), defines=defines)  # fmt: skip
 
