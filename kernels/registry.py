@@ -35,6 +35,7 @@ SMEM_LIMIT_SM90_BYTES = 227 * 1024  # opt-in dynamic shared memory per block on 
 PRECISIONS = ("fp32", "fp16", "bf16")
 TENSOR_CORE_PRECISIONS = ("fp16", "bf16")
 TC_PREC_DEFINE = {"fp16": 1, "bf16": 2}  # -DPREC of kernels/tc.cuh
+BYTES_PER_VALUE = {"fp32": 4, "fp16": 2, "bf16": 2}  # storage of maps and weights (biases stay FP32)
 DEFAULT_PRECISION = "fp32"
 # The vendor anchors a user could pick instead, at every precision: PyTorch eager NCHW (""), channels-
 # last with cudnn.benchmark ("cl": cuDNN free to pick FFT or Winograd), torch.compile max-autotune.

@@ -106,26 +106,31 @@ def check_config(config: dict, arch: str = "sm_90") -> None:
     groups = config["networks"][k["network"]]["groups"]
     if k["group"] not in groups:
         raise ConfigError(f"kernels.group: {k['group']!r} unknown; allowed: {', '.join(groups)}")
-    from kernels.registry import FUSED_TILES, fused_smem_bytes, fused_variant_name  # imports without CuPy
+    from kernels.registry import VARIANTS, Strategy, Variant  # imports without CuPy
     from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
     from pipeline.core.tiles import parse_tile, tile_label
 
-    compiled = ", ".join(map(tile_label, FUSED_TILES))
+    # the tiles compiled for each configured precision (the registry's fused variants)
+    compiled_for = {p: sorted({v.tile for v in VARIANTS.values() if v.strategy.fused and v.precision == p},
+                              key=lambda t: (tile_label(t).count("x"), tile_label(t))) for p in k["precisions"]}  # fmt: skip
+    compiled = "; ".join(f"{p}: {', '.join(map(tile_label, ts))}" for p, ts in compiled_for.items())
     tiles = []
     for t in k["tile_sizes"]:
         try:
             tiles.append(parse_tile(t))
         except ValueError as err:
             raise ConfigError(f"kernels.tile_sizes: {err}; compiled: {compiled}") from None
-    bad = [tile_label(t) for t in tiles if t not in FUSED_TILES]
+    bad = [tile_label(t) for t in tiles if not any(t in ts for ts in compiled_for.values())]
     if bad:
-        raise ConfigError(f"kernels.tile_sizes: [{', '.join(bad)}] not compiled; allowed: {compiled}")
+        raise ConfigError(f"kernels.tile_sizes: [{', '.join(bad)}] not compiled for {', '.join(k['precisions'])}; "
+                          f"allowed: {compiled}")  # fmt: skip
     limit = MAX_SMEM_PER_BLOCK_BYTES.get(arch, MAX_SMEM_PER_BLOCK_BYTES["sm_90"])
-    for strategy in k["strategies"]:
-        for t in tiles:
-            if (need := fused_smem_bytes(t, strategy)) > limit:
-                fits = [tile_label(s) for s in FUSED_TILES if fused_smem_bytes(s, strategy) <= limit]
-                raise ConfigError(
-                    f"kernels.tile_sizes: {fused_variant_name(strategy, t)} needs {need} bytes of shared memory "
-                    f"per block, {arch} allows {limit}; allowed: {', '.join(fits) or 'none'}"
-                )
+    for p in k["precisions"]:
+        for strategy in k["strategies"]:
+            for t in tiles:
+                v = VARIANTS.get(Variant(Strategy(strategy), t, p).name)
+                if v is not None and (need := v.define["EXPECT_SMEM_BYTES"]) > limit:
+                    raise ConfigError(
+                        f"kernels.tile_sizes: {v.name} needs {need} bytes of shared memory per block, {arch} "
+                        f"allows {limit}; choose a smaller tile"
+                    )

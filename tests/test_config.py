@@ -1,13 +1,11 @@
 """Configuration errors: one line naming the key and the allowed values, before any work."""
 
-import copy
 import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-from pipeline.config import ConfigError, check_config, schema_error_line
+from pipeline.config import ConfigError, check_config, load_config, schema_error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "config" / "schema.yaml"
@@ -15,13 +13,13 @@ SCHEMA = ROOT / "config" / "schema.yaml"
 
 @pytest.fixture
 def config():
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return load_config(ROOT / "config" / "config.yaml")  # schema defaults filled, as the Snakefile does
 
 
 def test_shipped_configs_are_valid(config):
     assert schema_error_line(config, SCHEMA) is None
     check_config(config)
-    test_cfg = yaml.safe_load((ROOT / "tests" / "data" / "config.yaml").read_text())
+    test_cfg = load_config(ROOT / "tests" / "data" / "config.yaml")
     assert schema_error_line(test_cfg, SCHEMA) is None
     check_config(test_cfg)
 
@@ -57,7 +55,7 @@ def test_schema_errors_are_one_line(config, change, expected):
          "networks.alexnet.tile_sizes: [14] cannot tile the 13x13 output of group front; allowed: 1..13"),
         (lambda c: c["kernels"].update(network="vgg_e", group="front"),
          "kernels.group: 'front' unknown; allowed: first5"),
-        (lambda c: c["kernels"].update(tile_sizes=[99]), "kernels.tile_sizes: [99] not compiled; allowed: "),
+        (lambda c: c["kernels"].update(tile_sizes=[99]), "kernels.tile_sizes: [99] not compiled for fp32, fp16; allowed: fp32: "),
     ],
 )  # fmt: skip
 def test_semantic_errors_are_one_line(config, change, expected):
@@ -73,11 +71,11 @@ def test_rectangular_kernel_tiles(config):
     from pipeline.stages.plan import kernel_variants
 
     assert "2x7" in config["kernels"]["tile_sizes"]
-    config["kernels"].update(tile_sizes=["2x7", 4], strategies=["reuse"])
+    config["kernels"].update(tile_sizes=["2x7", 4], strategies=["reuse"], precisions=["fp32"])
     assert schema_error_line(config, SCHEMA) is None
     check_config(config)
     assert kernel_variants(config)[1:3] == ["fused-reuse-t2x7", "fused-reuse-t4"]
-    for bad, msg in ((["2x9"], "kernels.tile_sizes: [2x9] not compiled; allowed: 2, 3, 4, 2x7"),
+    for bad, msg in ((["2x9"], "kernels.tile_sizes: [2x9] not compiled for fp32; allowed: fp32: 2, 3, 4, 2x7"),
                      (["2by7"], "config kernels.tile_sizes.0")):  # fmt: skip
         config["kernels"]["tile_sizes"] = bad
         err = schema_error_line(config, SCHEMA)
@@ -90,8 +88,17 @@ def test_rectangular_kernel_tiles(config):
 
 def test_tile_that_does_not_fit_shared_memory_is_refused(config):
     """sm_75 allows 64 KB per block: the T=4 fused kernels (about 210 KB) must be refused."""
-    config["kernels"]["tile_sizes"] = [4]
+    config["kernels"].update(tile_sizes=[4], precisions=["fp32"])
     check_config(config, "sm_90")
     with pytest.raises(ConfigError) as err:
         check_config(config, "sm_75")
     assert "needs" in str(err.value) and "sm_75 allows 65536" in str(err.value)
+
+
+def test_tiles_follow_the_precisions(config):
+    """A tile must be compiled for one of the configured precisions (4x7 exists on tensor cores only)."""
+    config["kernels"].update(precisions=["fp32", "fp16"], tile_sizes=["2x7", "4x7"])
+    check_config(config)
+    config["kernels"].update(precisions=["fp32"])
+    with pytest.raises(ConfigError, match=r"\[4x7\] not compiled for fp32; allowed: fp32: 2, 3, 4, 2x7"):
+        check_config(config)

@@ -22,7 +22,7 @@ def config():
 
 
 def test_variants_baseline_first_vendor_last(config):
-    config["kernels"].update(strategies=["reuse"], tile_sizes=[2, 4], vendor=["eager", "cl"])
+    config["kernels"].update(strategies=["reuse"], tile_sizes=[2, 4], vendor=["eager", "cl"], precisions=["fp32"])
     assert kernel_variants(config) == ["lbl", "fused-reuse-t2", "fused-reuse-t4", "vendor", "vendor-cl"]
     config["kernels"].update(precisions=["fp32", "fp16"], tile_sizes=[2, "2x7"], vendor=["cl"])
     assert kernel_variants(config) == ["lbl", "fused-reuse-t2", "fused-reuse-t2x7", "vendor-cl", "lbl-fp16",
@@ -30,6 +30,7 @@ def test_variants_baseline_first_vendor_last(config):
 
 
 def test_no_gpu_no_measurement_targets(config):
+    config["kernels"].update(tile_sizes=[2, 4], precisions=["fp32"])
     assert measurement_targets(config, None) == []
     targets = measurement_targets(config, "h100")
     assert "results/h100/alexnet/fused-recompute-t4/b256/profile.json" in targets
@@ -46,6 +47,7 @@ def test_lbl_dram_bytes_by_hand():
 
 
 def test_plan_predictions(config):
+    config["kernels"].update(tile_sizes=[2, 4], precisions=["fp32", "fp16"])
     table = plan_table(config, kernel_variants(config)).set_index(["variant", "batch"])
     assert len(table) == len(kernel_variants(config)) * len(config["kernels"]["batches"])
     # 329.4 M MACs per image for conv1 (105.4 M) and conv2 with groups=2 (223.9 M)
@@ -59,6 +61,10 @@ def test_plan_predictions(config):
         assert table.loc[(f"fused-recompute-t{t}", 1)].model_extra_macs_per_image > table.loc[
             (f"fused-reuse-t{t}", 1)].model_extra_macs_per_image  # fmt: skip
     assert table.loc[("lbl", 1)].model_dram_bytes_per_image > 10 * fused.model_dram_bytes_per_image
+    # 16-bit variants store every map and weight in 2 bytes: half of each byte count
+    half = table.loc[("fused-reuse-t4-fp16", 128)]
+    assert half.compulsory_dram_bytes_per_image == fused.compulsory_dram_bytes_per_image / 2
+    assert table.loc[("lbl-fp16", 1)].model_dram_bytes_per_image == table.loc[("lbl", 1)].model_dram_bytes_per_image / 2
 
 
 def test_gpu_without_cupy_is_a_clear_error(monkeypatch):

@@ -119,7 +119,7 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
     """
     import pandas as pd
 
-    from kernels.registry import VARIANTS
+    from kernels.registry import BYTES_PER_VALUE, VARIANTS
     from kernels.work import fused_work
     from pipeline.model.costs import group_costs, group_input_shape
     from pipeline.core.networks import load_network
@@ -129,18 +129,19 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
     first, last = config["networks"][k["network"]]["groups"][k["group"]]
     layers = net.group(first, last)
     in_shape = group_input_shape(net, first)
-    bpv = config["model"]["bytes_per_value"]
-    reference = group_costs(layers, in_shape, 1, "reuse", ("x", "y"), bpv)
     shapes = net.shapes()[net.index(first) : net.index(last) + 2]
-    largest_intermediate = max(s.values for s in shapes[1:-1]) * bpv
     rows = []
     for variant in variants:
         v = VARIANTS[variant]
+        bpv = BYTES_PER_VALUE[v.precision]  # maps and weights in the variant's storage
+        reference = group_costs(layers, in_shape, 1, "reuse", ("x", "y"), bpv)
+        largest_intermediate = max(s.values for s in shapes[1:-1]) * bpv
         costs = work = None
         if v.strategy.fused:
             # as the kernels run: column strips walked top to bottom (reuse in y), balanced tiles
             costs = group_costs(layers, in_shape, v.tile, v.strategy, ("y",), bpv, split="balanced")
-            work = fused_work(v.tile, v.strategy, in_shape.height, in_shape.width)
+            # the executed-work count walks fused.cu's loops: FP32 builds only (fused_tc.cu differs)
+            work = fused_work(v.tile, v.strategy, in_shape.height, in_shape.width) if v.precision == "fp32" else None
         for batch in k["batches"]:
             if costs is not None:
                 maps, onchip, extra = costs.dram_bytes_per_image_fused, costs.onchip_bytes, costs.extra_macs_per_image
