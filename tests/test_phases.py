@@ -35,9 +35,12 @@ def test_phase_names_refuse_a_malformed_enum():
         fused_phase_names("enum Phase { PH_A, PH_B };")
 
 
-def test_every_phase_has_a_mark_in_the_kernel():
-    src = (REPO / "kernels" / "fused.cu").read_text()
-    for name in fused_phase_names():
+@pytest.mark.parametrize("source", ["fused.cu", "fused_tc.cu"])
+def test_every_phase_has_a_mark_in_the_kernel(source):
+    src = (REPO / "kernels" / source).read_text()
+    names = fused_phase_names(src)
+    assert {"conv1", "norm1", "pool1", "conv2", "norm2", "pool2"} <= set(names)
+    for name in names:
         assert f"PHASE_MARK(PH_{name.upper()})" in src, name
 
 
@@ -68,7 +71,8 @@ def test_fused_builds_with_and_without_phase_marks(tmp_path, timing):
 # ------------------------------------------------------------------ GPU
 @pytest.mark.gpu
 @pytest.mark.skipif(SKIP is not None, reason=f"needs an NVIDIA GPU: {SKIP}")
-@pytest.mark.parametrize("variant", ["lbl", "fused-reuse-t4", "fused-recompute-t2"])
+@pytest.mark.parametrize("variant", ["lbl", "fused-reuse-t4", "fused-recompute-t2", "lbl-fp16",
+                                     "fused-reuse-t2x7-fp16", "fused-recompute-t4-bf16"])
 @pytest.mark.parametrize("batch,h,w", [(3, 227, 227), (2, 231, 199)])
 def test_measure_phases_on_the_gpu(variant, batch, h, w):
     from pipeline.stages.phases import measure_phases
@@ -80,10 +84,10 @@ def test_measure_phases_on_the_gpu(variant, batch, h, w):
     assert sum(r["us_per_image"] for r in rows) == pytest.approx(res["us_per_image_median"])
     by = {r["phase"]: r["share"] for r in rows}
     assert by["conv1"] > 0.05 and by["conv2"] > 0.05  # the GEMMs are real work in every variant
-    if variant == "lbl":
+    if VARIANTS[variant].strategy == "lbl":
         assert [r["phase"] for r in rows] == ["conv1", "norm1", "pool1", "conv2", "norm2", "pool2"]
     else:
-        assert [r["phase"] for r in rows] == list(fused_phase_names())
+        assert [r["phase"] for r in rows] == list(fused_phase_names((REPO / VARIANTS[variant].source).read_text()))
         assert res["instrumented_max_rel_diff"] < 1e-5  # the marks change timing, not results
         assert 0.8 < res["instrumented_over_timed"] < 1.25
         assert all(s > 0 for s in shares)
