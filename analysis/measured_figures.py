@@ -8,6 +8,7 @@ analysis/figure_list.py.
 """
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -628,11 +629,12 @@ def short_kernel_name(name: str, width: int = 28) -> str:
 def compact_names(names: Sequence[str]) -> list[str]:
     """Kernel names as lines, those sharing a prefix up to their last '_' folded into one:
     fused_reuse_t2, fused_reuse_t4 -> 'fused_reuse_t2/t4'."""
-    groups: dict[str, list[str]] = {}
+    groups: dict[tuple[str, str], list[str]] = {}
     for n in dict.fromkeys(names):
-        head, _, tail = n.rpartition("_")
-        groups.setdefault(head if head else n, []).append(tail if head else n)
-    return [f"{h}_{'/'.join(t)}" if len(t) > 1 or h != t[0] else h for h, t in groups.items()]
+        numbered = re.fullmatch(r"(.+) (#\d+)", n)  # lbl_maxpool #1, lbl_maxpool #2 -> lbl_maxpool #1/#2
+        head, sep, tail = (numbered[1], " ", numbered[2]) if numbered else n.rpartition("_")
+        groups.setdefault((head, sep) if head else (n, ""), []).append(tail if head else "")
+    return [f"{h}{sep}{'/'.join(t)}" if sep else h for (h, sep), t in groups.items()]
 
 
 def occupancy(kernels: pd.DataFrame, out_svg: Path, network: str, batch: int | None = None,

@@ -296,3 +296,12 @@ def test_report_tables_wrap_and_say_when_they_scroll(tmp_path):
     assert len(paper_summary(paper).columns) <= 8 and len(paper_sensitivity(paper).columns) <= 6
     view = tidy_for_report(t["tidy"])
     assert "dram_MB_per_image" in view and "dram_bytes_per_image" not in view
+
+
+def test_kernel_labels_number_repeated_launches_and_fold_shared_prefixes():
+    k = pd.DataFrame({"source": "s", "gpu": "g", "network": "alexnet", "variant": "lbl", "batch": 1,
+                      "kernel": ["lbl_conv_m96", "lbl_lrn", "lbl_maxpool", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool"]})
+    assert list(measured_figures.kernel_labels(k)) == ["lbl_conv_m96", "lbl_lrn #1", "lbl_maxpool #1",
+                                                       "lbl_conv_m128", "lbl_lrn #2", "lbl_maxpool #2"]
+    assert measured_figures.compact_names(["fused_reuse_t2", "fused_reuse_t4", "lbl_maxpool #1", "lbl_maxpool #2",
+                                           "conv1"]) == ["fused_reuse_t2/t4", "lbl_maxpool #1/#2", "conv1"]
