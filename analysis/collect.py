@@ -74,6 +74,7 @@ PROFILE_COLUMNS = [
 PROFILE_DERIVED_COLUMNS = ["l1_bytes_per_image", "achieved_occupancy_pct"]
 VERIFY_COLUMNS = ["verify_passed", "rel_l2_error", "max_abs_error_scaled", "rtol"]
 BUILD_COLUMNS = [
+    "build_arch",
     "n_kernels",
     "registers_max",
     "shared_bytes_max",
@@ -84,7 +85,7 @@ BUILD_COLUMNS = [
 MEASURED_COLUMNS = [c for c in TIME_COLUMNS if c != "gpu_name"] + PROFILE_COLUMNS + PROFILE_DERIVED_COLUMNS
 KERNEL_COLUMNS = ["kernel", "duration_us", "flops", "dram_bytes", "l2_bytes", "l2_sm_bytes", "l1_bytes",
                   "achieved_occupancy_pct", "theoretical_occupancy_pct", "registers", "shared_bytes"]
-CEILING_COLUMNS = ["dram_bytes_per_s", "l2_bytes_per_s", "fp32_flop_per_s"]  # as pipeline/stages/ceilings.py names them
+CEILING_COLUMNS = ["dram_bytes_per_s", "l2_bytes_per_s", "l1_bytes_per_s", "fp32_flop_per_s"]  # as pipeline/stages/ceilings.py names them (L1: none yet)
 PHASE_COLUMNS = ["phase", "share", "us_per_image", "phases_run_us_per_image", "scaled_to", "method",
                  "instrumented_over_timed"]
 PROVENANCE_FIELDS = ["gpu_name", "gpu_uuid", "driver_version", "cuda_runtime_version", "cuda_driver_version",
@@ -209,6 +210,7 @@ def _read_build(gpu_dir: Path, variant: str) -> dict:
     if not ks:
         return {}
     return {
+        "build_arch": found[0].parent.name,
         "n_kernels": len(ks),
         "registers_max": max(num(k.get("registers")) for k in ks),
         "shared_bytes_max": max(num(k.get("shared_bytes")) for k in ks),

@@ -15,7 +15,7 @@ from pipeline.core.strategy import Strategy
 GROUP_KEYS = ["source", "gpu", "network", "batch"]
 # Columns that hold numbers (read from JSON, they may arrive as objects).
 _TEXT_COLUMNS = {"source", "gpu", "network", "variant", "group", "strategy", "tile", "precision", "gpu_name",
-                 "throttle_reasons", "throttled", "missing", "model_only", "verify_passed"}  # fmt: skip
+                 "throttle_reasons", "throttled", "missing", "model_only", "verify_passed", "build_arch"}  # fmt: skip
 
 
 def num(x) -> float:

@@ -47,6 +47,8 @@ ITEMS: tuple[ReportItem, ...] = (
                {"network": "{network}", "figure": "fusion design space"}, **_PER_NETWORK),
     ReportItem("tile_tradeoff_model", "model_figures", "tile_tradeoff_model.rst", "Model",
                {"network": "{network}", "figure": "tile-size trade-off"}, **_PER_NETWORK),
+    ReportItem("pyramid", "model_figures", "pyramid.rst", "Model",
+               {"network": "{network}", "figure": "the pyramid of one tile"}, **_PER_NETWORK),
     ReportItem("roofline", "measured_figures", "roofline.rst", "Measured", {"figure": "hierarchical roofline"}),
     ReportItem("bandwidth_saving", "measured_figures", "bandwidth_saving.rst", "Measured",
                {"figure": "DRAM bytes per image"}),
@@ -62,6 +64,8 @@ ITEMS: tuple[ReportItem, ...] = (
     ReportItem("tidy_table", "tables", "tidy_table.rst", "Tables", {"table": "tidy results"}),
     ReportItem("paper_table", "tables", "paper_comparison.rst", "Model", {"table": "paper vs model"},
                subcategory="paper"),
+    ReportItem("paper_sensitivity_table", "tables", "paper_sensitivity.rst", "Model",
+               {"table": "paper vs model: sensitivity to conventions"}, subcategory="paper"),
     ReportItem("extra_work_table", "tables", "extra_work.rst", "Measured", {"figure": "executed vs modelled MACs"}),
     ReportItem("provenance_table", "tables", "provenance.rst", "Tables", {"table": "provenance and settings"}),
 )  # fmt: skip

@@ -31,8 +31,10 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def read_pyramids(path: Path) -> pd.DataFrame:
     """pyramids.csv with the columns the figures use."""
-    return read_model_csv(path, ["group", "tile", "strategy", "onchip_bytes", "extra_macs_per_image",
-                                 "dram_bytes_per_image_fused", "dram_bytes_per_image_lbl"])  # fmt: skip
+    return read_model_csv(path, ["group", "first_layer", "last_layer", "bytes_per_value", "tile", "strategy",
+                                 "reuse_axes", "onchip_bytes", "extra_macs_per_image", "dram_bytes_per_image_fused",
+                                 "dram_bytes_per_image_lbl", "dram_bytes_per_image_lbl_pool_on_load",
+                                 "weight_bytes", "out_w"], {"tile": str, "group": str, "reuse_axes": str})  # fmt: skip
 
 
 def read_dse(path: Path) -> pd.DataFrame:
@@ -43,8 +45,11 @@ def read_dse(path: Path) -> pd.DataFrame:
 
 
 def read_paper_comparison(path: Path) -> pd.DataFrame:
-    """paper_comparison.csv (quantity, unit, paper_value, model_value, ratio, note)."""
-    return read_model_csv(path, ["quantity", "unit", "paper_value", "model_value", "ratio", "note"])
+    """paper_comparison.csv (pipeline/model/paper.py): one row per paper figure and combination of
+    conventions, with the two named sets (``default``, ``paper_reading``) and the figure's ``verdict``."""
+    return read_model_csv(path, ["figure", "quantity", "network", "unit", "paper_value", "model_value",
+                                 "ratio_model_to_paper", "convention", "default", "paper_reading", "verdict",
+                                 "note"])  # fmt: skip
 
 
 READERS = {"tidy": read_table, "kernels": read_table, "ceilings": read_table, "phases": read_table,

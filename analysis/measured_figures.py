@@ -8,7 +8,8 @@ analysis/figure_list.py.
 """
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.ticker as mticker
@@ -16,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import style
+from analysis.collect import KEYS
 from analysis.derive import finite
+from analysis.labels import Label, along, place_labels
 from analysis.paper import KB, MB, paper_marks
 from analysis.rows import measured, pick_source, variant_order
 from analysis.sources import SOURCE_THIS_RUN, source_title
@@ -42,7 +45,11 @@ def _source_suffix(df: pd.DataFrame, source: str, gpu: str) -> str:
 
 
 def _this_run_has(df: pd.DataFrame) -> bool:
-    return bool((df["source"] == SOURCE_THIS_RUN).any())
+    """Whether this run measured anything (its model-only rows do not count)."""
+    rows = df[df["source"] == SOURCE_THIS_RUN]
+    if "model_only" in rows.columns:
+        rows = rows[~rows["model_only"].astype(bool)]
+    return not rows.empty
 
 
 def _select(tidy: pd.DataFrame, network: str, title: str, out_svg: Path) -> tuple[pd.DataFrame, str] | None:
@@ -64,15 +71,48 @@ def _batch_axis(ax, batches) -> None:
     ax.set_xlabel("batch size (images)")
 
 
+def log_ticks(ax) -> None:
+    """Plain-number ticks on a log y axis (0.5, 1, 2, ...), 1-2-5 steps when it spans two decades
+    or less, else one per decade; no labelled minor ticks crowding a short axis."""
+    lo, hi = ax.get_ylim()
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1
+    ax.yaxis.set_major_locator(mticker.LogLocator(base=10, subs=(1, 2, 5) if decades <= 2 else (1,)))
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+
+
 def _legend_below(fig, ax, ncol: int = 4, **kw) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False, **kw)
 
 
+def kernel_labels(k: pd.DataFrame) -> pd.Series:
+    """Kernel names made unique within one pass: a kernel launched twice in a pass (lbl's LRN after
+    conv1 and after conv2) becomes ``lbl_lrn #1`` and ``lbl_lrn #2``, in launch order."""
+    if k is None or k.empty:
+        return pd.Series(dtype=str)
+    keys = [c for c in (*KEYS, "kernel") if c in k.columns]
+    nth = k.groupby(keys, sort=False).cumcount() + 1
+    count = k.groupby(keys, sort=False)["kernel"].transform("size")
+    names = k["kernel"].map(short_kernel_name)
+    return names.where(count == 1, names + " #" + nth.astype(str))
+
+
+def _note_below(fig, anchor, lines: list[str], fontsize: float = 9) -> None:
+    """Text lines centred under ``anchor`` (a legend), so notes never sit on the axes."""
+    if not lines:
+        return
+    renderer = fig.canvas.get_renderer()
+    y = anchor.get_window_extent(renderer).y0 - 4 if anchor is not None else 0
+    fx, fy = fig.transFigure.inverted().transform((0, y))
+    fig.text(0.5, fy, "\n".join(lines), ha="center", va="top", fontsize=fontsize, color="#444444")
+
+
 def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, out_svg: Path, network: str,
              batch: int | None = None) -> None:
-    """Hierarchical roofline: each variant (whole pass) and each lbl kernel at DRAM, L2, L1 intensity."""
+    """Hierarchical roofline: each variant (whole pass) and each lbl kernel at DRAM and L2 intensity
+    (and L1 where an L1 ceiling was measured), lbl kernels labelled without overlaps."""
     title = f"Hierarchical roofline - {network}"
     sel = _select(tidy, network, title, out_svg)
     if sel is None:
@@ -87,17 +127,28 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
     sub = sub[sub["batch"] == batch]
     ceil = ceilings[(ceilings["source"] == source) & (ceilings["gpu"] == gpu)] if not ceilings.empty else ceilings
     ceil = ceil.iloc[0] if len(ceil) else pd.Series(dtype=float)
-    k = kernels
-    if k is not None and not k.empty:
+    k = kernels if kernels is not None else pd.DataFrame()
+    if not k.empty:
         k = k[(k["source"] == source) & (k["gpu"] == gpu) & (k["network"] == network) & (k["batch"] == batch)
-              & (k["strategy"] == Strategy.LBL)].dropna(subset=["achieved_flops_per_s"])
+              & (k["strategy"] == Strategy.LBL)]
+        k = k.assign(label=kernel_labels(k))
+    zero_flop: list[str] = []
+    if not k.empty:
+        dead = ~(k["achieved_flops_per_s"].fillna(0) > 0)
+        zero_flop = list(k.loc[dead, "label"])
+        k = k[~dead]
+    levels = [("dram", "o", "DRAM"), ("l2", "s", "L2")]
+    has_l1 = finite(ceil.get("l1_bytes_per_s", math.nan))
+    if has_l1:
+        levels.append(("l1", "^", "L1"))
     fig, axes = style.figure(n_cols=2, height_in=5.4, sharey=True)
-    levels = [("dram", "o", "DRAM"), ("l2", "s", "L2"), ("l1", "^", "L1")]
     pal = style.variant_palette(sub)
     xs_all: list[float] = []
     ys_all: list[float] = []
+    to_label: list[Label] = []
+    points: list[tuple[float, float]] = []
     for ax, frame, label_col, what in ((axes[0, 0], sub, "variant", "whole forward pass per variant"),
-                                       (axes[0, 1], k, "kernel", "layer-by-layer kernels")):
+                                       (axes[0, 1], k, "label", "layer-by-layer kernels")):
         if frame is None or frame.empty:
             ax.text(0.5, 0.5, "no per-kernel profile", ha="center", transform=ax.transAxes,
                     color=style.PLACEHOLDER_COLOR)
@@ -106,21 +157,21 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
         for i, (_, r) in enumerate(frame.iterrows()):
             color = pal.get(r["variant"], "#4d4d4d") if label_col == "variant" else style.sns.color_palette("tab10")[i % 10]
             pts = [(r[f"ai_{lvl}_flops_per_byte"], r["achieved_flops_per_s"]) for lvl, _, _ in levels]
-            ok = [(x, y) for x, y in pts if finite(x) and x > 0 and finite(y) and y > 0]
+            ok = [(x, y / TERA) for x, y in pts if finite(x) and x > 0 and finite(y) and y > 0]
             if not ok:
                 continue
-            ax.plot([x for x, _ in ok], [y / TERA for _, y in ok], color=color, lw=0.8, alpha=0.6)
+            ax.plot([x for x, _ in ok], [y for _, y in ok], color=color, lw=0.8, alpha=0.6)
             for (lvl, marker, _), (x, y) in zip(levels, pts):
                 if finite(x) and x > 0 and finite(y) and y > 0:
                     ax.scatter(x, y / TERA, marker=marker, s=45, color=color, edgecolor="black", lw=0.4, zorder=4)
                     xs_all.append(x)
                     ys_all.append(y / TERA)
+                    if label_col == "label":
+                        points.append((x, y / TERA))
             if label_col == "variant":  # variants sit close together: name them in a legend
                 ax.plot([], [], color=color, marker="o", ls="", label=r["variant"])
             else:
-                x0, y0 = ok[0]
-                ax.annotate(str(r[label_col]), (x0, y0 / TERA), xytext=(-4, 4), textcoords="offset points",
-                            ha="right", fontsize=9, color=color)
+                to_label.append(Label(str(r[label_col]), ok[0], matplotlib_color(color)))
         ax.set_title(what, fontsize=12)
     if not xs_all:
         placeholder(out_svg, title, f"{suffix}: no positive intensities to plot")
@@ -128,8 +179,11 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
     x_lo, x_hi = min(xs_all) / 4, max(xs_all) * 4
     xs = np.logspace(math.log10(x_lo), math.log10(x_hi), 100)
     peak = ceil.get("fp32_flop_per_s", math.nan)
+    roofs = [("dram_bytes_per_s", "DRAM", "-"), ("l2_bytes_per_s", "L2", "--")]
+    if has_l1:
+        roofs.append(("l1_bytes_per_s", "L1", ":"))
     for ax in axes[0]:
-        for key, name, ls in (("dram_bytes_per_s", "DRAM", "-"), ("l2_bytes_per_s", "L2", "--")):
+        for key, name, ls in roofs:
             bw = ceil.get(key, math.nan)
             if finite(bw):
                 roof = np.minimum(bw * xs, peak) if finite(peak) else bw * xs
@@ -140,6 +194,8 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
         ax.set_yscale("log")
         ax.set_xlim(x_lo, x_hi)
         ax.set_xlabel("arithmetic intensity (FLOP / byte)")
+    y_lo, y_hi = min(ys_all), max(ys_all + ([peak / TERA] if finite(peak) else []))
+    axes[0, 0].set_ylim(y_lo / 3, y_hi * 2.5)  # room above the peak line for labels
     axes[0, 0].set_ylabel("achieved TFLOP/s")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     variant_handles = [h for h, lab in zip(handles, labels) if lab in set(sub["variant"])]
@@ -148,24 +204,72 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
         axes[0, 0].legend(handles=variant_handles, loc="lower right", fontsize=8, title="variant")
     for _, marker, name in levels:
         handles.append(style.plt.Line2D([], [], marker=marker, ls="", color="#4d4d4d", label=f"{name} intensity"))
-    if not finite(peak) and not ceil.get("has_ceilings", False):
-        labels_note = " (no measured ceilings)"
-    else:
-        labels_note = ""
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
+    labels_note = " (no measured ceilings)" if not finite(peak) and not ceil.get("has_ceilings", False) else ""
     fig.suptitle(f"{title}, batch {batch}{labels_note}\n{suffix}", fontsize=13)
     fig.tight_layout()
+    legend = fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
+    place_labels(axes[0, 1], to_label, obstacles=points)
+    notes = []
+    if zero_flop:
+        notes.append(f"Not on the log axes (0 FP32 FLOPs: max pool only compares): {', '.join(zero_flop)}.")
+    if not has_l1:
+        notes.append("L1 intensity not plotted: no L1 ceiling was measured (values in results/tidy_kernels.csv).")
+    _note_below(fig, legend, notes)
     style.save(fig, out_svg)
 
 
+def matplotlib_color(color) -> str:
+    """A colour as '#rrggbb' (seaborn palettes give RGB tuples)."""
+    from matplotlib.colors import to_hex
+
+    return to_hex(color)
+
+
+def output_share(network: str, group: str | None, groups: Mapping[str, Sequence[str]] | None) -> float:
+    """The group's output map as a share of input + output map (values), from the network file;
+    NaN when the group's layers are not known."""
+    if not groups or group not in groups:
+        return math.nan
+    from pipeline.core.networks import load_network
+    from pipeline.model.costs import group_input_shape, group_shapes
+
+    first, last = groups[group]
+    net = load_network(network)
+    shapes = group_shapes(net.group(first, last), group_input_shape(net, first))
+    return shapes[-1].values / (shapes[0].values + shapes[-1].values)
+
+
+def floors(rows: pd.DataFrame, share: float) -> pd.DataFrame:
+    """Per batch: the compulsory DRAM bytes per image (input + output + weights/batch, the plan's
+    column) split into what must be read (input + weights/batch) and written (output)."""
+    comp = rows.drop_duplicates("batch").sort_values("batch")[["batch", "compulsory_dram_bytes_per_image",
+                                                              "weight_bytes"]].copy()
+    maps = comp["compulsory_dram_bytes_per_image"] - comp["weight_bytes"].fillna(0) / comp["batch"]
+    comp["write_floor"] = maps * share
+    comp["read_floor"] = comp["compulsory_dram_bytes_per_image"] - comp["write_floor"]
+    return comp.rename(columns={"compulsory_dram_bytes_per_image": "total_floor"})
+
+
+BELOW_FLOOR_NOTE = ("Hollow points lie below their floor: with caches flushed before the profiled range, "
+                    "writes still held in L2 when the range ends\nnever reach DRAM inside it and are not counted, "
+                    "so bytes written (lower right) fall short of the output, and the total of its floor.")
+READ_BELOW_NOTE = ("Bytes READ below their floor (input + weights/batch) are not explained by writes held in L2: "
+                   "look at those profiles.")
+TOTAL_ONLY_NOTE = ("Hollow points lie below the compulsory floor; this profile has no read/write split, so whether "
+                   "writes still held in L2\nat the end of the range (not counted) explain it cannot be shown here.")
+ZERO_NOTE = "0 B written (all still in L2)"
+
+
 def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: pd.DataFrame | None = None,
-                     paper: Mapping[str, float] | None = None) -> None:  # fmt: skip
-    """DRAM bytes per image by variant vs batch; model dashed; L2 crossover and paper figure marked.
+                     paper: Mapping[str, float] | None = None,
+                     groups: Mapping[str, Sequence[str]] | None = None) -> None:  # fmt: skip
+    """DRAM bytes per image by variant vs batch: the total, then read and written separately, each
+    against its floor; model dashed where it differs from the floor; L2 crossover and paper marked.
 
-    The compulsory traffic and the largest intermediate map are the plan's columns of the rows.
-
-    ``paper`` may hold ``lbl_bytes``, ``fused_bytes`` (per image) and ``network`` (the network the
-    paper measured): drawn as red stars when it is this network, else quoted in a note.
+    ``groups`` (the config's fusion groups of ``network``) splits the compulsory traffic into the
+    read floor (input + weights/batch) and the write floor (output). ``paper`` may hold
+    ``lbl_bytes``, ``fused_bytes`` (per image) and ``network`` (the network the paper measured):
+    drawn as red stars when it is this network, else quoted as text (no marker).
     """
     title = f"DRAM traffic per image - {network}"
     sel = _select(tidy, network, title, out_svg)
@@ -177,24 +281,62 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
         placeholder(out_svg, title, f"{suffix}: no DRAM byte counts (Nsight Compute did not run)")
         return
     allrows = tidy[(tidy["network"] == network)]
-    fig, axes = style.figure(height_in=5.4)
-    ax = axes[0, 0]
+    group = sub["group"].dropna().iloc[0] if sub["group"].notna().any() else None
+    fl = floors(allrows, output_share(network, group, groups))
+    split = sub[["dram_read_bytes_per_image", "dram_write_bytes_per_image"]].notna().all(axis=1).any()
+    style.apply()
+    fig = style.plt.figure(figsize=(style.WIDTH_IN, 8.4 if split else 4.8))
+    gs = fig.add_gridspec(2 if split else 1, 2, height_ratios=[1.3, 1] if split else [1], hspace=0.5, wspace=0.32)
+    ax = fig.add_subplot(gs[0, :])
+    panels = [(ax, "dram_bytes_per_image", "total_floor", "read + written")]
+    if split:
+        panels += [(fig.add_subplot(gs[1, 0], sharex=ax), "dram_read_bytes_per_image", "read_floor", "read"),
+                   (fig.add_subplot(gs[1, 1], sharex=ax), "dram_write_bytes_per_image", "write_floor", "written")]
     order = variant_order(sub)
     pal = style.variant_palette(sub)
-    for v in order:
-        s = sub[sub["variant"] == v].sort_values("batch")
-        ax.plot(s["batch"], s["dram_bytes_per_image"] / MB, marker="o", color=pal[v], label=v, lw=1.8)
-        m = allrows[(allrows["variant"] == v)].drop_duplicates("batch").sort_values("batch")
-        if m["model_dram_bytes_per_image"].notna().any():
-            ax.plot(m["batch"], m["model_dram_bytes_per_image"] / MB, ls=style.MODEL_LINESTYLE, color=pal[v], lw=1.1,
-                    alpha=0.8)
-    comp = allrows.drop_duplicates("batch").sort_values("batch")
-    if "compulsory_dram_bytes_per_image" in comp and comp["compulsory_dram_bytes_per_image"].notna().any():
-        ax.plot(comp["batch"], comp["compulsory_dram_bytes_per_image"] / MB, color="black", ls=":", lw=1.4,
-                label="compulsory (input + output + weights/batch)")
-    ax.plot([], [], ls=style.MODEL_LINESTYLE, color="#4d4d4d", label="model prediction (dashed)")
-    batches = sorted(set(sub["batch"]) | set(comp["batch"]))
-    _batch_axis(ax, batches)
+    batches = sorted(set(sub["batch"]) | set(fl["batch"]))
+    below_in: dict[str, bool] = {}
+    zero_any = False
+    for pax, col, floor_col, what in panels:
+        floor = fl.set_index("batch")[floor_col]
+        positive = [v for v in sub[col].tolist() + floor.tolist() if finite(v) and v > 0]
+        bottom = min(positive) / 3 / MB if positive else 1e-3
+        for v in order:
+            s = sub[sub["variant"] == v].sort_values("batch").dropna(subset=[col])
+            if s.empty:
+                continue
+            y = s[col].to_numpy(float)
+            zero = y <= 0
+            below = ~zero & (y < floor.reindex(s["batch"]).to_numpy(float) * (1 - 1e-3))
+            yplot = np.where(zero, bottom, y / MB)
+            pax.plot(s["batch"], yplot, color=pal[v], lw=1.8, label=v if pax is ax else None)
+            ok = ~zero & ~below
+            pax.scatter(s["batch"][ok], yplot[ok], color=pal[v], s=36, zorder=4)
+            pax.scatter(s["batch"][below], yplot[below], facecolor="white", edgecolor=pal[v], lw=1.6, s=40, zorder=5)
+            pax.scatter(s["batch"][zero], yplot[zero], marker="v", facecolor="white", edgecolor=pal[v], lw=1.4,
+                        s=46, zorder=5, clip_on=False)
+            below_in[what] = below_in.get(what, False) or bool(below.any())
+            zero_any |= bool(zero.any())
+            if pax is ax:
+                m = allrows[(allrows["variant"] == v)].drop_duplicates("batch").sort_values("batch")
+                mod = m.set_index("batch")["model_dram_bytes_per_image"]
+                differs = (mod - fl.set_index("batch")["total_floor"].reindex(mod.index)).abs() > 1e-3 * mod
+                if mod.notna().any() and differs.any():
+                    ax.plot(mod.index, mod / MB, ls=style.MODEL_LINESTYLE, color=pal[v], lw=1.1, alpha=0.8)
+        if floor.notna().any():
+            lab = {"total_floor": "compulsory floor: input + output + weights/batch\n(also the model of every "
+                                  "fused variant)",
+                   "read_floor": "read floor: input + weights/batch", "write_floor": "write floor: output"}[floor_col]
+            pax.plot(floor.index, floor / MB, color="black", ls=":", lw=1.6, label=lab, zorder=3)
+        pax.set_yscale("log")
+        pax.set_ylim(bottom=bottom * 0.999)
+        log_ticks(pax)
+        _batch_axis(pax, batches)
+        pax.set_ylabel("MB per image (log)" if pax is not ax else "DRAM bytes per image (MB, log scale)")
+        if pax is not ax:
+            pax.tick_params(labelsize=10)
+            pax.set_xlabel("batch size", fontsize=11)
+            pax.set_title(f"bytes {what}", fontsize=11)
     l2 = math.nan
     if ceilings is not None and not ceilings.empty:
         c = ceilings[(ceilings["source"] == sub["source"].iloc[0]) & (ceilings["gpu"] == sub["gpu"].iloc[0])]
@@ -206,6 +348,22 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
         ax.annotate(f"L2 ({l2 / 2**20:.0f} MiB) holds the largest\nintermediate map up to batch {cross:.0f}",
                     (cross, 0.97), xycoords=("data", "axes fraction"), xytext=(-4, 0), textcoords="offset points",
                     va="top", ha="right", fontsize=9, color="#2ca02c")
+    Line2D = style.plt.Line2D
+    notes = []
+    if any(l.get_linestyle() == style.MODEL_LINESTYLE for l in ax.get_lines()):
+        ax.plot([], [], ls=style.MODEL_LINESTYLE, color="#4d4d4d", label="model prediction (dashed)")
+    if any(below_in.values()):
+        ax.add_line(Line2D([], [], ls="none", marker="o", mfc="white", mec="#4d4d4d", label="below its floor (note)"))
+    if below_in.get("written"):
+        notes.append(BELOW_FLOOR_NOTE)
+    elif below_in.get("read + written") and not split:
+        notes.append(TOTAL_ONLY_NOTE)
+    if below_in.get("read"):
+        notes.append(READ_BELOW_NOTE)
+    if zero_any:
+        ax.add_line(Line2D([], [], ls="none", marker="v", mfc="white", mec="#4d4d4d", label=ZERO_NOTE))
+    if split and not finite(fl["write_floor"].iloc[0]):
+        notes.append("Read and write floors not drawn: the fusion group's layers were not given.")
     if paper:
         if paper.get("network") == network:
             for key, lab in (("lbl_bytes", "paper layer-by-layer"), ("fused_bytes", "paper fused")):
@@ -214,51 +372,106 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
                                color=style.PAPER_COLOR, edgecolor="black", zorder=6, label=f"{lab} (FPGA)")
         elif finite(paper.get("lbl_bytes")) and finite(paper.get("fused_bytes")):
             save = 100 * (1 - paper["fused_bytes"] / paper["lbl_bytes"])
-            # another network than the one measured: a legend entry for scale, not a point on the axes
-            ax.plot([], [], ls="none", marker=style.PAPER_MARKER, color=style.PAPER_COLOR,
-                    label=f"paper (FPGA, {paper.get('network', '?')}): {paper['lbl_bytes'] / MB:.0f} -> "
-                          f"{paper['fused_bytes'] / MB:.1f} MB/image ({save:.0f} % less)")
-    ax.set_ylabel("DRAM bytes per image (MB, log scale)")
-    ax.set_yscale("log")  # fused (~0.8 MB), layer-by-layer (~9 MB) and vendor (~100 MB) all readable
-    ax.set_title(f"{title}\n{suffix}", fontsize=13)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+            # another network than the one measured: quoted for scale as text, nothing plotted
+            notes.append(f"For scale, the paper (FPGA, {paper.get('network', '?')}, another network, not plotted): "
+                         f"{paper.get('lbl_value', paper['lbl_bytes'] / MB):g} -> "
+                         f"{paper.get('fused_value', paper['fused_bytes'] / MB):g} MB per image ({save:.0f} % less).")
+    fig.suptitle(f"{title}\n{suffix}", fontsize=13)
+    fig.subplots_adjust(top=0.87 if split else 0.8)
+    handles, labels = ax.get_legend_handles_labels()
+    for pax, *_ in panels[1:]:
+        for h, lab in zip(*pax.get_legend_handles_labels()):
+            handles.append(h)
+            labels.append(lab)
+    legend = fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.03 if split else -0.02),
+                        ncol=3, fontsize=9, frameon=False)
+    _note_below(fig, legend, notes)
     style.save(fig, out_svg)
 
 
-def tile_tradeoff_measured(tidy: pd.DataFrame, out_svg: Path, network: str, batch: int | None = None) -> None:
-    """Measured: on-chip bytes (model) against DRAM bytes and time per image, one point per fused variant."""
+def launched_shared_bytes(rows: pd.DataFrame, kernels: pd.DataFrame | None) -> pd.Series:
+    """Shared memory per block each row's kernels were launched with (Nsight Compute, static +
+    dynamic; the largest kernel of the pass), aligned to ``rows``; NaN where not profiled."""
+    if kernels is None or kernels.empty or "shared_bytes" not in kernels:
+        return pd.Series(np.nan, index=rows.index)
+    keys = [c for c in KEYS if c in rows.columns and c in kernels.columns]
+    most = kernels.groupby(keys, as_index=False)["shared_bytes"].max()
+    return pd.Series(rows[keys].merge(most, on=keys, how="left")["shared_bytes"].to_numpy(), index=rows.index)
+
+
+def smem_limit_bytes(rows: pd.DataFrame) -> float:
+    """The largest shared memory one block may use on the rows' build target (pipeline/core/arch.py)."""
+    from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
+
+    arch = rows["build_arch"].dropna() if "build_arch" in rows else pd.Series(dtype=str)
+    return float(MAX_SMEM_PER_BLOCK_BYTES.get(arch.iloc[0], math.nan)) if len(arch) else math.nan
+
+
+def tile_tradeoff_measured(tidy: pd.DataFrame, out_svg: Path, network: str, batch: int | None = None,
+                           kernels: pd.DataFrame | None = None) -> None:  # fmt: skip
+    """Measured: DRAM bytes and time per image against the shared memory each fused kernel was
+    launched with, one point per fused variant, each labelled with its tile and the model's
+    on-chip bytes for that tile (which count every pyramid buffer at once, so they run higher)."""
     title = f"Tile-size trade-off (measured) - {network}"
     sel = _select(tidy, network, title, out_svg)
     if sel is None:
         return
     sub, suffix = sel
     batch = batch or int(sub["batch"].max())
-    f = sub[(sub["batch"] == batch) & sub["strategy"].isin(FUSED)]
-    f = f.dropna(subset=["model_onchip_bytes"])
+    f = sub[(sub["batch"] == batch) & sub["strategy"].isin(FUSED)].copy()
+    f["x_bytes"] = launched_shared_bytes(f, kernels)
+    launched = f["x_bytes"].notna().any()
+    if not launched:  # no per-kernel profile: fall back to the model's bytes, and say so on the axis
+        f["x_bytes"] = f["model_onchip_bytes"]
+    f = f.dropna(subset=["x_bytes"])
     if f.empty:
         placeholder(out_svg, title, f"{suffix}: no fused variants measured at batch {batch}")
         return
     ref = sub[(sub["batch"] == batch) & (sub["strategy"] == Strategy.LBL)]
-    fig, axes = style.figure(n_cols=2, height_in=4.6)
+    fig, axes = style.figure(n_cols=2, height_in=4.8)
     pal = style.strategy_palette()
-    for ax, col, scale, label in ((axes[0, 0], "dram_bytes_per_image", MB, "DRAM bytes per image (MB)"),
-                                  (axes[0, 1], "us_per_image", 1.0, "time per image (us, median)")):
+    limit = smem_limit_bytes(f) if launched else math.nan
+    xmax = max(f["x_bytes"].max(), limit if finite(limit) else 0) / KB * 1.08
+    panels = ((axes[0, 0], "dram_bytes_per_image", MB, "DRAM bytes per image (MB)"),
+              (axes[0, 1], "us_per_image", 1.0, "time per image (us, median)"))
+    for ax, col, scale, label in panels:
         for strategy, s in f.groupby("strategy"):
-            s = s.sort_values("model_onchip_bytes")
-            ax.plot(s["model_onchip_bytes"] / KB, s[col] / scale, marker="o", ms=8, color=pal[strategy], label=strategy)
-            for _, r in s.iterrows():
-                if finite(r[col]):
-                    ax.annotate(f"T={r['tile']}", (r["model_onchip_bytes"] / KB, r[col] / scale), xytext=(5, 4),
-                                textcoords="offset points", fontsize=9)
+            s = s.sort_values("x_bytes")
+            ax.plot(s["x_bytes"] / KB, s[col] / scale, marker="o", ms=8, color=pal[strategy], label=strategy)
         if len(ref) and finite(ref[col].iloc[0]):
-            ax.axhline(ref[col].iloc[0] / scale, color=pal[Strategy.LBL], ls="--", lw=1.2,
-                       label="layer-by-layer")
-        ax.set_xlabel("on-chip storage per block (KB, model)")
+            ax.axhline(ref[col].iloc[0] / scale, color=pal[Strategy.LBL], ls="--", lw=1.2, label="layer-by-layer")
+        if finite(limit):
+            ax.axvline(limit / KB, color="#b22222", ls=":", lw=1.4,
+                       label=f"most shared memory one block may use: {limit / 1024:.0f} KiB "
+                             f"({f['build_arch'].dropna().iloc[0]})")
+        ax.set_xlabel("shared memory per block (KB, ncu)" if launched else "on-chip storage per block (KB, model)")
         ax.set_ylabel(label)
-        ax.set_ylim(bottom=0)
-    axes[0, 0].legend(loc="best", fontsize=9)
+        top = np.nanmax([f[col].max() / scale] + [ref[col].iloc[0] / scale if len(ref) else 0])
+        ax.set_ylim(0, top * 1.35 if finite(top) and top > 0 else 1)
+        ax.set_xlim(0, xmax)
     fig.suptitle(f"{title}, batch {batch}\n{suffix}", fontsize=13)
     fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    legend = fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False,
+                        fontsize=9)
+    for ax, col, scale, _ in panels:
+        pts = [(r["x_bytes"] / KB, r[col] / scale) for _, r in f.iterrows() if finite(r[col])]
+        for _, g in f.dropna(subset=[col]).groupby("strategy"):
+            g = g.sort_values("x_bytes")
+            pts += along(list(g["x_bytes"] / KB), list(g[col] / scale))
+        labs = [Label(f"T={r['tile']}", (r["x_bytes"] / KB, r[col] / scale), pal[r["strategy"]])
+                for _, r in f.iterrows() if finite(r[col])]
+        place_labels(ax, labs, obstacles=pts, fontsize=9)
+    if launched:
+        model = "; ".join(f"{st} " + ", ".join(f"T={r['tile']}: {r['model_onchip_bytes'] / KB:.0f}"
+                                               for _, r in g.sort_values("model_onchip_bytes").iterrows())
+                          for st, g in f.dropna(subset=["model_onchip_bytes"]).groupby("strategy"))
+        _note_below(fig, legend, [
+            f"The model's on-chip bytes for these tiles (KB): {model}.",
+            "The model holds every layer's whole tile at once (docs/model.md); the kernels make pool1 a few rows at "
+            "a time,\nso they keep only a few rows of the input patch and of conv1's output (the model's two "
+            "largest buffers) and fit one block.",
+        ] if model else [])
     style.save(fig, out_svg)
 
 
@@ -347,8 +560,9 @@ def gpus_side_by_side(tidy: pd.DataFrame, out_svg: Path, network: str) -> None:
             ax.set_xscale("log")
         ax.get_legend().remove()
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
-    fig.suptitle(f"{title}, batch {batch}", fontsize=13)
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=1, frameon=False, fontsize=9)
+    note = "" if _this_run_has(tidy) else f"\n({NO_GPU_TEXT}: archived runs only)"
+    fig.suptitle(f"{title}, batch {batch}{note}", fontsize=13)
     fig.tight_layout()
     style.save(fig, out_svg)
 
@@ -412,8 +626,21 @@ def short_kernel_name(name: str, width: int = 28) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def occupancy(kernels: pd.DataFrame, out_svg: Path, network: str, batch: int | None = None) -> None:
-    """Achieved (Nsight Compute) against theoretical occupancy, one point per kernel."""
+def compact_names(names: Sequence[str]) -> list[str]:
+    """Kernel names as lines, those sharing a prefix up to their last '_' folded into one:
+    fused_reuse_t2, fused_reuse_t4 -> 'fused_reuse_t2/t4'."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for n in dict.fromkeys(names):
+        numbered = re.fullmatch(r"(.+) (#\d+)", n)  # lbl_maxpool #1, lbl_maxpool #2 -> lbl_maxpool #1/#2
+        head, sep, tail = (numbered[1], " ", numbered[2]) if numbered else n.rpartition("_")
+        groups.setdefault((head, sep) if head else (n, ""), []).append(tail if head else "")
+    return [f"{h}{sep}{'/'.join(t)}" if sep else h for (h, sep), t in groups.items()]
+
+
+def occupancy(kernels: pd.DataFrame, out_svg: Path, network: str, batch: int | None = None,
+              tidy: pd.DataFrame | None = None) -> None:  # fmt: skip
+    """Achieved (Nsight Compute) against theoretical occupancy, one point per kernel. Kernels at the
+    same spot are drawn in a ring around it (black cross: the spot) and named in one label."""
     title = f"Occupancy - {network}"
     k = kernels if kernels is not None else pd.DataFrame()
     if not k.empty:
@@ -425,51 +652,83 @@ def occupancy(kernels: pd.DataFrame, out_svg: Path, network: str, batch: int | N
     k = k[(k["source"] == pick[0]) & (k["gpu"] == pick[1])]
     batch = batch or int(k["batch"].max())
     k = k[k["batch"] == batch]
-    fig, axes = style.figure(height_in=5.4)
+    k = k.assign(label=kernel_labels(k))
+    names = tidy if tidy is not None and not tidy.empty and "gpu_name" in tidy else k
+    suffix = _source_suffix(names, *pick)
+    fig, axes = style.figure(height_in=5.6)
     ax = axes[0, 0]
     order = variant_order(k)
     pal = style.variant_palette(k)
     ax.plot([0, 100], [0, 100], color="black", lw=1, ls="--", label="achieved = theoretical")
-    for v in order:
-        s = k[k["variant"] == v]
-        ax.scatter(s["theoretical_occupancy_pct"], s["achieved_occupancy_pct"], s=60, color=pal[v], label=v,
-                   edgecolor="black", lw=0.4, zorder=3)
-    # one label per position (kernels with equal occupancy would print over each other); the
-    # vendor library's many long template names stay unlabelled, its points speak as a cloud
+    vendor = k[k["strategy"] == Strategy.VENDOR]
     ours = k[k["strategy"] != Strategy.VENDOR]
-    spot = [ours["theoretical_occupancy_pct"].round(0), ours["achieved_occupancy_pct"].round(0)]
-    for (x, y), names in ours.groupby(spot)["kernel"]:
-        label = ", ".join(dict.fromkeys(short_kernel_name(n) for n in names))
-        ax.annotate(label, (x, y), xytext=(6, -12), textcoords="offset points", fontsize=8)
-    ax.set_xlim(0, 105)
-    ax.set_ylim(0, 105)
+    # the vendor library's many long template names stay unlabelled: its points speak as a cloud
+    for v in [v for v in order if v in set(vendor["variant"])]:
+        s = vendor[vendor["variant"] == v]
+        ax.scatter(s["theoretical_occupancy_pct"], s["achieved_occupancy_pct"], s=55, color=pal[v], label=v,
+                   edgecolor="black", lw=0.4, zorder=3, alpha=0.8)
+    spot_x = ours["theoretical_occupancy_pct"].round(0)
+    spot_y = ours["achieved_occupancy_pct"].round(0)
+    labels, points = [], list(zip(k["theoretical_occupancy_pct"], k["achieved_occupancy_pct"]))
+    seen: set[str] = set()
+    from matplotlib.transforms import ScaledTranslation
+
+    for (x, y), grp in ours.groupby([spot_x, spot_y]):
+        n = len(grp)
+        radius = 0 if n == 1 else 5.5 + 0.6 * n  # points
+        for i, (_, r) in enumerate(grp.sort_values("label").iterrows()):
+            a = 2 * math.pi * i / n + math.pi / 2
+            shift = ScaledTranslation(radius * math.cos(a) / 72, radius * math.sin(a) / 72, fig.dpi_scale_trans)
+            ax.scatter([r["theoretical_occupancy_pct"]], [r["achieved_occupancy_pct"]], s=50, color=pal[r["variant"]],
+                       edgecolor="black", lw=0.4, zorder=4, transform=ax.transData + shift,
+                       label=r["variant"] if r["variant"] not in seen else None)
+            seen.add(r["variant"])
+        if n > 1:
+            ax.scatter([x], [y], marker="+", s=40, color="black", lw=1.0, zorder=5)
+            points.append((x, y, 2 * radius + 9))
+        lines = compact_names(list(grp.sort_values("label")["label"]))
+        mx, my = grp["theoretical_occupancy_pct"].mean(), grp["achieved_occupancy_pct"].mean()
+        head = f"{n} kernels at {mx:.3g} %, {my:.3g} %:\n" if n > 1 else ""
+        labels.append(Label(head + "\n".join(lines), (x, y)))
+    ax.set_xlim(0, 108)
+    ax.set_ylim(0, 108)
     ax.set_xlabel("theoretical occupancy (% of max warps)")
     ax.set_ylabel("achieved occupancy (% of max warps)")
-    ax.set_title(f"{title}, batch {batch}\n{source_title(pick[0])}: {pick[1]}", fontsize=13)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
+    ax.set_title(f"{title}, batch {batch}\n{suffix}", fontsize=13)
+    handles, labs = ax.get_legend_handles_labels()
+    rank = {v: i for i, v in enumerate(order)}
+    pairs = sorted(zip(handles, labs), key=lambda p: rank.get(p[1], -1))
+    ax.legend([h for h, _ in pairs], [lab for _, lab in pairs], loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              fontsize=9, frameon=False)
+    fig.tight_layout()
+    diagonal = [(v, v, 3) for v in np.arange(0, 101, 1.5)]  # keep labels off the dashed line too
+    place_labels(ax, labels, obstacles=points + diagonal, fontsize=8, marker_pt=14)
     style.save(fig, out_svg)
 
 
-# Figure name (analysis/figure_list.py) -> how to draw it from the rule's input tables.
+# Figure name (analysis/figure_list.py) -> how to draw it from the rule's input tables and the
+# network's fusion groups (the config's ``networks.<network>.groups``).
 DRAW = {
-    "roofline": lambda t, out, net: roofline(t["tidy"], t["kernels"], t["ceilings"], out, net),
-    "bandwidth_saving": lambda t, out, net: bandwidth_saving(t["tidy"], out, net, t["ceilings"],
-                                                             paper_marks(t["paper"]) or None),
-    "tile_tradeoff_measured": lambda t, out, net: tile_tradeoff_measured(t["tidy"], out, net),
-    "speedup": lambda t, out, net: speedup_vs_batch(t["tidy"], out, net),
-    "energy": lambda t, out, net: energy_per_image(t["tidy"], out, net),
-    "occupancy": lambda t, out, net: occupancy(t["kernels"], out, net),
-    "gpus_side_by_side": lambda t, out, net: gpus_side_by_side(t["tidy"], out, net),
-    "time_breakdown": lambda t, out, net: time_breakdown(t["phases"], out, net, t["tidy"]),
+    "roofline": lambda t, out, net, g: roofline(t["tidy"], t["kernels"], t["ceilings"], out, net),
+    "bandwidth_saving": lambda t, out, net, g: bandwidth_saving(t["tidy"], out, net, t["ceilings"],
+                                                                paper_marks(t["paper"]) or None, g),
+    "tile_tradeoff_measured": lambda t, out, net, g: tile_tradeoff_measured(t["tidy"], out, net, kernels=t["kernels"]),
+    "speedup": lambda t, out, net, g: speedup_vs_batch(t["tidy"], out, net),
+    "energy": lambda t, out, net, g: energy_per_image(t["tidy"], out, net),
+    "occupancy": lambda t, out, net, g: occupancy(t["kernels"], out, net, tidy=t["tidy"]),
+    "gpus_side_by_side": lambda t, out, net, g: gpus_side_by_side(t["tidy"], out, net),
+    "time_breakdown": lambda t, out, net, g: time_breakdown(t["phases"], out, net, t["tidy"]),
 }  # fmt: skip
 INPUTS = ("tidy", "kernels", "ceilings", "phases", "paper")
 
 
-def draw(name: str, out: Path, network: str, tables: Mapping[str, pd.DataFrame]) -> None:
-    """Draw figure ``name`` from ``tables`` (keys of INPUTS); absent tables give the placeholder."""
+def draw(name: str, out: Path, network: str, tables: Mapping[str, pd.DataFrame],
+         groups: Mapping[str, Sequence[str]] | None = None) -> None:  # fmt: skip
+    """Draw figure ``name`` from ``tables`` (keys of INPUTS); absent tables give the placeholder.
+    ``groups`` maps the network's fusion groups to (first, last) layer (for the traffic floors)."""
     if name not in DRAW:
         raise ValueError(f"unknown measured figure {name!r}; known: {', '.join(DRAW)}")
-    DRAW[name]({k: tables.get(k, pd.DataFrame()) for k in INPUTS}, out, network)
+    DRAW[name]({k: tables.get(k, pd.DataFrame()) for k in INPUTS}, out, network, groups)
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
@@ -480,6 +739,7 @@ if __name__ == "__main__":  # only under Snakemake's script: directive
     sm = snakemake  # noqa: F821
     logging.basicConfig(filename=sm.log[0], level=logging.INFO)
     inputs = read_inputs(dict(sm.input.items()))
+    groups = sm.config.get("networks", {}).get(sm.params.network, {}).get("groups")
     for name in sm.output.keys():
-        draw(name, Path(sm.output[name]), sm.params.network, inputs)
+        draw(name, Path(sm.output[name]), sm.params.network, inputs, groups)
         logging.info("wrote %s", sm.output[name])

@@ -32,7 +32,10 @@ DRAWERS = {"model_figures": model_figures.draw, "measured_figures": measured_fig
 
 def draw(name: str, out: Path, network: str, t: dict) -> None:
     (item,) = [i for i in figure_list.items() if i.name == name]
-    DRAWERS[item.rule](name, out, network, t)
+    if item.rule == "measured_figures":  # the workflow passes the config's fusion groups
+        measured_figures.draw(name, out, network, t, {"front": ["conv1", "pool2"]})
+    else:
+        DRAWERS[item.rule](name, out, network, t)
 
 
 def tables(results: list[Path], archives: list[Path]) -> dict[str, pd.DataFrame]:
@@ -69,7 +72,7 @@ def test_every_figure_draws_with_title_and_units(drawn):
     units = {"dse_pareto": "(KB)", "tile_tradeoff_model": "(KB)", "roofline": "(FLOP / byte)",
              "bandwidth_saving": "(MB, log scale)", "tile_tradeoff_measured": "(us, median)", "speedup": "speedup (x",
              "energy": "(mJ", "occupancy": "(% of max warps)", "gpus_side_by_side": "(us, median)",
-             "time_breakdown": "time per image (us"}
+             "time_breakdown": "time per image (us", "pyramid": "KB"}
     for name, text in drawn["full"].items():
         assert "alexnet" in text, name
         assert units[name] in text, f"{name}: no axis unit {units[name]!r}"
@@ -105,10 +108,15 @@ def test_model_figure_placeholder_when_model_missing(tmp_path):
     assert "no design-space results" in svg_text(tmp_path / "d.svg")
 
 
-def test_paper_marks_convert_units():
+def test_paper_marks_read_units_as_the_paper_reading():
+    """The paper's MB and KB are read as the paper reading reads them (MiB, KiB), for every mark."""
     marks = paper_marks(read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv"))
-    assert marks["fused_bytes"] == pytest.approx(3.6e6) and marks["lbl_bytes"] == pytest.approx(77e6)
-    assert marks["onchip_bytes"] == pytest.approx(362e3)
+    assert marks["fused_bytes"] == pytest.approx(3.6 * 2**20) and marks["lbl_bytes"] == pytest.approx(77 * 2**20)
+    assert marks["onchip_bytes"] == pytest.approx(362 * 2**10)
+    assert (marks["lbl_value"], marks["fused_value"]) == (77, 3.6)
+    # the model's five-layer group counted as the paper counts (reuse buffers only, 4 B per value)
+    assert marks["model_onchip_bytes_paper_reading"] == pytest.approx(361_872)
+    assert marks["model_fused_bytes_paper_reading"] == pytest.approx((3 * 224 * 224 + 256 * 56 * 56) * 4)
 
 
 def test_unknown_figure_is_an_error(tmp_path):
@@ -132,9 +140,16 @@ def test_paper_summary_one_row_per_paper_figure():
 
     paper = read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv")
     summary = paper_summary(paper)
-    assert list(summary["figure"]) == list(dict.fromkeys(paper["figure"]))
-    vgg = summary.set_index("figure").loc["vgg_fused_dram"]
-    assert vgg.paper_value == 3.6 and abs(vgg.ratio_closest - 1) <= abs(vgg.ratio_default - 1)
+    assert len(summary) == paper["figure"].nunique()
+    # every row under the same two named sets: no per-row "closest" column any more
+    assert not any("closest" in c for c in summary.columns)
+    reading = paper[paper["paper_reading"].astype(str) == "True"].set_index("figure")
+    default = paper[paper["default"].astype(str) == "True"].set_index("figure")
+    for (fig, _), row in zip(paper.groupby("figure", sort=False), summary.itertuples(index=False)):
+        assert row[3] == reading.loc[fig, "model_value"] and row[5] == default.loc[fig, "model_value"]
+    by_quantity = summary.set_index("paper figure")
+    factor = [q for q in by_quantity.index if "arithmetic of recompute" in q]
+    assert by_quantity.loc[factor[0], "verdict"].startswith("NOT REPRODUCED")
 
 
 def test_extra_work_table_compares_executed_with_model():
@@ -144,12 +159,15 @@ def test_extra_work_table_compares_executed_with_model():
     tidy = tables([FIXTURE], [])["tidy"]
     t = extra_work_table(tidy)
     assert not t.empty and set(t["variant"]) <= {"lbl", "fused-reuse-t2", "fused-reuse-t4", "fused-recompute-t4"}
-    assert (t["executed_over_model"] > 0).all()
+    # one row per source x gpu x variant, the batches listed, not one row per batch
+    assert not t.duplicated(["run", "variant"]).any() and "batch" not in t.columns
+    assert (t["executed / model"] > 0).all()
     plan = pd.read_csv(FIXTURE / "plan.csv").set_index(["variant", "batch"])
-    fused = t[t["variant"] == "fused-reuse-t4"].set_index("batch")
-    assert (fused["kernel_counted_flops_per_image"] == plan.loc["fused-reuse-t4", "kernel_counted_flops_per_image"]).all()
-    assert fused["measured_over_counted"].equals(fused["flops_per_image"] / fused["kernel_counted_flops_per_image"])
-    assert t.loc[t["variant"] == "lbl", "kernel_counted_flops_per_image"].isna().all()
+    fused = t.set_index("variant").loc["fused-reuse-t4"]
+    counted = plan.loc["fused-reuse-t4", "kernel_counted_flops_per_image"].median() / 1e6
+    assert fused["kernel's own FLOP count"] == pytest.approx(counted)
+    assert fused["ncu / counted"] == pytest.approx(2 * fused["executed MACs (ncu / 2)"] / counted)
+    assert t.loc[t["variant"] == "lbl", "kernel's own FLOP count"].isna().all()
 
 
 def test_every_item_has_its_drawing_and_caption():
@@ -174,7 +192,7 @@ def test_the_figure_list_drives_the_snakefile(tmp_path):
     assert r.returncode == 0, r.stderr
     planned = set(re.findall(r"results/figures/\S+?\.(?:svg|html)", r.stdout))
     expected = set(figure_list.targets(["alexnet", "vgg_e"]))
-    assert planned == expected and len(expected) == 2 * 2 + 8 + 4
+    assert planned == expected and len(expected) == 2 * 3 + 8 + 5
     assert "MEASURED_FIGURES" not in (ROOT / "Snakefile").read_text()
 
 
@@ -188,3 +206,102 @@ def test_palette_from_the_record_one_colour_per_variant():
     assert len(set(pal.values())) == 5
     base = style.strategy_palette()
     assert pal["y"] == base["lbl"] and pal["w"] == base["reuse"] and pal["v"] == base["vendor"]  # first in rank
+
+
+def test_archived_figures_say_this_run_measured_nothing(drawn):
+    """Every measured figure that falls back to an archive says so, and names the card, not its slug."""
+    for name in ("time_breakdown", "occupancy", "gpus_side_by_side", "roofline", "bandwidth_saving"):
+        assert NO_GPU_TEXT in drawn["archive"][name], name
+        assert NO_GPU_TEXT not in drawn["full"][name], name
+    assert "SYNTHETIC-GPU" in drawn["archive"]["occupancy"] and "SYNTHETIC-GPU" in drawn["full"]["occupancy"]
+
+
+def test_dram_figure_splits_reads_and_writes_against_their_floors(drawn):
+    text = drawn["full"]["bandwidth_saving"]
+    for part in ("bytes read", "bytes written", "read floor: input + weights/batch", "write floor: output",
+                 "also the model of every fused variant"):
+        assert part in text, part
+    # the paper measured another network: quoted as text, never a legend entry for a marker not drawn
+    assert "another network, not plotted" in text
+
+
+def test_dram_figure_explains_every_point_below_its_floor(tmp_path):
+    """On the archived runs fused writes sit below the output they must write: the figure says why."""
+    archives = sorted(p for p in (ROOT / "reports" / "archive").glob("*-*") if p.is_dir())
+    if not archives:
+        pytest.skip("no archived GPU run")
+    t = tables([tmp_path / "none"], archives[-1:])
+    out = tmp_path / "b.svg"
+    measured_figures.draw("bandwidth_saving", out, "alexnet", t, {"front": ["conv1", "pool2"]})
+    tidy = t["tidy"]
+    m = tidy[~tidy["model_only"].astype(bool)]
+    share = measured_figures.output_share("alexnet", "front", {"front": ["conv1", "pool2"]})
+    fl = measured_figures.floors(tidy[tidy["network"] == "alexnet"], share).set_index("batch")
+    below = m["dram_write_bytes_per_image"] < fl.loc[m["batch"], "write_floor"].to_numpy()
+    assert below.any()  # the case the figure must explain
+    text = svg_text(out)
+    assert "are not counted" in text and "below its floor" in text
+    assert "READ below" not in text  # reads never fall below theirs on a real run
+
+
+def test_measured_tile_tradeoff_uses_launched_shared_memory(drawn):
+    text = drawn["full"]["tile_tradeoff_measured"]
+    assert "shared memory per block (KB, ncu)" in text and "227 KiB (sm_90)" in text
+    assert "The model's on-chip bytes for these tiles (KB)" in text
+
+
+def test_model_tile_tradeoff_is_honest_about_extra_macs_and_lbl(drawn):
+    text = drawn["none"]["tile_tradeoff_model"]
+    assert "reuse in y only" in text and "so it has extra MACs" in text
+    assert "every layer its own pass (project default): 12.8 MB" in text
+    assert "as the lbl kernels run" in text and "Log axes" in text
+
+
+def test_vgg_dse_names_partitions_and_explains_the_star(tmp_path):
+    from pipeline.core.networks import load_network
+    from pipeline.model.dse import explore
+
+    out = tmp_path / "dse.svg"
+    paper = read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv")
+    model_figures.draw("dse_pareto", out, "vgg_e", {"dse": explore(load_network("vgg_e")), "paper": paper})
+    text = svg_text(out)
+    assert "conv1_1..conv3_1" in text  # the one-group partition, named
+    assert "paper (FPGA design point)" in text and "counts only the reuse buffers" in text
+
+
+def test_pyramid_figure_for_both_networks(tmp_path):
+    from pipeline.core.networks import load_network
+    from pipeline.model.costs import model_table
+
+    for net, group, tiles in (("alexnet", ("conv1", "pool2"), [1, 2, 3, 4, 5, 7, 13]),
+                              ("vgg_e", ("conv1_1", "relu3_1"), [1, 2, 4, 7, 8, 14, 28, 56])):
+        out = tmp_path / f"{net}.svg"
+        model_figures.draw("pyramid", out, net, {"pyramids": model_table(load_network(net), {"g": group}, tiles)})
+        text = svg_text(out)
+        assert "The pyramid of one tile (model)" in text and "overlap" in text and "reuse keeps K-S" in text
+        assert ("4x4 output tile" if net == "alexnet" else "8x8 output tile") in text
+
+
+def test_report_tables_wrap_and_say_when_they_scroll(tmp_path):
+    from analysis.tables import extra_work_table, paper_sensitivity, paper_summary
+
+    t = tables([FIXTURE], [ARCHIVE])
+    write_report_table(extra_work_table(t["tidy"]), tmp_path / "w.html", "work")
+    html = (tmp_path / "w.html").read_text()
+    assert "<wbr>" in html or " " in html.split("<thead>")[1].split("</thead>")[0]
+    assert 'id="hint"' in html and "scroll sideways" in html and "overflow-x: auto" in html
+    cells = re.findall(r'<td class="num"[^>]*>([^<]*)</td>', html)
+    assert cells and not any("e+" in c or "e-" in c for c in cells)  # millions, not e-notation
+    paper = read_paper_comparison(FIXTURE / "model" / "paper_comparison.csv")
+    assert len(paper_summary(paper).columns) <= 8 and len(paper_sensitivity(paper).columns) <= 6
+    view = tidy_for_report(t["tidy"])
+    assert "dram_MB_per_image" in view and "dram_bytes_per_image" not in view
+
+
+def test_kernel_labels_number_repeated_launches_and_fold_shared_prefixes():
+    k = pd.DataFrame({"source": "s", "gpu": "g", "network": "alexnet", "variant": "lbl", "batch": 1,
+                      "kernel": ["lbl_conv_m96", "lbl_lrn", "lbl_maxpool", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool"]})
+    assert list(measured_figures.kernel_labels(k)) == ["lbl_conv_m96", "lbl_lrn #1", "lbl_maxpool #1",
+                                                       "lbl_conv_m128", "lbl_lrn #2", "lbl_maxpool #2"]
+    assert measured_figures.compact_names(["fused_reuse_t2", "fused_reuse_t4", "lbl_maxpool #1", "lbl_maxpool #2",
+                                           "conv1"]) == ["fused_reuse_t2/t4", "lbl_maxpool #1/#2", "conv1"]

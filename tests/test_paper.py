@@ -79,3 +79,27 @@ def test_unknown_figure_is_an_error(tmp_path):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ValueError, match="made_up"):
         paper_comparison(path)
+
+
+def test_one_named_reading_for_every_figure(table):
+    """Exactly one paper-reading row per figure, and all of them under the same conventions."""
+    from pipeline.model.paper import PAPER_READING
+
+    reading = table[table["paper_reading"]]
+    assert reading["figure"].value_counts().eq(1).all() and set(reading["figure"]) == set(table["figure"])
+    for conv in reading["convention"]:
+        for part in filter(None, conv.split("; ")):
+            key, value = part.split("=", 1)
+            if key == "unit":
+                assert value.startswith(("MiB", "KiB")), conv  # binary units in every row, never per row
+            else:
+                assert PAPER_READING[key] == value, conv
+
+
+def test_verdicts_say_what_no_reading_reproduces(table):
+    verdict = table.drop_duplicates("figure").set_index("figure")["verdict"]
+    for fig in ("vgg_lbl_dram", "vgg_fused_dram", "vgg_dram_reduction", "alexnet_recompute_extra_macs"):
+        assert verdict[fig].startswith("reproduced by the paper reading"), fig
+    assert verdict["vgg_onchip"].startswith("not reproduced by the paper reading")
+    for fig in ("alexnet_recompute_factor", "alexnet_reuse_storage"):
+        assert verdict[fig].startswith("NOT REPRODUCED"), fig
