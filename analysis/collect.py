@@ -68,6 +68,7 @@ PROFILE_COLUMNS = [
     "dram_bytes_per_image",
     "l2_bytes_per_image",
     "l2_sm_bytes_per_image",
+    "l2_sm_write_bytes_per_image",
     "flops_per_image",
     "range_duration_us",
 ]

@@ -258,6 +258,7 @@ READ_BELOW_NOTE = ("Bytes READ below their floor (input + weights/batch) are not
 TOTAL_ONLY_NOTE = ("Hollow points lie below the compulsory floor; this profile has no read/write split, so whether "
                    "writes still held in L2\nat the end of the range (not counted) explain it cannot be shown here.")
 ZERO_NOTE = "0 B written (all still in L2)"
+SM_WRITES_NOTE = "x: bytes the SMs wrote to L2 in the range (counted even while in L2)"
 
 
 def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: pd.DataFrame | None = None,
@@ -296,7 +297,7 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
     pal = style.variant_palette(sub)
     batches = sorted(set(sub["batch"]) | set(fl["batch"]))
     below_in: dict[str, bool] = {}
-    zero_any = False
+    zero_any = sm_writes_any = False
     for pax, col, floor_col, what in panels:
         floor = fl.set_index("batch")[floor_col]
         positive = [v for v in sub[col].tolist() + floor.tolist() if finite(v) and v > 0]
@@ -317,6 +318,11 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
                         s=46, zorder=5, clip_on=False)
             below_in[what] = below_in.get(what, False) or bool(below.any())
             zero_any |= bool(zero.any())
+            if col == "dram_write_bytes_per_image" and "l2_sm_write_bytes_per_image" in s:
+                w = s["l2_sm_write_bytes_per_image"].to_numpy(float)
+                ok_w = np.isfinite(w) & (w > 0)
+                pax.scatter(s["batch"][ok_w], w[ok_w] / MB, marker="x", color=pal[v], s=40, lw=1.6, zorder=6)
+                sm_writes_any |= bool(ok_w.any())
             if pax is ax:
                 m = allrows[(allrows["variant"] == v)].drop_duplicates("batch").sort_values("batch")
                 mod = m.set_index("batch")["model_dram_bytes_per_image"]
@@ -362,6 +368,8 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
         notes.append(READ_BELOW_NOTE)
     if zero_any:
         ax.add_line(Line2D([], [], ls="none", marker="v", mfc="white", mec="#4d4d4d", label=ZERO_NOTE))
+    if sm_writes_any:
+        ax.add_line(Line2D([], [], ls="none", marker="x", color="#4d4d4d", label=SM_WRITES_NOTE))
     if split and not finite(fl["write_floor"].iloc[0]):
         notes.append("Read and write floors not drawn: the fusion group's layers were not given.")
     if paper:

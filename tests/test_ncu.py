@@ -92,6 +92,11 @@ def test_range_report_gives_whole_pass_bytes():
     assert s["range_duration_us"] > 0
     if "lts__t_sectors_srcunit_tex.sum" in rows[0]:  # SM-side L2 traffic: x, y read; y, z written
         assert 0.9 * 16 * m["height"] * m["width"] <= s["l2_sm_bytes_per_image"] <= 2.0 * 16 * m["height"] * m["width"]
+    # recorded before the L2 write sectors were asked for: the field says "not measured", not 0
+    assert "lts__t_sectors_srcunit_tex_op_write.sum" not in rows[0]
+    assert s["l2_sm_write_bytes_per_image"] is None
+    with_writes = [{**r, "lts__t_sectors_srcunit_tex_op_write.sum": "1000"} for r in rows]
+    assert ncu.summarize_range(with_writes, m["batch"])["l2_sm_write_bytes_per_image"] == 32_000 / m["batch"]
 
 
 def test_recorded_profile_json_matches_the_parsers():
@@ -154,6 +159,8 @@ def test_real_ncu_on_the_selftest_forward(tmp_path):
     assert res["dram_read_bytes_per_image"] >= 0.9 * 4 * px  # x at least once from DRAM
     assert res["dram_read_bytes_per_image"] <= 3.0 * 4 * px  # x and y, with slack
     assert 0.9 * 16 * px <= res["l2_sm_bytes_per_image"] <= 2.0 * 16 * px  # x, y read; y, z written
+    # y and z written by the SMs (4 B each per pixel), counted even where still in L2 at the end
+    assert 0.9 * 8 * px <= res["l2_sm_write_bytes_per_image"] <= 1.5 * 8 * px
     assert (tmp_path / "range.ncu-rep").exists() and (tmp_path / "kernels.ncu-rep").exists()
 
 

@@ -47,6 +47,9 @@ RANGE_METRICS = (
     "dram__bytes_write.sum",
     "lts__t_bytes.sum",
     "lts__t_sectors_srcunit_tex.sum",
+    # sectors the SMs wrote to L2: every output byte, also what is still in L2 (not yet in DRAM)
+    # when the range ends, which dram__bytes_write cannot see
+    "lts__t_sectors_srcunit_tex_op_write.sum",
     "gpu__time_duration.sum",
 )
 KERNEL_METRICS = (
@@ -246,6 +249,7 @@ def summarize_range(rows: list[dict], batch: int) -> dict:
         _check_units(rows[0], m, ("byte",))
     s = lambda m: sum(metric(r, m, 0.0) or 0.0 for r in rows)  # noqa: E731
     read, write = s("dram__bytes_read.sum"), s("dram__bytes_write.sum")
+    sm_writes = [metric(r, "lts__t_sectors_srcunit_tex_op_write.sum") for r in rows]
     return {
         "ranges": len(rows),
         "dram_read_bytes_per_image": read / batch,
@@ -254,6 +258,8 @@ def summarize_range(rows: list[dict], batch: int) -> dict:
         "l2_bytes_per_image": s("lts__t_bytes.sum") / batch,
         # L2 traffic requested by the SMs only (32-byte sectors), without other units' traffic
         "l2_sm_bytes_per_image": 32.0 * s("lts__t_sectors_srcunit_tex.sum") / batch,
+        # None in reports recorded before the metric was asked for
+        "l2_sm_write_bytes_per_image": None if None in sm_writes else 32.0 * sum(sm_writes) / batch,
         "range_duration_us": s("gpu__time_duration.sum") / 1e3,
     }
 
