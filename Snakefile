@@ -1,6 +1,7 @@
 # Fused-layer CNN kernels on NVIDIA GPUs and their measurement (after Alwani et al., MICRO 2016).
 # config -> plan -> build -> verify -> measure -> aggregate -> figures -> report, through files.
 # Rules stay thin: each calls a function in pipeline/ or analysis/ that pytest also reaches.
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -15,9 +16,11 @@ from pipeline.stages.plan import (
     build_recipe,
     build_targets,
     gpu_software_problem,
+    gpu_target_problem,
     kernel_variants,
     measurement_targets,
     model_targets,
+    named_gpu_results,
     target_gpu,
 )
 
@@ -36,6 +39,9 @@ validate(config, "config/schema.yaml")  # fills in the schema's defaults
 GPU, ARCH = target_gpu(config)
 check_config(config, ARCH)
 
+# A GPU result named on the command line must be on the card present: one line, before any job.
+if problem := gpu_target_problem(named_gpu_results(sys.argv[1:]), GPU, config):
+    sys.exit(problem)
 if problem := gpu_software_problem(GPU):
     raise WorkflowError(problem)
 KNET = config["kernels"]["network"]
@@ -81,6 +87,7 @@ report: "reports/workflow.rst"
 
 
 wildcard_constraints:
+    gpu=re.escape(GPU) if GPU else "(?!)",  # only the card present; none without a GPU
     variant="|".join(kernel_variants(config)),
     batch=r"\d+",
     network="|".join(config["networks"]),

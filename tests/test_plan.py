@@ -66,3 +66,28 @@ def test_gpu_without_cupy_is_a_clear_error(monkeypatch):
     assert gpu_software_problem(None) is None
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert "CuPy is not installed: pip install -e '.[gpu]'" in gpu_software_problem("h100-80gb-hbm3")
+
+
+def test_named_gpu_results_reads_targets_and_option_values():
+    from pipeline.stages.plan import named_gpu_results
+
+    argv = ["--cores", "1", "results/h200/alexnet/lbl/b128/time.json", "--forcerun", "time",
+            "--until=results/h200/ceilings.json", "results/model/alexnet/pyramids.csv", "results/h200/alexnet/lbl/verify.json",
+            "./results/h200/alexnet/lbl/b1/profile.json", "results/tidy.csv"]  # fmt: skip
+    assert named_gpu_results(argv) == ["results/h200/alexnet/lbl/b128/time.json", "results/h200/ceilings.json",
+                                       "results/h200/alexnet/lbl/verify.json", "results/h200/alexnet/lbl/b1/profile.json"]  # fmt: skip
+
+
+def test_gpu_target_problem(config, monkeypatch):
+    from pipeline.stages.plan import gpu_target_problem
+
+    monkeypatch.delenv("FUSED_LAYER_NO_GPU", raising=False)
+    ok = ["results/h200/alexnet/lbl/b128/time.json", "results/model/alexnet/dse.csv"]
+    assert gpu_target_problem(ok, "h200", config) is None
+    assert gpu_target_problem(["results/h100/ceilings.json"], "h200") == (
+        "results/h100/ceilings.json names GPU h100, but this machine has h200: ask for results/h200/ceilings.json")
+    assert "this machine has none (nvidia-smi finds none)" in gpu_target_problem(ok, None)
+    assert gpu_target_problem(["results/model/alexnet/dse.csv"], None) is None
+    assert "batch 64 is not in kernels.batches; allowed: 1, 16, 128, 256" in gpu_target_problem(
+        ["results/h200/alexnet/lbl/b64/time.json"], "h200", config)
+    assert gpu_target_problem(["results/h200/alexnet/lbl/b64/phases.json"], "h200", config) is None  # any batch

@@ -147,3 +147,68 @@ def test_editing_a_network_file_reruns_its_model(tmp_path):
     assert r.returncode == 0, r.stderr
     assert planned_jobs(r.stdout) == {"model": 1, "total": 1}
     assert f"reason: Updated input files: {network}" in r.stdout
+
+
+@pytest.fixture
+def fake_gpu(tmp_path):
+    """Environment in which the workflow sees one H200: an `nvidia-smi` on PATH that answers the
+    query of pipeline.core.gpus.detect_gpus, and an empty `cupy` package so that the Snakefile's
+    CuPy check passes (a dry run imports nothing of it), and `nvcc` so that build jobs are planned."""
+    bin_dir, py_dir = tmp_path / "fake-bin", tmp_path / "fake-py"
+    (py_dir / "cupy").mkdir(parents=True)
+    (py_dir / "cupy" / "__init__.py").write_text("")
+    bin_dir.mkdir()
+    for name, text in (("nvidia-smi", "echo '0, NVIDIA H200, GPU-00000000-0000-0000-0000-000000000000, 9.0'"),
+                       ("nvcc", "exit 1")):  # fmt: skip
+        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+        (bin_dir / name).chmod(0o755)
+    path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+    pythonpath = os.pathsep.join(p for p in (str(py_dir), os.environ.get("PYTHONPATH")) if p)
+    env = {"PATH": path, "PYTHONPATH": pythonpath}
+    env.update({k: "" for k in ("FUSED_LAYER_NO_GPU",) if k in os.environ})
+    return env
+
+
+def stderr_lines(r) -> list[str]:
+    """Snakemake's stderr without its two notices about the profile and the config files."""
+    return [l for l in r.stderr.splitlines()
+            if l.strip() and not l.startswith(("Using workflow specific profile", "Config file "))]  # fmt: skip
+
+
+def test_a_gpu_target_for_another_card_stops_with_one_line(tmp_path, fake_gpu):
+    """The README's rerun example on a machine with another card: one line naming both cards and
+    the path on the card present, no DAG, no job."""
+    work = tmp_path / "work"
+    asked = "results/h100-80gb-hbm3/alexnet/fused-reuse-t2/b1/time.json"
+    r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "--cores", "1", asked, "--forcerun", "time",
+            cwd=tmp_path, env=fake_gpu)  # fmt: skip
+    assert r.returncode != 0
+    assert stderr_lines(r) == [
+        f"{asked} names GPU h100-80gb-hbm3, but this machine has h200: "
+        "ask for results/h200/alexnet/fused-reuse-t2/b1/time.json"
+    ], r.stderr
+    assert not (work / "results").exists()
+    # the path it names works: verify and time of that variant (after its build)
+    r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "-n", "results/h200/alexnet/fused-reuse-t2/b1/time.json",
+            "--forcerun", "time", cwd=tmp_path, env=fake_gpu)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert planned_jobs(r.stdout) == {"build": 1, "verify": 1, "time": 1, "total": 3}
+
+
+def test_a_gpu_target_without_a_gpu_stops_with_one_line(tmp_path):
+    asked = "results/h100-80gb-hbm3/alexnet/fused-reuse-t2/b1/time.json"
+    r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), "-n", asked, "--forcerun", "time",
+            cwd=tmp_path, env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
+    assert r.returncode != 0
+    assert stderr_lines(r) == [
+        f"{asked} needs a GPU (h100-80gb-hbm3), and this machine has none (FUSED_LAYER_NO_GPU is set); "
+        "model-only targets still run"
+    ], r.stderr
+    assert "Building DAG" not in r.stdout + r.stderr
+
+
+def test_a_gpu_target_at_an_unconfigured_batch_stops_with_one_line(tmp_path, fake_gpu):
+    r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), "-n",
+            "results/h200/alexnet/lbl/b64/time.json", cwd=tmp_path, env=fake_gpu)  # fmt: skip
+    assert r.returncode != 0
+    assert stderr_lines(r) == ["results/h200/alexnet/lbl/b64/time.json: batch 64 is not in kernels.batches; allowed: 1"]

@@ -3,7 +3,10 @@
 The Snakefile asks this module for its targets, so the target logic is testable without Snakemake.
 """
 
+import os
+import re
 import shutil
+from collections.abc import Iterable
 
 from pipeline.core.gpus import detect_gpus
 
@@ -50,6 +53,50 @@ def target_gpu(config: dict) -> tuple[str | None, str]:
     if gpus:
         return gpus[0].slug, gpus[0].arch
     return None, config["kernels"]["arch"]
+
+
+# The files of the rules with a {gpu} wildcard (verify, time, profile, phases, ceilings, provenance).
+GPU_RESULT = re.compile(
+    r"results/(?P<gpu>[^/]+)/(?:(?:ceilings|provenance)\.json"
+    r"|[^/]+/[^/]+/(?:verify\.json|b(?P<batch>\d+)/(?P<kind>time|profile|phases)\.json))"
+)
+
+
+def named_gpu_results(argv: Iterable[str]) -> list[str]:
+    """The GPU result files among command-line words (targets, ``--forcerun``/``--until`` values),
+    as paths relative to the working directory. Snakemake hands the Snakefile no target list
+    while it is parsed, so the words are read as given."""
+    out = []
+    for word in argv:
+        word = word.split("=", 1)[1] if word.startswith("--") and "=" in word else word
+        path = os.path.relpath(word) if os.path.isabs(word) else os.path.normpath(word)
+        if GPU_RESULT.fullmatch(path):
+            out.append(path)
+    return out
+
+
+def gpu_target_problem(paths: Iterable[str], gpu: str | None, config: dict | None = None) -> str | None:
+    """One line for the first GPU result file that this machine cannot make, or None.
+
+    A path names a card by its ``results/<gpu>/`` folder: it must be the card present (the line
+    then gives the path on that card). Without a GPU, no such file can be made. With ``config``,
+    a time.json must be at one of ``kernels.batches`` (the time rule sweeps those batches).
+    """
+    for path in paths:
+        m = GPU_RESULT.fullmatch(path)
+        if m is None:
+            continue
+        asked = m["gpu"]
+        if gpu is None:
+            why = "FUSED_LAYER_NO_GPU is set" if os.environ.get("FUSED_LAYER_NO_GPU") else "nvidia-smi finds none"
+            return f"{path} needs a GPU ({asked}), and this machine has none ({why}); model-only targets still run"
+        if asked != gpu:
+            return (f"{path} names GPU {asked}, but this machine has {gpu}: "
+                    f"ask for results/{gpu}/{path.split('/', 2)[2]}")  # fmt: skip
+        if config is not None and m["kind"] == "time" and int(m["batch"]) not in config["kernels"]["batches"]:
+            batches = ", ".join(map(str, config["kernels"]["batches"]))
+            return f"{path}: batch {m['batch']} is not in kernels.batches; allowed: {batches}"
+    return None
 
 
 def model_targets(config: dict) -> list[str]:
