@@ -13,10 +13,12 @@ from analysis import figure_list
 from kernels.registry import Variant
 from pipeline.config import ConfigError, check_config, schema_error_line
 from pipeline.stages.plan import (
+    CommandLine,
     build_recipe,
     build_targets,
     gpu_software_problem,
     gpu_target_problem,
+    kernel_sources,
     kernel_variants,
     measurement_targets,
     model_targets,
@@ -58,7 +60,6 @@ config["_report"] = {
         {p.parts[1] for p in Path("results").glob("*/*/*/b*/time.json")}
     ),
 }
-KERNEL_SOURCES = sorted(str(p) for p in Path(workflow.basedir, "kernels").glob("*.cu*"))
 ARCHIVES = sorted(
     str(p)
     for p in Path(workflow.basedir, "reports/archive").glob("*-*-*-*")
@@ -76,6 +77,16 @@ def cubin_input(wildcards):
     if wildcards.variant == "vendor" or not NVCC:
         return []
     return f"results/build/{ARCH}/{wildcards.variant}.cubin"
+
+
+def build_sources(wildcards):
+    """The variant's CUDA source and the headers it includes: an edit rebuilds just its variants."""
+    return kernel_sources(wildcards.variant, workflow.basedir)
+
+
+def nvrtc_sources(wildcards):
+    """Without nvcc a GPU stage compiles the sources itself (NVRTC): then they are its inputs."""
+    return [] if NVCC else kernel_sources(wildcards.variant, workflow.basedir)
 
 
 def repo(path):
@@ -145,6 +156,8 @@ rule plan:
         "logs/plan.log",
     params:
         kernels=config["kernels"],
+        network=config["networks"][KNET],
+        bytes_per_value=config["model"]["bytes_per_value"],
         variants=kernel_variants(config),
     script:
         "pipeline/stages/plan.py"
@@ -152,7 +165,7 @@ rule plan:
 
 rule build:
     input:
-        sources=KERNEL_SOURCES,
+        sources=build_sources,
     output:
         cubin="results/build/{arch}/{variant}.cubin",
         json="results/build/{arch}/{variant}.json",
@@ -184,7 +197,7 @@ rule provenance:
     log:
         "logs/{gpu}/provenance.log",
     params:
-        command=" ".join(sys.argv),
+        command=CommandLine(sys.argv),  # recorded, never a reason to rerun
     script:
         "pipeline/stages/provenance.py"
 
@@ -192,6 +205,7 @@ rule provenance:
 rule verify:
     input:
         cubin=cubin_input,
+        sources=nvrtc_sources,
     output:
         json="results/{gpu}/{network}/{variant}/verify.json",
     log:
@@ -209,6 +223,7 @@ rule time:
     input:
         verify="results/{gpu}/{network}/{variant}/verify.json",
         cubin=cubin_input,
+        sources=nvrtc_sources,
     output:
         json="results/{gpu}/{network}/{variant}/b{batch}/time.json",
     log:
@@ -225,6 +240,7 @@ rule profile:
     input:
         verify="results/{gpu}/{network}/{variant}/verify.json",
         cubin=cubin_input,
+        sources=nvrtc_sources,
     output:
         json="results/{gpu}/{network}/{variant}/b{batch}/profile.json",
     log:
@@ -232,7 +248,8 @@ rule profile:
     resources:
         gpu=1,
     params:
-        profile=config["profile"],
+        cache_control=config["profile"]["cache_control"],
+        clock_control=config["profile"]["clock_control"],
     script:
         "pipeline/stages/profile.py"
 
@@ -241,6 +258,7 @@ rule phases:
     input:
         verify="results/{gpu}/{network}/{variant}/verify.json",
         cubin=cubin_input,
+        sources=nvrtc_sources,
     output:
         json="results/{gpu}/{network}/{variant}/b{batch}/phases.json",
     log:

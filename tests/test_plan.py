@@ -91,3 +91,25 @@ def test_gpu_target_problem(config, monkeypatch):
     assert "batch 64 is not in kernels.batches; allowed: 1, 16, 128, 256" in gpu_target_problem(
         ["results/h200/alexnet/lbl/b64/time.json"], "h200", config)
     assert gpu_target_problem(["results/h200/alexnet/lbl/b64/phases.json"], "h200", config) is None  # any batch
+
+
+def test_kernel_sources_follow_includes():
+    from pipeline.stages.plan import kernel_sources
+
+    names = lambda v: [Path(p).name for p in kernel_sources(v, ROOT)]  # noqa: E731
+    assert names("lbl") == ["common.cuh", "lbl.cu"]
+    assert names("fused-reuse-t2") == ["common.cuh", "fused.cu"]
+    assert names("lbl-fp16") == ["common.cuh", "lbl_tc.cu", "tc.cuh"]
+    assert names("vendor") == []
+
+
+def test_command_line_param_reaches_a_script_and_is_not_compared():
+    """Snakemake pickles params into a script's preamble and records only builtin-typed params."""
+    import pickle
+    import shlex
+
+    from pipeline.stages.plan import CommandLine
+
+    cmd = pickle.loads(pickle.dumps(CommandLine(["snakemake", "--cores", "4", "results/a b.json"])))
+    assert shlex.join(str(c) for c in cmd) == "snakemake --cores 4 'results/a b.json'"
+    assert not isinstance(cmd, (str, list, tuple, dict, set))

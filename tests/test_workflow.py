@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_CONFIG = ROOT / "tests" / "data" / "config.yaml"
@@ -149,12 +150,11 @@ def test_editing_a_network_file_reruns_its_model(tmp_path):
     assert f"reason: Updated input files: {network}" in r.stdout
 
 
-@pytest.fixture
-def fake_gpu(tmp_path):
+def make_fake_gpu(where: Path) -> dict:
     """Environment in which the workflow sees one H200: an `nvidia-smi` on PATH that answers the
-    query of pipeline.core.gpus.detect_gpus, and an empty `cupy` package so that the Snakefile's
-    CuPy check passes (a dry run imports nothing of it), and `nvcc` so that build jobs are planned."""
-    bin_dir, py_dir = tmp_path / "fake-bin", tmp_path / "fake-py"
+    query of pipeline.core.gpus.detect_gpus, an empty `cupy` package so that the Snakefile's CuPy
+    check passes (a dry run imports nothing of it), and an `nvcc` so that build jobs are planned."""
+    bin_dir, py_dir = where / "fake-bin", where / "fake-py"
     (py_dir / "cupy").mkdir(parents=True)
     (py_dir / "cupy" / "__init__.py").write_text("")
     bin_dir.mkdir()
@@ -164,9 +164,12 @@ def fake_gpu(tmp_path):
         (bin_dir / name).chmod(0o755)
     path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
     pythonpath = os.pathsep.join(p for p in (str(py_dir), os.environ.get("PYTHONPATH")) if p)
-    env = {"PATH": path, "PYTHONPATH": pythonpath}
-    env.update({k: "" for k in ("FUSED_LAYER_NO_GPU",) if k in os.environ})
-    return env
+    return {"PATH": path, "PYTHONPATH": pythonpath, "FUSED_LAYER_NO_GPU": ""}
+
+
+@pytest.fixture
+def fake_gpu(tmp_path):
+    return make_fake_gpu(tmp_path)
 
 
 def stderr_lines(r) -> list[str]:
@@ -212,3 +215,92 @@ def test_a_gpu_target_at_an_unconfigured_batch_stops_with_one_line(tmp_path, fak
             "results/h200/alexnet/lbl/b64/time.json", cwd=tmp_path, env=fake_gpu)  # fmt: skip
     assert r.returncode != 0
     assert stderr_lines(r) == ["results/h200/alexnet/lbl/b64/time.json: batch 64 is not in kernels.batches; allowed: 1"]
+
+
+@pytest.fixture(scope="module")
+def touched_gpu_run(tmp_path_factory):
+    """Every file of a full run on a (fake) H200, made empty and recorded by `--touch`, which stores
+    each job's params and input checksums as a real run does; the dry runs below then see what an
+    edit would rerun. Returns (workdir, env)."""
+    where = tmp_path_factory.mktemp("touched")
+    env, work = make_fake_gpu(where), where / "work"
+    args = ("-d", str(work), "--configfile", str(TEST_CONFIG))
+    r = smk(*args, "-n", "--forceall", cwd=where, env=env)
+    assert r.returncode == 0, r.stderr
+    outputs = {f for line in re.findall(r"^\s+output: (.+)$", r.stdout, re.M) for f in line.split(", ")}
+    assert any("/time.json" in f for f in outputs) and any(f.endswith(".cubin") for f in outputs)
+    for f in outputs:
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        (work / f).write_text("")
+    r = smk(*args, "--touch", "--forceall", "--cores", "1", cwd=where, env=env)
+    assert "steps (100%) done" in r.stderr, r.stderr  # (then onsuccess fails on the empty tidy.csv)
+    r = smk(*args, "-n", cwd=where, env=env)
+    assert "Nothing to be done" in r.stdout + r.stderr, r.stdout
+    return work, env
+
+
+# After a run measured results, what follows a changed result: aggregation, figures, the run's target.
+DOWNSTREAM = {"aggregate": 1, "measured_figures": 1, "tables": 1, "all": 1}
+VARIANTS = 3  # lbl, fused-reuse-t2, fused-recompute-t2 in tests/data/config.yaml, at batch 1
+
+
+@pytest.mark.parametrize(
+    "change, planned",
+    [
+        ({"timing": {"repeats": 7}}, {"time": VARIANTS}),
+        ({"profile": {"clock_control": "base"}}, {"profile": VARIANTS}),
+        ({"phases": {"launches": 9}}, {"phases": VARIANTS}),
+        # a new tolerance re-verifies, and a new verify.json remeasures what it guards
+        ({"verify": {"rtol": {"fp32": 2.0e-4}}}, {"verify": VARIANTS, "time": VARIANTS, "profile": VARIANTS,
+                                                  "phases": VARIANTS}),
+        ({"verify": {"rtol": {"fp16": 3.0e-3}}}, {}),  # no fp16 variant in this config: nothing
+        ({"model": {"bytes_per_value": 2}}, {"model": 2, "plan": 1, "model_figures": 2}),
+    ],
+    ids=["timing", "profile", "phases", "verify", "verify-other-precision", "model"],
+)  # fmt: skip
+def test_a_changed_config_section_reruns_its_rules(touched_gpu_run, tmp_path, change, planned):
+    """Each config section is a param of the rules that read it (Snakemake 9's default rerun
+    triggers compare params and input checksums): a changed section plans those jobs and what
+    consumes their files, nothing else (provenance's command line is not compared)."""
+    work, env = touched_gpu_run
+    (tmp_path / "change.yaml").write_text(yaml.safe_dump(change))
+    r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), str(tmp_path / "change.yaml"), "-n",
+            "--rerun-triggers", "params", "input", cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    if not planned:
+        assert "Nothing to be done" in r.stdout + r.stderr, r.stdout
+        return
+    downstream = DOWNSTREAM if set(planned) - {"model", "plan", "model_figures"} else {"all": 1}
+    if "plan" in planned:
+        downstream = {**DOWNSTREAM, **downstream}
+    expected = {**downstream, **planned}
+    assert planned_jobs(r.stdout) == {**expected, "total": sum(expected.values())}
+
+
+def test_a_config_value_on_the_command_line_reruns_its_rules(touched_gpu_run, tmp_path):
+    """The same through --config (which Snakemake reads as strings: a string-valued key)."""
+    work, env = touched_gpu_run
+    r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "-n", "--config", "profile={cache_control: none}",
+            cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    expected = {**DOWNSTREAM, "profile": VARIANTS}
+    assert planned_jobs(r.stdout) == {**expected, "total": sum(expected.values())}
+
+
+def test_editing_a_kernel_source_rebuilds_its_variants_only(touched_gpu_run, tmp_path):
+    """kernels/lbl.cu is an input of lbl's build alone: an edit rebuilds lbl, re-verifies and
+    remeasures it; the fused variants (kernels/fused.cu and common.cuh) stay. The real file is
+    edited (Snakemake compares small inputs by checksum) and restored, bytes and times."""
+    work, env = touched_gpu_run
+    source = ROOT / "kernels" / "lbl.cu"
+    text, times = source.read_bytes(), source.stat()
+    try:
+        source.write_bytes(text + b"// an edit\n")
+        r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "-n", cwd=tmp_path, env=env)
+    finally:
+        source.write_bytes(text)
+        os.utime(source, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert r.returncode == 0, r.stderr
+    expected = {**DOWNSTREAM, "build": 1, "verify": 1, "time": 1, "profile": 1, "phases": 1}
+    assert planned_jobs(r.stdout) == {**expected, "total": sum(expected.values())}
+    assert f"reason: Updated input files: {source}" in r.stdout

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable
+from pathlib import Path
 
 from pipeline.core.gpus import detect_gpus
 
@@ -35,6 +36,46 @@ def built_variants(config: dict) -> list[str]:
     from kernels.registry import Variant
 
     return [v for v in kernel_variants(config) if Variant.parse(v).strategy.own_kernels]
+
+
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def kernel_sources(variant: str, root: str | Path) -> list[str]:
+    """The CUDA files a variant is compiled from: its source and, recursively, the files it
+    ``#include "..."``s from ``kernels/`` (paths under ``root``, the repository). Inputs of its build,
+    so an edit to one source rebuilds the variants made from it and no other; empty for vendor."""
+    from kernels.registry import VARIANTS
+
+    source = VARIANTS[variant].source
+    if source is None:
+        return []
+    root = Path(root)
+    seen: list[Path] = []
+    todo = [root / source]
+    while todo:
+        f = todo.pop()
+        if f in seen or not f.exists():
+            continue
+        seen.append(f)
+        todo += [root / "kernels" / name for name in INCLUDE.findall(f.read_text())]
+    return sorted(str(f) for f in seen)
+
+
+class CommandLine:
+    """The command line as a param that Snakemake records for provenance.json but does not compare:
+    its persistence compares params of builtin types only (str, list, dict, ...), so a later run
+    with other options (``--cores 4``) does not rerun provenance and all that follows. Iterating
+    gives the words (pipeline.stages.provenance.collect joins them)."""
+
+    def __init__(self, argv: Iterable[str]):
+        self.argv = [str(a) for a in argv]
+
+    def __iter__(self):
+        return iter(self.argv)
+
+    def __repr__(self) -> str:
+        return f"CommandLine({self.argv!r})"
 
 
 def build_recipe(variant: str) -> str:
@@ -213,9 +254,11 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    table = plan_table({"kernels": snakemake.params.kernels, "networks": snakemake.config["networks"],  # noqa: F821
-                        "model": snakemake.config["model"]}, snakemake.params.variants)  # noqa: F821
-    table.to_csv(snakemake.output.csv, index=False)  # noqa: F821
+    sm = snakemake  # noqa: F821
+    net = sm.params.kernels["network"]
+    table = plan_table({"kernels": sm.params.kernels, "networks": {net: sm.params.network},
+                        "model": {"bytes_per_value": sm.params.bytes_per_value}}, sm.params.variants)  # fmt: skip
+    table.to_csv(sm.output.csv, index=False)
 
 
 def gpu_software_problem(gpu: str | None) -> str | None:
