@@ -23,6 +23,7 @@ from pipeline.stages.plan import (
     measurement_targets,
     model_targets,
     named_gpu_results,
+    profile_batches,
     target_gpu,
 )
 
@@ -47,6 +48,11 @@ if problem := gpu_target_problem(named_gpu_results(sys.argv[1:]), GPU, config):
 if problem := gpu_software_problem(GPU):
     raise WorkflowError(problem)
 KNET = config["kernels"]["network"]
+if GPU and config["profile"]["enabled"] and not profile_batches(config):
+    print(
+        "no Nsight Compute profiles: none of profile.batches is in kernels.batches",
+        file=sys.stderr,
+    )
 NVCC = shutil.which("nvcc") is not None
 if not NVCC:
     print(
@@ -225,13 +231,18 @@ rule time:
         cubin=cubin_input,
         sources=nvrtc_sources,
     output:
-        json="results/{gpu}/{network}/{variant}/b{batch}/time.json",
+        # one job per variant sweeps the batches (one process start); one file per batch
+        json=expand(
+            "results/{{gpu}}/{{network}}/{{variant}}/b{batch}/time.json",
+            batch=config["kernels"]["batches"],
+        ),
     log:
-        "logs/{gpu}/{network}/{variant}/b{batch}/time.log",
+        "logs/{gpu}/{network}/{variant}/time.log",
     resources:
         gpu=1,
     params:
         timing=config["timing"],
+        batches=config["kernels"]["batches"],
     script:
         "pipeline/stages/time.py"
 

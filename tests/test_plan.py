@@ -29,7 +29,11 @@ def test_variants_baseline_first_vendor_last(config):
 def test_no_gpu_no_measurement_targets(config):
     assert measurement_targets(config, None) == []
     targets = measurement_targets(config, "h100")
-    assert "results/h100/alexnet/fused-recompute-t4/b256/profile.json" in targets
+    assert "results/h100/alexnet/fused-recompute-t4/b256/time.json" in targets
+    # Nsight Compute at profile.batches only (default one small batch and the largest)
+    assert {t.split("/")[-2] for t in targets if t.endswith("profile.json")} == {"b16", "b256"}
+    config["profile"]["batches"] = [128, 512]  # 512 is not measured: not profiled either
+    assert {t.split("/")[-2] for t in measurement_targets(config, "h100") if t.endswith("profile.json")} == {"b128"}
     config["profile"] = {"enabled": False}
     assert not any(t.endswith("profile.json") for t in measurement_targets(config, "h100"))
 

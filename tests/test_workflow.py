@@ -304,3 +304,29 @@ def test_editing_a_kernel_source_rebuilds_its_variants_only(touched_gpu_run, tmp
     expected = {**DOWNSTREAM, "build": 1, "verify": 1, "time": 1, "profile": 1, "phases": 1}
     assert planned_jobs(r.stdout) == {**expected, "total": sum(expected.values())}
     assert f"reason: Updated input files: {source}" in r.stdout
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["default", "full"])
+def test_default_run_profiles_two_batches_and_full_sweep_all(tmp_path, fake_gpu, full):
+    """The default config (config/config.yaml) times every variant at every batch, one job per
+    variant, and runs Nsight Compute at profile.batches (16 and 256); config/full.yaml adds every
+    precision and profiles every batch."""
+    from pipeline.config import load_config
+    from pipeline.stages.plan import kernel_variants
+
+    config = load_config(ROOT / "config" / "config.yaml")
+    extra = ("--configfile", str(ROOT / "config" / "full.yaml")) if full else ()
+    if full:
+        config["kernels"]["precisions"] = ["fp32", "fp16", "bf16"]
+    variants = kernel_variants(config)
+    r = smk("-d", str(tmp_path), *extra, "-n", cwd=tmp_path, env=fake_gpu)
+    assert r.returncode == 0, r.stderr
+    jobs = planned_jobs(r.stdout)
+    assert jobs["time"] == len(variants)
+    assert jobs["profile"] == len(variants) * (4 if full else 2)
+    assert len(re.findall(r"^\s+output: .*/b\d+/time.json", r.stdout, re.M)) == len(variants)
+    assert len(re.findall(r"/b\d+/time.json", r.stdout)) >= 4 * len(variants)  # a file per batch
+    profiled = set(re.findall(r"output: results/h200/alexnet/[^/]+/b(\d+)/profile.json", r.stdout))
+    assert profiled == ({"1", "16", "128", "256"} if full else {"16", "256"})
+    if full:
+        assert any(v.endswith("-fp16") for v in variants) and any(v.endswith("-bf16") for v in variants)

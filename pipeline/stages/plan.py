@@ -159,13 +159,22 @@ def measurement_targets(config: dict, gpu: str | None) -> list[str]:
     k = config["kernels"]
     net = k["network"]
     out = [f"results/{gpu}/ceilings.json", f"results/{gpu}/provenance.json"]
+    profiled = profile_batches(config)
     for v in kernel_variants(config):
         for b in k["batches"]:
             base = f"results/{gpu}/{net}/{v}/b{b}"
             out += [f"{base}/time.json"]
-            if config["profile"]["enabled"]:
+            if b in profiled:
                 out += [f"{base}/profile.json"]
     return out + phases_targets(config, gpu)
+
+
+def profile_batches(config: dict) -> list[int]:
+    """The batches Nsight Compute runs at: ``profile.batches`` that are also measured
+    (``kernels.batches``); none when ``profile.enabled`` is false."""
+    if not config["profile"]["enabled"]:
+        return []
+    return [b for b in config["kernels"]["batches"] if b in config["profile"]["batches"]]
 
 
 def phases_targets(config: dict, gpu: str | None) -> list[str]:
