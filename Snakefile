@@ -39,13 +39,17 @@ if problem := schema_error_line(config, Path(workflow.basedir) / "config/schema.
 validate(config, "config/schema.yaml")  # fills in the schema's defaults
 # GPU: None on a machine without a GPU (the report is then model-only); ARCH: its nvcc target,
 # else kernels.arch from the config
-GPU, ARCH = target_gpu(config)
+# GPU_HERE: whether that GPU is on this machine (not so on a cluster's login node, config target_gpu)
+try:
+    GPU, ARCH, GPU_HERE = target_gpu(config)
+except ConfigError as err:  # a GPU here that is not the configured one: one line
+    sys.exit(str(err))
 check_config(config, ARCH)
 
 # A GPU result named on the command line must be on the card present: one line, before any job.
 if problem := gpu_target_problem(named_gpu_results(sys.argv[1:]), GPU, config):
     sys.exit(problem)
-if problem := gpu_software_problem(GPU):
+if problem := gpu_software_problem(GPU if GPU_HERE else None):
     raise WorkflowError(problem)
 KNET = config["kernels"]["network"]
 if GPU and config["profile"]["enabled"] and not profile_batches(config):
@@ -202,6 +206,8 @@ rule provenance:
         json="results/{gpu}/provenance.json",
     log:
         "logs/{gpu}/provenance.log",
+    resources:
+        gpu=1,  # asks the card for its facts: on a cluster it must run on a GPU node
     params:
         command=CommandLine(sys.argv),  # recorded, never a reason to rerun
     script:

@@ -330,3 +330,35 @@ def test_default_run_profiles_two_batches_and_full_sweep_all(tmp_path, fake_gpu,
     assert profiled == ({"1", "16", "128", "256"} if full else {"16", "256"})
     if full:
         assert any(v.endswith("-fp16") for v in variants) and any(v.endswith("-bf16") for v in variants)
+
+
+def test_a_login_node_plans_gpu_jobs_for_the_configured_card(tmp_path):
+    """On a machine without a GPU (a cluster's login node) config target_gpu names the card the
+    jobs will get: the GPU jobs are planned under its name, each asking for one GPU (gpu=1, which
+    the SLURM plugin submits as sbatch --gpus=1), and CuPy need not be installed there."""
+    (tmp_path / "cluster.yaml").write_text("target_gpu: {name: h100-80gb-hbm3, arch: sm_90}\n")
+    r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), str(tmp_path / "cluster.yaml"), "-n",
+            "--workflow-profile", str(ROOT / "profiles" / "slurm"), cwd=tmp_path,
+            env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    jobs = planned_jobs(r.stdout)
+    gpu_rules = ("verify", "time", "profile", "phases", "ceilings", "provenance")
+    assert {k: jobs[k] for k in gpu_rules} == {"verify": 3, "time": 3, "profile": 3, "phases": 3, "ceilings": 1,
+                                               "provenance": 1}  # fmt: skip
+    blocks = re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", r.stdout, re.M | re.S)
+    for rule, block in blocks:
+        if rule in gpu_rules:
+            assert "results/h100-80gb-hbm3/" in block
+            assert re.search(r"resources: .*\bgpu=1\b", block), block
+        else:
+            assert not re.search(r"\bgpu=", block), block
+
+
+def test_a_gpu_that_is_not_the_configured_card_stops(tmp_path, fake_gpu):
+    (tmp_path / "cluster.yaml").write_text("target_gpu: {name: h100-80gb-hbm3, arch: sm_90}\n")
+    r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), str(tmp_path / "cluster.yaml"), "-n",
+            cwd=tmp_path, env=fake_gpu)  # fmt: skip
+    assert r.returncode != 0
+    assert stderr_lines(r) == [
+        "target_gpu: h100-80gb-hbm3 (sm_90) is configured, but this machine has h200 (sm_90); allowed: h200"
+    ], r.stderr

@@ -87,13 +87,26 @@ def build_recipe(variant: str) -> str:
     return " ".join([str(v.source), *v.entries, *nvcc_flags(v)])
 
 
-def target_gpu(config: dict) -> tuple[str | None, str]:
-    """(results directory name of the GPU measured on this host or None, nvcc target): one
-    nvidia-smi query; without a GPU the target is the configured ``kernels.arch``."""
+def target_gpu(config: dict) -> tuple[str | None, str, bool]:
+    """(results folder name of the GPU to measure on or None, its nvcc target, whether it is on
+    this machine): one nvidia-smi query. Without a GPU here, ``target_gpu`` of the config names the
+    card the GPU jobs will run on (a cluster's login node submits them to GPU nodes); without
+    either the run is model-only and the nvcc target is ``kernels.arch``. A GPU here that is not
+    the configured one is a ConfigError (on a cluster: the job got another card than asked for).
+    """
+    from pipeline.config import ConfigError
+
     gpus = detect_gpus()
+    want = config.get("target_gpu")
     if gpus:
-        return gpus[0].slug, gpus[0].arch
-    return None, config["kernels"]["arch"]
+        here = gpus[0]
+        if want and (want["name"], want["arch"]) != (here.slug, here.arch):
+            raise ConfigError(f"target_gpu: {want['name']} ({want['arch']}) is configured, but this machine has "
+                              f"{here.slug} ({here.arch}); allowed: {here.slug}")  # fmt: skip
+        return here.slug, here.arch, True
+    if want:
+        return want["name"], want["arch"], False
+    return None, config["kernels"]["arch"], False
 
 
 # The files of the rules with a {gpu} wildcard (verify, time, profile, phases, ceilings, provenance).
