@@ -338,8 +338,7 @@ def test_a_login_node_plans_gpu_jobs_for_the_configured_card(tmp_path):
     the SLURM plugin submits as sbatch --gpus=1), and CuPy need not be installed there."""
     (tmp_path / "cluster.yaml").write_text("target_gpu: {name: h100-80gb-hbm3, arch: sm_90}\n")
     r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), str(tmp_path / "cluster.yaml"), "-n",
-            "--workflow-profile", str(ROOT / "profiles" / "slurm"), cwd=tmp_path,
-            env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
+            cwd=tmp_path, env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
     assert r.returncode == 0, r.stderr
     jobs = planned_jobs(r.stdout)
     gpu_rules = ("verify", "time", "profile", "phases", "ceilings", "provenance")

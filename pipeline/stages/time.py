@@ -254,7 +254,11 @@ def time_variant(
 class _Wildcards(dict):
     """One batch's wildcards, read as Snakemake's are (``w.batch``, ``w.keys()``, ``w.get``)."""
 
-    __getattr__ = dict.__getitem__
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 def sweep_batches(sm: Any, body: Callable[[Any, Any], dict]) -> list[dict]:
@@ -274,6 +278,7 @@ def sweep_batches(sm: Any, body: Callable[[Any, Any], dict]) -> list[dict]:
     batches = [int(b) for b in sm.params.batches]
     if len(outputs) != len(batches):
         raise ValueError(f"{len(outputs)} time.json outputs for {len(batches)} batches {batches}")
+    logging.basicConfig(filename=sm.log[0], level=logging.INFO)  # run_stage's own call is then a no-op
     results = []
     with claim_gpu():  # one GPU for the whole sweep (run_stage below does not claim again)
         for batch, out in zip(batches, outputs):
