@@ -1,6 +1,7 @@
 # Fused-layer CNN kernels on NVIDIA GPUs and their measurement (after Alwani et al., MICRO 2016).
 # config -> plan -> build -> verify -> measure -> aggregate -> figures -> report, through files.
 # Rules stay thin: each calls a function in pipeline/ or analysis/ that pytest also reaches.
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -12,12 +13,17 @@ from analysis import figure_list
 from kernels.registry import Variant
 from pipeline.config import ConfigError, check_config, schema_error_line
 from pipeline.stages.plan import (
+    CommandLine,
     build_recipe,
     build_targets,
     gpu_software_problem,
+    gpu_target_problem,
+    kernel_sources,
     kernel_variants,
     measurement_targets,
     model_targets,
+    named_gpu_results,
+    profile_batches,
     target_gpu,
 )
 
@@ -33,12 +39,24 @@ if problem := schema_error_line(config, Path(workflow.basedir) / "config/schema.
 validate(config, "config/schema.yaml")  # fills in the schema's defaults
 # GPU: None on a machine without a GPU (the report is then model-only); ARCH: its nvcc target,
 # else kernels.arch from the config
-GPU, ARCH = target_gpu(config)
+# GPU_HERE: whether that GPU is on this machine (not so on a cluster's login node, config target_gpu)
+try:
+    GPU, ARCH, GPU_HERE = target_gpu(config)
+except ConfigError as err:  # a GPU here that is not the configured one: one line
+    sys.exit(str(err))
 check_config(config, ARCH)
 
-if problem := gpu_software_problem(GPU):
+# A GPU result named on the command line must be on the card present: one line, before any job.
+if problem := gpu_target_problem(named_gpu_results(sys.argv[1:]), GPU, config):
+    sys.exit(problem)
+if problem := gpu_software_problem(GPU if GPU_HERE else None):
     raise WorkflowError(problem)
 KNET = config["kernels"]["network"]
+if GPU and config["profile"]["enabled"] and not profile_batches(config):
+    print(
+        "no Nsight Compute profiles: none of profile.batches is in kernels.batches",
+        file=sys.stderr,
+    )
 NVCC = shutil.which("nvcc") is not None
 if not NVCC:
     print(
@@ -52,7 +70,6 @@ config["_report"] = {
         {p.parts[1] for p in Path("results").glob("*/*/*/b*/time.json")}
     ),
 }
-KERNEL_SOURCES = sorted(str(p) for p in Path(workflow.basedir, "kernels").glob("*.cu*"))
 ARCHIVES = sorted(
     str(p)
     for p in Path(workflow.basedir, "reports/archive").glob("*-*-*-*")
@@ -72,6 +89,16 @@ def cubin_input(wildcards):
     return f"results/build/{ARCH}/{wildcards.variant}.cubin"
 
 
+def build_sources(wildcards):
+    """The variant's CUDA source and the headers it includes: an edit rebuilds just its variants."""
+    return kernel_sources(wildcards.variant, workflow.basedir)
+
+
+def nvrtc_sources(wildcards):
+    """Without nvcc a GPU stage compiles the sources itself (NVRTC): then they are its inputs."""
+    return [] if NVCC else kernel_sources(wildcards.variant, workflow.basedir)
+
+
 def repo(path):
     """A file of this repository, wherever the working directory (-d) is."""
     return str(Path(workflow.basedir, path))
@@ -81,6 +108,7 @@ report: "reports/workflow.rst"
 
 
 wildcard_constraints:
+    gpu=re.escape(GPU) if GPU else "(?!)",  # only the card present; none without a GPU
     variant="|".join(kernel_variants(config)),
     batch=r"\d+",
     network="|".join(config["networks"]),
@@ -138,6 +166,8 @@ rule plan:
         "logs/plan.log",
     params:
         kernels=config["kernels"],
+        network=config["networks"][KNET],
+        bytes_per_value=config["model"]["bytes_per_value"],
         variants=kernel_variants(config),
     script:
         "pipeline/stages/plan.py"
@@ -145,7 +175,7 @@ rule plan:
 
 rule build:
     input:
-        sources=KERNEL_SOURCES,
+        sources=build_sources,
     output:
         cubin="results/build/{arch}/{variant}.cubin",
         json="results/build/{arch}/{variant}.json",
@@ -176,8 +206,10 @@ rule provenance:
         json="results/{gpu}/provenance.json",
     log:
         "logs/{gpu}/provenance.log",
+    resources:
+        gpu=1,  # asks the card for its facts: on a cluster it must run on a GPU node
     params:
-        command=" ".join(sys.argv),
+        command=CommandLine(sys.argv),  # recorded, never a reason to rerun
     script:
         "pipeline/stages/provenance.py"
 
@@ -185,6 +217,7 @@ rule provenance:
 rule verify:
     input:
         cubin=cubin_input,
+        sources=nvrtc_sources,
     output:
         json="results/{gpu}/{network}/{variant}/verify.json",
     log:
@@ -202,14 +235,20 @@ rule time:
     input:
         verify="results/{gpu}/{network}/{variant}/verify.json",
         cubin=cubin_input,
+        sources=nvrtc_sources,
     output:
-        json="results/{gpu}/{network}/{variant}/b{batch}/time.json",
+        # one job per variant sweeps the batches (one process start); one file per batch
+        json=expand(
+            "results/{{gpu}}/{{network}}/{{variant}}/b{batch}/time.json",
+            batch=config["kernels"]["batches"],
+        ),
     log:
-        "logs/{gpu}/{network}/{variant}/b{batch}/time.log",
+        "logs/{gpu}/{network}/{variant}/time.log",
     resources:
         gpu=1,
     params:
         timing=config["timing"],
+        batches=config["kernels"]["batches"],
     script:
         "pipeline/stages/time.py"
 
@@ -218,6 +257,7 @@ rule profile:
     input:
         verify="results/{gpu}/{network}/{variant}/verify.json",
         cubin=cubin_input,
+        sources=nvrtc_sources,
     output:
         json="results/{gpu}/{network}/{variant}/b{batch}/profile.json",
     log:
@@ -225,7 +265,8 @@ rule profile:
     resources:
         gpu=1,
     params:
-        profile=config["profile"],
+        cache_control=config["profile"]["cache_control"],
+        clock_control=config["profile"]["clock_control"],
     script:
         "pipeline/stages/profile.py"
 
@@ -234,6 +275,7 @@ rule phases:
     input:
         verify="results/{gpu}/{network}/{variant}/verify.json",
         cubin=cubin_input,
+        sources=nvrtc_sources,
     output:
         json="results/{gpu}/{network}/{variant}/b{batch}/phases.json",
     log:

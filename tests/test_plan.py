@@ -33,7 +33,11 @@ def test_no_gpu_no_measurement_targets(config):
     config["kernels"].update(tile_sizes=[2, 4], precisions=["fp32"])
     assert measurement_targets(config, None) == []
     targets = measurement_targets(config, "h100")
-    assert "results/h100/alexnet/fused-recompute-t4/b256/profile.json" in targets
+    assert "results/h100/alexnet/fused-recompute-t4/b256/time.json" in targets
+    # Nsight Compute at profile.batches only (default one small batch and the largest)
+    assert {t.split("/")[-2] for t in targets if t.endswith("profile.json")} == {"b16", "b256"}
+    config["profile"]["batches"] = [128, 512]  # 512 is not measured: not profiled either
+    assert {t.split("/")[-2] for t in measurement_targets(config, "h100") if t.endswith("profile.json")} == {"b128"}
     config["profile"] = {"enabled": False}
     assert not any(t.endswith("profile.json") for t in measurement_targets(config, "h100"))
 
@@ -75,3 +79,50 @@ def test_gpu_without_cupy_is_a_clear_error(monkeypatch):
     assert gpu_software_problem(None) is None
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     assert "CuPy is not installed: pip install -e '.[gpu]'" in gpu_software_problem("h100-80gb-hbm3")
+
+
+def test_named_gpu_results_reads_targets_and_option_values():
+    from pipeline.stages.plan import named_gpu_results
+
+    argv = ["--cores", "1", "results/h200/alexnet/lbl/b128/time.json", "--forcerun", "time",
+            "--until=results/h200/ceilings.json", "results/model/alexnet/pyramids.csv", "results/h200/alexnet/lbl/verify.json",
+            "./results/h200/alexnet/lbl/b1/profile.json", "results/tidy.csv"]  # fmt: skip
+    assert named_gpu_results(argv) == ["results/h200/alexnet/lbl/b128/time.json", "results/h200/ceilings.json",
+                                       "results/h200/alexnet/lbl/verify.json", "results/h200/alexnet/lbl/b1/profile.json"]  # fmt: skip
+
+
+def test_gpu_target_problem(config, monkeypatch):
+    from pipeline.stages.plan import gpu_target_problem
+
+    monkeypatch.delenv("FUSED_LAYER_NO_GPU", raising=False)
+    ok = ["results/h200/alexnet/lbl/b128/time.json", "results/model/alexnet/dse.csv"]
+    assert gpu_target_problem(ok, "h200", config) is None
+    assert gpu_target_problem(["results/h100/ceilings.json"], "h200") == (
+        "results/h100/ceilings.json names GPU h100, but this machine has h200: ask for results/h200/ceilings.json")
+    assert "this machine has none (nvidia-smi finds none)" in gpu_target_problem(ok, None)
+    assert gpu_target_problem(["results/model/alexnet/dse.csv"], None) is None
+    assert "batch 64 is not in kernels.batches; allowed: 1, 16, 128, 256" in gpu_target_problem(
+        ["results/h200/alexnet/lbl/b64/time.json"], "h200", config)
+    assert gpu_target_problem(["results/h200/alexnet/lbl/b64/phases.json"], "h200", config) is None  # any batch
+
+
+def test_kernel_sources_follow_includes():
+    from pipeline.stages.plan import kernel_sources
+
+    names = lambda v: [Path(p).name for p in kernel_sources(v, ROOT)]  # noqa: E731
+    assert names("lbl") == ["common.cuh", "lbl.cu"]
+    assert names("fused-reuse-t2") == ["common.cuh", "fused.cu"]
+    assert names("lbl-fp16") == ["common.cuh", "lbl_tc.cu", "tc.cuh"]
+    assert names("vendor") == []
+
+
+def test_command_line_param_reaches_a_script_and_is_not_compared():
+    """Snakemake pickles params into a script's preamble and records only builtin-typed params."""
+    import pickle
+    import shlex
+
+    from pipeline.stages.plan import CommandLine
+
+    cmd = pickle.loads(pickle.dumps(CommandLine(["snakemake", "--cores", "4", "results/a b.json"])))
+    assert shlex.join(str(c) for c in cmd) == "snakemake --cores 4 'results/a b.json'"
+    assert not isinstance(cmd, (str, list, tuple, dict, set))

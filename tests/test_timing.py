@@ -1,6 +1,8 @@
 """Timing statistics and plans (CPU); a real CUDA-event + NVML run on a tiny forward (GPU)."""
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,3 +70,44 @@ def test_time_forward_on_a_tiny_forward(cupy_device):
     assert isinstance(r["throttled"], bool)
     assert r["sm_clock_mhz_median"] > 0
     assert np.isfinite(r["energy_mj_per_image_power_integral"])
+
+
+def test_one_time_job_sweeps_its_batches_into_a_file_each(tmp_path, monkeypatch):
+    """The time rule's body without a GPU: one GPU claim, each batch through run_stage (verify
+    check, stamp) into its own time.json, with the batch in its wildcards."""
+    import json
+    from types import SimpleNamespace
+
+    from pipeline.stages.time import sweep_batches
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FUSED_LAYER_NO_GPU", "1")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    (tmp_path / "verify.json").write_text(json.dumps({"passed": True}))
+
+    class Named(SimpleNamespace):  # Snakemake's Namedlist, as far as the stage reads it
+        def keys(self):
+            return list(vars(self))
+
+        def get(self, key, default=None):
+            return vars(self).get(key, default)
+
+    outputs = [f"results/h200/alexnet/lbl/b{b}/time.json" for b in (1, 16)]
+    sm = SimpleNamespace(wildcards=Named(gpu="h200", network="alexnet", variant="lbl"),
+                         input=Named(verify=str(tmp_path / "verify.json")), output=SimpleNamespace(json=outputs),
+                         log=[str(tmp_path / "time.log")], params=SimpleNamespace(batches=[1, 16], timing={}))  # fmt: skip
+    seen = []
+
+    def body(one, v):
+        seen.append((one.wildcards.batch, v.name, one.wildcards.get("network"), os.environ["CUDA_VISIBLE_DEVICES"]))
+        return {"us_per_image_median": float(one.wildcards.batch)}
+
+    results = sweep_batches(sm, body)
+    assert seen == [("1", "lbl", "alexnet", "0"), ("16", "lbl", "alexnet", "0")]
+    for batch, out, res in zip((1, 16), outputs, results):
+        data = json.loads(Path(out).read_text())
+        assert data == res and data["us_per_image_median"] == batch
+        assert data["variant"] == "lbl" and data["network"] == "alexnet" and data["schema_version"] == 2
+    (tmp_path / "verify.json").write_text(json.dumps({"passed": False}))
+    with pytest.raises(RuntimeError, match="refusing to measure"):
+        sweep_batches(sm, body)

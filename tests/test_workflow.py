@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_CONFIG = ROOT / "tests" / "data" / "config.yaml"
@@ -147,3 +148,216 @@ def test_editing_a_network_file_reruns_its_model(tmp_path):
     assert r.returncode == 0, r.stderr
     assert planned_jobs(r.stdout) == {"model": 1, "total": 1}
     assert f"reason: Updated input files: {network}" in r.stdout
+
+
+def make_fake_gpu(where: Path) -> dict:
+    """Environment in which the workflow sees one H200: an `nvidia-smi` on PATH that answers the
+    query of pipeline.core.gpus.detect_gpus, an empty `cupy` package so that the Snakefile's CuPy
+    check passes (a dry run imports nothing of it), and an `nvcc` so that build jobs are planned."""
+    bin_dir, py_dir = where / "fake-bin", where / "fake-py"
+    (py_dir / "cupy").mkdir(parents=True)
+    (py_dir / "cupy" / "__init__.py").write_text("")
+    bin_dir.mkdir()
+    for name, text in (("nvidia-smi", "echo '0, NVIDIA H200, GPU-00000000-0000-0000-0000-000000000000, 9.0'"),
+                       ("nvcc", "exit 1")):  # fmt: skip
+        (bin_dir / name).write_text(f"#!/bin/sh\n{text}\n")
+        (bin_dir / name).chmod(0o755)
+    path = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+    pythonpath = os.pathsep.join(p for p in (str(py_dir), os.environ.get("PYTHONPATH")) if p)
+    return {"PATH": path, "PYTHONPATH": pythonpath, "FUSED_LAYER_NO_GPU": ""}
+
+
+@pytest.fixture
+def fake_gpu(tmp_path):
+    return make_fake_gpu(tmp_path)
+
+
+def stderr_lines(r) -> list[str]:
+    """Snakemake's stderr without its two notices about the profile and the config files."""
+    return [l for l in r.stderr.splitlines()
+            if l.strip() and not l.startswith(("Using workflow specific profile", "Config file "))]  # fmt: skip
+
+
+def test_a_gpu_target_for_another_card_stops_with_one_line(tmp_path, fake_gpu):
+    """The README's rerun example on a machine with another card: one line naming both cards and
+    the path on the card present, no DAG, no job."""
+    work = tmp_path / "work"
+    asked = "results/h100-80gb-hbm3/alexnet/fused-reuse-t2/b1/time.json"
+    r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "--cores", "1", asked, "--forcerun", "time",
+            cwd=tmp_path, env=fake_gpu)  # fmt: skip
+    assert r.returncode != 0
+    assert stderr_lines(r) == [
+        f"{asked} names GPU h100-80gb-hbm3, but this machine has h200: "
+        "ask for results/h200/alexnet/fused-reuse-t2/b1/time.json"
+    ], r.stderr
+    assert not (work / "results").exists()
+    # the path it names works: verify and time of that variant (after its build)
+    r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "-n", "results/h200/alexnet/fused-reuse-t2/b1/time.json",
+            "--forcerun", "time", cwd=tmp_path, env=fake_gpu)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert planned_jobs(r.stdout) == {"build": 1, "verify": 1, "time": 1, "total": 3}
+
+
+def test_a_gpu_target_without_a_gpu_stops_with_one_line(tmp_path):
+    asked = "results/h100-80gb-hbm3/alexnet/fused-reuse-t2/b1/time.json"
+    r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), "-n", asked, "--forcerun", "time",
+            cwd=tmp_path, env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
+    assert r.returncode != 0
+    assert stderr_lines(r) == [
+        f"{asked} needs a GPU (h100-80gb-hbm3), and this machine has none (FUSED_LAYER_NO_GPU is set); "
+        "model-only targets still run"
+    ], r.stderr
+    assert "Building DAG" not in r.stdout + r.stderr
+
+
+def test_a_gpu_target_at_an_unconfigured_batch_stops_with_one_line(tmp_path, fake_gpu):
+    r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), "-n",
+            "results/h200/alexnet/lbl/b64/time.json", cwd=tmp_path, env=fake_gpu)  # fmt: skip
+    assert r.returncode != 0
+    assert stderr_lines(r) == ["results/h200/alexnet/lbl/b64/time.json: batch 64 is not in kernels.batches; allowed: 1"]
+
+
+@pytest.fixture(scope="module")
+def touched_gpu_run(tmp_path_factory):
+    """Every file of a full run on a (fake) H200, made empty and recorded by `--touch`, which stores
+    each job's params and input checksums as a real run does; the dry runs below then see what an
+    edit would rerun. Returns (workdir, env)."""
+    where = tmp_path_factory.mktemp("touched")
+    env, work = make_fake_gpu(where), where / "work"
+    args = ("-d", str(work), "--configfile", str(TEST_CONFIG))
+    r = smk(*args, "-n", "--forceall", cwd=where, env=env)
+    assert r.returncode == 0, r.stderr
+    outputs = {f for line in re.findall(r"^\s+output: (.+)$", r.stdout, re.M) for f in line.split(", ")}
+    assert any("/time.json" in f for f in outputs) and any(f.endswith(".cubin") for f in outputs)
+    for f in outputs:
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        (work / f).write_text("")
+    r = smk(*args, "--touch", "--forceall", "--cores", "1", cwd=where, env=env)
+    assert "steps (100%) done" in r.stderr, r.stderr  # (then onsuccess fails on the empty tidy.csv)
+    r = smk(*args, "-n", cwd=where, env=env)
+    assert "Nothing to be done" in r.stdout + r.stderr, r.stdout
+    return work, env
+
+
+# After a run measured results, what follows a changed result: aggregation, figures, the run's target.
+DOWNSTREAM = {"aggregate": 1, "measured_figures": 1, "tables": 1, "all": 1}
+VARIANTS = 3  # lbl, fused-reuse-t2, fused-recompute-t2 in tests/data/config.yaml, at batch 1
+
+
+@pytest.mark.parametrize(
+    "change, planned",
+    [
+        ({"timing": {"repeats": 7}}, {"time": VARIANTS}),
+        ({"profile": {"clock_control": "base"}}, {"profile": VARIANTS}),
+        ({"phases": {"launches": 9}}, {"phases": VARIANTS}),
+        # a new tolerance re-verifies, and a new verify.json remeasures what it guards
+        ({"verify": {"rtol": {"fp32": 2.0e-4}}}, {"verify": VARIANTS, "time": VARIANTS, "profile": VARIANTS,
+                                                  "phases": VARIANTS}),
+        ({"verify": {"rtol": {"fp16": 3.0e-3}}}, {}),  # no fp16 variant in this config: nothing
+        ({"model": {"bytes_per_value": 2}}, {"model": 2, "plan": 1, "model_figures": 2}),
+    ],
+    ids=["timing", "profile", "phases", "verify", "verify-other-precision", "model"],
+)  # fmt: skip
+def test_a_changed_config_section_reruns_its_rules(touched_gpu_run, tmp_path, change, planned):
+    """Each config section is a param of the rules that read it (Snakemake 9's default rerun
+    triggers compare params and input checksums): a changed section plans those jobs and what
+    consumes their files, nothing else (provenance's command line is not compared)."""
+    work, env = touched_gpu_run
+    (tmp_path / "change.yaml").write_text(yaml.safe_dump(change))
+    r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), str(tmp_path / "change.yaml"), "-n",
+            "--rerun-triggers", "params", "input", cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    if not planned:
+        assert "Nothing to be done" in r.stdout + r.stderr, r.stdout
+        return
+    downstream = DOWNSTREAM if set(planned) - {"model", "plan", "model_figures"} else {"all": 1}
+    if "plan" in planned:
+        downstream = {**DOWNSTREAM, **downstream}
+    expected = {**downstream, **planned}
+    assert planned_jobs(r.stdout) == {**expected, "total": sum(expected.values())}
+
+
+def test_a_config_value_on_the_command_line_reruns_its_rules(touched_gpu_run, tmp_path):
+    """The same through --config (which Snakemake reads as strings: a string-valued key)."""
+    work, env = touched_gpu_run
+    r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "-n", "--config", "profile={cache_control: none}",
+            cwd=tmp_path, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    expected = {**DOWNSTREAM, "profile": VARIANTS}
+    assert planned_jobs(r.stdout) == {**expected, "total": sum(expected.values())}
+
+
+def test_editing_a_kernel_source_rebuilds_its_variants_only(touched_gpu_run, tmp_path):
+    """kernels/lbl.cu is an input of lbl's build alone: an edit rebuilds lbl, re-verifies and
+    remeasures it; the fused variants (kernels/fused.cu and common.cuh) stay. The real file is
+    edited (Snakemake compares small inputs by checksum) and restored, bytes and times."""
+    work, env = touched_gpu_run
+    source = ROOT / "kernels" / "lbl.cu"
+    text, times = source.read_bytes(), source.stat()
+    try:
+        source.write_bytes(text + b"// an edit\n")
+        r = smk("-d", str(work), "--configfile", str(TEST_CONFIG), "-n", cwd=tmp_path, env=env)
+    finally:
+        source.write_bytes(text)
+        os.utime(source, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert r.returncode == 0, r.stderr
+    expected = {**DOWNSTREAM, "build": 1, "verify": 1, "time": 1, "profile": 1, "phases": 1}
+    assert planned_jobs(r.stdout) == {**expected, "total": sum(expected.values())}
+    assert f"reason: Updated input files: {source}" in r.stdout
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["default", "full"])
+def test_default_run_profiles_two_batches_and_full_sweep_all(tmp_path, fake_gpu, full):
+    """The default config (config/config.yaml) times every variant at every batch, one job per
+    variant, and runs Nsight Compute at profile.batches (16 and 256); config/full.yaml adds every
+    precision and profiles every batch."""
+    from pipeline.config import load_config
+    from pipeline.stages.plan import kernel_variants
+
+    config = load_config(ROOT / "config" / "config.yaml")
+    extra = ("--configfile", str(ROOT / "config" / "full.yaml")) if full else ()
+    if full:
+        config["kernels"]["precisions"] = ["fp32", "fp16", "bf16"]
+    variants = kernel_variants(config)
+    r = smk("-d", str(tmp_path), *extra, "-n", cwd=tmp_path, env=fake_gpu)
+    assert r.returncode == 0, r.stderr
+    jobs = planned_jobs(r.stdout)
+    assert jobs["time"] == len(variants)
+    assert jobs["profile"] == len(variants) * (4 if full else 2)
+    assert len(re.findall(r"^\s+output: .*/b\d+/time.json", r.stdout, re.M)) == len(variants)
+    assert len(re.findall(r"/b\d+/time.json", r.stdout)) >= 4 * len(variants)  # a file per batch
+    profiled = set(re.findall(r"output: results/h200/alexnet/[^/]+/b(\d+)/profile.json", r.stdout))
+    assert profiled == ({"1", "16", "128", "256"} if full else {"16", "256"})
+    if full:
+        assert any(v.endswith("-fp16") for v in variants) and any(v.endswith("-bf16") for v in variants)
+
+
+def test_a_login_node_plans_gpu_jobs_for_the_configured_card(tmp_path):
+    """On a machine without a GPU (a cluster's login node) config target_gpu names the card the
+    jobs will get: the GPU jobs are planned under its name, each asking for one GPU (gpu=1, which
+    the SLURM plugin submits as sbatch --gpus=1), and CuPy need not be installed there."""
+    (tmp_path / "cluster.yaml").write_text("target_gpu: {name: h100-80gb-hbm3, arch: sm_90}\n")
+    r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), str(tmp_path / "cluster.yaml"), "-n",
+            cwd=tmp_path, env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    jobs = planned_jobs(r.stdout)
+    gpu_rules = ("verify", "time", "profile", "phases", "ceilings", "provenance")
+    assert {k: jobs[k] for k in gpu_rules} == {"verify": 3, "time": 3, "profile": 3, "phases": 3, "ceilings": 1,
+                                               "provenance": 1}  # fmt: skip
+    blocks = re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", r.stdout, re.M | re.S)
+    for rule, block in blocks:
+        if rule in gpu_rules:
+            assert "results/h100-80gb-hbm3/" in block
+            assert re.search(r"resources: .*\bgpu=1\b", block), block
+        else:
+            assert not re.search(r"\bgpu=", block), block
+
+
+def test_a_gpu_that_is_not_the_configured_card_stops(tmp_path, fake_gpu):
+    (tmp_path / "cluster.yaml").write_text("target_gpu: {name: h100-80gb-hbm3, arch: sm_90}\n")
+    r = smk("-d", str(tmp_path), "--configfile", str(TEST_CONFIG), str(tmp_path / "cluster.yaml"), "-n",
+            cwd=tmp_path, env=fake_gpu)  # fmt: skip
+    assert r.returncode != 0
+    assert stderr_lines(r) == [
+        "target_gpu: h100-80gb-hbm3 (sm_90) is configured, but this machine has h200 (sm_90); allowed: h200"
+    ], r.stderr

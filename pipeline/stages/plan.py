@@ -3,7 +3,11 @@
 The Snakefile asks this module for its targets, so the target logic is testable without Snakemake.
 """
 
+import os
+import re
 import shutil
+from collections.abc import Iterable
+from pathlib import Path
 
 from pipeline.core.gpus import detect_gpus
 
@@ -33,6 +37,46 @@ def built_variants(config: dict) -> list[str]:
     return [v for v in kernel_variants(config) if Variant.parse(v).strategy.own_kernels]
 
 
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def kernel_sources(variant: str, root: str | Path) -> list[str]:
+    """The CUDA files a variant is compiled from: its source and, recursively, the files it
+    ``#include "..."``s from ``kernels/`` (paths under ``root``, the repository). Inputs of its build,
+    so an edit to one source rebuilds the variants made from it and no other; empty for vendor."""
+    from kernels.registry import VARIANTS
+
+    source = VARIANTS[variant].source
+    if source is None:
+        return []
+    root = Path(root)
+    seen: list[Path] = []
+    todo = [root / source]
+    while todo:
+        f = todo.pop()
+        if f in seen or not f.exists():
+            continue
+        seen.append(f)
+        todo += [root / "kernels" / name for name in INCLUDE.findall(f.read_text())]
+    return sorted(str(f) for f in seen)
+
+
+class CommandLine:
+    """The command line as a param that Snakemake records for provenance.json but does not compare:
+    its persistence compares params of builtin types only (str, list, dict, ...), so a later run
+    with other options (``--cores 4``) does not rerun provenance and all that follows. Iterating
+    gives the words (pipeline.stages.provenance.collect joins them)."""
+
+    def __init__(self, argv: Iterable[str]):
+        self.argv = [str(a) for a in argv]
+
+    def __iter__(self):
+        return iter(self.argv)
+
+    def __repr__(self) -> str:
+        return f"CommandLine({self.argv!r})"
+
+
 def build_recipe(variant: str) -> str:
     """What the build stage compiles for ``variant``, as one string: a Snakemake param, so editing
     a registry constant that changes a source, an entry or a -D flag reruns the build."""
@@ -42,13 +86,70 @@ def build_recipe(variant: str) -> str:
     return " ".join([str(v.source), *v.entries, *nvcc_flags(v)])
 
 
-def target_gpu(config: dict) -> tuple[str | None, str]:
-    """(results directory name of the GPU measured on this host or None, nvcc target): one
-    nvidia-smi query; without a GPU the target is the configured ``kernels.arch``."""
+def target_gpu(config: dict) -> tuple[str | None, str, bool]:
+    """(results folder name of the GPU to measure on or None, its nvcc target, whether it is on
+    this machine): one nvidia-smi query. Without a GPU here, ``target_gpu`` of the config names the
+    card the GPU jobs will run on (a cluster's login node submits them to GPU nodes); without
+    either the run is model-only and the nvcc target is ``kernels.arch``. A GPU here that is not
+    the configured one is a ConfigError (on a cluster: the job got another card than asked for).
+    """
+    from pipeline.config import ConfigError
+
     gpus = detect_gpus()
+    want = config.get("target_gpu")
     if gpus:
-        return gpus[0].slug, gpus[0].arch
-    return None, config["kernels"]["arch"]
+        here = gpus[0]
+        if want and (want["name"], want["arch"]) != (here.slug, here.arch):
+            raise ConfigError(f"target_gpu: {want['name']} ({want['arch']}) is configured, but this machine has "
+                              f"{here.slug} ({here.arch}); allowed: {here.slug}")  # fmt: skip
+        return here.slug, here.arch, True
+    if want:
+        return want["name"], want["arch"], False
+    return None, config["kernels"]["arch"], False
+
+
+# The files of the rules with a {gpu} wildcard (verify, time, profile, phases, ceilings, provenance).
+GPU_RESULT = re.compile(
+    r"results/(?P<gpu>[^/]+)/(?:(?:ceilings|provenance)\.json"
+    r"|[^/]+/[^/]+/(?:verify\.json|b(?P<batch>\d+)/(?P<kind>time|profile|phases)\.json))"
+)
+
+
+def named_gpu_results(argv: Iterable[str]) -> list[str]:
+    """The GPU result files among command-line words (targets, ``--forcerun``/``--until`` values),
+    as paths relative to the working directory. Snakemake hands the Snakefile no target list
+    while it is parsed, so the words are read as given."""
+    out = []
+    for word in argv:
+        word = word.split("=", 1)[1] if word.startswith("--") and "=" in word else word
+        path = os.path.relpath(word) if os.path.isabs(word) else os.path.normpath(word)
+        if GPU_RESULT.fullmatch(path):
+            out.append(path)
+    return out
+
+
+def gpu_target_problem(paths: Iterable[str], gpu: str | None, config: dict | None = None) -> str | None:
+    """One line for the first GPU result file that this machine cannot make, or None.
+
+    A path names a card by its ``results/<gpu>/`` folder: it must be the card present (the line
+    then gives the path on that card). Without a GPU, no such file can be made. With ``config``,
+    a time.json must be at one of ``kernels.batches`` (the time rule sweeps those batches).
+    """
+    for path in paths:
+        m = GPU_RESULT.fullmatch(path)
+        if m is None:
+            continue
+        asked = m["gpu"]
+        if gpu is None:
+            why = "FUSED_LAYER_NO_GPU is set" if os.environ.get("FUSED_LAYER_NO_GPU") else "nvidia-smi finds none"
+            return f"{path} needs a GPU ({asked}), and this machine has none ({why}); model-only targets still run"
+        if asked != gpu:
+            return (f"{path} names GPU {asked}, but this machine has {gpu}: "
+                    f"ask for results/{gpu}/{path.split('/', 2)[2]}")  # fmt: skip
+        if config is not None and m["kind"] == "time" and int(m["batch"]) not in config["kernels"]["batches"]:
+            batches = ", ".join(map(str, config["kernels"]["batches"]))
+            return f"{path}: batch {m['batch']} is not in kernels.batches; allowed: {batches}"
+    return None
 
 
 def model_targets(config: dict) -> list[str]:
@@ -70,13 +171,22 @@ def measurement_targets(config: dict, gpu: str | None) -> list[str]:
     k = config["kernels"]
     net = k["network"]
     out = [f"results/{gpu}/ceilings.json", f"results/{gpu}/provenance.json"]
+    profiled = profile_batches(config)
     for v in kernel_variants(config):
         for b in k["batches"]:
             base = f"results/{gpu}/{net}/{v}/b{b}"
             out += [f"{base}/time.json"]
-            if config["profile"]["enabled"]:
+            if b in profiled:
                 out += [f"{base}/profile.json"]
     return out + phases_targets(config, gpu)
+
+
+def profile_batches(config: dict) -> list[int]:
+    """The batches Nsight Compute runs at: ``profile.batches`` that are also measured
+    (``kernels.batches``); none when ``profile.enabled`` is false."""
+    if not config["profile"]["enabled"]:
+        return []
+    return [b for b in config["kernels"]["batches"] if b in config["profile"]["batches"]]
 
 
 def phases_targets(config: dict, gpu: str | None) -> list[str]:
@@ -166,9 +276,11 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    table = plan_table({"kernels": snakemake.params.kernels, "networks": snakemake.config["networks"],  # noqa: F821
-                        "model": snakemake.config["model"]}, snakemake.params.variants)  # noqa: F821
-    table.to_csv(snakemake.output.csv, index=False)  # noqa: F821
+    sm = snakemake  # noqa: F821
+    net = sm.params.kernels["network"]
+    table = plan_table({"kernels": sm.params.kernels, "networks": {net: sm.params.network},
+                        "model": {"bytes_per_value": sm.params.bytes_per_value}}, sm.params.variants)  # fmt: skip
+    table.to_csv(sm.output.csv, index=False)
 
 
 def gpu_software_problem(gpu: str | None) -> str | None:

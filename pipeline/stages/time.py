@@ -252,12 +252,53 @@ def time_variant(
     return res
 
 
+class _Wildcards(dict):
+    """One batch's wildcards, read as Snakemake's are (``w.batch``, ``w.keys()``, ``w.get``)."""
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def sweep_batches(sm: Any, body: Callable[[Any, Any], dict]) -> list[dict]:
+    """The ``time`` rule's body: one job per variant times all its batches, each into its own
+    ``time.json`` (``sm.output.json``, in the order of ``sm.params.batches``), so Python, CuPy and
+    the CUDA context start once per variant while every result stays a file of its own.
+
+    The GPU is held for the whole sweep; each batch is written through ``run_stage`` as if it were
+    its own job (``sm.wildcards.batch`` set, the verify check, the stamp), so a file reads the same.
+    """
+    from types import SimpleNamespace
+
+    from pipeline.core.gpus import claim_gpu
+    from pipeline.stages.job import run_stage
+
+    outputs = list(sm.output.json)
+    batches = [int(b) for b in sm.params.batches]
+    if len(outputs) != len(batches):
+        raise ValueError(f"{len(outputs)} time.json outputs for {len(batches)} batches {batches}")
+    logging.basicConfig(filename=sm.log[0], level=logging.INFO)  # run_stage's own call is then a no-op
+    results = []
+    with claim_gpu():  # one GPU for the whole sweep (run_stage below does not claim again)
+        for batch, out in zip(batches, outputs):
+            if f"/b{batch}/" not in f"/{out}":
+                raise ValueError(f"{out} is not the time.json of batch {batch}")
+            wildcards = _Wildcards({k: getattr(sm.wildcards, k) for k in sm.wildcards.keys()}, batch=str(batch))
+            one = SimpleNamespace(wildcards=wildcards, input=sm.input, output=SimpleNamespace(json=out),
+                                  log=sm.log, params=sm.params)  # fmt: skip
+            log.info("batch %d -> %s", batch, out)
+            results.append(run_stage(one, body))
+    return results
+
+
 if __name__ == "__main__":  # only under Snakemake's script: directive
-    from pipeline.stages.job import network_input_hw, run_stage, single_path
+    from pipeline.stages.job import network_input_hw, single_path
 
     def body(sm, v):
         height, width = network_input_hw(sm.wildcards.network)
         return time_variant(v.name, int(sm.wildcards.batch), single_path(sm.input.get("cubin")), height=height,
                             width=width, **dict(sm.params.timing))  # fmt: skip
 
-    run_stage(snakemake, body, gpu=True)  # noqa: F821
+    sweep_batches(snakemake, body)  # noqa: F821
