@@ -83,8 +83,9 @@ def report_outputs(rule):
 
 
 def cubin_input(wildcards):
-    """The build stage's cubin; none for vendor, or without nvcc (the API then compiles with NVRTC)."""
-    if wildcards.variant == "vendor" or not NVCC:
+    """The build stage's cubin; none for the PyTorch anchors, or without nvcc (the API then compiles
+    with NVRTC)."""
+    if not Variant.parse(wildcards.variant).strategy.own_kernels or not NVCC:
         return []
     return f"results/build/{ARCH}/{wildcards.variant}.cubin"
 

@@ -103,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     ok, why = vendor_available()
-    if not ok and "vendor" in names:
-        print("vendor skipped:", why)
-        names.remove("vendor")
+    anchors = [n for n in names if VARIANTS[n].strategy == "vendor"]
+    if not ok and anchors:
+        print(f"{', '.join(anchors)} skipped: {why}")
+        names = [n for n in names if n not in anchors]
     import cupy
 
     from pipeline.core.gpus import detect_gpus

@@ -30,11 +30,12 @@ def test_variants_baseline_first_vendor_last(config):
 
 
 def test_no_gpu_no_measurement_targets(config):
-    config["kernels"].update(tile_sizes=[2, 4], precisions=["fp32"])
+    config["kernels"].update(tile_sizes=[2, 4], precisions=["fp32"], batches=[1, 16, 128, 256])
+    config["profile"]["batches"] = [16, 256]
     assert measurement_targets(config, None) == []
     targets = measurement_targets(config, "h100")
     assert "results/h100/alexnet/fused-recompute-t4/b256/time.json" in targets
-    # Nsight Compute at profile.batches only (default one small batch and the largest)
+    # Nsight Compute at profile.batches only
     assert {t.split("/")[-2] for t in targets if t.endswith("profile.json")} == {"b16", "b256"}
     config["profile"]["batches"] = [128, 512]  # 512 is not measured: not profiled either
     assert {t.split("/")[-2] for t in measurement_targets(config, "h100") if t.endswith("profile.json")} == {"b128"}
@@ -101,7 +102,7 @@ def test_gpu_target_problem(config, monkeypatch):
         "results/h100/ceilings.json names GPU h100, but this machine has h200: ask for results/h200/ceilings.json")
     assert "this machine has none (nvidia-smi finds none)" in gpu_target_problem(ok, None)
     assert gpu_target_problem(["results/model/alexnet/dse.csv"], None) is None
-    assert "batch 64 is not in kernels.batches; allowed: 1, 16, 128, 256" in gpu_target_problem(
+    assert "batch 64 is not in kernels.batches; allowed: 1, 16, 128" in gpu_target_problem(
         ["results/h200/alexnet/lbl/b64/time.json"], "h200", config)
     assert gpu_target_problem(["results/h200/alexnet/lbl/b64/phases.json"], "h200", config) is None  # any batch
 

@@ -309,27 +309,33 @@ def test_editing_a_kernel_source_rebuilds_its_variants_only(touched_gpu_run, tmp
 @pytest.mark.parametrize("full", [False, True], ids=["default", "full"])
 def test_default_run_profiles_two_batches_and_full_sweep_all(tmp_path, fake_gpu, full):
     """The default config (config/config.yaml) times every variant at every batch, one job per
-    variant, and runs Nsight Compute at profile.batches (16 and 256); config/full.yaml adds every
-    precision and profiles every batch."""
+    variant, and runs Nsight Compute at profile.batches only; config/full.yaml adds precisions,
+    tiles and anchors, and profiles every batch."""
     from pipeline.config import load_config
-    from pipeline.stages.plan import kernel_variants
+    from pipeline.stages.plan import kernel_variants, profile_batches
 
     config = load_config(ROOT / "config" / "config.yaml")
     extra = ("--configfile", str(ROOT / "config" / "full.yaml")) if full else ()
-    if full:
-        config["kernels"]["precisions"] = ["fp32", "fp16", "bf16"]
-    variants = kernel_variants(config)
+    if full:  # what Snakemake does with a second config file: section by section
+        for section, values in yaml.safe_load((ROOT / "config" / "full.yaml").read_text()).items():
+            config[section].update(values)
+    variants, profiled_batches = kernel_variants(config), profile_batches(config)
     r = smk("-d", str(tmp_path), *extra, "-n", cwd=tmp_path, env=fake_gpu)
     assert r.returncode == 0, r.stderr
     jobs = planned_jobs(r.stdout)
     assert jobs["time"] == len(variants)
-    assert jobs["profile"] == len(variants) * (4 if full else 2)
+    assert jobs["profile"] == len(variants) * len(profiled_batches)
     assert len(re.findall(r"^\s+output: .*/b\d+/time.json", r.stdout, re.M)) == len(variants)
-    assert len(re.findall(r"/b\d+/time.json", r.stdout)) >= 4 * len(variants)  # a file per batch
+    batches = config["kernels"]["batches"]
+    assert len(re.findall(r"/b\d+/time.json", r.stdout)) >= len(batches) * len(variants)  # a file per batch
     profiled = set(re.findall(r"output: results/h200/alexnet/[^/]+/b(\d+)/profile.json", r.stdout))
-    assert profiled == ({"1", "16", "128", "256"} if full else {"16", "256"})
+    assert profiled == {str(b) for b in profiled_batches}
     if full:
+        assert profiled_batches == batches and 256 in batches
         assert any(v.endswith("-fp16") for v in variants) and any(v.endswith("-bf16") for v in variants)
+        assert "vendor-compile-fp16" in variants
+    else:
+        assert profiled_batches == [max(batches)]  # the batch the one-batch figures read
 
 
 def test_a_login_node_plans_gpu_jobs_for_the_configured_card(tmp_path):
@@ -361,3 +367,21 @@ def test_a_gpu_that_is_not_the_configured_card_stops(tmp_path, fake_gpu):
     assert stderr_lines(r) == [
         "target_gpu: h100-80gb-hbm3 (sm_90) is configured, but this machine has h200 (sm_90); allowed: h200"
     ], r.stderr
+
+
+def test_the_default_gpu_run_builds_only_the_projects_kernels(tmp_path, fake_gpu):
+    """With a GPU: every own-kernel variant is built once, the PyTorch anchors (vendor-cl at each
+    precision) never, and each is verified, timed, and profiled at profile.batches."""
+    from pipeline.config import load_config
+    from pipeline.stages.plan import built_variants, kernel_variants, profile_batches
+
+    r = smk("-d", str(tmp_path / "work"), "-n", "--cores", "4", cwd=tmp_path, env=fake_gpu)
+    assert r.returncode == 0, r.stderr
+    jobs = planned_jobs(r.stdout)
+    config = load_config(ROOT / "config" / "config.yaml")
+    variants = kernel_variants(config)
+    assert any(v.startswith("vendor-cl") for v in variants) and "lbl-fp16" in variants
+    assert jobs["build"] == len(built_variants(config)) < len(variants)
+    assert not re.search(r"variant=vendor", "\n".join(l for l in r.stdout.splitlines() if "arch=" in l))
+    assert jobs["verify"] == jobs["time"] == len(variants)
+    assert jobs["profile"] == len(variants) * len(profile_batches(config))
