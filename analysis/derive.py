@@ -1,7 +1,9 @@
 """Derived columns: speedups with IQR bounds, traffic ratios, FLOP/s and arithmetic intensities.
 
 Everything here follows from columns that were read (analysis/collect.py) or joined from the plan;
-nothing is modelled here. A reference (lbl, vendor) is found by its ``strategy`` column.
+nothing is modelled here. A reference is found by its ``strategy`` and ``precision`` columns: a
+variant is compared with lbl of its own precision (the same GEMM core, so the ratio measures fusion)
+and with the fastest PyTorch anchor of its own precision.
 """
 
 import math
@@ -9,7 +11,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from kernels.registry import DEFAULT_PRECISION
 from pipeline.core.strategy import Strategy
 
 GROUP_KEYS = ["source", "gpu", "network", "batch"]
@@ -37,13 +38,19 @@ def finite(x) -> bool:
         return False
 
 
+def reference_rows(df: pd.DataFrame, strategy: Strategy) -> pd.DataFrame:
+    """Per source/gpu/network/batch/precision, the reference row of ``strategy``: lbl of that
+    precision, or the fastest PyTorch anchor of that precision (the best a user could pick there)."""
+    ref = df.loc[df["strategy"] == strategy].sort_values("us_per_image", na_position="last")
+    return ref.drop_duplicates([*GROUP_KEYS, "precision"])
+
+
 def reference_value(df: pd.DataFrame, strategy: Strategy, value: str) -> np.ndarray:
-    """``value`` of the ``strategy`` variant (lbl, vendor) in the same source/gpu/network/batch, aligned
-    to ``df``; the default precision's row where there are several."""
-    ref = df.loc[df["strategy"] == strategy, [*GROUP_KEYS, "precision", value]]
-    ref = ref.sort_values("precision", key=lambda p: p != DEFAULT_PRECISION).drop_duplicates(GROUP_KEYS)
-    ref = ref.drop(columns="precision").rename(columns={value: "_ref"})
-    return df[GROUP_KEYS].merge(ref, how="left", on=GROUP_KEYS)["_ref"].to_numpy()
+    """``value`` of the ``strategy`` reference (see :func:`reference_rows`) at the same source, gpu,
+    network, batch and precision, aligned to ``df``."""
+    keys = [*GROUP_KEYS, "precision"]
+    ref = reference_rows(df, strategy)[[*keys, value]].rename(columns={value: "_ref"})
+    return df[keys].merge(ref, how="left", on=keys)["_ref"].to_numpy()
 
 
 def derive(df: pd.DataFrame) -> pd.DataFrame:

@@ -13,8 +13,8 @@ COLUMNS = {
     "us_per_image_q3": "q3",
     "dram_bytes_per_image": "DRAM MB/image",
     "model_dram_bytes_per_image": "model MB/image",
-    "speedup_vs_lbl": "x lbl",
-    "speedup_vs_vendor": "x vendor",
+    "speedup_vs_lbl": "x own lbl",
+    "speedup_vs_vendor": "x best vendor",
     "energy_mj_per_image": "mJ/image",
 }
 MB_COLUMNS = ("dram_bytes_per_image", "model_dram_bytes_per_image")

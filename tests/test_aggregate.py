@@ -207,3 +207,26 @@ def test_the_name_check_would_catch_the_old_code():
     old = ['if "reuse" in variant:', 'tail = variant.rsplit("-t", 1)', "strategy_of(variant)",
            'k[k["variant"] == "lbl"]', 'reuse = sorted((v for v in variants if "reuse" in v))']
     assert all(NAME_PARSING.search(line) for line in old)
+
+
+def test_speedups_compare_within_a_precision():
+    """x lbl is against lbl of the variant's own precision (same GEMM core: the ratio is fusion),
+    x vendor against the fastest PyTorch anchor of that precision (the best a user could pick)."""
+    import pandas as pd
+
+    from analysis.derive import derive
+
+    rows = [("lbl", "lbl", "fp32", 24.0), ("vendor-cl", "vendor", "fp32", 41.0), ("vendor", "vendor", "fp32", 50.0),
+            ("lbl-fp16", "lbl", "fp16", 9.4), ("vendor-cl-fp16", "vendor", "fp16", 31.4),
+            ("vendor-compile-fp16", "vendor", "fp16", 11.6), ("fused-reuse-t4x7-fp16", "reuse", "fp16", 8.9)]
+    df = pd.DataFrame([{"source": "this run", "gpu": "h200", "network": "alexnet", "batch": 128, "variant": v,
+                        "strategy": s, "precision": p, "us_per_image_median": us, "us_per_image_q1": us,
+                        "us_per_image_q3": us} for v, s, p, us in rows])  # fmt: skip
+    for c in ("dram_bytes_per_image", "model_dram_bytes_per_image", "compulsory_dram_bytes_per_image", "flops_per_image",
+              "l2_sm_bytes_per_image", "l2_bytes_per_image", "l1_bytes_per_image", "model_useful_macs_per_image"):
+        df[c] = float("nan")
+    d = derive(df).set_index("variant")
+    assert d.loc["fused-reuse-t4x7-fp16", "speedup_vs_lbl"] == pytest.approx(9.4 / 8.9)
+    assert d.loc["fused-reuse-t4x7-fp16", "speedup_vs_vendor"] == pytest.approx(11.6 / 8.9)
+    assert d.loc["lbl", "speedup_vs_vendor"] == pytest.approx(41.0 / 24.0)
+    assert d.loc["lbl-fp16", "speedup_vs_lbl"] == pytest.approx(1.0)
