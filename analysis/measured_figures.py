@@ -258,7 +258,7 @@ READ_BELOW_NOTE = ("Bytes READ below their floor (input + weights/batch) are not
 TOTAL_ONLY_NOTE = ("Hollow points lie below the compulsory floor; this profile has no read/write split, so whether "
                    "writes still held in L2\nat the end of the range (not counted) explain it cannot be shown here.")
 ZERO_NOTE = "0 B written (all still in L2)"
-SM_WRITES_NOTE = "x: bytes the SMs wrote to L2 in the range (counted even while in L2)"
+SM_WRITES_NOTE = "x: L2 write traffic from the SMs (32-byte sectors, counted even while in L2)"
 
 
 def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: pd.DataFrame | None = None,
