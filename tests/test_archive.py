@@ -179,9 +179,11 @@ def test_the_kept_archives_are_migrated(tmp_path):
     archives = sorted(p for p in (REPO / "reports" / "archive").iterdir() if p.is_dir())
     t = tidy_tables([], None, archives)["tidy"]
     assert set(t["source"]) == {archive_source(a) for a in archives}
-    assert t["strategy"].notna().all() and t["precision"].eq("fp32").all()
+    assert t["strategy"].notna().all() and t["precision"].isin(["fp32", "fp16", "bf16"]).all()
+    # the executed-work count walks fused.cu (FP32); the tensor-core kernel has none yet
     fused = t[t["strategy"].isin(["reuse", "recompute"])]
-    assert fused["kernel_counted_flops_per_image"].notna().all()
+    assert fused[fused["precision"] == "fp32"]["kernel_counted_flops_per_image"].notna().all()
+    assert fused[fused["precision"] != "fp32"]["kernel_counted_flops_per_image"].isna().all()
     for a in archives:
         assert all(json.loads(p.read_text())["schema_version"] == 2 for p in a.rglob("*.json")), a.name
         copy = shutil.copytree(a, tmp_path / a.name)
