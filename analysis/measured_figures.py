@@ -484,7 +484,8 @@ def tile_tradeoff_measured(tidy: pd.DataFrame, out_svg: Path, network: str, batc
 
 
 def speedup_vs_batch(tidy: pd.DataFrame, out_svg: Path, network: str) -> None:
-    """Fused variants' speedup over lbl and over vendor against batch, band = IQR-derived spread."""
+    """Fused variants' speedup over lbl and over the fastest PyTorch anchor, each of the variant's own
+    precision, against batch; band = IQR-derived spread."""
     title = f"Speedup - {network}"
     sel = _select(tidy, network, title, out_svg)
     if sel is None:
@@ -493,8 +494,8 @@ def speedup_vs_batch(tidy: pd.DataFrame, out_svg: Path, network: str) -> None:
     fused = sub[sub["strategy"].isin(FUSED)]
     fig, axes = style.figure(n_cols=2, height_in=4.8, sharey=True)
     pal = style.variant_palette(fused)
-    for ax, ref, name in ((axes[0, 0], Strategy.LBL, "over layer-by-layer"),
-                          (axes[0, 1], Strategy.VENDOR, "over vendor (cuDNN)")):  # fmt: skip
+    for ax, ref, name in ((axes[0, 0], Strategy.LBL, "over our layer-by-layer\n(same precision)"),
+                          (axes[0, 1], Strategy.VENDOR, "over the fastest PyTorch path\n(same precision)")):  # fmt: skip
         col = f"speedup_vs_{ref}"
         d = fused.dropna(subset=[col])
         if d.empty:
