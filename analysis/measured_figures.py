@@ -240,10 +240,12 @@ def output_share(network: str, group: str | None, groups: Mapping[str, Sequence[
 
 
 def floors(rows: pd.DataFrame, share: float) -> pd.DataFrame:
-    """Per batch: the compulsory DRAM bytes per image (input + output + weights/batch, the plan's
-    column) split into what must be read (input + weights/batch) and written (output)."""
-    comp = rows.drop_duplicates("batch").sort_values("batch")[["batch", "compulsory_dram_bytes_per_image",
-                                                              "weight_bytes"]].copy()
+    """Per batch and precision: the compulsory DRAM bytes per image (input + output + weights/batch,
+    the plan's column, in the precision's bytes per value) split into what must be read (input +
+    weights/batch) and written (output)."""
+    keys = ["batch", "precision"]
+    comp = rows.dropna(subset=["compulsory_dram_bytes_per_image"]).drop_duplicates(keys).sort_values(keys)
+    comp = comp[[*keys, "compulsory_dram_bytes_per_image", "weight_bytes"]].copy()
     maps = comp["compulsory_dram_bytes_per_image"] - comp["weight_bytes"].fillna(0) / comp["batch"]
     comp["write_floor"] = maps * share
     comp["read_floor"] = comp["compulsory_dram_bytes_per_image"] - comp["write_floor"]
@@ -298,9 +300,10 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
     batches = sorted(set(sub["batch"]) | set(fl["batch"]))
     below_in: dict[str, bool] = {}
     zero_any = sm_writes_any = False
+    precisions = [p for p in ("fp32", "fp16", "bf16") if p in set(sub["precision"])]
     for pax, col, floor_col, what in panels:
-        floor = fl.set_index("batch")[floor_col]
-        positive = [v for v in sub[col].tolist() + floor.tolist() if finite(v) and v > 0]
+        floor_of = {p: fl[fl["precision"] == p].set_index("batch")[floor_col] for p in precisions}
+        positive = [v for v in sub[col].tolist() + fl[floor_col].tolist() if finite(v) and v > 0]
         bottom = min(positive) / 3 / MB if positive else 1e-3
         for v in order:
             s = sub[sub["variant"] == v].sort_values("batch").dropna(subset=[col])
@@ -308,6 +311,7 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
                 continue
             y = s[col].to_numpy(float)
             zero = y <= 0
+            floor = floor_of.get(s["precision"].iloc[0], pd.Series(dtype=float))  # the variant's own precision
             below = ~zero & (y < floor.reindex(s["batch"]).to_numpy(float) * (1 - 1e-3))
             yplot = np.where(zero, bottom, y / MB)
             pax.plot(s["batch"], yplot, color=pal[v], lw=1.8, label=v if pax is ax else None)
@@ -326,14 +330,17 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
             if pax is ax:
                 m = allrows[(allrows["variant"] == v)].drop_duplicates("batch").sort_values("batch")
                 mod = m.set_index("batch")["model_dram_bytes_per_image"]
-                differs = (mod - fl.set_index("batch")["total_floor"].reindex(mod.index)).abs() > 1e-3 * mod
+                differs = (mod - floor_of.get(m["precision"].iloc[0], pd.Series(dtype=float)).reindex(mod.index)).abs() > 1e-3 * mod
                 if mod.notna().any() and differs.any():
                     ax.plot(mod.index, mod / MB, ls=style.MODEL_LINESTYLE, color=pal[v], lw=1.1, alpha=0.8)
-        if floor.notna().any():
+        for i, (p, floor) in enumerate(floor_of.items()):
+            if not floor.notna().any():
+                continue
             lab = {"total_floor": "compulsory floor: input + output + weights/batch\n(also the model of every "
                                   "fused variant)",
                    "read_floor": "read floor: input + weights/batch", "write_floor": "write floor: output"}[floor_col]
-            pax.plot(floor.index, floor / MB, color="black", ls=":", lw=1.6, label=lab, zorder=3)
+            lab = f"{lab} ({p})" if len(floor_of) > 1 else lab
+            pax.plot(floor.index, floor / MB, color="black", ls=(":", "-.", "--")[i % 3], lw=1.6, label=lab, zorder=3)
         pax.set_yscale("log")
         pax.set_ylim(bottom=bottom * 0.999)
         log_ticks(pax)
