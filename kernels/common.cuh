@@ -44,3 +44,63 @@ __device__ __forceinline__ void for_k_unrolled(Body&& body) {
 #pragma unroll
         for (int k1 = 0; k1 < U; ++k1) body(k0 + k1);
 }
+
+// How a map's stored values become FP32 and back: identity for float maps; tc.cuh adds the 16-bit
+// maps (fp16 or bf16 bits, round to nearest even).
+template <class T>
+struct MapValue;
+template <>
+struct MapValue<float> {
+    static __device__ __forceinline__ float load(float v) { return v; }
+    static __device__ __forceinline__ float store(float v) { return v; }
+};
+
+// Caffe across-channel LRN over NCHW maps of T, FP32 arithmetic. One thread per (image, pixel);
+// consecutive threads touch consecutive pixels of one channel plane, so every load and store is
+// coalesced. Running sum of squares over the window [c - pre, c + post]; each value is read from
+// DRAM once (re-reads hit L1). The body of lbl.cu's and lbl_tc.cu's LRN kernels.
+template <class T>
+__device__ __forceinline__ void lrn_across_channels(const T* __restrict__ x, T* __restrict__ y, int N, int C, int HW,
+                                                    int size, float alpha, float beta, float k) {
+    using V = MapValue<T>;
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= N * HW) return;
+    const int n = idx / HW, pix = idx - n * HW;
+    const T* xs = x + (size_t)n * C * HW + pix;
+    T* ys = y + (size_t)n * C * HW + pix;
+    const int pre = (size - 1) / 2, post = size - 1 - pre;
+    const float alpha_over_n = alpha / size;
+    float sum = 0.f;
+    for (int c = 0; c < post && c < C; ++c) {
+        const float v = V::load(__ldg(xs + (size_t)c * HW));
+        sum += v * v;
+    }
+    for (int c = 0; c < C; ++c) {
+        if (c + post < C) {
+            const float v = V::load(__ldg(xs + (size_t)(c + post) * HW));
+            sum += v * v;
+        }
+        ys[(size_t)c * HW] = V::store(lrn_value(V::load(__ldg(xs + (size_t)c * HW)), fmaxf(sum, 0.f), alpha_over_n, beta, k));
+        if (c - pre >= 0) {
+            const float v = V::load(__ldg(xs + (size_t)(c - pre) * HW));
+            sum -= v * v;
+        }
+    }
+}
+
+// Max pool over NCHW maps of T (square window, no padding, floor rounding); one thread per output.
+// The max of stored values is one of them, so the store is exact.
+template <class T>
+__device__ __forceinline__ void maxpool_window(const T* __restrict__ x, T* __restrict__ y, int NC, int H, int W, int OH,
+                                               int OW, int KS, int stride) {
+    using V = MapValue<T>;
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= NC * OH * OW) return;
+    const int nc = idx / (OH * OW), r = idx - nc * OH * OW;
+    const int oy = r / OW, ox = r - oy * OW;
+    const T* xs = x + (size_t)nc * H * W + (oy * stride) * W + ox * stride;
+    float m = __int_as_float(0xff800000);  // -inf (NVRTC has no math.h macros)
+    for (int ky = 0; ky < KS; ++ky)
+        for (int kx = 0; kx < KS; ++kx) m = fmaxf(m, V::load(__ldg(xs + ky * W + kx)));
+    y[idx] = V::store(m);
+}

@@ -170,46 +170,14 @@ extern "C" __global__ void __launch_bounds__(256) lbl_conv_m128(const float* __r
     conv_igemm<8>(x, wt, bias, y, N, C, H, W, M, OH, OW, KS, stride, pad, groups, Kpad);
 }
 
-// Caffe across-channel LRN. One thread per (image, pixel); consecutive threads touch consecutive
-// pixels of one channel plane, so every load and store is coalesced. Running sum of squares over
-// the window [c - pre, c + post]; each value is read from DRAM once (re-reads hit L1).
+// Caffe across-channel LRN, one thread per (image, pixel) (common.cuh lrn_across_channels).
 extern "C" __global__ void lbl_lrn(const float* __restrict__ x, float* __restrict__ y, int N, int C, int HW, int size,
                                    float alpha, float beta, float k) {
-    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= N * HW) return;
-    const int n = idx / HW, pix = idx - n * HW;
-    const float* xs = x + (size_t)n * C * HW + pix;
-    float* ys = y + (size_t)n * C * HW + pix;
-    const int pre = (size - 1) / 2, post = size - 1 - pre;
-    const float alpha_over_n = alpha / size;
-    float sum = 0.f;
-    for (int c = 0; c < post && c < C; ++c) {
-        const float v = __ldg(xs + (size_t)c * HW);
-        sum += v * v;
-    }
-    for (int c = 0; c < C; ++c) {
-        if (c + post < C) {
-            const float v = __ldg(xs + (size_t)(c + post) * HW);
-            sum += v * v;
-        }
-        ys[(size_t)c * HW] = lrn_value(__ldg(xs + (size_t)c * HW), fmaxf(sum, 0.f), alpha_over_n, beta, k);
-        if (c - pre >= 0) {
-            const float v = __ldg(xs + (size_t)(c - pre) * HW);
-            sum -= v * v;
-        }
-    }
+    lrn_across_channels<float>(x, y, N, C, HW, size, alpha, beta, k);
 }
 
-// Max pool (square window, no padding, floor rounding). One thread per output value.
+// Max pool (square window, no padding, floor rounding), one thread per output (common.cuh).
 extern "C" __global__ void lbl_maxpool(const float* __restrict__ x, float* __restrict__ y, int NC, int H, int W,
                                        int OH, int OW, int KS, int stride) {
-    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= NC * OH * OW) return;
-    const int nc = idx / (OH * OW), r = idx - nc * OH * OW;
-    const int oy = r / OW, ox = r - oy * OW;
-    const float* xs = x + (size_t)nc * H * W + (oy * stride) * W + ox * stride;
-    float m = __int_as_float(0xff800000);  // -inf (NVRTC has no math.h macros)
-    for (int ky = 0; ky < KS; ++ky)
-        for (int kx = 0; kx < KS; ++kx) m = fmaxf(m, __ldg(xs + ky * W + kx));
-    y[idx] = m;
+    maxpool_window<float>(x, y, NC, H, W, OH, OW, KS, stride);
 }

@@ -162,44 +162,14 @@ extern "C" __global__ void __launch_bounds__(256) lbl_tc_conv_m128(const h16* __
     conv_tc<128>(x, w, bias, y, N, C, H, W, M, OH, OW, KS, stride, pad, groups, Kpad);
 }
 
-// Caffe across-channel LRN on a 16-bit map, FP32 arithmetic (lbl.cu's lbl_lrn, one thread per pixel).
+// Caffe across-channel LRN and max pool on 16-bit maps, FP32 arithmetic: lbl.cu's kernels on h16
+// (common.cuh lrn_across_channels, maxpool_window; tc.cuh MapValue<h16>).
 extern "C" __global__ void lbl_tc_lrn(const h16* __restrict__ x, h16* __restrict__ y, int N, int C, int HW, int size,
                                       float alpha, float beta, float k) {
-    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= N * HW) return;
-    const int n = idx / HW, pix = idx - n * HW;
-    const h16* xs = x + (size_t)n * C * HW + pix;
-    h16* ys = y + (size_t)n * C * HW + pix;
-    const int pre = (size - 1) / 2, post = size - 1 - pre;
-    const float alpha_over_n = alpha / size;
-    float sum = 0.f;
-    for (int c = 0; c < post && c < C; ++c) {
-        const float v = h2f(__ldg(xs + (size_t)c * HW));
-        sum += v * v;
-    }
-    for (int c = 0; c < C; ++c) {
-        if (c + post < C) {
-            const float v = h2f(__ldg(xs + (size_t)(c + post) * HW));
-            sum += v * v;
-        }
-        ys[(size_t)c * HW] = f2h(lrn_value(h2f(__ldg(xs + (size_t)c * HW)), fmaxf(sum, 0.f), alpha_over_n, beta, k));
-        if (c - pre >= 0) {
-            const float v = h2f(__ldg(xs + (size_t)(c - pre) * HW));
-            sum -= v * v;
-        }
-    }
+    lrn_across_channels<h16>(x, y, N, C, HW, size, alpha, beta, k);
 }
 
-// Max pool on a 16-bit map (square window, no padding, floor rounding); one thread per output.
 extern "C" __global__ void lbl_tc_maxpool(const h16* __restrict__ x, h16* __restrict__ y, int NC, int H, int W, int OH,
                                           int OW, int KS, int stride) {
-    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= NC * OH * OW) return;
-    const int nc = idx / (OH * OW), r = idx - nc * OH * OW;
-    const int oy = r / OW, ox = r - oy * OW;
-    const h16* xs = x + (size_t)nc * H * W + (oy * stride) * W + ox * stride;
-    float m = __int_as_float(0xff800000);
-    for (int ky = 0; ky < KS; ++ky)
-        for (int kx = 0; kx < KS; ++kx) m = fmaxf(m, h2f(__ldg(xs + ky * W + kx)));
-    y[idx] = f2h(m);  // max of representable values: exact
+    maxpool_window<h16>(x, y, NC, H, W, OH, OW, KS, stride);
 }

@@ -36,6 +36,12 @@ __device__ __forceinline__ h16 f2h(float f) {
     return r;
 }
 
+template <>
+struct MapValue<h16> {
+    static __device__ __forceinline__ float load(h16 v) { return h2f(v); }
+    static __device__ __forceinline__ h16 store(float v) { return f2h(v); }
+};
+
 // Two values packed low/high into the 32-bit register an mma operand takes.
 __device__ __forceinline__ unsigned pack2(h16 lo, h16 hi) { return static_cast<unsigned>(lo) | (static_cast<unsigned>(hi) << 16); }
 
