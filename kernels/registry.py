@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
 from pipeline.core.strategy import Strategy
 from pipeline.core.tiles import Tile, parse_tile, tile_label, tile_sides
 
@@ -27,7 +28,7 @@ FUSED_KSTAGE = 16  # K rows per weight stage of the fused GEMMs
 # unroll the stage): chosen by measurement, docs/perf-notes.md step 14.
 FUSED_KUNROLL: dict[Tile, int] = {4: 8, (2, 7): 8}
 FUSED_RM = (12, 8)  # output channels per thread in the fused conv1 / conv2 GEMMs (RM1, RM2 in fused.cu)
-SMEM_LIMIT_SM90_BYTES = 227 * 1024  # opt-in dynamic shared memory per block on sm_90
+SMEM_LIMIT_SM90_BYTES = MAX_SMEM_PER_BLOCK_BYTES["sm_90"]  # opt-in dynamic shared memory per block
 
 
 # Value and arithmetic precision of a variant: fp32 on CUDA-core FMAs; fp16 and bf16 stored in 16

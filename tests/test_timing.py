@@ -1,6 +1,5 @@
 """Timing statistics and plans (CPU); a real CUDA-event + NVML run on a tiny forward (GPU)."""
 
-import json
 import os
 from pathlib import Path
 
