@@ -99,7 +99,59 @@ def interleave_channel_groups(packed: np.ndarray, rm: int) -> np.ndarray:
     return np.ascontiguousarray(packed.reshape(k, m // rm, rm // 4, 4).transpose(0, 2, 1, 3).reshape(k, m))
 
 
-class Forward:
+class StoredMaps:
+    """What every forward pass shares: maps stored in the variant's precision (``precision``,
+    ``dtype``, ``input_shape``, ``output``), conversions from and to float32, and the checked call."""
+
+    precision: str
+    dtype: Any
+    input_shape: tuple[int, int, int, int]
+    output: Any
+    name: str
+
+    def random_input(self, seed: int = 0):
+        """Fresh N(0, 1) input of ``input_shape`` on the device in the variant's storage (never zeros)."""
+        import cupy
+
+        return self.encode(cupy.random.RandomState(seed).standard_normal(self.input_shape, dtype=cupy.float32))
+
+    def encode(self, a):
+        """float32 values (NumPy or CuPy) -> a device array in this variant's storage, rounded to
+        nearest even (bf16 as raw uint16 bits: NumPy and CuPy have no bfloat16)."""
+        import cupy
+
+        a = cupy.asarray(a, dtype=cupy.float32)
+        if self.precision == "bf16":
+            return float32_to_bf16_bits(a)
+        return a.astype(self.dtype)
+
+    def decode(self, a) -> np.ndarray:
+        """A device array in this variant's storage -> float32 on the host (exact)."""
+        import cupy
+
+        if self.precision == "bf16":
+            return cupy.asnumpy(bf16_bits_to_float32(a))
+        return cupy.asnumpy(a).astype(np.float32)
+
+    def poison_output(self) -> None:
+        """NaN in every output element, so an element no kernel writes fails verification."""
+        if self.precision == "bf16":
+            self.output.fill(0x7FC0)  # a bf16 quiet NaN
+        else:
+            import cupy
+
+            self.output.fill(cupy.nan)
+
+    def __call__(self, x):
+        if tuple(x.shape) != self.input_shape:
+            raise ValueError(f"{self.name}: input shape {tuple(x.shape)} != {self.input_shape}")
+        if x.dtype != self.dtype:
+            raise ValueError(f"{self.name}: input dtype {x.dtype} != {np.dtype(self.dtype)} "
+                             f"({self.precision}; Forward.encode converts float32)")
+        return self._run(x)
+
+
+class Forward(StoredMaps):
     """One variant's forward pass for a fixed batch and input size (see module docstring)."""
 
     def __init__(self, variant: str, batch: int, height: int = 227, width: int = 227,
@@ -110,6 +162,7 @@ class Forward:
         if variant not in VARIANTS:
             raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
         self.variant: Variant = VARIANTS[variant]
+        self.name = variant
         self.batch = int(batch)
         self.layers = group_layers()
         in_c = load_network(NETWORK).input.channels
@@ -159,39 +212,6 @@ class Forward:
         if self._cubin:
             return load_module(str(self._cubin))
         return compile_module(self.variant.source, self.variant.defines + self._defines)
-
-    def random_input(self, seed: int = 0):
-        """Fresh N(0, 1) input of ``input_shape`` on the device in the variant's storage (never zeros)."""
-        import cupy
-
-        return self.encode(cupy.random.RandomState(seed).standard_normal(self.input_shape, dtype=cupy.float32))
-
-    def encode(self, a):
-        """float32 values (NumPy or CuPy) -> a device array in this variant's storage, rounded to
-        nearest even (bf16 as raw uint16 bits: NumPy and CuPy have no bfloat16)."""
-        import cupy
-
-        a = cupy.asarray(a, dtype=cupy.float32)
-        if self.precision == "bf16":
-            return float32_to_bf16_bits(a)
-        return a.astype(self.dtype)
-
-    def decode(self, a) -> np.ndarray:
-        """A device array in this variant's storage -> float32 on the host (exact)."""
-        import cupy
-
-        if self.precision == "bf16":
-            return cupy.asnumpy(bf16_bits_to_float32(a))
-        return cupy.asnumpy(a).astype(np.float32)
-
-    def poison_output(self) -> None:
-        """NaN in every output element, so an element no kernel writes fails verification."""
-        if self.precision == "bf16":
-            self.output.fill(0x7FC0)  # a bf16 quiet NaN
-        else:
-            import cupy
-
-            self.output.fill(cupy.nan)
 
     def _device_params(self):
         import cupy
@@ -400,14 +420,6 @@ class Forward:
             torch.cuda.synchronize()
         self.setup_s = time.perf_counter() - t0
         self._run = run
-
-    def __call__(self, x):
-        if tuple(x.shape) != self.input_shape:
-            raise ValueError(f"{self.variant.name}: input shape {tuple(x.shape)} != {self.input_shape}")
-        if x.dtype != self.dtype:
-            raise ValueError(f"{self.variant.name}: input dtype {x.dtype} != {np.dtype(self.dtype)} "
-                             f"({self.precision}; Forward.encode converts float32)")
-        return self._run(x)
 
 
 def _to_host(a) -> np.ndarray:

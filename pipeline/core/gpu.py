@@ -63,3 +63,11 @@ def compile_module(source: str, defines: tuple[tuple[str, int], ...] = ()):
     path = REPO / source
     opts = ("-std=c++17", f"-I{path.parent}", *(f"-D{k}={v}" for k, v in defines))
     return cupy.RawModule(code=path.read_text(), options=opts)
+
+
+@functools.lru_cache(maxsize=64)
+def compile_source(code: str):
+    """Compile generated kernel text with NVRTC (kernels/generate.py); ``kernels/`` on the include path."""
+    import cupy
+
+    return cupy.RawModule(code=code, options=("-std=c++17", f"-I{REPO / 'kernels'}"))

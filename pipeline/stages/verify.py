@@ -84,7 +84,7 @@ def check_forward(fwd, x, ref: np.ndarray, rtol: float | None = None) -> dict:
     out = fwd(x)
     cupy.cuda.get_current_stream().synchronize()
     res = compare(fwd.decode(out), ref)
-    res.update({"variant": fwd.variant.name, "rtol": float(rtol), "output_shape": list(fwd.output_shape),
+    res.update({"variant": fwd.name, "rtol": float(rtol), "output_shape": list(fwd.output_shape),
                 "kernels": list(fwd.kernels)})  # fmt: skip
     res["passed"] = bool(
         res["nonfinite_outputs"] == 0 and res["rel_l2_error"] <= rtol and res["max_abs_error_scaled"] <= 10 * rtol

@@ -1,0 +1,257 @@
+// Building blocks of the generated pyramid kernels (kernels/generate.py writes the entry that calls
+// them; pipeline/model/linebuffer.py is the schedule and the layout they follow).
+//
+// Every map a block holds is a ring of rows in shared memory, channels-last: the value of map row
+// r, map column c, channel ch sits at  ring[((r mod ROWS) * COLS + (c - col_base)) * PS + ch].
+// Each function below works on a band of rows [lo, hi) and columns [clo, chi) of one map, with
+// all the block's threads, and leaves the synchronisation to the caller.
+//
+// PREC 0: FP32 values, products on the CUDA cores (FFMA). PREC 1 / 2: fp16 / bf16 values, products
+// on the tensor cores (mma.sync m16n8k16, FP32 accumulation). Bias, LRN and max pool in FP32.
+#pragma once
+#include "common.cuh"
+
+#ifndef PREC
+#define PREC 0
+#endif
+#if PREC == 0
+typedef float T;
+#else
+#include "tc.cuh"
+typedef h16 T;
+#endif
+typedef MapValue<T> V;
+
+__device__ __forceinline__ int ring_row(int r, int rows) {
+    const int m = r % rows;
+    return m < 0 ? m + rows : m;
+}
+
+template <int ROWS, int COLS, int PS>
+__device__ __forceinline__ T* ring_at(T* ring, int col_base, int r, int c) {
+    return ring + (ring_row(r, ROWS) * COLS + (c - col_base)) * PS;
+}
+
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+
+// Group input rows from global memory (NCHW, one image) into ring 0. Consecutive threads read
+// consecutive columns of one row of one channel: coalesced.
+template <int C, int H, int W, int ROWS, int COLS, int PS>
+__device__ void load_rows(T* ring, int col_base, const T* __restrict__ x, int lo, int hi, int clo, int chi) {
+    const int nc = chi - clo, nr = hi - lo, n = C * nr * nc;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const int c = i % nc, rest = i / nc, r = rest % nr, ch = rest / nr;
+        ring_at<ROWS, COLS, PS>(ring, col_base, lo + r, clo + c)[ch] = x[((size_t)ch * H + lo + r) * W + clo + c];
+    }
+}
+
+// Group output rows from the last ring to global memory (NCHW, one image), coalesced the same way.
+template <int C, int H, int W, int ROWS, int COLS, int PS>
+__device__ void store_rows(const T* ring, int col_base, T* __restrict__ y, int lo, int hi, int clo, int chi) {
+    const int nc = chi - clo, nr = hi - lo, n = C * nr * nc;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const int c = i % nc, rest = i / nc, r = rest % nr, ch = rest / nr;
+        y[((size_t)ch * H + lo + r) * W + clo + c] =
+            ring_at<ROWS, COLS, PS>(const_cast<T*>(ring), col_base, lo + r, clo + c)[ch];
+    }
+}
+
+// The padding a consumer is about to read: rows [plo, phi) x columns [pclo, pchi) of a map of
+// H x W; every position outside the map gets ``pad`` (0 before a conv, -inf before a max pool).
+template <int C, int H, int W, int ROWS, int COLS, int PS>
+__device__ void fill_padding(T* ring, int col_base, int plo, int phi, int pclo, int pchi, float pad) {
+    const int nc = pchi - pclo, nr = phi - plo, n = C * nr * nc;
+    const T v = V::store(pad);
+    if (plo >= 0 && phi <= H && pclo >= 0 && pchi <= W) return;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const int ch = i % C, rest = i / C, c = pclo + rest % nc, r = plo + rest / nc;
+        if (r < 0 || r >= H || c < 0 || c >= W) ring_at<ROWS, COLS, PS>(ring, col_base, r, c)[ch] = v;
+    }
+}
+
+// Max pool (K x K, stride S, no padding) of rows [lo, hi) x columns [clo, chi) of its output.
+template <int C, int K, int S, int IR, int IC, int IPS, int OR, int OC, int OPS>
+__device__ void pool_rows(const T* in, int in_base, T* out, int out_base, int lo, int hi, int clo, int chi) {
+    const int nc = chi - clo, n = (hi - lo) * nc * C;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const int ch = i % C, rest = i / C, c = clo + rest % nc, r = lo + rest / nc;
+        float m = neg_inf();
+#pragma unroll
+        for (int ky = 0; ky < K; ++ky)
+#pragma unroll
+            for (int kx = 0; kx < K; ++kx)
+                m = fmaxf(m, V::load(ring_at<IR, IC, IPS>(const_cast<T*>(in), in_base, r * S + ky, c * S + kx)[ch]));
+        ring_at<OR, OC, OPS>(out, out_base, r, c)[ch] = V::store(m);
+    }
+}
+
+template <int C, int ROWS, int COLS, int PS>
+__device__ void relu_rows(T* ring, int base, int lo, int hi, int clo, int chi) {
+    const int nc = chi - clo, n = (hi - lo) * nc * C;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const int ch = i % C, rest = i / C;
+        T* p = ring_at<ROWS, COLS, PS>(ring, base, lo + rest / nc, clo + rest % nc) + ch;
+        *p = V::store(fmaxf(V::load(*p), 0.f));
+    }
+}
+
+// Caffe across-channel LRN in place. A value's window reads its neighbours' inputs, so each round
+// takes whole pixels: every thread first computes its values' scales from the inputs, then, after a
+// barrier, overwrites them. Every thread runs the same number of rounds (the barriers need it).
+template <int C, int SIZE, int ROWS, int COLS, int PS>
+__device__ void lrn_rows(T* ring, int base, int lo, int hi, int clo, int chi, float alpha, float beta, float k) {
+    constexpr int PER_THREAD = 8, PRE = (SIZE - 1) / 2;
+    const int nc = chi - clo, npix = (hi - lo) * nc;
+    const int pix_per_round = max(1, (int)(blockDim.x * PER_THREAD) / C);
+    const float alpha_over_n = alpha / SIZE;
+    for (int p0 = 0; p0 < npix; p0 += pix_per_round) {
+        const int n = min(pix_per_round, npix - p0) * C;
+        float scaled[PER_THREAD];
+#pragma unroll
+        for (int j = 0; j < PER_THREAD; ++j) {
+            const int i = threadIdx.x + j * blockDim.x;
+            if (i < n) {
+                const int ch = i % C, p = p0 + i / C;
+                const T* px = ring_at<ROWS, COLS, PS>(ring, base, lo + p / nc, clo + p % nc);
+                float sum = 0.f;
+                for (int c2 = max(0, ch - PRE); c2 < min(C, ch - PRE + SIZE); ++c2) {
+                    const float v = V::load(px[c2]);
+                    sum += v * v;
+                }
+                scaled[j] = lrn_value(V::load(px[ch]), sum, alpha_over_n, beta, k);
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int j = 0; j < PER_THREAD; ++j) {
+            const int i = threadIdx.x + j * blockDim.x;
+            if (i < n) {
+                const int ch = i % C, p = p0 + i / C;
+                ring_at<ROWS, COLS, PS>(ring, base, lo + p / nc, clo + p % nc)[ch] = V::store(scaled[j]);
+            }
+        }
+        __syncthreads();
+    }
+}
+
+// Convolution of rows [lo, hi) x columns [clo, chi) of its output, all output channels, bias and an
+// optional ReLU in the epilogue. The input ring holds the rows and columns it reads, padding filled.
+// Weights: FP32 [G][K][K][CIN/G][COUT/G rounded to 4] (4 output channels per float4);
+//          16-bit [G][COUT/G rounded to NT*8][K][K*CIN/G rounded to 16] (k contiguous: the B
+//          operand of mma.row.col), k = (kx, ci) within each kernel row ky.
+// FP32: a thread computes 4 pixels x 4 output channels per item. 16-bit: a warp computes 16 pixels
+// x NT*8 output channels per item, gathering its A fragments from the ring (any channel count).
+template <int CIN, int COUT, int K, int S, int P, int G, int IR, int IC, int IPS, int OR, int OC, int OPS, bool RELU,
+          int NT>
+__device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const T* __restrict__ w,
+                          const float* __restrict__ bias, int lo, int hi, int clo, int chi) {
+    constexpr int CING = CIN / G, COUTG = COUT / G;
+    const int nc = chi - clo, npix = (hi - lo) * nc;
+#if PREC == 0
+    constexpr int CQ = (COUTG + 3) / 4;  // groups of 4 output channels
+    const int pq_count = (npix + 3) / 4, items = G * CQ * pq_count;
+    for (int item = threadIdx.x; item < items; item += blockDim.x) {
+        const int pq = item % pq_count, rest = item / pq_count, cq = rest % CQ, g = rest / CQ;
+        int r[4], c[4];
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            const int p = min(pq * 4 + u, npix - 1);  // the tail repeats the last pixel, never stored
+            r[u] = lo + p / nc;
+            c[u] = clo + p % nc;
+        }
+        float acc[4][4] = {};
+        const float4* wq = reinterpret_cast<const float4*>(w) + (size_t)g * K * K * CING * CQ + cq;
+#pragma unroll 1
+        for (int ky = 0; ky < K; ++ky) {
+            const T* row[4];
+#pragma unroll
+            for (int u = 0; u < 4; ++u)
+                row[u] = ring_at<IR, IC, IPS>(const_cast<T*>(in), in_base, r[u] * S - P + ky, c[u] * S - P) + g * CING;
+#pragma unroll 1
+            for (int kx = 0; kx < K; ++kx) {
+#pragma unroll 4
+                for (int ci = 0; ci < CING; ++ci) {
+                    const float4 wv = __ldg(wq + ((ky * K + kx) * CING + ci) * CQ);
+#pragma unroll
+                    for (int u = 0; u < 4; ++u) {
+                        const float a = row[u][kx * IPS + ci];
+                        acc[u][0] = fmaf(a, wv.x, acc[u][0]);
+                        acc[u][1] = fmaf(a, wv.y, acc[u][1]);
+                        acc[u][2] = fmaf(a, wv.z, acc[u][2]);
+                        acc[u][3] = fmaf(a, wv.w, acc[u][3]);
+                    }
+                }
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < 4; ++u) {
+            if (pq * 4 + u >= npix) break;
+            T* o = ring_at<OR, OC, OPS>(out, out_base, r[u], c[u]) + g * COUTG;
+#pragma unroll
+            for (int v = 0; v < 4; ++v) {
+                const int co = cq * 4 + v;
+                if (co < COUTG) {
+                    const float val = acc[u][v] + bias[g * COUTG + co];
+                    o[co] = RELU ? fmaxf(val, 0.f) : val;
+                }
+            }
+        }
+    }
+#else
+    // NT: n8 tiles per warp item (kernels/generate.py picks it and packs the weights to match)
+    constexpr int NTILE = NT * 8, CT = (COUTG + NTILE - 1) / NTILE, COUTG_PAD = CT * NTILE;
+    constexpr int KK = K * CING, KKP = (KK + 15) / 16 * 16;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    const int gq = lane >> 2, tq = lane & 3;
+    const int mt_count = (npix + 15) / 16, items = G * CT * mt_count;
+    for (int item = warp; item < items; item += warps) {
+        const int mt = item % mt_count, rest = item / mt_count, ct = rest % CT, g = rest / CT;
+        const int p0 = min(mt * 16 + gq, npix - 1), p1 = min(mt * 16 + gq + 8, npix - 1);
+        const int r0 = lo + p0 / nc, c0 = clo + p0 % nc, r1 = lo + p1 / nc, c1 = clo + p1 % nc;
+        float acc[NT][4] = {};
+#pragma unroll 1
+        for (int ky = 0; ky < K; ++ky) {
+            const T* a0 = ring_at<IR, IC, IPS>(const_cast<T*>(in), in_base, r0 * S - P + ky, c0 * S - P) + g * CING;
+            const T* a1 = ring_at<IR, IC, IPS>(const_cast<T*>(in), in_base, r1 * S - P + ky, c1 * S - P) + g * CING;
+            const T* wk = w + ((size_t)(g * COUTG_PAD + ct * NTILE + gq) * K + ky) * KKP + tq * 2;
+#pragma unroll 2
+            for (int k0 = 0; k0 < KKP; k0 += 16) {
+                int off[4];  // k = k0 + 2t, 2t+1, 2t+8, 2t+9 -> (kx, ci); k past KK reads a real value times a zero weight
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const int k = k0 + tq * 2 + (j & 1) + (j >> 1) * 8;
+                    off[j] = k < KK ? (k / CING) * IPS + k % CING : 0;
+                }
+                unsigned a[4];
+                a[0] = pack2(a0[off[0]], a0[off[1]]);
+                a[1] = pack2(a1[off[0]], a1[off[1]]);
+                a[2] = pack2(a0[off[2]], a0[off[3]]);
+                a[3] = pack2(a1[off[2]], a1[off[3]]);
+#pragma unroll
+                for (int j = 0; j < NT; ++j) {
+                    const unsigned* wj = reinterpret_cast<const unsigned*>(wk + (size_t)j * 8 * K * KKP + k0);
+                    unsigned b[2] = {__ldg(wj), __ldg(wj + 4)};
+                    mma16816(acc[j], a, b);
+                }
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {  // h = 0: pixel row gq, 1: gq + 8
+                const int p = mt * 16 + gq + h * 8;
+                if (p >= npix) continue;
+                T* o = ring_at<OR, OC, OPS>(out, out_base, h ? r1 : r0, h ? c1 : c0) + g * COUTG;
+#pragma unroll
+                for (int v = 0; v < 2; ++v) {
+                    const int co = ct * NTILE + j * 8 + tq * 2 + v;
+                    if (co < COUTG) {
+                        const float val = acc[j][h * 2 + v] + bias[g * COUTG + co];
+                        o[co] = V::store(RELU ? fmaxf(val, 0.f) : val);
+                    }
+                }
+            }
+        }
+    }
+#endif
+}

@@ -1,0 +1,140 @@
+"""Forward passes of any conv chain through the generated kernels (kernels/generate.py).
+
+``ChainForward(layers, in_shape, batch, strategy, tile, precision)`` has the contract of
+``kernels.api.Forward``: a callable that launches on the current CuPy stream and writes a
+preallocated output (N, C, H, W) in the precision's storage. ``strategy`` is ``reuse`` or
+``recompute`` (one fused kernel) or ``lbl``: one generated kernel per spatial layer with its
+ReLU/LRN followers, maps between them in global memory, on the same GEMM core as the fused kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from kernels.api import STORAGE_DTYPES, StoredMaps, _to_host, random_params, round_to_precision
+from kernels.generate import THREADS, GeneratedKernel, generate, n_tiles
+from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
+from pipeline.core.networks import Layer, Shape, output_shape
+from pipeline.core.tiles import Tile
+from pipeline.model.linebuffer import ChainError, chain_layout
+
+SMEM_LIMIT_BYTES = MAX_SMEM_PER_BLOCK_BYTES["sm_90"]
+# lbl: output tiles tried per layer, largest first; the first whose rings fit LBL_SMEM_BYTES is used
+# (small enough for two blocks per SM).
+LBL_TILES: tuple[Tile, ...] = ((8, 32), (4, 32), (4, 16), (2, 16), (2, 8), (1, 8), (1, 4), (1, 2), 1)
+LBL_SMEM_BYTES = 100 * 1024
+
+
+def lbl_segments(layers: Sequence[Layer]) -> list[tuple[Layer, ...]]:
+    """The kernels of a layer-by-layer pass: each conv or max pool with the ReLU/LRN after it."""
+    segments: list[list[Layer]] = []
+    for layer in layers:
+        if layer.is_spatial or not segments:
+            segments.append([layer])
+        else:
+            segments[-1].append(layer)
+    return [tuple(s) for s in segments]
+
+
+def lbl_tile(layers: Sequence[Layer], in_shape: Shape, precision: str) -> Tile:
+    """The largest of LBL_TILES whose single-layer kernel fits LBL_SMEM_BYTES."""
+    for tile in LBL_TILES:
+        if chain_layout(layers, in_shape, tile, "recompute", precision).smem_bytes <= LBL_SMEM_BYTES:
+            return tile
+    raise ChainError(f"{layers[0].name}: no lbl tile fits {LBL_SMEM_BYTES} bytes of shared memory")
+
+
+def pack_conv_weights(w: np.ndarray, groups: int, precision: str) -> np.ndarray:
+    """(out, in/g, k, k) float32 -> the layout chain.cuh's conv_rows reads (see there), float32 values."""
+    cout, cing, k, _ = w.shape
+    coutg = cout // groups
+    wg = w.reshape(groups, coutg, cing, k, k)
+    if precision == "fp32":  # [G][ky][kx][ci][co padded to 4]
+        cq = -(-coutg // 4) * 4
+        packed = np.zeros((groups, k, k, cing, cq), np.float32)
+        packed[..., :coutg] = wg.transpose(0, 3, 4, 2, 1)
+        return packed
+    ntile = n_tiles(coutg) * 8  # [G][co padded to the n tile][ky][(kx, ci) padded to 16]
+    cpad = -(-coutg // ntile) * ntile
+    kk = k * cing
+    kkp = -(-kk // 16) * 16
+    packed = np.zeros((groups, cpad, k, kkp), np.float32)
+    packed[:, :coutg, :, :kk] = wg.transpose(0, 1, 3, 4, 2).reshape(groups, coutg, k, kk)
+    return packed
+
+
+class ChainForward(StoredMaps):
+    """A generated forward pass of ``layers`` for a fixed batch and input shape (module docstring)."""
+
+    def __init__(self, layers: Sequence[Layer], in_shape: Shape, batch: int, strategy: str, tile: Tile | None,
+                 precision: str, params: dict | None = None, seed: int = 0, name: str = "chain",
+                 cubins: Sequence[str] | None = None) -> None:  # fmt: skip
+        import cupy
+
+        self.layers = tuple(layers)
+        self.name, self.precision, self.batch = name, precision, int(batch)
+        self.dtype = STORAGE_DTYPES[precision]
+        shapes = [in_shape]
+        for layer in self.layers:
+            shapes.append(output_shape(layer, shapes[-1]))
+        self.shapes = shapes
+        self.input_shape = (self.batch, in_shape.channels, in_shape.height, in_shape.width)
+        out = shapes[-1]
+        self.output_shape = (self.batch, out.channels, out.height, out.width)
+        self.output = cupy.empty(self.output_shape, self.dtype)
+        if params is None:
+            params = random_params(self.layers, in_shape, seed)
+        self.params = {k: (round_to_precision(_to_host(w), precision), _to_host(b)) for k, (w, b) in params.items()}
+
+        if strategy == "lbl":
+            plan, start = [], 0
+            for seg in lbl_segments(self.layers):
+                plan.append((seg, shapes[start], lbl_tile(seg, shapes[start], precision)))
+                start += len(seg)
+            self.kernels_generated = [generate(seg, s, t, "recompute", precision, SMEM_LIMIT_BYTES, label="lbl")
+                                      for seg, s, t in plan]  # fmt: skip
+        else:
+            self.kernels_generated = [generate(self.layers, in_shape, tile, strategy, precision, SMEM_LIMIT_BYTES,
+                                               label="fused")]  # fmt: skip
+        if cubins is not None and len(cubins) != len(self.kernels_generated):
+            raise ValueError(f"{name}: {len(cubins)} cubins for {len(self.kernels_generated)} kernels")
+        self.kernels = [g.entry for g in self.kernels_generated]
+        self._launches = []
+        buf_in = None  # None: the call's input
+        first = 0
+        for n_k, gen in enumerate(self.kernels_generated):
+            seg = gen.layout.layers
+            kern = self._load(gen, cubins[n_k] if cubins else None)
+            kern.max_dynamic_shared_size_bytes = gen.smem_bytes
+            last = n_k == len(self.kernels_generated) - 1
+            seg_out = gen.layout.shapes[-1]
+            out_buf = self.output if last else cupy.empty((self.batch, seg_out.channels, seg_out.height, seg_out.width),
+                                                           self.dtype)  # fmt: skip
+            weights = []
+            for i in gen.conv_layers:
+                layer = seg[i]
+                w, b = self.params[layer.name]
+                weights += [self._device(pack_conv_weights(w, layer.groups, precision)),
+                            cupy.asarray(b, cupy.float32)]  # fmt: skip
+            self._launches.append((kern, gen.grid(self.batch), gen.smem_bytes, buf_in, out_buf, tuple(weights)))
+            buf_in = out_buf
+            first += len(seg)
+        self.smem_bytes = max(g.smem_bytes for g in self.kernels_generated)
+
+    def _device(self, a: np.ndarray):
+        return self.encode(np.ascontiguousarray(a))
+
+    @staticmethod
+    def _load(gen: GeneratedKernel, cubin: str | None):
+        from pipeline.core.gpu import compile_source, load_kernel
+
+        if cubin:
+            return load_kernel(str(cubin), gen.entry)
+        return compile_source(gen.source).get_function(gen.entry)
+
+    def _run(self, x):
+        for kern, grid, smem, src, out, weights in self._launches:
+            kern(grid, (THREADS,), (x if src is None else src, out, *weights), shared_mem=smem)
+        return self.output
