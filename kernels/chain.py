@@ -5,6 +5,8 @@
 preallocated output (N, C, H, W) in the precision's storage. ``strategy`` is ``reuse`` or
 ``recompute`` (one fused kernel) or ``lbl``: one generated kernel per spatial layer with its
 ReLU/LRN followers, maps between them in global memory, on the same GEMM core as the fused kernel.
+All of a pass's kernels are one module (:attr:`ChainForward.source`); ``cubin`` is that module
+built by nvcc (the build stage), else NVRTC compiles it here.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kernels.api import STORAGE_DTYPES, StoredMaps, _to_host, random_params, round_to_precision
-from kernels.generate import THREADS, GeneratedKernel, generate, n_tiles
+from kernels.generate import ENTRY, THREADS, generate, module_source, n_tiles
 from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
 from pipeline.core.networks import Layer, Shape, output_shape
 from pipeline.core.tiles import Tile
@@ -70,7 +72,7 @@ class ChainForward(StoredMaps):
 
     def __init__(self, layers: Sequence[Layer], in_shape: Shape, batch: int, strategy: str, tile: Tile | None,
                  precision: str, params: dict | None = None, seed: int = 0, name: str = "chain",
-                 cubins: Sequence[str] | None = None) -> None:  # fmt: skip
+                 cubin: str | None = None) -> None:  # fmt: skip
         import cupy
 
         self.layers = tuple(layers)
@@ -93,20 +95,18 @@ class ChainForward(StoredMaps):
             for seg in lbl_segments(self.layers):
                 plan.append((seg, shapes[start], lbl_tile(seg, shapes[start], precision)))
                 start += len(seg)
-            self.kernels_generated = [generate(seg, s, t, "recompute", precision, SMEM_LIMIT_BYTES, label="lbl")
-                                      for seg, s, t in plan]  # fmt: skip
+            self.kernels_generated = [generate(seg, s, t, "recompute", precision, SMEM_LIMIT_BYTES, label="lbl",
+                                               entry=f"{ENTRY}_{i}") for i, (seg, s, t) in enumerate(plan)]  # fmt: skip
         else:
             self.kernels_generated = [generate(self.layers, in_shape, tile, strategy, precision, SMEM_LIMIT_BYTES,
                                                label="fused")]  # fmt: skip
-        if cubins is not None and len(cubins) != len(self.kernels_generated):
-            raise ValueError(f"{name}: {len(cubins)} cubins for {len(self.kernels_generated)} kernels")
+        self.source = module_source(self.kernels_generated)
         self.kernels = [g.entry for g in self.kernels_generated]
         self._launches = []
         buf_in = None  # None: the call's input
-        first = 0
         for n_k, gen in enumerate(self.kernels_generated):
             seg = gen.layout.layers
-            kern = self._load(gen, cubins[n_k] if cubins else None)
+            kern = self._kernel(gen.entry, cubin)
             kern.max_dynamic_shared_size_bytes = gen.smem_bytes
             last = n_k == len(self.kernels_generated) - 1
             seg_out = gen.layout.shapes[-1]
@@ -120,19 +120,18 @@ class ChainForward(StoredMaps):
                             cupy.asarray(b, cupy.float32)]  # fmt: skip
             self._launches.append((kern, gen.grid(self.batch), gen.smem_bytes, buf_in, out_buf, tuple(weights)))
             buf_in = out_buf
-            first += len(seg)
         self.smem_bytes = max(g.smem_bytes for g in self.kernels_generated)
 
     def _device(self, a: np.ndarray):
         return self.encode(np.ascontiguousarray(a))
 
-    @staticmethod
-    def _load(gen: GeneratedKernel, cubin: str | None):
+    def _kernel(self, entry: str, cubin: str | None):
+        """From the build stage's cubin of :attr:`source`, else an NVRTC build of it."""
         from pipeline.core.gpu import compile_source, load_kernel
 
         if cubin:
-            return load_kernel(str(cubin), gen.entry)
-        return compile_source(gen.source).get_function(gen.entry)
+            return load_kernel(str(cubin), entry)
+        return compile_source(self.source).get_function(entry)
 
     def _run(self, x):
         for kern, grid, smem, src, out, weights in self._launches:
