@@ -142,7 +142,7 @@ __device__ void lrn_rows(T* ring, int base, int lo, int hi, int clo, int chi, fl
 // FP32: a thread computes 4 pixels x 4 output channels per item. 16-bit: a warp computes 16 pixels
 // x NT*8 output channels per item, gathering its A fragments from the ring (any channel count).
 template <int CIN, int COUT, int K, int S, int P, int G, int IR, int IC, int IPS, int OR, int OC, int OPS, bool RELU,
-          int NT>
+          int NT, int MT>
 __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const T* __restrict__ w,
                           const float* __restrict__ bias, int lo, int hi, int clo, int chi) {
     constexpr int CING = CIN / G, COUTG = COUT / G;
@@ -198,60 +198,88 @@ __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const 
         }
     }
 #else
-    // NT: n8 tiles per warp item (kernels/generate.py picks it and packs the weights to match)
+    // NT: n8 tiles per warp item (kernels/generate.py picks it and packs the weights to match);
+    // MT: m16 tiles per warp item, so each B fragment loaded from L1/L2 feeds MT products.
     constexpr int NTILE = NT * 8, CT = (COUTG + NTILE - 1) / NTILE, COUTG_PAD = CT * NTILE;
     constexpr int KK = K * CING, KKP = (KK + 15) / 16 * 16;
+    // 16 consecutive k are 16 channels of one pixel when CING % 16 == 0: ldmatrix straight from the ring
+    constexpr bool LDMATRIX = CING % 16 == 0;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const int gq = lane >> 2, tq = lane & 3;
-    const int mt_count = (npix + 15) / 16, items = G * CT * mt_count;
+    const int mt_count = (npix + 16 * MT - 1) / (16 * MT), items = G * CT * mt_count;
     for (int item = warp; item < items; item += warps) {
         const int mt = item % mt_count, rest = item / mt_count, ct = rest % CT, g = rest / CT;
-        const int p0 = min(mt * 16 + gq, npix - 1), p1 = min(mt * 16 + gq + 8, npix - 1);
-        const int r0 = lo + p0 / nc, c0 = clo + p0 % nc, r1 = lo + p1 / nc, c1 = clo + p1 % nc;
-        float acc[NT][4] = {};
+        const int pbase = mt * 16 * MT;
+        // pixel rows this lane addresses: ldmatrix rows (lane & 15), or the gather's rows gq and gq + 8
+        int ra[MT][2], ca[MT][2];
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int p = min(pbase + i * 16 + (LDMATRIX ? (lane & 15) : gq + h * 8), npix - 1);
+                ra[i][h] = lo + p / nc;
+                ca[i][h] = clo + p % nc;
+            }
+        float acc[MT][NT][4] = {};
 #pragma unroll 1
         for (int ky = 0; ky < K; ++ky) {
-            const T* a0 = ring_at<IR, IC, IPS>(const_cast<T*>(in), in_base, r0 * S - P + ky, c0 * S - P) + g * CING;
-            const T* a1 = ring_at<IR, IC, IPS>(const_cast<T*>(in), in_base, r1 * S - P + ky, c1 * S - P) + g * CING;
+            const T* arow[MT][2];
+#pragma unroll
+            for (int i = 0; i < MT; ++i)
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    arow[i][h] = ring_at<IR, IC, IPS>(const_cast<T*>(in), in_base, ra[i][h] * S - P + ky, ca[i][h] * S - P) +
+                                 g * CING + (LDMATRIX ? (lane >> 4) * 8 : 0);
             const T* wk = w + ((size_t)(g * COUTG_PAD + ct * NTILE + gq) * K + ky) * KKP + tq * 2;
 #pragma unroll 2
             for (int k0 = 0; k0 < KKP; k0 += 16) {
-                int off[4];  // k = k0 + 2t, 2t+1, 2t+8, 2t+9 -> (kx, ci); k past KK reads a real value times a zero weight
+                unsigned a[MT][4];
+                if constexpr (LDMATRIX) {
+                    const int off = (k0 / CING) * IPS + k0 % CING;
 #pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    const int k = k0 + tq * 2 + (j & 1) + (j >> 1) * 8;
-                    off[j] = k < KK ? (k / CING) * IPS + k % CING : 0;
+                    for (int i = 0; i < MT; ++i) ldmatrix_x4(a[i], arow[i][0] + off);
+                } else {
+                    int off[4];  // k = k0 + 2t, 2t+1, 2t+8, 2t+9 -> (kx, ci); k past KK reads a real value times a zero weight
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        const int k = k0 + tq * 2 + (j & 1) + (j >> 1) * 8;
+                        off[j] = k < KK ? (k / CING) * IPS + k % CING : 0;
+                    }
+#pragma unroll
+                    for (int i = 0; i < MT; ++i) {
+                        a[i][0] = pack2(arow[i][0][off[0]], arow[i][0][off[1]]);
+                        a[i][1] = pack2(arow[i][1][off[0]], arow[i][1][off[1]]);
+                        a[i][2] = pack2(arow[i][0][off[2]], arow[i][0][off[3]]);
+                        a[i][3] = pack2(arow[i][1][off[2]], arow[i][1][off[3]]);
+                    }
                 }
-                unsigned a[4];
-                a[0] = pack2(a0[off[0]], a0[off[1]]);
-                a[1] = pack2(a1[off[0]], a1[off[1]]);
-                a[2] = pack2(a0[off[2]], a0[off[3]]);
-                a[3] = pack2(a1[off[2]], a1[off[3]]);
 #pragma unroll
                 for (int j = 0; j < NT; ++j) {
                     const unsigned* wj = reinterpret_cast<const unsigned*>(wk + (size_t)j * 8 * K * KKP + k0);
                     unsigned b[2] = {__ldg(wj), __ldg(wj + 4)};
-                    mma16816(acc[j], a, b);
+#pragma unroll
+                    for (int i = 0; i < MT; ++i) mma16816(acc[i][j], a[i], b);
                 }
             }
         }
 #pragma unroll
-        for (int j = 0; j < NT; ++j) {
+        for (int i = 0; i < MT; ++i)
 #pragma unroll
-            for (int h = 0; h < 2; ++h) {  // h = 0: pixel row gq, 1: gq + 8
-                const int p = mt * 16 + gq + h * 8;
+            for (int h = 0; h < 2; ++h) {  // h = 0: accumulator rows gq, 1: gq + 8
+                const int p = pbase + i * 16 + gq + h * 8;
                 if (p >= npix) continue;
-                T* o = ring_at<OR, OC, OPS>(out, out_base, h ? r1 : r0, h ? c1 : c0) + g * COUTG;
+                T* o = ring_at<OR, OC, OPS>(out, out_base, lo + p / nc, clo + p % nc) + g * COUTG;
 #pragma unroll
-                for (int v = 0; v < 2; ++v) {
-                    const int co = ct * NTILE + j * 8 + tq * 2 + v;
-                    if (co < COUTG) {
-                        const float val = acc[j][h * 2 + v] + bias[g * COUTG + co];
-                        o[co] = V::store(RELU ? fmaxf(val, 0.f) : val);
+                for (int j = 0; j < NT; ++j)
+#pragma unroll
+                    for (int v = 0; v < 2; ++v) {
+                        const int co = ct * NTILE + j * 8 + tq * 2 + v;
+                        if (co < COUTG) {
+                            const float val = acc[i][j][h * 2 + v] + bias[g * COUTG + co];
+                            o[co] = V::store(RELU ? fmaxf(val, 0.f) : val);
+                        }
                     }
-                }
             }
-        }
     }
 #endif
 }

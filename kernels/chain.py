@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from kernels.api import STORAGE_DTYPES, StoredMaps, _to_host, random_params, round_to_precision
-from kernels.generate import ENTRY, THREADS, generate, module_source, n_tiles
+from kernels.generate import ENTRY, generate, module_source, n_tiles
 from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
 from pipeline.core.networks import Layer, Shape, output_shape
 from pipeline.core.tiles import Tile
@@ -72,7 +72,7 @@ class ChainForward(StoredMaps):
 
     def __init__(self, layers: Sequence[Layer], in_shape: Shape, batch: int, strategy: str, tile: Tile | None,
                  precision: str, params: dict | None = None, seed: int = 0, name: str = "chain",
-                 cubin: str | None = None) -> None:  # fmt: skip
+                 cubin: str | None = None, threads: int | None = None, m_tiles: int | None = None) -> None:  # fmt: skip
         import cupy
 
         self.layers = tuple(layers)
@@ -96,10 +96,10 @@ class ChainForward(StoredMaps):
                 plan.append((seg, shapes[start], lbl_tile(seg, shapes[start], precision)))
                 start += len(seg)
             self.kernels_generated = [generate(seg, s, t, "recompute", precision, SMEM_LIMIT_BYTES, label="lbl",
-                                               entry=f"{ENTRY}_{i}") for i, (seg, s, t) in enumerate(plan)]  # fmt: skip
+                                               entry=f"{ENTRY}_{i}", threads=threads, m_tiles=m_tiles) for i, (seg, s, t) in enumerate(plan)]  # fmt: skip
         else:
             self.kernels_generated = [generate(self.layers, in_shape, tile, strategy, precision, SMEM_LIMIT_BYTES,
-                                               label="fused")]  # fmt: skip
+                                               label="fused", threads=threads, m_tiles=m_tiles)]  # fmt: skip
         self.source = module_source(self.kernels_generated)
         self.kernels = [g.entry for g in self.kernels_generated]
         self._launches = []
@@ -118,7 +118,8 @@ class ChainForward(StoredMaps):
                 w, b = self.params[layer.name]
                 weights += [self._device(pack_conv_weights(w, layer.groups, precision)),
                             cupy.asarray(b, cupy.float32)]  # fmt: skip
-            self._launches.append((kern, gen.grid(self.batch), gen.smem_bytes, buf_in, out_buf, tuple(weights)))
+            self._launches.append((kern, gen.grid(self.batch), gen.threads, gen.smem_bytes, buf_in, out_buf,
+                                   tuple(weights)))  # fmt: skip
             buf_in = out_buf
         self.smem_bytes = max(g.smem_bytes for g in self.kernels_generated)
 
@@ -134,6 +135,6 @@ class ChainForward(StoredMaps):
         return compile_source(self.source).get_function(entry)
 
     def _run(self, x):
-        for kern, grid, smem, src, out, weights in self._launches:
-            kern(grid, (THREADS,), (x if src is None else src, out, *weights), shared_mem=smem)
+        for kern, grid, threads, smem, src, out, weights in self._launches:
+            kern(grid, (threads,), (x if src is None else src, out, *weights), shared_mem=smem)
         return self.output
