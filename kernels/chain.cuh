@@ -137,8 +137,9 @@ __device__ void lrn_rows(T* ring, int base, int lo, int hi, int clo, int chi, fl
 // Convolution of rows [lo, hi) x columns [clo, chi) of its output, all output channels, bias and an
 // optional ReLU in the epilogue. The input ring holds the rows and columns it reads, padding filled.
 // Weights: FP32 [G][K][K][CIN/G][COUT/G rounded to 4] (4 output channels per float4);
-//          16-bit [G][COUT/G rounded to NT*8][K][K*CIN/G rounded to 16] (k contiguous: the B
-//          operand of mma.row.col), k = (kx, ci) within each kernel row ky.
+//          16-bit in mma fragment order, k = (kx, ci) within each kernel row ky, padded to 16:
+//          [G][co tile of NT*8][ky][k16 step][n8 j][lane][b0 b1 pair: 4 values], so a warp loads
+//          each n8 x k16 B fragment as 256 contiguous bytes (kernels/chain.py pack_conv_weights).
 // FP32: a thread computes 4 pixels x 4 output channels per item. 16-bit: a warp computes 16 pixels
 // x NT*8 output channels per item, gathering its A fragments from the ring (any channel count).
 template <int CIN, int COUT, int K, int S, int P, int G, int IR, int IC, int IPS, int OR, int OC, int OPS, bool RELU,
@@ -200,7 +201,7 @@ __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const 
 #else
     // NT: n8 tiles per warp item (kernels/generate.py picks it and packs the weights to match);
     // MT: m16 tiles per warp item, so each B fragment loaded from L1/L2 feeds MT products.
-    constexpr int NTILE = NT * 8, CT = (COUTG + NTILE - 1) / NTILE, COUTG_PAD = CT * NTILE;
+    constexpr int NTILE = NT * 8, CT = (COUTG + NTILE - 1) / NTILE;
     constexpr int KK = K * CING, KKP = (KK + 15) / 16 * 16;
     // 16 consecutive k are 16 channels of one pixel when CING % 16 == 0: ldmatrix straight from the ring
     constexpr bool LDMATRIX = CING % 16 == 0;
@@ -230,7 +231,8 @@ __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const 
                 for (int h = 0; h < 2; ++h)
                     arow[i][h] = ring_at<IR, IC, IPS>(const_cast<T*>(in), in_base, ra[i][h] * S - P + ky, ca[i][h] * S - P) +
                                  g * CING + (LDMATRIX ? (lane >> 4) * 8 : 0);
-            const T* wk = w + ((size_t)(g * COUTG_PAD + ct * NTILE + gq) * K + ky) * KKP + tq * 2;
+            // this item's B fragments for kernel row ky: NT x 32 lanes x (b0, b1) per k16 step, contiguous
+            const uint2* wk = reinterpret_cast<const uint2*>(w) + ((size_t)((g * CT + ct) * K + ky) * (KKP / 16)) * NT * 32 + lane;
 #pragma unroll 2
             for (int k0 = 0; k0 < KKP; k0 += 16) {
                 unsigned a[MT][4];
@@ -255,8 +257,8 @@ __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const 
                 }
 #pragma unroll
                 for (int j = 0; j < NT; ++j) {
-                    const unsigned* wj = reinterpret_cast<const unsigned*>(wk + (size_t)j * 8 * K * KKP + k0);
-                    unsigned b[2] = {__ldg(wj), __ldg(wj + 4)};
+                    const uint2 bv = __ldg(wk + ((k0 / 16) * NT + j) * 32);
+                    unsigned b[2] = {bv.x, bv.y};
 #pragma unroll
                     for (int i = 0; i < MT; ++i) mma16816(acc[i][j], a[i], b);
                 }

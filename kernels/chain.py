@@ -58,13 +58,17 @@ def pack_conv_weights(w: np.ndarray, groups: int, precision: str) -> np.ndarray:
         packed = np.zeros((groups, k, k, cing, cq), np.float32)
         packed[..., :coutg] = wg.transpose(0, 3, 4, 2, 1)
         return packed
-    ntile = n_tiles(coutg) * 8  # [G][co padded to the n tile][ky][(kx, ci) padded to 16]
-    cpad = -(-coutg // ntile) * ntile
+    nt = n_tiles(coutg)  # [G][co tile][ky][k16 step][n8 j][lane (gq, tq)][k 2tq, 2tq+1, 2tq+8, 2tq+9]
+    ntile = nt * 8
+    ct = -(-coutg // ntile)
     kk = k * cing
     kkp = -(-kk // 16) * 16
-    packed = np.zeros((groups, cpad, k, kkp), np.float32)
-    packed[:, :coutg, :, :kk] = wg.transpose(0, 1, 3, 4, 2).reshape(groups, coutg, k, kk)
-    return packed
+    rows = np.zeros((groups, ct * ntile, k, kkp), np.float32)  # (co, ky, (kx, ci)) zero-padded
+    rows[:, :coutg, :, :kk] = wg.transpose(0, 1, 3, 4, 2).reshape(groups, coutg, k, kk)
+    r = rows.reshape(groups, ct, nt, 8, k, kkp // 16, 16)  # g, ct, j, gq, ky, step, k16
+    lanes = r.reshape(groups, ct, nt, 8, k, kkp // 16, 2, 4, 2)  # ..., half (k or k+8), tq, pair
+    frag = lanes.transpose(0, 1, 4, 5, 2, 3, 7, 6, 8)  # g, ct, ky, step, j, gq, tq, half, pair
+    return np.ascontiguousarray(frag).reshape(-1)
 
 
 class ChainForward(StoredMaps):

@@ -62,7 +62,7 @@ def compile_module(source: str, defines: tuple[tuple[str, int], ...] = ()):
 
     path = REPO / source
     opts = ("-std=c++17", f"-I{path.parent}", *(f"-D{k}={v}" for k, v in defines))
-    return cupy.RawModule(code=path.read_text(), options=opts)
+    return cupy.RawModule(code=with_headers_stamp(path.read_text()), options=opts)
 
 
 @functools.lru_cache(maxsize=64)
@@ -70,4 +70,16 @@ def compile_source(code: str):
     """Compile generated kernel text with NVRTC (kernels/generate.py); ``kernels/`` on the include path."""
     import cupy
 
-    return cupy.RawModule(code=code, options=("-std=c++17", f"-I{REPO / 'kernels'}"))
+    return cupy.RawModule(code=with_headers_stamp(code), options=("-std=c++17", f"-I{REPO / 'kernels'}"))
+
+
+def with_headers_stamp(code: str) -> str:
+    """``code`` plus a comment with the hash of every header in kernels/: CuPy's on-disk kernel
+    cache keys on the code text and options only, so without it an edited header would be served
+    the module compiled from the old one."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for header in sorted((REPO / "kernels").glob("*.cuh")):
+        digest.update(header.name.encode() + header.read_bytes())
+    return f"{code}\n// kernels/*.cuh sha256 {digest.hexdigest()}\n"

@@ -96,6 +96,7 @@ class ChainLayout:
     col_computed: tuple[tuple[Range, ...], ...]  # [ring][strip]: the columns computed (or loaded)
     ops: tuple[tuple[Op, ...], ...]  # per row of blocks: one list (reuse) or one per tile row (recompute)
     smem_bytes: int
+    chunks: tuple[int, ...]  # rows per operation, per ring
 
     @property
     def blocks_per_image(self) -> int:
@@ -180,20 +181,33 @@ def chain_layout(layers: Sequence[Layer], in_shape: Shape, tile: Tile, strategy:
                  smem_limit_bytes: int | None = None, band_pixels: int = BAND_PIXELS) -> ChainLayout:  # fmt: skip
     """The schedule and shared-memory layout of the generated kernel for one group and tile.
 
-    With ``smem_limit_bytes``, operations of fewer rows (smaller rings) are tried until the layout
-    fits; ChainError, in one line, when even one row at a time does not.
+    Rows per operation (``chunk``): enough for ``band_pixels`` pixels, at most MAX_CHUNK_ROWS. With
+    ``smem_limit_bytes``, a layout that does not fit starts again from one row per operation and
+    grows, one row at a time, the operation with the fewest pixels while the rings still fit (small
+    operations leave warps idle); ChainError, in one line, when one row each does not fit.
     """
     layout = _layout(layers, in_shape, tile, strategy, precision, band_pixels)
-    while smem_limit_bytes is not None and layout.smem_bytes > smem_limit_bytes and band_pixels > 1:
-        band_pixels //= 2
-        layout = _layout(layers, in_shape, tile, strategy, precision, band_pixels)
-    if smem_limit_bytes is not None:
-        check_fits(layout, smem_limit_bytes)
-    return layout
+    if smem_limit_bytes is None or layout.smem_bytes <= smem_limit_bytes:
+        return layout
+    wanted = list(layout.chunks)
+    chunks = [1] * (len(wanted) - 1) + [wanted[-1]]
+    layout = _layout(layers, in_shape, tile, strategy, precision, band_pixels, chunks)
+    check_fits(layout, smem_limit_bytes)
+    while True:
+        cols = [max(hi - lo for lo, hi in c) for c in layout.col_computed]
+        growable = sorted((chunks[k] * cols[k], k) for k in range(1, len(chunks) - 1) if chunks[k] < wanted[k])
+        for _, k in growable:
+            trial = _layout(layers, in_shape, tile, strategy, precision, band_pixels,
+                            chunks[:k] + [chunks[k] + 1] + chunks[k + 1:])  # fmt: skip
+            if trial.smem_bytes <= smem_limit_bytes:
+                chunks, layout = list(trial.chunks), trial
+                break
+        else:
+            return layout
 
 
 def _layout(layers: Sequence[Layer], in_shape: Shape, tile: Tile, strategy: str, precision: str,
-            band_pixels: int) -> ChainLayout:  # fmt: skip
+            band_pixels: int, chunks: Sequence[int] | None = None) -> ChainLayout:  # fmt: skip
     layers = tuple(layers)
     check_chain(layers, precision, strategy)
     shapes = [in_shape]
@@ -218,8 +232,10 @@ def _layout(layers: Sequence[Layer], in_shape: Shape, tile: Tile, strategy: str,
         col_base.append(tuple(min(r[0], c[0]) for r, c in zip(reads, comp)))
         col_computed.append(tuple(comp))
         ring_cols.append(_largest_span([(r, c) for r, c in zip(reads, comp)]))
-    chunks = [max(1, min(MAX_CHUNK_ROWS, band_pixels // max(1, c))) for c in ring_cols]
-    chunks[last] = rows  # the output is stored one tile row at a time
+    if chunks is None:
+        chunks = [max(1, min(MAX_CHUNK_ROWS, band_pixels // max(1, c))) for c in ring_cols]
+        chunks[last] = rows  # the output is stored one tile row at a time
+    chunks = list(chunks)
 
     if strategy == "reuse":
         op_lists = [_row_ops(layers, skel, tiles_y, [0] * len(skel), chunks)]
@@ -256,7 +272,7 @@ def _layout(layers: Sequence[Layer], in_shape: Shape, tile: Tile, strategy: str,
         pads.append("none" if consumer < 0 else ("neg_inf" if layers[consumer].type == "maxpool" else "zero"))
     return ChainLayout(layers, tuple(shapes), tile, strategy, precision, tiles_y, tiles_x, plan_x, tuple(rings),
                        tuple(pads), tuple(col_base), tuple(col_computed), tuple(tuple(o) for o in op_lists),
-                       offset)  # fmt: skip
+                       offset, tuple(chunks))  # fmt: skip
 
 
 def performed_macs_per_image(layout: ChainLayout) -> int:
