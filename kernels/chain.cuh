@@ -58,15 +58,18 @@ __device__ void store_rows(const T* ring, int col_base, T* __restrict__ y, int l
 
 // The padding a consumer is about to read: rows [plo, phi) x columns [pclo, pchi) of a map of
 // H x W; every position outside the map gets ``pad`` (0 before a conv, -inf before a max pool).
+// Returns whether there was any (the same answer in every thread: the caller's barrier is skipped
+// when there was none).
 template <int C, int H, int W, int ROWS, int COLS, int PS>
-__device__ void fill_padding(T* ring, int col_base, int plo, int phi, int pclo, int pchi, float pad) {
+__device__ bool fill_padding(T* ring, int col_base, int plo, int phi, int pclo, int pchi, float pad) {
     const int nc = pchi - pclo, nr = phi - plo, n = C * nr * nc;
     const T v = V::store(pad);
-    if (plo >= 0 && phi <= H && pclo >= 0 && pchi <= W) return;
+    if (plo >= 0 && phi <= H && pclo >= 0 && pchi <= W) return false;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         const int ch = i % C, rest = i / C, c = pclo + rest % nc, r = plo + rest / nc;
         if (r < 0 || r >= H || c < 0 || c >= W) ring_at<ROWS, COLS, PS>(ring, col_base, r, c)[ch] = v;
     }
+    return true;
 }
 
 // Max pool (K x K, stride S, no padding) of rows [lo, hi) x columns [clo, chi) of its output.
@@ -140,8 +143,10 @@ __device__ void lrn_rows(T* ring, int base, int lo, int hi, int clo, int chi, fl
 //          16-bit in mma fragment order, k = (kx, ci) within each kernel row ky, padded to 16:
 //          [G][co tile of NT*8][ky][k16 step][n8 j][lane][b0 b1 pair: 4 values], so a warp loads
 //          each n8 x k16 B fragment as 256 contiguous bytes (kernels/chain.py pack_conv_weights).
-// FP32: a thread computes 4 pixels x 4 output channels per item. 16-bit: a warp computes 16 pixels
-// x NT*8 output channels per item, gathering its A fragments from the ring (any channel count).
+// FP32: a thread computes 2*MT pixels x 4 output channels per item. 16-bit: a warp computes MT x 16
+// pixels x NT x 8 output channels per item, A from the ring by ldmatrix (a group's channels a
+// multiple of 16) or a gather (any channel count). Either halves MT while the band is too small to
+// give every thread (FP32) or warp (16-bit) an item.
 template <int CIN, int COUT, int K, int S, int P, int G, int IR, int IC, int IPS, int OR, int OC, int OPS, bool RELU,
           int NT, int MT>
 __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const T* __restrict__ w,
@@ -149,24 +154,32 @@ __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const 
     constexpr int CING = CIN / G, COUTG = COUT / G;
     const int nc = chi - clo, npix = (hi - lo) * nc;
 #if PREC == 0
-    constexpr int CQ = (COUTG + 3) / 4;  // groups of 4 output channels
-    const int pq_count = (npix + 3) / 4, items = G * CQ * pq_count;
+    // a thread item: PX = 2 * MT pixels x 4 output channels (a float4 of weights per k)
+    constexpr int PX = 2 * MT, CQ = (COUTG + 3) / 4;
+    const int pq_count = (npix + PX - 1) / PX, items = G * CQ * pq_count;
+    if constexpr (MT > 1) {  // a band too small to give every thread an item: fewer pixels per item
+        if (items < (int)blockDim.x) {
+            conv_rows<CIN, COUT, K, S, P, G, IR, IC, IPS, OR, OC, OPS, RELU, NT, MT / 2>(in, in_base, out, out_base, w,
+                                                                                      bias, lo, hi, clo, chi);
+            return;
+        }
+    }
     for (int item = threadIdx.x; item < items; item += blockDim.x) {
         const int pq = item % pq_count, rest = item / pq_count, cq = rest % CQ, g = rest / CQ;
-        int r[4], c[4];
+        int r[PX], c[PX];
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
-            const int p = min(pq * 4 + u, npix - 1);  // the tail repeats the last pixel, never stored
+        for (int u = 0; u < PX; ++u) {
+            const int p = min(pq * PX + u, npix - 1);  // the tail repeats the last pixel, never stored
             r[u] = lo + p / nc;
             c[u] = clo + p % nc;
         }
-        float acc[4][4] = {};
+        float acc[PX][4] = {};
         const float4* wq = reinterpret_cast<const float4*>(w) + (size_t)g * K * K * CING * CQ + cq;
 #pragma unroll 1
         for (int ky = 0; ky < K; ++ky) {
-            const T* row[4];
+            const T* row[PX];
 #pragma unroll
-            for (int u = 0; u < 4; ++u)
+            for (int u = 0; u < PX; ++u)
                 row[u] = ring_at<IR, IC, IPS>(const_cast<T*>(in), in_base, r[u] * S - P + ky, c[u] * S - P) + g * CING;
 #pragma unroll 1
             for (int kx = 0; kx < K; ++kx) {
@@ -174,7 +187,7 @@ __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const 
                 for (int ci = 0; ci < CING; ++ci) {
                     const float4 wv = __ldg(wq + ((ky * K + kx) * CING + ci) * CQ);
 #pragma unroll
-                    for (int u = 0; u < 4; ++u) {
+                    for (int u = 0; u < PX; ++u) {
                         const float a = row[u][kx * IPS + ci];
                         acc[u][0] = fmaf(a, wv.x, acc[u][0]);
                         acc[u][1] = fmaf(a, wv.y, acc[u][1]);
@@ -185,8 +198,8 @@ __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const 
             }
         }
 #pragma unroll
-        for (int u = 0; u < 4; ++u) {
-            if (pq * 4 + u >= npix) break;
+        for (int u = 0; u < PX; ++u) {
+            if (pq * PX + u >= npix) break;
             T* o = ring_at<OR, OC, OPS>(out, out_base, r[u], c[u]) + g * COUTG;
 #pragma unroll
             for (int v = 0; v < 4; ++v) {
@@ -208,6 +221,13 @@ __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const int gq = lane >> 2, tq = lane & 3;
     const int mt_count = (npix + 16 * MT - 1) / (16 * MT), items = G * CT * mt_count;
+    if constexpr (MT > 1) {  // a band too small to give every warp an item: smaller items, more B loads
+        if (items < warps) {
+            conv_rows<CIN, COUT, K, S, P, G, IR, IC, IPS, OR, OC, OPS, RELU, NT, MT / 2>(in, in_base, out, out_base, w,
+                                                                                      bias, lo, hi, clo, chi);
+            return;
+        }
+    }
     for (int item = warp; item < items; item += warps) {
         const int mt = item % mt_count, rest = item / mt_count, ct = rest % CT, g = rest / CT;
         const int pbase = mt * 16 * MT;

@@ -172,10 +172,9 @@ def _compute_case(layout: ChainLayout, k: int, m_tiles: int | None) -> str:
     geo_out = f"R{k}_ROWS, R{k}_COLS, R{k}_PS"
     lines = [f"        case {k}: {{  // {layer.name}"]
     pad = PAD_VALUE[layout.pad_values[j]]
-    lines.append(f"            fill_padding<R{j}_C, R{j}_H, R{j}_W, {geo_in}>(ring{j}, COL({j}, 0), "
+    lines.append(f"            if (fill_padding<R{j}_C, R{j}_H, R{j}_W, {geo_in}>(ring{j}, COL({j}, 0), "
                  f"lo * {layer.stride} - {layer.pad}, (hi - 1) * {layer.stride} - {layer.pad} + {layer.kernel}, "
-                 f"COL({j}, 3), COL({j}, 4), {pad});")  # fmt: skip
-    lines.append("            __syncthreads();")
+                 f"COL({j}, 3), COL({j}, 4), {pad})) __syncthreads();")  # fmt: skip
     pointwise = list(ring.pointwise)
     if layer.type == "conv":
         relu = bool(pointwise) and layers[pointwise[0]].type == "relu"
