@@ -25,6 +25,7 @@ import pandas as pd
 from analysis.derive import is_nan, num
 from analysis.inputs import RECORD_DTYPES, read_model_csv
 from analysis.sources import NO_GPU, SOURCE_THIS_RUN, sources
+from pipeline.stages.ceilings import COMPUTE_CEILING_KEYS
 
 SCHEMA_VERSION = 2  # of the result JSON files analysis reads (the stages write it)
 KEYS = ["source", "gpu", "network", "variant", "batch"]
@@ -86,7 +87,10 @@ BUILD_COLUMNS = [
 MEASURED_COLUMNS = [c for c in TIME_COLUMNS if c != "gpu_name"] + PROFILE_COLUMNS + PROFILE_DERIVED_COLUMNS
 KERNEL_COLUMNS = ["kernel", "duration_us", "flops", "dram_bytes", "l2_bytes", "l2_sm_bytes", "l1_bytes",
                   "achieved_occupancy_pct", "theoretical_occupancy_pct", "registers", "shared_bytes"]
-CEILING_COLUMNS = ["dram_bytes_per_s", "l2_bytes_per_s", "l1_bytes_per_s", "fp32_flop_per_s"]  # as pipeline/stages/ceilings.py names them (L1: none yet)
+# As pipeline/stages/ceilings.py names them (L1: none yet); the tensor-core peaks are NaN for runs
+# archived before they were measured.
+CEILING_COLUMNS = ["dram_bytes_per_s", "l2_bytes_per_s", "l1_bytes_per_s",
+                   *COMPUTE_CEILING_KEYS.values()]
 PHASE_COLUMNS = ["phase", "share", "us_per_image", "phases_run_us_per_image", "scaled_to", "method",
                  "instrumented_over_timed"]
 PROVENANCE_FIELDS = ["gpu_name", "gpu_uuid", "driver_version", "cuda_runtime_version", "cuda_driver_version",

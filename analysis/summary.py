@@ -15,8 +15,11 @@ COLUMNS = {
     "model_dram_bytes_per_image": "model MB/image",
     "speedup_vs_lbl": "x own lbl",
     "speedup_vs_vendor": "x best vendor",
+    "pct_of_compute_ceiling": "% compute ceiling",
     "energy_mj_per_image": "mJ/image",
 }
+NOTES = ("% compute ceiling: useful FLOPs (model) per second over the measured peak of the variant's precision\n"
+         "(FP32 FFMA; FP16/BF16 tensor-core mma.sync).")
 MB_COLUMNS = ("dram_bytes_per_image", "model_dram_bytes_per_image")
 
 
@@ -31,7 +34,7 @@ def summary_table(tidy_csv: str | Path) -> str:
         table[col] = table[col] / 1e6
     gpu = rows["gpu_name"].dropna().iloc[0] if rows["gpu_name"].notna().any() else rows["gpu"].iloc[0]
     text = table.rename(columns=COLUMNS).to_string(index=False, float_format=lambda v: f"{v:.3g}")
-    out = f"Measured on {gpu} (medians over CUDA-event repeats; DRAM bytes from ncu range replay):\n{text}"
+    out = f"Measured on {gpu} (medians over CUDA-event repeats; DRAM bytes from ncu range replay):\n{text}\n{NOTES}"
     phases = phases_table(Path(tidy_csv).with_name("tidy_phases.csv"))
     return out + ("\n\n" + phases if phases else "")
 
