@@ -2,8 +2,9 @@
 
 Everything here follows from columns that were read (analysis/collect.py) or joined from the plan;
 nothing is modelled here. A reference is found by its ``strategy`` and ``precision`` columns: a
-variant is compared with lbl of its own precision (the same GEMM core, so the ratio measures fusion)
-and with the fastest PyTorch anchor of its own precision.
+variant is compared with lbl of its own precision (the same GEMM core, so the ratio measures fusion),
+with the fastest PyTorch anchor of its own precision, and with the sum of cuDNN's convolutions alone
+at its precision (a floor under any layer-by-layer pass built from them).
 """
 
 import math
@@ -19,7 +20,7 @@ GROUP_KEYS = ["source", "gpu", "network", "batch"]
 # Columns that hold numbers (read from JSON, they may arrive as objects).
 _TEXT_COLUMNS = {"source", "gpu", "network", "variant", "group", "strategy", "tile", "precision", "gpu_name",
                  "throttle_reasons", "throttled", "missing", "model_only", "verify_passed", "build_arch",
-                 "roofline_flops_source"}  # fmt: skip
+                 "roofline_flops_source", "convs_alone_by_layer"}  # fmt: skip
 
 
 def num(x) -> float:
@@ -53,6 +54,17 @@ def reference_value(df: pd.DataFrame, strategy: Strategy, value: str) -> np.ndar
     network, batch and precision, aligned to ``df``."""
     keys = [*GROUP_KEYS, "precision"]
     ref = reference_rows(df, strategy)[[*keys, value]].rename(columns={value: "_ref"})
+    return df[keys].merge(ref, how="left", on=keys)["_ref"].to_numpy()
+
+
+def convs_alone_reference(df: pd.DataFrame) -> np.ndarray:
+    """The summed cuDNN convolutions alone (the channels-last anchor's ``convs_alone_us_per_image``)
+    at the same source, gpu, network, batch and precision, aligned to ``df``; NaN where none was timed."""
+    keys = [*GROUP_KEYS, "precision"]
+    col = "convs_alone_us_per_image"
+    if col not in df:
+        return np.full(len(df), np.nan)
+    ref = df.dropna(subset=[col]).sort_values(col).drop_duplicates(keys)[[*keys, col]].rename(columns={col: "_ref"})
     return df[keys].merge(ref, how="left", on=keys)["_ref"].to_numpy()
 
 
@@ -95,6 +107,8 @@ def derive(df: pd.DataFrame, ceilings: pd.DataFrame | None = None) -> pd.DataFra
         # Conservative spread from the two IQRs: slowest-reference/fastest-us and vice versa.
         df[f"speedup_vs_{ref}_lo"] = q1 / df["us_per_image_q3"]
         df[f"speedup_vs_{ref}_hi"] = q3 / df["us_per_image_q1"]
+    # Above 1: faster than any layer-by-layer pass whose convolutions are cuDNN's could be.
+    df["speedup_vs_cudnn_convs_alone"] = convs_alone_reference(df) / df["us_per_image"]
     lbl_dram = reference_value(df, Strategy.LBL, "dram_bytes_per_image")
     df["dram_saving_vs_lbl_pct"] = 100.0 * (1.0 - df["dram_bytes_per_image"] / lbl_dram)
     df["dram_ratio_to_model"] = df["dram_bytes_per_image"] / df["model_dram_bytes_per_image"]

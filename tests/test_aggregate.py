@@ -233,10 +233,12 @@ def test_speedups_compare_within_a_precision():
 
 
 # ------------------------------------------------------------------ compute ceilings, cuDNN convs alone
-# A recorded run with FP32 and FP16 variants, measured before the tensor-core ceilings existed; tests
-# add those to a copy (archived_run_copy, tests/conftest.py) with made-up values.
+# A recorded run with FP32 and FP16 variants, measured before the tensor-core ceilings and the convs
+# alone existed; tests add those to a copy (archived_run_copy, tests/conftest.py) with made-up values.
 RECORDED = "h200-2026-12-01"
 TC_FP16_TEST_CEILING = 6.0e14  # made up for the test, not a measurement
+CONVS_ALONE_TEST = {"convs_alone": [{"layer": "conv1", "us_per_image_median": 2.0},
+                                    {"layer": "conv2", "us_per_image_median": 3.0}]}  # made up too
 
 
 def recorded_tidy(root: Path) -> pd.DataFrame:
@@ -277,15 +279,39 @@ def test_each_row_gets_the_compute_ceiling_of_its_own_precision(archived_run_cop
     assert row(t, "lbl", 128, src)["pct_of_compute_ceiling"] == pytest.approx(lbl["pct_of_compute_ceiling"])
 
 
-def test_summary_gives_compute_ceiling_shares(archived_run_copy, tmp_path):
+def test_convs_alone_reach_the_tidy_table_and_bound_each_precision(archived_run_copy):
+    """vendor-cl's convs alone (time.json) become its row's sum and breakdown; every row of that
+    precision and batch is compared with the sum; other precisions have no such reference."""
+    src = f"archived h200 {RECORDED[5:]}"
+    t = recorded_tidy(archived_run_copy(RECORDED, times={"vendor-cl-fp16/b128": CONVS_ALONE_TEST}))
+    anchor = row(t, "vendor-cl-fp16", 128, src)
+    assert anchor["convs_alone_us_per_image"] == 5.0 and anchor["convs_alone_by_layer"] == "conv1:2;conv2:3"
+    fused = row(t, "fused-reuse-t4x7-fp16", 128, src)
+    assert fused["speedup_vs_cudnn_convs_alone"] == pytest.approx(5.0 / fused["us_per_image"])
+    assert math.isnan(row(t, "fused-reuse-t2x7", 128, src)["speedup_vs_cudnn_convs_alone"])  # fp32: none timed
+    assert math.isnan(row(t, "lbl-fp16", 16, src)["speedup_vs_cudnn_convs_alone"])  # another batch
+
+
+def test_convs_alone_sum_is_never_partial():
+    from analysis.collect import convs_alone_columns
+
+    assert convs_alone_columns(None) == {} and convs_alone_columns([]) == {}
+    c = convs_alone_columns([{"layer": "conv1", "us_per_image_median": 2.0}, {"layer": "conv2"}])
+    assert math.isnan(c["convs_alone_us_per_image"]) and c["convs_alone_by_layer"] == "conv1:2;conv2:nan"
+
+
+def test_summary_gives_compute_ceiling_shares_and_the_convs_alone(archived_run_copy, tmp_path):
     """The table the workflow prints, on a recorded run read as this run's results."""
     from analysis.summary import summary_table
 
-    root = archived_run_copy(RECORDED, {"tc_fp16_flop_per_s": TC_FP16_TEST_CEILING})
+    root = archived_run_copy(RECORDED, {"tc_fp16_flop_per_s": TC_FP16_TEST_CEILING},
+                             {"vendor-cl-fp16/b128": CONVS_ALONE_TEST})
     t = tidy_tables([root], root / "plan.csv")["tidy"]
     save_table(t, tmp_path / "tidy.csv")
     text = summary_table(tmp_path / "tidy.csv")
-    assert "% compute ceiling" in text
+    assert "% compute ceiling" in text and "x cuDNN convs" in text
+    assert "vendor-cl-fp16 b128: conv1 2 + conv2 3 = 5" in text
+    assert "lower bound on any layer-by-layer pass built from cuDNN's convolutions" in text
     lbl16 = row(t, "lbl-fp16", 128)
     cells = next(l.split() for l in text.splitlines() if l.split()[:2] == ["lbl-fp16", "128"])
-    assert f"{lbl16['pct_of_compute_ceiling']:.3g}" in cells
+    assert f"{lbl16['pct_of_compute_ceiling']:.3g}" in cells and f"{5.0 / lbl16['us_per_image']:.3g}" in cells
