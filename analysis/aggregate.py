@@ -26,10 +26,11 @@ from analysis.rows import sort_rows
 def tidy_tables(results_dirs: Iterable[Path], plan_csv: Path | None, archive_dirs: Iterable[Path] = ()) -> dict[str, pd.DataFrame]:
     """The tidy tables, keyed as the rule's outputs: tidy, kernels, ceilings, phases, provenance."""
     results_dirs, archive_dirs = list(results_dirs), list(archive_dirs)
+    ceilings = collect_ceilings(results_dirs, archive_dirs)  # each row's compute ceiling comes from here
     return {
-        "tidy": sort_rows(derive(collect(results_dirs, plan_csv, archive_dirs)), KEYS),
+        "tidy": sort_rows(derive(collect(results_dirs, plan_csv, archive_dirs), ceilings), KEYS),
         "kernels": derive_kernels(collect_kernels(results_dirs, archive_dirs)),
-        "ceilings": collect_ceilings(results_dirs, archive_dirs),
+        "ceilings": ceilings,
         "phases": collect_phases(results_dirs, archive_dirs),
         "provenance": collect_provenance(results_dirs, archive_dirs),
     }

@@ -25,6 +25,7 @@ import pandas as pd
 from analysis.derive import is_nan, num
 from analysis.inputs import RECORD_DTYPES, read_model_csv
 from analysis.sources import NO_GPU, SOURCE_THIS_RUN, sources
+from pipeline.stages.ceilings import COMPUTE_CEILING_KEYS
 
 SCHEMA_VERSION = 2  # of the result JSON files analysis reads (the stages write it)
 KEYS = ["source", "gpu", "network", "variant", "batch"]
@@ -61,6 +62,9 @@ TIME_COLUMNS = [
     "throttled",
     "throttle_reasons",
 ]
+# The channels-last PyTorch anchor's convolutions timed alone (time.json's ``convs_alone``): their
+# summed medians, and each as ``<layer>:<us>`` joined by ';' (the row stays flat).
+CONVS_ALONE_COLUMNS = ["convs_alone_us_per_image", "convs_alone_by_layer"]
 # Whole-pass numbers of profile.json (range replay), and the kernels' L1 total (kernel replay).
 PROFILE_COLUMNS = [
     "dram_read_bytes_per_image",
@@ -83,10 +87,14 @@ BUILD_COLUMNS = [
     "register_limited_occupancy_pct_min",
 ]
 # Everything that comes from a GPU measurement; blanked when verification failed.
-MEASURED_COLUMNS = [c for c in TIME_COLUMNS if c != "gpu_name"] + PROFILE_COLUMNS + PROFILE_DERIVED_COLUMNS
+MEASURED_COLUMNS = ([c for c in TIME_COLUMNS if c != "gpu_name"] + CONVS_ALONE_COLUMNS + PROFILE_COLUMNS
+                    + PROFILE_DERIVED_COLUMNS)
 KERNEL_COLUMNS = ["kernel", "duration_us", "flops", "dram_bytes", "l2_bytes", "l2_sm_bytes", "l1_bytes",
                   "achieved_occupancy_pct", "theoretical_occupancy_pct", "registers", "shared_bytes"]
-CEILING_COLUMNS = ["dram_bytes_per_s", "l2_bytes_per_s", "l1_bytes_per_s", "fp32_flop_per_s"]  # as pipeline/stages/ceilings.py names them (L1: none yet)
+# As pipeline/stages/ceilings.py names them (L1: none yet); the tensor-core peaks are NaN for runs
+# archived before they were measured.
+CEILING_COLUMNS = ["dram_bytes_per_s", "l2_bytes_per_s", "l1_bytes_per_s",
+                   *COMPUTE_CEILING_KEYS.values()]
 PHASE_COLUMNS = ["phase", "share", "us_per_image", "phases_run_us_per_image", "scaled_to", "method",
                  "instrumented_over_timed"]
 PROVENANCE_FIELDS = ["gpu_name", "gpu_uuid", "driver_version", "cuda_runtime_version", "cuda_driver_version",
@@ -180,7 +188,19 @@ def _read_time(d: Path, notes: list[str]) -> tuple[dict, dict | None]:
     out = {k: t.get(k, np.nan) for k in TIME_COLUMNS}
     if isinstance(out["throttle_reasons"], (list, tuple)):
         out["throttle_reasons"] = ",".join(map(str, out["throttle_reasons"]))
+    out.update(convs_alone_columns(t.get("convs_alone")))
     return out, t
+
+
+def convs_alone_columns(convs) -> dict:
+    """CONVS_ALONE_COLUMNS from time.json's ``convs_alone`` records (pipeline/stages/time.py); {} for
+    every other time.json. A convolution without a median leaves the sum NaN, never a partial sum."""
+    recs = [c for c in convs or [] if isinstance(c, dict)]
+    if not recs:
+        return {}
+    us = [num(c.get("us_per_image_median")) for c in recs]
+    return {"convs_alone_us_per_image": sum(us),
+            "convs_alone_by_layer": ";".join(f"{c.get('layer', '?')}:{u:.4g}" for c, u in zip(recs, us))}
 
 
 def _read_profile(d: Path, notes: list[str]) -> tuple[dict, list[dict], dict | None]:
@@ -319,8 +339,8 @@ def collect(results_dirs: Iterable[Path], plan_csv: Path | None, archive_dirs: I
         if rows:
             frames.append(_attach_plan(pd.DataFrame(rows), p))
     front = [*KEYS, *RECORD_COLUMNS, "model_only", "missing"]
-    columns = [*front, *VERIFY_COLUMNS, *TIME_COLUMNS, *PROFILE_COLUMNS, *PROFILE_DERIVED_COLUMNS, *BUILD_COLUMNS,
-               *PLAN_MODEL_COLUMNS]  # fmt: skip
+    columns = [*front, *VERIFY_COLUMNS, *TIME_COLUMNS, *CONVS_ALONE_COLUMNS, *PROFILE_COLUMNS,
+               *PROFILE_DERIVED_COLUMNS, *BUILD_COLUMNS, *PLAN_MODEL_COLUMNS]  # fmt: skip
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     df = df.reindex(columns=list(dict.fromkeys([*columns, *df.columns])))
     df["model_only"] = df["model_only"].astype(bool)

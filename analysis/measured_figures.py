@@ -23,6 +23,7 @@ from analysis.labels import Label, along, place_labels
 from analysis.paper import KB, MB, paper_marks
 from analysis.rows import measured, pick_source, variant_order
 from analysis.sources import SOURCE_THIS_RUN, source_title
+from pipeline.stages.ceilings import COMPUTE_CEILING_KEYS
 from pipeline.core.strategy import FUSED_STRATEGIES, Strategy
 
 TERA = 1e12
@@ -99,6 +100,14 @@ def kernel_labels(k: pd.DataFrame) -> pd.Series:
     return names.where(count == 1, names + " #" + nth.astype(str))
 
 
+def _legend_under(fig, anchor, handles: list, **kw):
+    """A figure legend centred under ``anchor`` (another legend); returns it, to anchor what follows."""
+    renderer = fig.canvas.get_renderer()
+    y = anchor.get_window_extent(renderer).y0 - 4
+    fy = fig.transFigure.inverted().transform((0, y))[1]
+    return fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, fy), frameon=False, **kw)
+
+
 def _note_below(fig, anchor, lines: list[str], fontsize: float = 9) -> None:
     """Text lines centred under ``anchor`` (a legend), so notes never sit on the axes."""
     if not lines:
@@ -109,34 +118,83 @@ def _note_below(fig, anchor, lines: list[str], fontsize: float = 9) -> None:
     fig.text(0.5, fy, "\n".join(lines), ha="center", va="top", fontsize=fontsize, color="#444444")
 
 
+# The compute roof of each precision, as the ceilings table names it (pipeline/stages/ceilings.py),
+# with its legend name and line style; a variant is drawn against the roof of its own precision.
+PRECISIONS = ("fp32", "fp16", "bf16")
+COMPUTE_ROOF_NAMES = {"fp32": "FP32 peak (FFMA)", "fp16": "FP16 peak (tensor cores, mma.sync)",
+                      "bf16": "BF16 peak (tensor cores, mma.sync)"}  # fmt: skip
+COMPUTE_ROOF_STYLES = {"fp32": ("#b22222", "-"), "fp16": ("#1b7837", "-."), "bf16": ("#762a83", (0, (6, 2, 1, 2)))}
+
+
+def compute_roofs(ceil: pd.Series, precisions) -> tuple[list[tuple[str, float]], list[str]]:
+    """The measured compute ceiling of each of ``precisions`` that has one, as (precision, FLOP/s)
+    in PRECISIONS order, and the precisions without one (runs archived before it was measured)."""
+    roofs, missing = [], []
+    for p in (p for p in PRECISIONS if p in set(precisions)):
+        value = ceil.get(COMPUTE_CEILING_KEYS[p], math.nan)
+        if finite(value) and value > 0:
+            roofs.append((p, float(value)))
+        else:
+            missing.append(p)
+    return roofs, missing
+
+
+def _roofline_kernels(kernels: pd.DataFrame | None, source: str, gpu: str, network: str, batch: int
+                      ) -> tuple[pd.DataFrame, list[str], list[str]]:  # fmt: skip
+    """The fp32 lbl kernels of one pass with FP32 FLOPs, the 0-FLOP ones' labels, and the 16-bit lbl
+    kernels left out (ncu's FP32 FLOP counters do not see their tensor-core work)."""
+    k = kernels if kernels is not None else pd.DataFrame()
+    if k.empty:
+        return k, [], []
+    k = k[(k["source"] == source) & (k["gpu"] == gpu) & (k["network"] == network) & (k["batch"] == batch)
+          & (k["strategy"] == Strategy.LBL)]
+    fp32 = k["precision"].fillna(PRECISIONS[0]) == PRECISIONS[0]
+    left_out = sorted(set(k.loc[~fp32, "variant"]))
+    k = k[fp32]
+    k = k.assign(label=kernel_labels(k))
+    dead = ~(k["achieved_flops_per_s"].fillna(0) > 0)
+    return k[~dead], list(k.loc[dead, "label"]), left_out
+
+
+def _draw_roofs(ax, xs: np.ndarray, roofs: list[tuple[str, float]], bandwidths: list[tuple[str, str, str]],
+                ceil: pd.Series, capped: bool = True) -> None:  # fmt: skip
+    """Bandwidth roofs, capped at the highest compute roof (uncapped when ``capped`` is false: a
+    precision on these axes has no measured roof, and its points may sit above the others'), and a
+    line per compute roof."""
+    top = max((v for _, v in roofs), default=math.nan) if capped else math.nan
+    for key, name, ls in bandwidths:
+        bw = ceil.get(key, math.nan)
+        if finite(bw):
+            roof = np.minimum(bw * xs, top) if finite(top) else bw * xs
+            ax.plot(xs, roof / TERA, color="black", ls=ls, lw=1.1, label=f"{name} {bw / TERA:.1f} TB/s (measured)")
+    for p, value in roofs:
+        color, ls = COMPUTE_ROOF_STYLES[p]
+        ax.axhline(value / TERA, color=color, ls=ls, lw=1.3,
+                   label=f"{COMPUTE_ROOF_NAMES[p]} {value / TERA:.0f} TFLOP/s (measured)")
+
+
 def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, out_svg: Path, network: str,
              batch: int | None = None) -> None:
-    """Hierarchical roofline: each variant (whole pass) and each lbl kernel at DRAM and L2 intensity
-    (and L1 where an L1 ceiling was measured), lbl kernels labelled without overlaps."""
+    """Hierarchical roofline: each variant (whole pass) and each fp32 lbl kernel at DRAM and L2
+    intensity (and L1 where an L1 ceiling was measured), lbl kernels labelled without overlaps. Each
+    precision's points sit under that precision's measured compute roof (FP32 FMA, tensor cores)."""
     title = f"Hierarchical roofline - {network}"
     sel = _select(tidy, network, title, out_svg)
     if sel is None:
         return
     sub, suffix = sel
     source, gpu = sub["source"].iloc[0], sub["gpu"].iloc[0]
-    sub = sub.dropna(subset=["achieved_flops_per_s"])
+    # a point needs bytes, which only a profile has (16-bit variants' FLOPs come from the model)
+    sub = sub.dropna(subset=["achieved_flops_per_s"]).dropna(
+        subset=["ai_dram_flops_per_byte", "ai_l2_flops_per_byte"], how="all")
     if sub.empty:
-        placeholder(out_svg, title, f"{suffix}: no FLOP counts (Nsight Compute did not run)")
+        placeholder(out_svg, title, f"{suffix}: no FLOP or byte counts (Nsight Compute did not run)")
         return
     batch = batch or int(sub["batch"].max())
     sub = sub[sub["batch"] == batch]
     ceil = ceilings[(ceilings["source"] == source) & (ceilings["gpu"] == gpu)] if not ceilings.empty else ceilings
     ceil = ceil.iloc[0] if len(ceil) else pd.Series(dtype=float)
-    k = kernels if kernels is not None else pd.DataFrame()
-    if not k.empty:
-        k = k[(k["source"] == source) & (k["gpu"] == gpu) & (k["network"] == network) & (k["batch"] == batch)
-              & (k["strategy"] == Strategy.LBL)]
-        k = k.assign(label=kernel_labels(k))
-    zero_flop: list[str] = []
-    if not k.empty:
-        dead = ~(k["achieved_flops_per_s"].fillna(0) > 0)
-        zero_flop = list(k.loc[dead, "label"])
-        k = k[~dead]
+    k, zero_flop, lbl_16bit = _roofline_kernels(kernels, source, gpu, network, batch)
     levels = [("dram", "o", "DRAM"), ("l2", "s", "L2")]
     has_l1 = finite(ceil.get("l1_bytes_per_s", math.nan))
     if has_l1:
@@ -148,7 +206,7 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
     to_label: list[Label] = []
     points: list[tuple[float, float]] = []
     for ax, frame, label_col, what in ((axes[0, 0], sub, "variant", "whole forward pass per variant"),
-                                       (axes[0, 1], k, "label", "layer-by-layer kernels")):
+                                       (axes[0, 1], k, "label", "layer-by-layer kernels (FP32)")):
         if frame is None or frame.empty:
             ax.text(0.5, 0.5, "no per-kernel profile", ha="center", transform=ax.transAxes,
                     color=style.PLACEHOLDER_COLOR)
@@ -178,44 +236,55 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
         return
     x_lo, x_hi = min(xs_all) / 4, max(xs_all) * 4
     xs = np.logspace(math.log10(x_lo), math.log10(x_hi), 100)
-    peak = ceil.get("fp32_flop_per_s", math.nan)
-    roofs = [("dram_bytes_per_s", "DRAM", "-"), ("l2_bytes_per_s", "L2", "--")]
+    roofs, no_roof = compute_roofs(ceil, sub["precision"].fillna(PRECISIONS[0]))
+    bandwidths = [("dram_bytes_per_s", "DRAM", "-"), ("l2_bytes_per_s", "L2", "--")]
     if has_l1:
-        roofs.append(("l1_bytes_per_s", "L1", ":"))
-    for ax in axes[0]:
-        for key, name, ls in roofs:
-            bw = ceil.get(key, math.nan)
-            if finite(bw):
-                roof = np.minimum(bw * xs, peak) if finite(peak) else bw * xs
-                ax.plot(xs, roof / TERA, color="black", ls=ls, lw=1.1, label=f"{name} {bw / TERA:.1f} TB/s (measured)")
-        if finite(peak):
-            ax.axhline(peak / TERA, color="#b22222", lw=1.3, label=f"FP32 peak {peak / TERA:.0f} TFLOP/s (measured)")
+        bandwidths.append(("l1_bytes_per_s", "L1", ":"))
+    for ax, ax_roofs, capped in ((axes[0, 0], roofs, not no_roof),
+                                 (axes[0, 1], [r for r in roofs if r[0] == PRECISIONS[0]], True)):
+        _draw_roofs(ax, xs, ax_roofs, bandwidths, ceil, capped)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(x_lo, x_hi)
         ax.set_xlabel("arithmetic intensity (FLOP / byte)")
-    y_lo, y_hi = min(ys_all), max(ys_all + ([peak / TERA] if finite(peak) else []))
-    axes[0, 0].set_ylim(y_lo / 3, y_hi * 2.5)  # room above the peak line for labels
+    y_lo, y_hi = min(ys_all), max(ys_all + [v / TERA for _, v in roofs])
+    axes[0, 0].set_ylim(y_lo / 3, y_hi * 2.5)  # room above the highest roof for labels
     axes[0, 0].set_ylabel("achieved TFLOP/s")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     variant_handles = [h for h, lab in zip(handles, labels) if lab in set(sub["variant"])]
     handles = [h for h, lab in zip(handles, labels) if lab not in set(sub["variant"])]
-    if variant_handles:
-        axes[0, 0].legend(handles=variant_handles, loc="lower right", fontsize=8, title="variant")
     for _, marker, name in levels:
         handles.append(style.plt.Line2D([], [], marker=marker, ls="", color="#4d4d4d", label=f"{name} intensity"))
-    labels_note = " (no measured ceilings)" if not finite(peak) and not ceil.get("has_ceilings", False) else ""
+    labels_note = " (no measured ceilings)" if not roofs and not ceil.get("has_ceilings", False) else ""
     fig.suptitle(f"{title}, batch {batch}{labels_note}\n{suffix}", fontsize=13)
     fig.tight_layout()
     legend = fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
+    if variant_handles:  # below the axes: the tensor-core roofs squeeze the points into any corner a legend takes
+        legend = _legend_under(fig, legend, variant_handles, ncol=3, fontsize=9, title="variant")
     place_labels(axes[0, 1], to_label, obstacles=points)
+    _note_below(fig, legend, roofline_notes(sub, zero_flop, lbl_16bit, no_roof, ceil, has_l1))
+    style.save(fig, out_svg)
+
+
+def roofline_notes(sub: pd.DataFrame, zero_flop: list[str], lbl_16bit: list[str], no_roof: list[str],
+                   ceil: pd.Series, has_l1: bool) -> list[str]:  # fmt: skip
+    """The lines under the roofline: what is not drawn, and where 16-bit FLOPs come from."""
     notes = []
+    if set(sub["precision"].dropna()) - {PRECISIONS[0]}:
+        notes.append("FP16/BF16 points: the model's useful FLOPs (Nsight Compute's FLOP counters count FP32 "
+                     "instructions, not tensor-core HMMA);\nFP32 points: the FP32 FLOPs Nsight Compute counted.")
+    if no_roof and ceil.get("has_ceilings", False):
+        names = ", ".join(p.upper() for p in no_roof)
+        notes.append(f"No {names} compute roof: this GPU's ceilings.json has no tensor-core ceiling "
+                     "(measured before the stage timed them).")
+    if lbl_16bit:
+        notes.append(f"Right: the kernels of {', '.join(lbl_16bit)} are not drawn (ncu's FP32 FLOPs miss their "
+                     "tensor-core work).")
     if zero_flop:
         notes.append(f"Not on the log axes (0 FP32 FLOPs: max pool only compares): {', '.join(zero_flop)}.")
     if not has_l1:
         notes.append("L1 intensity not plotted: no L1 ceiling was measured (values in results/tidy_kernels.csv).")
-    _note_below(fig, legend, notes)
-    style.save(fig, out_svg)
+    return notes
 
 
 def matplotlib_color(color) -> str:

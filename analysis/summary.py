@@ -15,8 +15,16 @@ COLUMNS = {
     "model_dram_bytes_per_image": "model MB/image",
     "speedup_vs_lbl": "x own lbl",
     "speedup_vs_vendor": "x best vendor",
+    "speedup_vs_cudnn_convs_alone": "x cuDNN convs",
+    "pct_of_compute_ceiling": "% compute ceiling",
     "energy_mj_per_image": "mJ/image",
 }
+CONVS_ALONE_HEAD = ("cuDNN's convolutions alone (vendor-cl: channels-last, cudnn.benchmark, conv + bias, no ReLU; "
+                    "us/image).\nTheir sum is a lower bound on any layer-by-layer pass built from cuDNN's "
+                    "convolutions (\"x cuDNN convs\" above: >1 beats it):")
+NOTES = ("x cuDNN convs: cuDNN's convolutions alone (listed below), summed, at the variant's precision and batch,\n"
+         "over the variant's time. % compute ceiling: useful FLOPs (model) per second over the measured peak of the\n"
+         "variant's precision (FP32 FFMA; FP16/BF16 tensor-core mma.sync).")
 MB_COLUMNS = ("dram_bytes_per_image", "model_dram_bytes_per_image")
 
 
@@ -31,9 +39,24 @@ def summary_table(tidy_csv: str | Path) -> str:
         table[col] = table[col] / 1e6
     gpu = rows["gpu_name"].dropna().iloc[0] if rows["gpu_name"].notna().any() else rows["gpu"].iloc[0]
     text = table.rename(columns=COLUMNS).to_string(index=False, float_format=lambda v: f"{v:.3g}")
-    out = f"Measured on {gpu} (medians over CUDA-event repeats; DRAM bytes from ncu range replay):\n{text}"
-    phases = phases_table(Path(tidy_csv).with_name("tidy_phases.csv"))
-    return out + ("\n\n" + phases if phases else "")
+    out = f"Measured on {gpu} (medians over CUDA-event repeats; DRAM bytes from ncu range replay):\n{text}\n{NOTES}"
+    sections = [convs_alone_lines(rows), phases_table(Path(tidy_csv).with_name("tidy_phases.csv"))]
+    return "\n\n".join([out, *(sec for sec in sections if sec)])
+
+
+def convs_alone_lines(rows) -> str:
+    """Each precision and batch whose channels-last anchor timed its convolutions alone: each one,
+    and their sum; "" when none did (no torch, or results from before the measurement)."""
+    if "convs_alone_us_per_image" not in rows:
+        return ""
+    d = rows.dropna(subset=["convs_alone_us_per_image"])
+    if d.empty:
+        return ""
+    lines = [CONVS_ALONE_HEAD]
+    for _, r in sort_rows(d, ["variant", "batch"]).iterrows():
+        parts = " + ".join(p.replace(":", " ") for p in str(r["convs_alone_by_layer"]).split(";"))
+        lines.append(f"  {r['variant']} b{r['batch']}: {parts} = {r['convs_alone_us_per_image']:.3g}")
+    return "\n".join(lines)
 
 
 def phases_table(tidy_phases_csv: str | Path) -> str:

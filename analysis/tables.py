@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.rows import measured, sort_rows
+from kernels.registry import DEFAULT_PRECISION
 from pipeline.core.strategy import Strategy
 from pipeline.model.paper import DEFAULTS_TEXT, MATCH_TOLERANCE, PAPER_READING_TEXT
 
@@ -94,9 +95,11 @@ window.addEventListener("load", hint); window.addEventListener("resize", hint);
 # units they are shown in: bytes as MB or KB, FLOP/s as TFLOP/s, so no cell needs e-notation.
 REPORT_TABLE_COLUMNS = [
     "source", "gpu", "network", "variant", "batch", "model_only", "verify_passed", "us_per_image",
-    "us_per_image_q1", "us_per_image_q3", "speedup_vs_lbl", "speedup_vs_vendor", "dram_bytes_per_image",
+    "us_per_image_q1", "us_per_image_q3", "speedup_vs_lbl", "speedup_vs_vendor", "convs_alone_us_per_image",
+    "convs_alone_by_layer", "speedup_vs_cudnn_convs_alone", "dram_bytes_per_image",
     "model_dram_bytes_per_image", "dram_ratio_to_model", "dram_ratio_to_compulsory", "l2_bytes_per_image",
-    "achieved_flops_per_s", "ai_dram_flops_per_byte", "energy_mj_per_image", "registers_max", "shared_bytes_max",
+    "achieved_flops_per_s", "ai_dram_flops_per_byte", "useful_flops_per_s", "compute_ceiling_flop_per_s",
+    "pct_of_compute_ceiling", "energy_mj_per_image", "registers_max", "shared_bytes_max",
     "spill_bytes_total", "achieved_occupancy_pct", "throttled", "missing",
 ]
 REPORT_UNITS = {  # column -> (shown as, divide by)
@@ -104,6 +107,8 @@ REPORT_UNITS = {  # column -> (shown as, divide by)
     "model_dram_bytes_per_image": ("model_dram_MB_per_image", 1e6),
     "l2_bytes_per_image": ("l2_MB_per_image", 1e6),
     "achieved_flops_per_s": ("achieved_TFLOP_per_s", 1e12),
+    "useful_flops_per_s": ("useful_TFLOP_per_s", 1e12),
+    "compute_ceiling_flop_per_s": ("compute_ceiling_TFLOP_per_s", 1e12),
     "shared_bytes_max": ("shared_KB_max", 1e3),
 }
 
@@ -208,7 +213,8 @@ def extra_work_table(tidy: pd.DataFrame) -> pd.DataFrame:
 
     Measured MACs are Nsight Compute's FP32 FLOPs / 2 (FMA = 2, FADD/FMUL = 1, so LRN arithmetic is
     included and max/ReLU are not); ``executed / model`` above 1 is work beyond the model's
-    pyramid. For fused variants the plan carries what ``kernels.work.fused_work`` counts from the
+    pyramid. FP32 variants only: ncu does not count tensor-core work. For fused variants the plan
+    carries what ``kernels.work.fused_work`` counts from the
     kernel's loops for that build: padding MACs (empty register-tile slots and padded K) and the
     FLOPs ncu should count (GEMMs, bias, LRN): ``ncu / counted`` is that check.
     """
@@ -217,7 +223,9 @@ def extra_work_table(tidy: pd.DataFrame) -> pd.DataFrame:
     m = measured(tidy)
     if m.empty or "flops_per_image" not in m:
         return pd.DataFrame(columns=cols)
-    m = m[m["strategy"].isin(OWN_KERNELS)].dropna(subset=["flops_per_image"])
+    # fp32 only: ncu's FP32 FLOP counters miss the 16-bit kernels' tensor-core (HMMA) work entirely
+    fp32 = m["precision"].fillna(DEFAULT_PRECISION) == DEFAULT_PRECISION
+    m = m[m["strategy"].isin(OWN_KERNELS) & fp32].dropna(subset=["flops_per_image"])
     if m.empty:
         return pd.DataFrame(columns=cols)
     m = m.assign(measured_macs_per_image=m["flops_per_image"] / 2)

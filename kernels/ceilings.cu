@@ -6,6 +6,9 @@
 // ceil_l2_read  L2 bandwidth: repeated 16-byte reads (ld.global.cg, L2 only, L1 bypassed) of a
 //               buffer well inside L2; four independent loads in flight per thread.
 // ceil_fma      FP32 FMA peak: 8 independent register-resident FFMA chains per thread.
+// ceil_mma_fp16 tensor-core peak, fp16 inputs and FP32 accumulation: MMA_CHAINS independent
+// ceil_mma_bf16 register-resident mma.sync.m16n8k16 chains per warp (the instruction the project's
+//               16-bit kernels use, kernels/tc.cuh), 2*16*8*16 FLOPs each; bf16 likewise.
 //
 // Results are kept alive by a store that depends on them but (almost) never happens, so the
 // compiler cannot drop the work and the stores cost no bandwidth.
@@ -66,4 +69,67 @@ extern "C" __global__ void ceil_fma(float* __restrict__ sink, int iters, float a
     }
     const float s = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7));
     if (s == 1.2345e30f) sink[tid] = s;
+}
+
+// ---------------------------------------------------------------- tensor cores
+// The mma is written out here rather than taken from kernels/tc.cuh: this file is compiled alone
+// from a string by NVRTC (no include path), and it needs both precisions in one module while
+// tc.cuh picks one per build (PREC). The instruction and operand layout are the same.
+#define MMA_CHAINS 8  // pipeline/stages/ceilings.py's MMA_CHAINS counts the FLOPs with it
+
+template <bool BF16>
+__device__ __forceinline__ void ceil_mma16816(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#if __CUDA_ARCH__ >= 800
+    if (BF16)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
+// Two 16-bit values in [0.5, 1) with mantissas varying by lane and register: operands that toggle
+// bits as real data does (all-zero operands draw less power, so the card would clock higher than
+// under a real GEMM), and sums that stay finite over every iteration.
+template <bool BF16>
+__device__ __forceinline__ unsigned ceil_mma_operand(unsigned seed) {
+    const unsigned h = seed * 2654435761u;
+    const unsigned lo = BF16 ? (0x3F00u | (h & 0x7Fu)) : (0x3800u | (h & 0x3FFu));
+    const unsigned hi = BF16 ? (0x3F00u | ((h >> 16) & 0x7Fu)) : (0x3800u | ((h >> 16) & 0x3FFu));
+    return lo | (hi << 16);
+}
+
+// __launch_bounds__(256, 4): at most 64 registers, so the launch's sms x 4 blocks all fit at once
+// (one wave; a partial second wave would leave SMs idle and understate the peak).
+template <bool BF16>
+__device__ __forceinline__ void ceil_mma_body(float* __restrict__ sink, int iters) {
+    const int tid = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned a[4], b[2];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) a[i] = ceil_mma_operand<BF16>(tid * 8 + i);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) b[i] = ceil_mma_operand<BF16>(tid * 8 + 4 + i);
+    float d[MMA_CHAINS][4];
+#pragma unroll
+    for (int c = 0; c < MMA_CHAINS; ++c)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) d[c][j] = 0.f;
+    for (int i = 0; i < iters; ++i)
+#pragma unroll
+        for (int c = 0; c < MMA_CHAINS; ++c) ceil_mma16816<BF16>(d[c], a, b);
+    float s = 0.f;
+#pragma unroll
+    for (int c = 0; c < MMA_CHAINS; ++c) s += (d[c][0] + d[c][1]) + (d[c][2] + d[c][3]);
+    if (s == 1.2345e30f) sink[tid] = s;
+}
+
+extern "C" __global__ void __launch_bounds__(256, 4) ceil_mma_fp16(float* __restrict__ sink, int iters) {
+    ceil_mma_body<false>(sink, iters);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 4) ceil_mma_bf16(float* __restrict__ sink, int iters) {
+    ceil_mma_body<true>(sink, iters);
 }

@@ -230,3 +230,88 @@ def test_speedups_compare_within_a_precision():
     assert d.loc["fused-reuse-t4x7-fp16", "speedup_vs_vendor"] == pytest.approx(11.6 / 8.9)
     assert d.loc["lbl", "speedup_vs_vendor"] == pytest.approx(41.0 / 24.0)
     assert d.loc["lbl-fp16", "speedup_vs_lbl"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------ compute ceilings, cuDNN convs alone
+# A recorded run with FP32 and FP16 variants, measured before the tensor-core ceilings and the convs
+# alone existed; tests add those to a copy (archived_run_copy, tests/conftest.py) with made-up values.
+RECORDED = "h200-2026-12-01"
+TC_FP16_TEST_CEILING = 6.0e14  # made up for the test, not a measurement
+CONVS_ALONE_TEST = {"convs_alone": [{"layer": "conv1", "us_per_image_median": 2.0},
+                                    {"layer": "conv2", "us_per_image_median": 3.0}]}  # made up too
+
+
+def recorded_tidy(root: Path) -> pd.DataFrame:
+    return tidy_tables([], None, [root])["tidy"]
+
+
+def test_16_bit_rows_count_the_models_useful_flops_not_ncus(archived_run_copy):
+    """ncu's FLOP metrics miss HMMA: a 16-bit row's achieved FLOP/s (and intensities) use the model's
+    useful FLOPs; fp32 rows keep ncu's executed FP32 FLOPs."""
+    t = recorded_tidy(archived_run_copy(RECORDED))
+    src = f"archived h200 {RECORDED[5:]}"
+    fp16, fp32 = row(t, "fused-reuse-t4x7-fp16", 128, src), row(t, "fused-reuse-t2x7", 128, src)
+    assert fp16["flops_per_image"] < 0.1 * fp16["model_useful_flops_per_image"]  # what ncu saw: no HMMA
+    useful = fp16["model_useful_flops_per_image"]
+    assert fp16["achieved_flops_per_s"] == pytest.approx(useful / (fp16["us_per_image"] * 1e-6))
+    assert fp16["ai_dram_flops_per_byte"] == pytest.approx(useful / fp16["dram_bytes_per_image"])
+    assert fp16["roofline_flops_source"] == "model useful MACs x 2"
+    assert fp32["achieved_flops_per_s"] == pytest.approx(fp32["flops_per_image"] / (fp32["us_per_image"] * 1e-6))
+    assert fp32["roofline_flops_source"] == "ncu FP32 instructions"
+
+
+def test_each_row_gets_the_compute_ceiling_of_its_own_precision(archived_run_copy):
+    """fp32 against the FP32 FFMA peak; fp16 against the tensor-core one, NaN where the run's
+    ceilings.json has none (as archived) rather than falling back to FP32."""
+    src = f"archived h200 {RECORDED[5:]}"
+    as_archived = recorded_tidy(archived_run_copy(RECORDED))
+    ceil = json.loads((REPO / "reports" / "archive" / RECORDED / "h200" / "ceilings.json").read_text())
+    lbl = row(as_archived, "lbl", 128, src)
+    useful = 2 * lbl["model_useful_macs_per_image"] / (lbl["us_per_image"] * 1e-6)
+    assert lbl["useful_flops_per_s"] == pytest.approx(useful)
+    assert lbl["pct_of_compute_ceiling"] == pytest.approx(100 * useful / ceil["fp32_flop_per_s"])
+    assert math.isnan(row(as_archived, "lbl-fp16", 128, src)["pct_of_compute_ceiling"])
+
+    t = recorded_tidy(archived_run_copy(RECORDED, {"tc_fp16_flop_per_s": TC_FP16_TEST_CEILING}))
+    fp16 = row(t, "lbl-fp16", 128, src)
+    assert fp16["compute_ceiling_flop_per_s"] == TC_FP16_TEST_CEILING
+    assert fp16["pct_of_compute_ceiling"] == pytest.approx(100 * fp16["useful_flops_per_s"] / TC_FP16_TEST_CEILING)
+    assert row(t, "lbl", 128, src)["pct_of_compute_ceiling"] == pytest.approx(lbl["pct_of_compute_ceiling"])
+
+
+def test_convs_alone_reach_the_tidy_table_and_bound_each_precision(archived_run_copy):
+    """vendor-cl's convs alone (time.json) become its row's sum and breakdown; every row of that
+    precision and batch is compared with the sum; other precisions have no such reference."""
+    src = f"archived h200 {RECORDED[5:]}"
+    t = recorded_tidy(archived_run_copy(RECORDED, times={"vendor-cl-fp16/b128": CONVS_ALONE_TEST}))
+    anchor = row(t, "vendor-cl-fp16", 128, src)
+    assert anchor["convs_alone_us_per_image"] == 5.0 and anchor["convs_alone_by_layer"] == "conv1:2;conv2:3"
+    fused = row(t, "fused-reuse-t4x7-fp16", 128, src)
+    assert fused["speedup_vs_cudnn_convs_alone"] == pytest.approx(5.0 / fused["us_per_image"])
+    assert math.isnan(row(t, "fused-reuse-t2x7", 128, src)["speedup_vs_cudnn_convs_alone"])  # fp32: none timed
+    assert math.isnan(row(t, "lbl-fp16", 16, src)["speedup_vs_cudnn_convs_alone"])  # another batch
+
+
+def test_convs_alone_sum_is_never_partial():
+    from analysis.collect import convs_alone_columns
+
+    assert convs_alone_columns(None) == {} and convs_alone_columns([]) == {}
+    c = convs_alone_columns([{"layer": "conv1", "us_per_image_median": 2.0}, {"layer": "conv2"}])
+    assert math.isnan(c["convs_alone_us_per_image"]) and c["convs_alone_by_layer"] == "conv1:2;conv2:nan"
+
+
+def test_summary_gives_compute_ceiling_shares_and_the_convs_alone(archived_run_copy, tmp_path):
+    """The table the workflow prints, on a recorded run read as this run's results."""
+    from analysis.summary import summary_table
+
+    root = archived_run_copy(RECORDED, {"tc_fp16_flop_per_s": TC_FP16_TEST_CEILING},
+                             {"vendor-cl-fp16/b128": CONVS_ALONE_TEST})
+    t = tidy_tables([root], root / "plan.csv")["tidy"]
+    save_table(t, tmp_path / "tidy.csv")
+    text = summary_table(tmp_path / "tidy.csv")
+    assert "% compute ceiling" in text and "x cuDNN convs" in text
+    assert "vendor-cl-fp16 b128: conv1 2 + conv2 3 = 5" in text
+    assert "lower bound on any layer-by-layer pass built from cuDNN's convolutions" in text
+    lbl16 = row(t, "lbl-fp16", 128)
+    cells = next(l.split() for l in text.splitlines() if l.split()[:2] == ["lbl-fp16", "128"])
+    assert f"{lbl16['pct_of_compute_ceiling']:.3g}" in cells and f"{5.0 / lbl16['us_per_image']:.3g}" in cells

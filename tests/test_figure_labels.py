@@ -184,3 +184,21 @@ def test_the_check_sees_overlapping_labels(tmp_path):
     style.save(fig, tmp_path / "bad.svg")
     assert ("lbl_conv_m96", "lbl_conv_m128") in overlaps(tmp_path / "bad.svg")
     plt.close("all")
+
+
+@pytest.mark.parametrize("tc_ceilings", [False, True], ids=["as archived", "with tensor-core ceilings"])
+def test_roofline_draws_each_precisions_own_compute_roof(tmp_path, archived_run_copy, tc_ceilings):
+    """A recorded FP32 + FP16 run: the FP16 roof is drawn when ceilings.json has it (a made-up value
+    added to a copy) and said to be missing when it has not; 16-bit lbl kernels stay off the right."""
+    extra = {"tc_fp16_flop_per_s": 6.0e14, "tc_bf16_flop_per_s": 6.1e14} if tc_ceilings else None  # test values
+    root = archived_run_copy("h200-2026-12-01", extra)
+    out = tmp_path / "roofline.svg"
+    measured_figures.draw("roofline", out, "alexnet", measured_tables([tmp_path / "none"], [root]), GROUPS)
+    texts = [t for t, _ in text_boxes(out)]
+    assert any(t.startswith("FP32 peak (FFMA) 63 TFLOP/s") for t in texts)
+    assert any(t.startswith("FP16 peak (tensor cores, mma.sync) 600 TFLOP/s") for t in texts) == tc_ceilings
+    assert not any(t.startswith("BF16 peak") for t in texts)  # no BF16 variant in this run
+    assert any(t.startswith("No FP16 compute roof") for t in texts) != tc_ceilings
+    assert any("the model's useful FLOPs" in t for t in texts)
+    assert any("lbl-fp16 are not drawn" in t for t in texts) and "lbl_tc_conv_m96" not in texts
+    assert overlaps(out) == []

@@ -170,6 +170,15 @@ def test_extra_work_table_compares_executed_with_model():
     assert t.loc[t["variant"] == "lbl", "kernel's own FLOP count"].isna().all()
 
 
+def test_extra_work_table_leaves_out_16_bit_variants(archived_run_copy):
+    """ncu's FP32 FLOPs of a tensor-core variant are its bias and LRN arithmetic only: no row."""
+    from analysis.tables import extra_work_table
+
+    root = archived_run_copy("h200-2026-12-01")  # a recorded run with FP32 and FP16 variants
+    t = extra_work_table(tables([], [root])["tidy"])
+    assert "lbl" in set(t["variant"]) and not any(v.endswith(("-fp16", "-bf16")) for v in t["variant"])
+
+
 def test_every_item_has_its_drawing_and_caption():
     """The list, the scripts' dispatch tables and reports/*.rst name the same figures."""
     from analysis.tables import WRITE

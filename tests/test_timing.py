@@ -110,3 +110,88 @@ def test_one_time_job_sweeps_its_batches_into_a_file_each(tmp_path, monkeypatch)
     (tmp_path / "verify.json").write_text(json.dumps({"passed": False}))
     with pytest.raises(RuntimeError, match="refusing to measure"):
         sweep_batches(sm, body)
+
+
+def test_only_the_channels_last_anchor_times_its_convs_alone():
+    from kernels.registry import VARIANTS
+    from kernels.vendor_convs import times_convs_alone
+
+    assert sorted(n for n, v in VARIANTS.items() if times_convs_alone(v)) == ["vendor-cl", "vendor-cl-bf16",
+                                                                               "vendor-cl-fp16"]
+
+
+def test_convs_alone_are_timed_like_a_forward_and_kept_per_layer(monkeypatch):
+    """time_convs_alone hands each conv to time_forward with the timing options and no NVML, and
+    keeps a few of its keys per conv, in network order (no GPU: both are stand-ins)."""
+    from types import SimpleNamespace
+
+    import kernels.vendor_convs
+
+    convs = [SimpleNamespace(name="conv1"), SimpleNamespace(name="conv2")]
+    monkeypatch.setattr(kernels.vendor_convs, "convs_alone", lambda fwd: convs)
+    calls = []
+
+    def fake_time_forward(fwd, batch, warmup, repeats, min_seconds, rotate, *, use_nvml, max_launches, **kw):
+        calls.append((fwd.name, batch, warmup, repeats, min_seconds, rotate, use_nvml, max_launches))
+        return {"us_per_image_median": 2.0, "us_per_image_q1": 1.9, "us_per_image_q3": 2.1, "launches": 300,
+                "input_buffers": 4, "gpu_busy_s": 1.0}  # fmt: skip
+
+    monkeypatch.setattr(timing, "time_forward", fake_time_forward)
+    opts = {**timing.DEFAULTS, "warmup": 7, "repeats": 50}
+    out = timing.time_convs_alone(object(), 16, opts)
+    assert [c[0] for c in calls] == ["conv1", "conv2"]
+    assert calls[0][1:] == (16, 7, 50, opts["min_seconds"], opts["rotate_inputs"], False, opts["max_launches"])
+    assert out[0] == {"layer": "conv1", "us_per_image_median": 2.0, "us_per_image_q1": 1.9, "us_per_image_q3": 2.1,
+                      "launches": 300, "input_buffers": 4}  # fmt: skip
+
+
+@pytest.fixture
+def torch_device(cupy_device):
+    """torch with CUDA beside CuPy, or the test skips and says why (the vendor variants' condition)."""
+    from kernels.registry import vendor_available
+
+    ok, why = vendor_available()
+    if not ok:
+        pytest.skip(f"needs torch with CUDA: {why}")
+    return cupy_device
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_vendor_cl_times_each_conv_alone_below_the_block(torch_device, precision):
+    variant = "vendor-cl" if precision == "fp32" else f"vendor-cl-{precision}"
+    r = timing.time_variant(variant, 16, None, warmup=5, repeats=20, min_seconds=0.2)
+    convs = r["convs_alone"]
+    assert [c["layer"] for c in convs] == ["conv1", "conv2"]
+    for c in convs:
+        assert 0 < c["us_per_image_q1"] <= c["us_per_image_median"] <= c["us_per_image_q3"], c
+        assert c["launches"] >= 20 and c["useful_gflop_per_s"] > 0
+    # the block also runs ReLU, LRN, the pools and the input's layout conversion
+    assert sum(c["us_per_image_median"] for c in convs) < r["us_per_image_median"]
+    assert sum(c["useful_gflop_per_s"] * c["us_per_image_median"] for c in convs) * 1e3 / 2 == pytest.approx(
+        r["useful_macs_per_image"], rel=1e-6)  # the convs are all of the block's MACs
+
+
+@pytest.mark.gpu
+def test_a_conv_alone_computes_the_layers_conv(torch_device):
+    """ConvAlone runs the layer's own conv (stride, pad, groups, bias) on a channels-last input."""
+    import torch
+
+    from kernels.api import make_forward
+    from kernels.vendor_convs import convs_alone
+    from pipeline.core.reference import conv2d
+
+    fwd = make_forward("vendor-cl", 2)
+    at = [i for i, layer in enumerate(fwd.layers) if layer.type == "conv"]
+    for i, conv in zip(at, convs_alone(fwd), strict=True):
+        layer, s_out = fwd.layers[i], fwd.shapes[i + 1]
+        x = conv.random_input(3)
+        assert x.is_contiguous(memory_format=torch.channels_last) and tuple(x.shape) == conv.input_shape
+        out = conv(x)
+        torch.cuda.synchronize()
+        w, b = fwd.params[layer.name]
+        ref = conv2d(x.double().cpu().numpy(), w.astype(np.float64), b.astype(np.float64), layer.stride, layer.pad,
+                     layer.groups)  # fmt: skip
+        got = out.double().cpu().numpy()
+        assert got.shape == ref.shape == (2, s_out.channels, s_out.height, s_out.width)
+        assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-4

@@ -1,4 +1,4 @@
-"""Empirical roofline ceilings, once per GPU: DRAM bandwidth, L2 bandwidth, FP32 FMA peak.
+"""Empirical roofline ceilings, once per GPU: DRAM and L2 bandwidth, FP32 FMA and tensor-core peaks.
 
 Why measure: datasheet rates assume boost clocks and ideal access; the roofline plots place each
 variant against what this card actually sustains. Each ceiling is the median of ``repeats``
@@ -9,6 +9,10 @@ beside the datasheet value computed from the device attributes (so the report ca
   cudaMemcpy device-to-device copy is timed as a cross-check.
 - L2: repeated L2-only reads (``ld.global.cg``) of a buffer a quarter of the L2 size.
 - FP32: 8 independent FFMA chains per thread, 2 FLOPs per FFMA.
+- tensor cores, per 16-bit precision (fp16, bf16; FP32 accumulation): ``MMA_CHAINS`` independent
+  register-resident ``mma.sync.m16n8k16`` chains per warp, ``MMA_FLOPS`` each. This is the
+  instruction the project's 16-bit kernels issue (kernels/tc.cuh), so it is their ceiling; on Hopper
+  the vendor libraries' wgmma can go faster. Needs sm_80 or newer; older cards record None.
 - datasheet: SMs x SM clock x FP32 lanes per SM x 2; memory bus width x memory clock x 2 (DDR).
 """
 
@@ -28,6 +32,16 @@ FP32_LANES_PER_SM = {
     (7, 0): 64, (7, 5): 64, (8, 0): 64, (8, 6): 128, (8, 7): 128, (8, 9): 128,
     (9, 0): 128, (10, 0): 128, (10, 3): 128, (12, 0): 128,
 }
+
+# The compute ceiling of each precision's kernels: the ceilings.json key that holds it (analysis
+# draws each variant against the one of its own precision).
+COMPUTE_CEILING_KEYS = {"fp32": "fp32_flop_per_s", "fp16": "tc_fp16_flop_per_s", "bf16": "tc_bf16_flop_per_s"}
+# Tensor-core microbenchmarks of kernels/ceilings.cu, by precision.
+MMA_ENTRIES = {"fp16": "ceil_mma_fp16", "bf16": "ceil_mma_bf16"}
+MMA_CHAINS = 8  # independent mma chains per warp: ceilings.cu's MMA_CHAINS (a test checks they agree)
+MMA_FLOPS = 2 * 16 * 8 * 16  # one m16n8k16: 16x8 outputs, each a 16-term dot product, 2 FLOPs per MAC
+MMA_MIN_CC = (8, 0)  # mma.sync m16n8k16 with fp16/bf16 inputs needs sm_80
+MMA_THREADS, MMA_BLOCKS_PER_SM = 256, 4  # ceilings.cu's __launch_bounds__(256, 4): one wave
 
 
 def datasheet_ceilings(
@@ -78,6 +92,29 @@ def _time_ms(launch, warmup: int, repeats: int) -> list[float]:
     return out
 
 
+def mma_flops(blocks: int, threads: int, iters: int) -> float:
+    """FLOPs of one tensor-core microbenchmark launch: every warp runs ``MMA_CHAINS`` chains of
+    ``iters`` mma.sync.m16n8k16 each."""
+    return float(blocks * (threads // 32)) * iters * MMA_CHAINS * MMA_FLOPS
+
+
+def measure_tensor_cores(mod, sms: int, cc: tuple[int, int], sink, iters: int, warmup: int, repeats: int) -> dict:
+    """``tc_<precision>_flop_per_s`` (with quartiles) per 16-bit precision; None before sm_80,
+    where ceilings.cu compiles the mma kernels to empty bodies, with the reason."""
+    keys = {p: COMPUTE_CEILING_KEYS[p] for p in MMA_ENTRIES}
+    if tuple(cc) < MMA_MIN_CC:
+        why = f"compute capability {cc[0]}.{cc[1]} has no mma.sync m16n8k16 for fp16/bf16 (needs 8.0)"
+        return {**dict.fromkeys(keys.values()), "tc_unavailable_reason": why}
+    blocks = sms * MMA_BLOCKS_PER_SM
+    flops = mma_flops(blocks, MMA_THREADS, iters)
+    res: dict = {"tc_mma_iters": int(iters)}
+    for precision, entry in MMA_ENTRIES.items():
+        kern = mod.get_function(entry)
+        t = _time_ms(lambda: kern((blocks,), (MMA_THREADS,), (sink, np.int32(iters))), warmup, repeats)
+        res.update(rate_summary(keys[precision], flops, t))
+    return res
+
+
 def device_numbers() -> dict:
     """SM count, clocks, bus width, L2 from CUDA device attributes; NVML fills what CUDA 13 dropped."""
     import cupy
@@ -116,8 +153,9 @@ def measure_ceilings(
     warmup: int = 3,
     dram_bytes: int | None = None,
     fma_iters: int = 65536,
+    mma_iters: int = 16384,
 ) -> dict:
-    """Run the three microbenchmarks on the current GPU and return the ceilings.json record."""
+    """Run the microbenchmarks on the current GPU and return the ceilings.json record."""
     import cupy
 
     info = device_numbers()
@@ -168,6 +206,8 @@ def measure_ceilings(
     t = _time_ms(lambda: fma((blocks,), (threads,), (sink, np.int32(fma_iters), np.float32(0.999), np.float32(1e-3))),
                  warmup, repeats)
     res.update(rate_summary("fp32_flop_per_s", flops, t))
+
+    res.update(measure_tensor_cores(mod, sms, cc, sink, mma_iters, warmup, repeats))
 
     for meas, sheet in (("dram_bytes_per_s", "datasheet_dram_bytes_per_s"),
                         ("dram_best_bytes_per_s", "datasheet_dram_bytes_per_s"),

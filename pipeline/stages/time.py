@@ -14,6 +14,9 @@ Method (why each step):
 
 Any callable ``fwd(x)`` that launches on the current stream works; ``kernels.api.make_forward``
 gives the project's variants (``input_shape``, ``random_input(seed)``, ``useful_macs_per_image``).
+The channels-last PyTorch anchor (``vendor-cl``) also times each of its convolutions alone with
+cuDNN the same way (``time_convs_alone``, kernels/vendor_convs.py): their sum is a lower bound on
+any layer-by-layer pass built from cuDNN's convolutions.
 """
 
 import logging
@@ -222,6 +225,26 @@ def time_forward(
     return res
 
 
+# What time.json keeps of each convolution timed alone (the rest of time_forward's record is the
+# forward pass's own).
+CONV_ALONE_KEYS = ("us_per_image_median", "us_per_image_q1", "us_per_image_q3", "launches", "input_buffers",
+                   "useful_gflop_per_s")
+
+
+def time_convs_alone(fwd: Any, batch: int, opts: dict) -> list[dict]:
+    """Each convolution of a channels-last vendor Forward alone with cuDNN (kernels/vendor_convs.py),
+    timed as the forward pass is (warm-up, calibration, back-to-back events, rotated inputs), without
+    NVML (energy is the block's); one record per convolution, in network order."""
+    from kernels.vendor_convs import convs_alone
+
+    out = []
+    for conv in convs_alone(fwd):
+        r = time_forward(conv, batch, opts["warmup"], opts["repeats"], opts["min_seconds"], opts["rotate_inputs"],
+                         use_nvml=False, max_launches=opts["max_launches"])  # fmt: skip
+        out.append({"layer": conv.name, **{k: r[k] for k in CONV_ALONE_KEYS if k in r}})
+    return out
+
+
 def time_variant(
     variant: str,
     batch: int,
@@ -231,8 +254,10 @@ def time_variant(
     forward_params: dict | None = None,
     **timing: Any,
 ) -> dict:
-    """Build the project's Forward for ``variant`` and time it (the ``time`` rule's body)."""
+    """Build the project's Forward for ``variant`` and time it (the ``time`` rule's body); for the
+    channels-last PyTorch anchor, also each of its convolutions alone (``convs_alone``)."""
     from kernels.api import make_forward
+    from kernels.vendor_convs import times_convs_alone
 
     fwd = make_forward(variant, batch, height=height, width=width, params=forward_params, cubin=cubin)
     opts = {**DEFAULTS, **{k: v for k, v in timing.items() if v is not None}}
@@ -249,6 +274,8 @@ def time_variant(
     res.update({"variant": variant, "height": height, "width": width, "cubin": str(cubin),
                 "setup_s": float(getattr(fwd, "setup_s", 0.0))})  # compile time, outside the timed passes
     res["kernels"] = ";".join(str(k) for k in getattr(fwd, "kernels", []) or [])
+    if times_convs_alone(fwd.variant):  # after the block, so its timing is as it was without them
+        res["convs_alone"] = time_convs_alone(fwd, batch, opts)
     return res
 
 
