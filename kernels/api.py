@@ -37,7 +37,7 @@ GROUP = ("conv1", "pool2")
 K_ALIGN = 16  # the FP32 kernels' K stage depth
 TC_K_ALIGN = 32  # the tensor-core kernels' K stage depth
 # device storage of maps and weights per precision (bf16 as raw uint16 bits; biases stay float32)
-STORAGE_DTYPES = {"fp32": np.float32, "fp16": np.float16, "bf16": np.uint16}
+STORAGE_DTYPES = {"fp32": np.float32, "tf32": np.float32, "fp16": np.float16, "bf16": np.uint16}
 LBL_THREADS = 256
 LBL_BN = 128  # pixels per lbl conv block tile
 
@@ -437,6 +437,8 @@ def round_to_precision(a: np.ndarray, precision: str) -> np.ndarray:
         return a
     if precision == "fp16":
         return a.astype(np.float16).astype(np.float32)
+    if precision == "tf32":  # 10-bit mantissa, round to nearest, ties away (the kernels' cvt.rna.tf32)
+        return ((a.view(np.uint32) + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
     if precision == "bf16":
         return bf16_bits_to_float32(float32_to_bf16_bits(a))
     raise ValueError(f"unknown precision {precision!r}")

@@ -7,20 +7,107 @@
 // all the block's threads, and leaves the synchronisation to the caller.
 //
 // PREC 0: FP32 values, products on the CUDA cores (FFMA). PREC 1 / 2: fp16 / bf16 values, products
-// on the tensor cores (mma.sync m16n8k16, FP32 accumulation). Bias, LRN and max pool in FP32.
+// on the tensor cores (mma.sync m16n8k16, FP32 accumulation). PREC 3: FP32 values, products on the
+// tensor cores in TF32 (operands rounded to nearest by cvt.rna, mma.sync m16n8k8, FP32
+// accumulation). Bias, LRN and max pool in FP32.
 #pragma once
 #include "common.cuh"
 
 #ifndef PREC
 #define PREC 0
 #endif
-#if PREC == 0
+#if PREC == 0 || PREC == 3
 typedef float T;
 #else
 #include "tc.cuh"
 typedef h16 T;
 #endif
 typedef MapValue<T> V;
+
+// One k16 step of a warp item: the A fragments of MT m16 tiles (ldmatrix where 16 consecutive k are
+// 16 channels of one pixel, else a gather; a k past KK reads a real value times a zero weight) and
+// MT x NT products with the B fragments at wk (packed by kernels/chain.py in fragment order).
+#if PREC == 3
+__device__ __forceinline__ unsigned tf32_bits(float f) {
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(f));
+    return r;
+}
+// D += A(16x8, row) * B(8x8, col) in TF32; a: (g, t), (g+8, t), (g, t+4), (g+8, t+4); b: (t, g), (t+4, g).
+__device__ __forceinline__ void mma1688(float* d, const unsigned* a, const unsigned* b) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <int MT, int NT, int CING, int IPS, int KK, bool LDMATRIX>
+__device__ __forceinline__ void k16_step(float (&acc)[MT][NT][4], const T* (&arow)[MT][2], int k0, const uint2* wk, int tq) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {  // two k8 products per k16 step
+        unsigned a[MT][4];
+        if constexpr (LDMATRIX) {  // 8 rows of 4 floats per matrix: thread (g, t) gets row g, word t
+            const int off = (k0 / CING) * IPS + k0 % CING + half * 8;
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                ldmatrix_x4(a[i], arow[i][0] + off);
+#pragma unroll
+                for (int q = 0; q < 4; ++q) a[i][q] = tf32_bits(__uint_as_float(a[i][q]));
+            }
+        } else {
+            int off[2];
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+                const int k = k0 + half * 8 + tq + j * 4;
+                off[j] = k < KK ? (k / CING) * IPS + k % CING : 0;
+            }
+#pragma unroll
+            for (int i = 0; i < MT; ++i) {
+                a[i][0] = tf32_bits(arow[i][0][off[0]]);
+                a[i][1] = tf32_bits(arow[i][1][off[0]]);
+                a[i][2] = tf32_bits(arow[i][0][off[1]]);
+                a[i][3] = tf32_bits(arow[i][1][off[1]]);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+            const uint2 bv = __ldg(wk + (((k0 / 16) * 2 + half) * NT + j) * 32);
+            unsigned b[2] = {bv.x, bv.y};
+#pragma unroll
+            for (int i = 0; i < MT; ++i) mma1688(acc[i][j], a[i], b);
+        }
+    }
+}
+#elif PREC != 0
+template <int MT, int NT, int CING, int IPS, int KK, bool LDMATRIX>
+__device__ __forceinline__ void k16_step(float (&acc)[MT][NT][4], const T* (&arow)[MT][2], int k0, const uint2* wk, int tq) {
+    unsigned a[MT][4];
+    if constexpr (LDMATRIX) {
+        const int off = (k0 / CING) * IPS + k0 % CING;
+#pragma unroll
+        for (int i = 0; i < MT; ++i) ldmatrix_x4(a[i], arow[i][0] + off);
+    } else {
+        int off[4];  // k = k0 + 2t, 2t+1, 2t+8, 2t+9 -> (kx, ci)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const int k = k0 + tq * 2 + (j & 1) + (j >> 1) * 8;
+            off[j] = k < KK ? (k / CING) * IPS + k % CING : 0;
+        }
+#pragma unroll
+        for (int i = 0; i < MT; ++i) {
+            a[i][0] = pack2(arow[i][0][off[0]], arow[i][0][off[1]]);
+            a[i][1] = pack2(arow[i][1][off[0]], arow[i][1][off[1]]);
+            a[i][2] = pack2(arow[i][0][off[2]], arow[i][0][off[3]]);
+            a[i][3] = pack2(arow[i][1][off[2]], arow[i][1][off[3]]);
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+        const uint2 bv = __ldg(wk + ((k0 / 16) * NT + j) * 32);
+        unsigned b[2] = {bv.x, bv.y};
+#pragma unroll
+        for (int i = 0; i < MT; ++i) mma16816(acc[i][j], a[i], b);
+    }
+}
+#endif
 
 __device__ __forceinline__ int ring_row(int r, int rows) {
     const int m = r % rows;
@@ -250,39 +337,14 @@ __device__ void conv_rows(const T* in, int in_base, T* out, int out_base, const 
 #pragma unroll
                 for (int h = 0; h < 2; ++h)
                     arow[i][h] = ring_at<IR, IC, IPS>(const_cast<T*>(in), in_base, ra[i][h] * S - P + ky, ca[i][h] * S - P) +
-                                 g * CING + (LDMATRIX ? (lane >> 4) * 8 : 0);
-            // this item's B fragments for kernel row ky: NT x 32 lanes x (b0, b1) per k16 step, contiguous
-            const uint2* wk = reinterpret_cast<const uint2*>(w) + ((size_t)((g * CT + ct) * K + ky) * (KKP / 16)) * NT * 32 + lane;
+                                 g * CING + (LDMATRIX ? (lane >> 4) * (16 / (int)sizeof(T)) : 0);
+            // this item's B fragments for kernel row ky: NT x 32 lanes x (b0, b1) per k16 step (TF32: per
+            // k8 half), contiguous
+            constexpr int FRAGS_PER_K16 = PREC == 3 ? 2 : 1;  // TF32: two k8 fragments
+            const uint2* wk = reinterpret_cast<const uint2*>(w) +
+                              ((size_t)((g * CT + ct) * K + ky) * (KKP / 16)) * FRAGS_PER_K16 * NT * 32 + lane;
 #pragma unroll 2
-            for (int k0 = 0; k0 < KKP; k0 += 16) {
-                unsigned a[MT][4];
-                if constexpr (LDMATRIX) {
-                    const int off = (k0 / CING) * IPS + k0 % CING;
-#pragma unroll
-                    for (int i = 0; i < MT; ++i) ldmatrix_x4(a[i], arow[i][0] + off);
-                } else {
-                    int off[4];  // k = k0 + 2t, 2t+1, 2t+8, 2t+9 -> (kx, ci); k past KK reads a real value times a zero weight
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) {
-                        const int k = k0 + tq * 2 + (j & 1) + (j >> 1) * 8;
-                        off[j] = k < KK ? (k / CING) * IPS + k % CING : 0;
-                    }
-#pragma unroll
-                    for (int i = 0; i < MT; ++i) {
-                        a[i][0] = pack2(arow[i][0][off[0]], arow[i][0][off[1]]);
-                        a[i][1] = pack2(arow[i][1][off[0]], arow[i][1][off[1]]);
-                        a[i][2] = pack2(arow[i][0][off[2]], arow[i][0][off[3]]);
-                        a[i][3] = pack2(arow[i][1][off[2]], arow[i][1][off[3]]);
-                    }
-                }
-#pragma unroll
-                for (int j = 0; j < NT; ++j) {
-                    const uint2 bv = __ldg(wk + ((k0 / 16) * NT + j) * 32);
-                    unsigned b[2] = {bv.x, bv.y};
-#pragma unroll
-                    for (int i = 0; i < MT; ++i) mma16816(acc[i][j], a[i], b);
-                }
-            }
+            for (int k0 = 0; k0 < KKP; k0 += 16) k16_step<MT, NT, CING, IPS, KK, LDMATRIX>(acc, arow, k0, wk, tq);
         }
 #pragma unroll
         for (int i = 0; i < MT; ++i)

@@ -65,9 +65,12 @@ def pack_conv_weights(w: np.ndarray, groups: int, precision: str) -> np.ndarray:
     kkp = -(-kk // 16) * 16
     rows = np.zeros((groups, ct * ntile, k, kkp), np.float32)  # (co, ky, (kx, ci)) zero-padded
     rows[:, :coutg, :, :kk] = wg.transpose(0, 1, 3, 4, 2).reshape(groups, coutg, k, kk)
-    r = rows.reshape(groups, ct, nt, 8, k, kkp // 16, 16)  # g, ct, j, gq, ky, step, k16
-    lanes = r.reshape(groups, ct, nt, 8, k, kkp // 16, 2, 4, 2)  # ..., half (k or k+8), tq, pair
-    frag = lanes.transpose(0, 1, 4, 5, 2, 3, 7, 6, 8)  # g, ct, ky, step, j, gq, tq, half, pair
+    if precision == "tf32":  # [G][co tile][ky][k16 step][k8 half][n8 j][lane (gq, tq)][k tq, tq+4]
+        r = rows.reshape(groups, ct, nt, 8, k, kkp // 16, 2, 2, 4)  # g, ct, j, gq, ky, step, half, +4, tq
+        frag = r.transpose(0, 1, 4, 5, 6, 2, 3, 8, 7)  # g, ct, ky, step, half, j, gq, tq, +4
+        return np.ascontiguousarray(frag).reshape(-1)
+    r = rows.reshape(groups, ct, nt, 8, k, kkp // 16, 2, 4, 2)  # g, ct, j, gq, ky, step, +8, tq, pair
+    frag = r.transpose(0, 1, 4, 5, 2, 3, 7, 6, 8)  # g, ct, ky, step, j, gq, tq, +8, pair
     return np.ascontiguousarray(frag).reshape(-1)
 
 

@@ -57,14 +57,6 @@ __device__ __forceinline__ void mma16816(float* d, const unsigned* a, const unsi
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// Four 8x8 b16 matrices from shared memory; lane l gives the row address of matrix l/8, row l%8.
-__device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* smem_row) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s));
-}
-
 // One warp's MT x NT8 grid of m16n8 products over one 16-deep k step, operands in shared memory:
 //   A: M x K row-major (K contiguous), row stride lda halves, the warp's rows start at a0;
 //   B: N x K row-major (K contiguous, i.e. the col-major B of mma.row.col), stride ldb, from b0.

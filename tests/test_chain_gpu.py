@@ -27,6 +27,8 @@ CASES = {
     ("vgg_e", "fp32"): [("lbl", None), ("reuse", 2), ("recompute", 2)],
     ("vgg_e", "fp16"): [("lbl", None), ("reuse", (1, 8)), ("reuse", (2, 14)), ("recompute", 4)],
     ("vgg_e", "bf16"): [("reuse", (1, 8))],
+    ("vgg_e", "tf32"): [("lbl", None), ("reuse", (2, 8))],
+    ("alexnet", "tf32"): [("lbl", None), ("reuse", (2, 7))],
     ("alexnet", "fp32"): [("lbl", None), ("reuse", 2), ("recompute", (2, 7))],
     ("alexnet", "fp16"): [("lbl", None), ("reuse", (2, 7)), ("recompute", (2, 7))],
 }
@@ -109,7 +111,7 @@ def chains(draw):
         shape = nxt
     tile = draw(st.sampled_from([1, 2, (1, 3), (2, 1), (3, 2), (4, 8)]))
     strategy = draw(st.sampled_from(["reuse", "recompute", "lbl"]))
-    precision = draw(st.sampled_from(["fp32", "fp16", "bf16"]))
+    precision = draw(st.sampled_from(["fp32", "tf32", "fp16", "bf16"]))
     return tuple(layers), Shape(c, h, w), tile, strategy, precision
 
 

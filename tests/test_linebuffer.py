@@ -167,3 +167,31 @@ def chains(draw):
 def test_random_chains(case):
     layers, in_shape, tile, strategy = case
     _check(layers, in_shape, tile, strategy)
+
+
+def test_tf32_rounding_matches_cvt_rna():
+    """round_to_precision("tf32") keeps 10 mantissa bits, nearest, ties away from zero (cvt.rna)."""
+    from kernels.api import round_to_precision
+
+    one = np.float32(1.0)
+    ulp = np.float32(2.0**-10)
+    x = np.array([1 + ulp / 2, -(1 + ulp / 2), 1 + ulp / 2 - 2**-20, 3.0, 1 + 3 * ulp / 2], np.float32)
+    want = np.array([1 + ulp, -(1 + ulp), one, 3.0, 1 + 2 * ulp], np.float32)
+    np.testing.assert_array_equal(round_to_precision(x, "tf32"), want)
+
+
+def test_fragment_order_packing():
+    """pack_conv_weights puts each lane's B fragment values where chain.cuh's k16_step loads them."""
+    from kernels.chain import pack_conv_weights
+
+    w = np.random.default_rng(0).standard_normal((40, 6, 3, 3)).astype(np.float32)
+    groups, coutg, cing, k, kk, kkp, nt = 2, 20, 6, 3, 18, 32, 3  # n_tiles(20) = 3, one co tile
+    for prec, halves, per_lane in (("fp16", 1, 4), ("tf32", 2, 2)):
+        packed = pack_conv_weights(w, groups, prec).reshape(groups, 1, k, kkp // 16, halves, nt, 32, per_lane)
+        for g, ky, step, half, j, lane in np.ndindex(groups, k, kkp // 16, halves, nt, 32):
+            gq, tq = lane >> 2, lane & 3
+            ks = ([step * 16 + 2 * tq, step * 16 + 2 * tq + 1, step * 16 + 8 + 2 * tq, step * 16 + 9 + 2 * tq]
+                  if prec == "fp16" else [step * 16 + half * 8 + tq, step * 16 + half * 8 + tq + 4])  # fmt: skip
+            co = j * 8 + gq
+            want = [w[g * coutg + co, kq % cing, ky, kq // cing] if co < coutg and kq < kk else 0.0 for kq in ks]
+            np.testing.assert_array_equal(packed[g, 0, ky, step, half, j, lane], want)

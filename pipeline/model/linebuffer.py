@@ -104,7 +104,11 @@ class ChainLayout:
 
 
 def pixel_stride(channels: int, precision: str) -> int:
-    """Values between neighbouring pixels of a ring (see the module docstring)."""
+    """Values between neighbouring pixels of a ring (see the module docstring). TF32 rings are read
+    by ldmatrix too, so where a ring has 16 channels or more its pixels are 16-byte aligned as well
+    (a multiple of 4 floats, + 4: eight pixels then fall on distinct bank quads)."""
+    if precision == "tf32" and channels >= 16:
+        return -(-channels // 4) * 4 + 4
     if BYTES_PER_VALUE[precision] == 4:
         return channels if channels % 2 else channels + 1
     return -(-channels // 8) * 8 + 8
