@@ -1,6 +1,9 @@
-"""The documented Python API of the kernels: build a forward pass of AlexNet conv1..pool2.
+"""The documented Python API of the kernels: build a forward pass of a variant's fusion group.
 
-``make_forward(variant, batch, height, width, params, cubin, seed)`` returns a :class:`Forward`:
+``make_forward(variant, batch, height, width, params, cubin, seed)`` returns a :class:`Forward`
+(the hand-written AlexNet conv1..pool2 kernels, and the PyTorch anchors of any configured group) or,
+for a generated variant (``lbl-gen``, ``vgg_e.first5.fused-reuse-t2x14-gen-fp16``), a
+:class:`kernels.chain.ChainForward`; both are
 a callable that launches the variant's kernels on the current CuPy stream (no sync) and writes a
 preallocated output it returns. Measurement code (CUDA events, ncu, NVML) is built on top of
 exactly this. CuPy (and torch, for ``vendor``) are imported lazily, so this module imports on a
@@ -22,22 +25,30 @@ import numpy as np
 from kernels.registry import (
     FUSED_RM,
     FUSED_THREADS,
-    VARIANTS,
     Variant,
     check_fits,
     fused_smem_bytes,
     fused_tc_smem_bytes,
+    group_chain,
     vendor_available,
+    variant as lookup_variant,
 )
-from pipeline.core.networks import Layer, Shape, load_network
+from kernels.maps import (  # noqa: F401 - re-exported: the API's documented names
+    STORAGE_DTYPES,
+    StoredMaps,
+    _to_host,
+    bf16_bits_to_float32,
+    float32_to_bf16_bits,
+    random_params,
+    round_to_precision,
+)
+from pipeline.core.networks import Layer, load_network, output_shape
 from pipeline.core.tiles import tile_sides
 
-NETWORK = "alexnet"
+NETWORK = "alexnet"  # the network and group of the hand-written kernels (registry.NETWORK, GROUP)
 GROUP = ("conv1", "pool2")
 K_ALIGN = 16  # the FP32 kernels' K stage depth
 TC_K_ALIGN = 32  # the tensor-core kernels' K stage depth
-# device storage of maps and weights per precision (bf16 as raw uint16 bits; biases stay float32)
-STORAGE_DTYPES = {"fp32": np.float32, "tf32": np.float32, "fp16": np.float16, "bf16": np.uint16}
 LBL_THREADS = 256
 LBL_BN = 128  # pixels per lbl conv block tile
 
@@ -49,14 +60,6 @@ def group_layers() -> tuple[Layer, ...]:
 
 def _layer(layers: tuple[Layer, ...], name: str) -> Layer:
     return next(l for l in layers if l.name == name)
-
-
-def random_params(layers: tuple[Layer, ...], in_shape: Shape, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """He-scaled random weights (float32) from ``seed``, via the reference's generator."""
-    from pipeline.core.reference import random_params as ref_random_params
-
-    p = ref_random_params(layers, in_shape, np.random.default_rng(seed))
-    return {k: (w.astype(np.float32), b.astype(np.float32)) for k, (w, b) in p.items()}
 
 
 def pack_weights(w: np.ndarray) -> np.ndarray:
@@ -99,58 +102,6 @@ def interleave_channel_groups(packed: np.ndarray, rm: int) -> np.ndarray:
     return np.ascontiguousarray(packed.reshape(k, m // rm, rm // 4, 4).transpose(0, 2, 1, 3).reshape(k, m))
 
 
-class StoredMaps:
-    """What every forward pass shares: maps stored in the variant's precision (``precision``,
-    ``dtype``, ``input_shape``, ``output``), conversions from and to float32, and the checked call."""
-
-    precision: str
-    dtype: Any
-    input_shape: tuple[int, int, int, int]
-    output: Any
-    name: str
-
-    def random_input(self, seed: int = 0):
-        """Fresh N(0, 1) input of ``input_shape`` on the device in the variant's storage (never zeros)."""
-        import cupy
-
-        return self.encode(cupy.random.RandomState(seed).standard_normal(self.input_shape, dtype=cupy.float32))
-
-    def encode(self, a):
-        """float32 values (NumPy or CuPy) -> a device array in this variant's storage, rounded to
-        nearest even (bf16 as raw uint16 bits: NumPy and CuPy have no bfloat16)."""
-        import cupy
-
-        a = cupy.asarray(a, dtype=cupy.float32)
-        if self.precision == "bf16":
-            return float32_to_bf16_bits(a)
-        return a.astype(self.dtype)
-
-    def decode(self, a) -> np.ndarray:
-        """A device array in this variant's storage -> float32 on the host (exact)."""
-        import cupy
-
-        if self.precision == "bf16":
-            return cupy.asnumpy(bf16_bits_to_float32(a))
-        return cupy.asnumpy(a).astype(np.float32)
-
-    def poison_output(self) -> None:
-        """NaN in every output element, so an element no kernel writes fails verification."""
-        if self.precision == "bf16":
-            self.output.fill(0x7FC0)  # a bf16 quiet NaN
-        else:
-            import cupy
-
-            self.output.fill(cupy.nan)
-
-    def __call__(self, x):
-        if tuple(x.shape) != self.input_shape:
-            raise ValueError(f"{self.name}: input shape {tuple(x.shape)} != {self.input_shape}")
-        if x.dtype != self.dtype:
-            raise ValueError(f"{self.name}: input dtype {x.dtype} != {np.dtype(self.dtype)} "
-                             f"({self.precision}; Forward.encode converts float32)")
-        return self._run(x)
-
-
 class Forward(StoredMaps):
     """One variant's forward pass for a fixed batch and input size (see module docstring)."""
 
@@ -159,16 +110,20 @@ class Forward(StoredMaps):
                  defines: tuple[tuple[str, int], ...] = ()) -> None:  # fmt: skip
         import cupy
 
-        if variant not in VARIANTS:
-            raise KeyError(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-        self.variant: Variant = VARIANTS[variant]
+        try:
+            self.variant: Variant = lookup_variant(variant)
+        except ValueError as err:
+            raise KeyError(str(err)) from None
+        if self.variant.generated:
+            raise ValueError(f"{variant}: a generated variant runs through make_forward (kernels.chain.ChainForward)")
         self.name = variant
         self.batch = int(batch)
-        self.layers = group_layers()
-        in_c = load_network(NETWORK).input.channels
-        shapes = load_network(NETWORK).shapes(Shape(in_c, int(height), int(width)))
-        i0 = load_network(NETWORK).index(GROUP[0])
-        self.shapes = shapes[i0 : i0 + len(self.layers) + 1]
+        # the variant's group (hand-written kernels: alexnet conv1..pool2; the anchors: any group)
+        layers, s_in = group_chain(self.variant.network, self.variant.group, int(height), int(width))
+        self.layers = layers
+        self.shapes = [s_in]
+        for layer in layers:
+            self.shapes.append(output_shape(layer, self.shapes[-1]))
         s_in, s_out = self.shapes[0], self.shapes[-1]
         self.input_shape = (self.batch, s_in.channels, s_in.height, s_in.width)
         self.output_shape = (self.batch, s_out.channels, s_out.height, s_out.width)
@@ -422,60 +377,39 @@ class Forward(StoredMaps):
         self._run = run
 
 
-def _to_host(a) -> np.ndarray:
-    """float32 host copy of a NumPy or CuPy array (the reference runs on the host)."""
-    if hasattr(a, "get"):
-        a = a.get()
-    return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
-
-
-def round_to_precision(a: np.ndarray, precision: str) -> np.ndarray:
-    """float32 values rounded (to nearest, ties to even) to the precision's storage and back: the
-    numbers a kernel of that precision actually holds. fp32 is the identity."""
-    a = np.ascontiguousarray(a, np.float32)
-    if precision == "fp32":
-        return a
-    if precision == "fp16":
-        return a.astype(np.float16).astype(np.float32)
-    if precision == "tf32":  # 10-bit mantissa, round to nearest, ties away (the kernels' cvt.rna.tf32)
-        return ((a.view(np.uint32) + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
-    if precision == "bf16":
-        return bf16_bits_to_float32(float32_to_bf16_bits(a))
-    raise ValueError(f"unknown precision {precision!r}")
-
-
-def float32_to_bf16_bits(a):
-    """bf16 bits (uint16) of float32 values, round to nearest even; NumPy or CuPy arrays."""
-    xp = _array_module(a)
-    u = xp.ascontiguousarray(a, dtype=xp.float32).view(xp.uint32)
-    return ((u + xp.uint32(0x7FFF) + ((u >> 16) & xp.uint32(1))) >> 16).astype(xp.uint16)
-
-
-def bf16_bits_to_float32(bits):
-    xp = _array_module(bits)
-    return (xp.asarray(bits, dtype=xp.uint16).astype(xp.uint32) << 16).view(xp.float32)
-
-
-def _array_module(a):
-    if type(a).__module__.split(".")[0] == "cupy":
-        import cupy
-
-        return cupy
-    return np
-
-
 def make_forward(variant: str, batch: int, height: int = 227, width: int = 227, params: dict | None = None,
                  cubin: str | None = None, seed: int = 0,
-                 defines: tuple[tuple[str, int], ...] = ()) -> Forward:  # fmt: skip
-    """Build a :class:`Forward` for ``variant`` (see the module docstring for the contract).
+                 defines: tuple[tuple[str, int], ...] = ()) -> StoredMaps:  # fmt: skip
+    """Build a :class:`Forward` for ``variant`` (see the module docstring for the contract), or a
+    :class:`kernels.chain.ChainForward` for a generated one, at ``height`` x ``width`` (the group's
+    input channels from its network file); ``fwd.variant`` is the record either way.
 
     ``defines`` adds ``-D`` flags to an NVRTC build (``cubin`` must be None), e.g.
-    ``(("PHASE_TIMING", 1),)`` for the fused kernel's phase counters (pipeline/stages/phases.py).
+    ``(("PHASE_TIMING", 1),)`` for the fused kernel's phase counters (pipeline/stages/phases.py);
+    generated kernels take none.
     """
-    return Forward(variant, batch, height, width, params, cubin, seed, defines)
+    v = lookup_variant(variant)
+    if not v.generated:
+        return Forward(variant, batch, height, width, params, cubin, seed, defines)
+    if defines:
+        raise ValueError(f"{variant}: generated kernels take no extra defines")
+    from kernels.chain import ChainForward, chain_source
+
+    layers, in_shape = group_chain(v.network, v.group, height, width)
+    if cubin:  # the module is specific to the input size: a cubin of another size would run wrong tables
+        from pathlib import Path
+
+        built = Path(cubin).with_suffix(".cu")  # the build stage writes the module beside the cubin
+        if built.exists() and built.read_text() != chain_source(layers, in_shape, str(v.strategy), v.tile, v.precision):
+            raise ValueError(f"{variant}: {cubin} was built from another module than the one for {height}x{width} "
+                             f"({built} differs; rebuild it, or pass cubin=None for an NVRTC build)")  # fmt: skip
+    fwd = ChainForward(layers, in_shape, batch, str(v.strategy), v.tile, v.precision, params=params, seed=seed,
+                       name=v.name, cubin=cubin)  # fmt: skip
+    fwd.variant = v
+    return fwd
 
 
 def forward(variant: str, x, params: dict | None = None, cubin: str | None = None):
-    """Convenience: one forward pass of ``variant`` on the device array ``x`` (N, 3, H, W)."""
+    """Convenience: one forward pass of ``variant`` on the device array ``x`` (N, C, H, W)."""
     n, _, h, w = x.shape
     return make_forward(variant, n, h, w, params, cubin)(x)

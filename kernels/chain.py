@@ -6,21 +6,24 @@ preallocated output (N, C, H, W) in the precision's storage. ``strategy`` is ``r
 ``recompute`` (one fused kernel) or ``lbl``: one generated kernel per spatial layer with its
 ReLU/LRN followers, maps between them in global memory, on the same GEMM core as the fused kernel.
 All of a pass's kernels are one module (:attr:`ChainForward.source`); ``cubin`` is that module
-built by nvcc (the build stage), else NVRTC compiles it here.
+built by nvcc (the build stage), else NVRTC compiles it here. :func:`chain_kernels` and
+:func:`chain_source` give the same kernels and module text without CuPy (the build stage and the
+plan use them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
-from kernels.api import STORAGE_DTYPES, StoredMaps, _to_host, random_params, round_to_precision
-from kernels.generate import ENTRY, generate, module_source, n_tiles
+from kernels.maps import STORAGE_DTYPES, StoredMaps, _to_host, random_params, round_to_precision
+from kernels.generate import ENTRY, GeneratedKernel, generate, module_source, n_tiles
 from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
 from pipeline.core.networks import Layer, Shape, output_shape
 from pipeline.core.tiles import Tile
-from pipeline.model.linebuffer import ChainError, chain_layout
+from pipeline.model.linebuffer import ChainError, ChainLayout, chain_layout
 
 SMEM_LIMIT_BYTES = MAX_SMEM_PER_BLOCK_BYTES["sm_90"]
 # lbl: output tiles tried per layer, largest first; the first whose rings fit LBL_SMEM_BYTES is used
@@ -46,6 +49,59 @@ def lbl_tile(layers: Sequence[Layer], in_shape: Shape, precision: str) -> Tile:
         if chain_layout(layers, in_shape, tile, "recompute", precision).smem_bytes <= LBL_SMEM_BYTES:
             return tile
     raise ChainError(f"{layers[0].name}: no lbl tile fits {LBL_SMEM_BYTES} bytes of shared memory")
+
+
+def chain_kernels(layers: Sequence[Layer], in_shape: Shape, strategy: str, tile: Tile | None, precision: str,
+                  threads: int | None = None, m_tiles: int | None = None) -> list[GeneratedKernel]:  # fmt: skip
+    """The generated kernels of one pass, in launch order (CuPy-free): one fused kernel of the whole
+    chain for ``reuse``/``recompute`` at ``tile``, or one per :func:`lbl_segments` segment at its
+    :func:`lbl_tile` for ``lbl`` (entries ``chain_fused_<i>``; ``tile`` unused). ChainError in one
+    line where a layout does not fit the shared memory of a block. ``threads`` and ``m_tiles``
+    override the generator's choices (A/B experiments)."""
+    layers = tuple(layers)
+    if strategy != "lbl":
+        return [generate(layers, in_shape, tile, strategy, precision, SMEM_LIMIT_BYTES, label="fused", threads=threads,
+                         m_tiles=m_tiles)]  # fmt: skip
+    kernels, shape = [], in_shape
+    for i, seg in enumerate(lbl_segments(layers)):
+        kernels.append(generate(seg, shape, lbl_tile(seg, shape, precision), "recompute", precision, SMEM_LIMIT_BYTES,
+                                label="lbl", entry=f"{ENTRY}_{i}", threads=threads, m_tiles=m_tiles))  # fmt: skip
+        shape = kernels[-1].layout.shapes[-1]
+    return kernels
+
+
+def pass_layouts(layers: Sequence[Layer], in_shape: Shape, strategy: str, tile: Tile | None, precision: str,
+                 smem_limit_bytes: int = SMEM_LIMIT_BYTES) -> list[ChainLayout]:  # fmt: skip
+    """The layouts of :func:`chain_kernels`' kernels without writing their source (the plan's model
+    quantities, the config's fit check); ChainError in one line where one does not fit."""
+    layers = tuple(layers)
+    if strategy != "lbl":
+        return [chain_layout(layers, in_shape, tile, strategy, precision, smem_limit_bytes)]
+    out, shape = [], in_shape
+    for seg in lbl_segments(layers):
+        out.append(chain_layout(seg, shape, lbl_tile(seg, shape, precision), "recompute", precision, smem_limit_bytes))
+        shape = out[-1].shapes[-1]
+    return out
+
+
+@lru_cache(maxsize=None)
+def fit_problem(network: str, group_range: tuple[str, str], strategy: str, tile: Tile | None,
+                precision: str) -> str | None:  # fmt: skip
+    """None when the generated pass of a network's group (first, last layer) fits the shared memory of
+    a block at the network's input size (:data:`SMEM_LIMIT_BYTES`, the generator's), else why not."""
+    from pipeline.core.networks import load_network
+
+    net = load_network(network)
+    try:
+        pass_layouts(net.group(*group_range), net.shapes()[net.index(group_range[0])], strategy, tile, precision)
+    except ChainError as err:
+        return str(err)
+    return None
+
+
+def chain_source(layers: Sequence[Layer], in_shape: Shape, strategy: str, tile: Tile | None, precision: str) -> str:
+    """The CUDA module of one pass (:func:`chain_kernels`), the text the build stage compiles."""
+    return module_source(chain_kernels(layers, in_shape, strategy, tile, precision))
 
 
 def pack_conv_weights(w: np.ndarray, groups: int, precision: str) -> np.ndarray:
@@ -97,16 +153,11 @@ class ChainForward(StoredMaps):
             params = random_params(self.layers, in_shape, seed)
         self.params = {k: (round_to_precision(_to_host(w), precision), _to_host(b)) for k, (w, b) in params.items()}
 
-        if strategy == "lbl":
-            plan, start = [], 0
-            for seg in lbl_segments(self.layers):
-                plan.append((seg, shapes[start], lbl_tile(seg, shapes[start], precision)))
-                start += len(seg)
-            self.kernels_generated = [generate(seg, s, t, "recompute", precision, SMEM_LIMIT_BYTES, label="lbl",
-                                               entry=f"{ENTRY}_{i}", threads=threads, m_tiles=m_tiles) for i, (seg, s, t) in enumerate(plan)]  # fmt: skip
-        else:
-            self.kernels_generated = [generate(self.layers, in_shape, tile, strategy, precision, SMEM_LIMIT_BYTES,
-                                               label="fused", threads=threads, m_tiles=m_tiles)]  # fmt: skip
+        from pipeline.core.reference import count_macs
+
+        self.useful_macs_per_image = int(sum(count_macs(self.layers, in_shape).values()))
+        self.variant = None  # kernels.api.make_forward sets the Variant record
+        self.kernels_generated = chain_kernels(self.layers, in_shape, strategy, tile, precision, threads, m_tiles)
         self.source = module_source(self.kernels_generated)
         self.kernels = [g.entry for g in self.kernels_generated]
         self._launches = []

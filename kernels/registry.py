@@ -8,6 +8,8 @@ source, its ``-D`` defines and the ``extern "C"`` entries it launches; ``vendor`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
 from pipeline.core.strategy import Strategy
@@ -41,7 +43,16 @@ DEFAULT_PRECISION = "fp32"
 # The vendor anchors a user could pick instead, at every precision: PyTorch eager NCHW (""), channels-
 # last with cudnn.benchmark ("cl": cuDNN free to pick FFT or Winograd), torch.compile max-autotune.
 VENDOR_IMPLS = ("", "cl", "compile")
-NETWORK, GROUP = "alexnet", "front"  # the network and fusion group the CUDA kernels implement
+NETWORK, GROUP = "alexnet", "front"  # the network and fusion group the hand-written CUDA kernels implement
+# Own kernels written by kernels/generate.py for any configured network and fusion group (``lbl-gen``,
+# ``fused-reuse-t2x14-gen``); a variant of another network or group than alexnet/front is named
+# ``<network>.<group>.<base>`` (``vgg_e.first5.fused-reuse-t2x14-gen-fp16``, ``vgg_e.first5.vendor-cl``).
+GEN_IMPL = "gen"
+IMPLS = (*VENDOR_IMPLS, GEN_IMPL)  # every impl a name may carry, in rank order
+# Where a generated variant's group (first and last layer) is read when the caller gives no config:
+# the default config's ``networks`` section (a stage names a variant, not a config; the Snakefile's
+# check_config refuses a config whose group range differs from it).
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 _FAMILY_RANK = {Strategy.LBL: 0, Strategy.REUSE: 1, Strategy.RECOMPUTE: 2, Strategy.VENDOR: 3}
 
 
@@ -62,15 +73,29 @@ class Variant:
     source: str | None = None  # CUDA source relative to the repo root
     entries: tuple[str, ...] = ()  # extern "C" kernels in the cubin
     defines: tuple[tuple[str, int], ...] = ()  # -D flags
-    impl: str = ""  # vendor only: "" (PyTorch eager, NCHW), "cl" (channels-last, cudnn.benchmark), "compile"
+    # vendor: "" (PyTorch eager, NCHW), "cl" (channels-last, cudnn.benchmark), "compile";
+    # own kernels: "" (hand-written, alexnet/front only) or "gen" (kernels/generate.py, any group)
+    impl: str = ""
 
     @property
     def name(self) -> str:
         """``lbl``, ``fused-reuse-t4``, ``fused-recompute-t2x7``, ``vendor``, ``vendor-cl``,
-        ``vendor-compile``; a precision other than fp32 adds ``-<precision>``."""
+        ``vendor-compile``, ``lbl-gen``, ``fused-reuse-t2x14-gen``; a precision other than fp32 adds
+        ``-<precision>``, a network or group other than alexnet/front the prefix ``<network>.<group>.``."""
         base = f"fused-{self.strategy}-t{tile_label(self.tile)}" if self.strategy.fused else str(self.strategy)
         base += f"-{self.impl}" if self.impl else ""
-        return base if self.precision == DEFAULT_PRECISION else f"{base}-{self.precision}"
+        base = base if self.precision == DEFAULT_PRECISION else f"{base}-{self.precision}"
+        return base if self.default_group else f"{self.network}.{self.group}.{base}"
+
+    @property
+    def default_group(self) -> bool:
+        """AlexNet's front (conv1..pool2): the group the hand-written kernels implement; its names carry no prefix."""
+        return (self.network, self.group) == (NETWORK, GROUP)
+
+    @property
+    def generated(self) -> bool:
+        """Own kernels written by kernels/generate.py (their recipe is the network group, not a source file)."""
+        return self.impl == GEN_IMPL
 
     @property
     def define(self) -> dict[str, int]:
@@ -86,7 +111,7 @@ class Variant:
         of every table and legend."""
         rows, cols = tile_sides(self.tile) if self.tile is not None else (0, 0)
         prec = PRECISIONS.index(self.precision) if self.precision in PRECISIONS else len(PRECISIONS)
-        return _FAMILY_RANK[self.strategy], rows * cols + VENDOR_IMPLS.index(self.impl), prec
+        return _FAMILY_RANK[self.strategy], rows * cols * len(IMPLS) + IMPLS.index(self.impl), prec
 
     def record(self) -> dict:
         """The fields every result file carries (``schema_version`` is added by the writer)."""
@@ -96,25 +121,102 @@ class Variant:
     @classmethod
     def parse(cls, name: str) -> "Variant":
         """The record a variant name stands for (fields only, no build recipe): the inverse of
-        :attr:`name`. Accepts every name the workflow wrote, archived runs included."""
-        base, precision = name, DEFAULT_PRECISION
-        head, _, tail = name.rpartition("-")
+        :attr:`name`. Accepts every name the workflow wrote, archived runs included. Only the form
+        is checked here; :func:`variant` also checks that the network and group exist."""
+        network, group, rest = NETWORK, GROUP, name
+        if "." in name:
+            network, group, rest = (name.split(".", 2) + ["", ""])[:3]
+            if not (network and group and rest) or (network, group) == (NETWORK, GROUP):
+                raise ValueError(f"variant name {name!r}: expected <network>.<group>.<variant> for a group other "
+                                 f"than {NETWORK}.{GROUP} (whose names carry no prefix)")  # fmt: skip
+        base, precision = rest, DEFAULT_PRECISION
+        head, _, tail = rest.rpartition("-")
         if head and tail in PRECISIONS:
             base, precision = head, tail
-        if base in (Strategy.LBL, Strategy.VENDOR):
-            return cls(Strategy(base), None, precision)
-        if base.startswith("vendor-") and base[7:] in VENDOR_IMPLS:
-            return cls(Strategy.VENDOR, None, precision, impl=base[7:])
-        parts = base.split("-")
-        if len(parts) == 3 and parts[0] == "fused" and parts[1] in ("reuse", "recompute") and parts[2][:1] == "t":
-            try:
-                return cls(Strategy(parts[1]), parse_tile(parts[2][1:]), precision)
-            except ValueError:
-                pass
-        raise ValueError(
-            f"variant name {name!r}: expected lbl, vendor[-cl|-compile] or fused-<reuse|recompute>-t<tile> (tile T or RxC), "
-            f"optionally -<precision> ({', '.join(PRECISIONS)})"
-        )
+        impl = ""
+        if base.endswith(f"-{GEN_IMPL}"):
+            base, impl = base[: -len(GEN_IMPL) - 1], GEN_IMPL
+        v = None
+        if base == Strategy.LBL or (base == Strategy.VENDOR and not impl):
+            v = cls(Strategy(base), None, precision, network, group, impl=impl)
+        elif base.startswith("vendor-") and base[7:] in VENDOR_IMPLS and not impl:
+            v = cls(Strategy.VENDOR, None, precision, network, group, impl=base[7:])
+        else:
+            parts = base.split("-")
+            if len(parts) == 3 and parts[0] == "fused" and parts[1] in ("reuse", "recompute") and parts[2][:1] == "t":
+                try:
+                    v = cls(Strategy(parts[1]), parse_tile(parts[2][1:]), precision, network, group, impl=impl)
+                except ValueError:
+                    pass
+        if v is None:
+            raise ValueError(
+                f"variant name {name!r}: expected [<network>.<group>.]lbl[-gen], vendor[-cl|-compile] or "
+                f"fused-<reuse|recompute>-t<tile>[-gen] (tile T or RxC), optionally -<precision> ({', '.join(PRECISIONS)})"
+            )
+        if v.strategy.own_kernels and not v.generated and not v.default_group:
+            raise ValueError(f"variant name {name!r}: hand-written kernels exist for {NETWORK}.{GROUP} only; "
+                             f"other groups have generated ones ({network}.{group}.{base}-gen...)")  # fmt: skip
+        return v
+
+
+def _config_networks() -> dict:
+    """The ``networks`` section of the default config (group ranges of generated variants)."""
+    return _load_networks(str(DEFAULT_CONFIG))
+
+
+@lru_cache(maxsize=4)
+def _load_networks(path: str) -> dict:
+    import yaml
+
+    return dict(yaml.safe_load(Path(path).read_text()).get("networks") or {})
+
+
+def group_range(network: str, group: str, networks: dict | None = None) -> tuple[str, str]:
+    """(first layer, last layer) of a configured fusion group; ValueError in one line when the
+    network file or the group is missing. ``networks`` is a config's ``networks`` section (default:
+    config/config.yaml's); alexnet/front is conv1..pool2 whatever the config says."""
+    from pipeline.core.networks import available_networks
+
+    if network not in available_networks():
+        raise ValueError(f"network {network!r}: no config/networks/{network}.yaml; allowed: "
+                         f"{', '.join(available_networks())}")  # fmt: skip
+    if (network, group) == (NETWORK, GROUP):
+        return "conv1", "pool2"
+    groups = ((_config_networks() if networks is None else networks).get(network) or {}).get("groups") or {}
+    if group not in groups:
+        raise ValueError(f"network {network}: no fusion group {group!r} under networks.{network}.groups; "
+                         f"allowed: {', '.join(groups) or 'none'}")  # fmt: skip
+    first, last = groups[group]
+    return str(first), str(last)
+
+
+def group_chain(network: str, group: str, height: int | None = None, width: int | None = None,
+                networks: dict | None = None):  # fmt: skip
+    """(layers, input shape) of a fusion group at an input of ``height`` x ``width`` (default: the
+    network's own input size); the group's input is the map its first layer reads."""
+    from pipeline.core.networks import Shape, load_network
+
+    first, last = group_range(network, group, networks)
+    net = load_network(network)
+    h = net.input.height if height is None else int(height)
+    w = net.input.width if width is None else int(width)
+    shapes = net.shapes(Shape(net.input.channels, h, w))
+    return net.group(first, last), shapes[net.index(first)]
+
+
+def variant(name: str, networks: dict | None = None) -> Variant:
+    """The record (with its build recipe, for hand-written kernels) of a variant name: the one lookup
+    every stage uses where a name becomes a record. Generated variants and the vendor anchors of
+    other groups depend on the config, not on :data:`VARIANTS`: their name is parsed and the network
+    and group are checked (``networks``: a config's section, default config/config.yaml's)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    v = Variant.parse(name)  # ValueError in one line for a malformed name
+    if v.generated or (v.strategy == Strategy.VENDOR and not v.default_group):
+        group_range(v.network, v.group, networks)
+        return v
+    raise ValueError(f"variant {name!r} is not built: hand-written {v.strategy} kernels exist for "
+                     f"{', '.join(sorted(n for n, r in VARIANTS.items() if r.strategy == v.strategy))}")  # fmt: skip
 
 
 def _al32(v: int) -> int:

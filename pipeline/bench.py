@@ -13,6 +13,9 @@ workflow would measure the same way:
 3. ``pipeline.stages.time.time_variant`` (the time rule's CUDA-event loop, with NVML) at
    ``--batch``; lbl is timed twice to show the run-to-run spread.
 Prints a short table last; writes ``results.json`` and the build reports under ``--out``.
+Generated variants (``lbl-gen``, ``vgg_e.first5.fused-reuse-t2x14-gen-fp16``) are built at their
+network's input size: a check at another size compiles them with NVRTC, and they are timed at
+that size.
 """
 
 import argparse
@@ -27,11 +30,11 @@ CHECKS = "1x227x227;3x231x199;16x227x227"
 
 def build_all(names: list[str], arch: str, out: Path) -> dict[str, str | None]:
     """variant -> cubin path (None for variants without a source), printing registers and spills."""
-    from kernels.registry import VARIANTS
+    from kernels.registry import Variant
     from pipeline.stages.build import build_variant
 
     def one(name: str) -> tuple[str, str | None]:
-        if VARIANTS[name].source is None:
+        if not Variant.parse(name).strategy.own_kernels:
             return name, None
         cubin = out / f"{name}.cubin"
         rep = build_variant(name, arch, cubin, out / f"{name}.json", out / f"{name}.log")
@@ -45,24 +48,35 @@ def build_all(names: list[str], arch: str, out: Path) -> dict[str, str | None]:
 
 def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = None) -> list[dict]:
     """Every variant on every check shape, against one float64 reference per shape."""
-    from kernels.api import make_forward
+    import numpy as np
+
+    from kernels.api import make_forward, random_params
+    from kernels.registry import Variant, group_chain
     from pipeline.stages.verify import check_forward, reference_output
 
     rows = []
     for spec in checks.split(";"):
         b, h, w = (int(v) for v in spec.split("x"))
-        base = make_forward("lbl", b, h, w, seed=7, cubin=cubins.get("lbl"))
-        x32 = base.random_input(11)
-        refs: dict[str, tuple] = {}  # precision -> (input, reference): weights and input rounded to it
+        groups: dict[tuple, tuple] = {}  # (network, group) -> (params, float32 input): shared by its variants
+        refs: dict[tuple, tuple] = {}  # (network, group, precision) -> (input, reference), rounded to it
         for n in names:
             try:
-                fwd = make_forward(n, b, h, w, params=base.params, cubin=cubins[n])
-                if fwd.precision not in refs:
+                v = Variant.parse(n)
+                key = (v.network, v.group)
+                if key not in groups:
+                    layers, s_in = group_chain(v.network, v.group, h, w)
+                    x32 = np.random.default_rng(11).standard_normal((b, s_in.channels, s_in.height, s_in.width),
+                                                                    dtype=np.float32)  # fmt: skip
+                    groups[key] = (random_params(layers, s_in, 7), x32)
+                params, x32 = groups[key]
+                cubin = cubins[n] if not v.generated or (h, w) == native_hw(v.network) else None
+                fwd = make_forward(n, b, h, w, params=params, cubin=cubin)
+                if (*key, fwd.precision) not in refs:
                     t0 = time.time()
                     xp = fwd.encode(x32)
-                    refs[fwd.precision] = (xp, reference_output(fwd, xp))
-                    print(f"reference {spec} {fwd.precision}: {time.time() - t0:.1f} s", flush=True)
-                r = check_forward(fwd, *refs[fwd.precision], rtol=rtol)
+                    refs[(*key, fwd.precision)] = (xp, reference_output(fwd, xp))
+                    print(f"reference {spec} {v.network}.{v.group} {fwd.precision}: {time.time() - t0:.1f} s", flush=True)
+                r = check_forward(fwd, *refs[(*key, fwd.precision)], rtol=rtol)
             except Exception as err:  # report and go on: one broken variant must not hide the rest
                 r = {"variant": n, "passed": False, "rel_l2_error": float("inf"), "error": repr(err)[:300]}
             rows.append({**r, "check": spec})
@@ -71,13 +85,24 @@ def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = 
     return rows
 
 
+def native_hw(network: str) -> tuple[int, int]:
+    """A network's input height and width (the size the build stage generates for)."""
+    from pipeline.core.networks import load_network
+
+    shape = load_network(network).input
+    return shape.height, shape.width
+
+
 def time_all(names: list[str], cubins: dict, batch: int, repeats: int) -> dict[str, list[float]]:
+    from kernels.registry import Variant
     from pipeline.stages.time import time_variant
 
     times: dict[str, list[float]] = {}
     for n in names + (["lbl"] if "lbl" in names else []):
         try:
-            us = time_variant(n, batch, cubins[n], warmup=5, repeats=repeats, min_seconds=0.2)["us_per_image_median"]
+            h, w = native_hw(Variant.parse(n).network)
+            us = time_variant(n, batch, cubins[n], height=h, width=w, warmup=5, repeats=repeats,
+                              min_seconds=0.2)["us_per_image_median"]  # fmt: skip
         except Exception as err:
             print(f"time {n}: {err!r}"[:300])
             us = float("nan")
@@ -86,7 +111,7 @@ def time_all(names: list[str], cubins: dict, batch: int, repeats: int) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kernels.registry import VARIANTS, vendor_available
+    from kernels.registry import VARIANTS, variant, vendor_available
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--variants", default=",".join(VARIANTS))
@@ -99,11 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-time", action="store_true")
     a = ap.parse_args(argv)
     names = [n for n in a.variants.split(",") if n]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        ap.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    for n in names:
+        try:
+            variant(n)
+        except ValueError as err:
+            ap.error(f"{err}; hand-written: {', '.join(VARIANTS)}; generated: lbl-gen, fused-reuse-t2x7-gen-fp16, "
+                     "vgg_e.first5.fused-reuse-t2x14-gen-fp16, ...")  # fmt: skip
     ok, why = vendor_available()
-    anchors = [n for n in names if VARIANTS[n].strategy == "vendor"]
+    anchors = [n for n in names if variant(n).strategy == "vendor"]
     if not ok and anchors:
         print(f"{', '.join(anchors)} skipped: {why}")
         names = [n for n in names if n not in anchors]

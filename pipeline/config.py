@@ -134,3 +134,55 @@ def check_config(config: dict, arch: str = "sm_90") -> None:
                         f"kernels.tile_sizes: {v.name} needs {need} bytes of shared memory per block, {arch} "
                         f"allows {limit}; choose a smaller tile"
                     )
+    check_generated(config)
+
+
+def check_generated(config: dict) -> None:
+    """The ``kernels.generated`` entries: a configured network and group (once each), tiles that
+    parse and fit the shared memory of a block at some precision (a tile that misses the configured
+    ones, or some of them, is left out there: ``pipeline.stages.plan.generated_variants`` says so), profile
+    batches among the entry's batches, and the group range the stages read (the default config's,
+    ``kernels.registry.group_range``: a stage names a variant, not a config). ConfigError in one line."""
+    from kernels.registry import group_range
+    from pipeline.core.tiles import parse_tile, tile_label
+    from kernels.chain import fit_problem
+    from kernels.generate import PREC_DEFINE
+
+    k = config["kernels"]
+    seen = set()
+    for i, entry in enumerate(k.get("generated") or []):
+        key = f"kernels.generated.{i}"
+        net, group = entry["network"], entry["group"]
+        if net not in config["networks"]:
+            raise ConfigError(f"{key}.network: {net!r} is not configured; allowed: {', '.join(config['networks'])}")
+        groups = config["networks"][net]["groups"]
+        if group not in groups:
+            raise ConfigError(f"{key}.group: {group!r} is not a fusion group of {net}; allowed: {', '.join(groups)}")
+        if (net, group) in seen:
+            raise ConfigError(f"{key}: {net}.{group} has an entry already; give each group one entry")
+        seen.add((net, group))
+        rng = tuple(groups[group])
+        try:
+            stage_rng = group_range(net, group)
+        except ValueError:
+            stage_rng = None
+        if stage_rng != rng:
+            raise ConfigError(f"{key}: {net}.{group} is {list(rng)} here but {list(stage_rng) if stage_rng else 'absent'} "
+                              f"in config/config.yaml, where the stages read generated groups; allowed: the same range")  # fmt: skip
+        bad = [b for b in entry["profile_batches"] if b not in entry["batches"]]
+        if bad:
+            raise ConfigError(f"{key}.profile_batches: {bad} not among its batches; allowed: "
+                              f"{', '.join(map(str, entry['batches']))}")  # fmt: skip
+        problem = fit_problem(net, rng, "lbl", None, k["precisions"][0])
+        if problem:
+            raise ConfigError(f"{key}: no lbl-gen kernel fits: {problem}")
+        for t in entry["tile_sizes"]:
+            try:
+                tile = parse_tile(t)
+            except ValueError as err:
+                raise ConfigError(f"{key}.tile_sizes: {err}") from None
+            for strategy in k["strategies"]:
+                problems = [fit_problem(net, rng, strategy, tile, p) for p in PREC_DEFINE]
+                if all(problems):
+                    raise ConfigError(f"{key}.tile_sizes: {tile_label(tile)} fits no precision ({strategy}): "
+                                      f"{problems[-1]}")  # fmt: skip

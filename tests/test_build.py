@@ -92,3 +92,43 @@ def test_tensor_core_variant_without_hmma_fails_its_build(tmp_path, monkeypatch)
     monkeypatch.setitem(registry.VARIANTS, "lbl", fake)
     with pytest.raises(BuildError, match="no HMMA"):
         build_variant("lbl", "sm_90", tmp_path / "v.cubin", tmp_path / "v.json", tmp_path / "v.log")
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_generated_variant_builds_its_module(tmp_path):
+    """A generated variant: the module kernels.chain writes at the network's input size lands beside
+    the cubin, nvcc builds it with the hand kernels' flags, and the report carries the layout."""
+    import json
+
+    from kernels.chain import chain_source
+    from kernels.registry import group_chain
+
+    name = "vgg_e.first5.lbl-gen"
+    rep = build_variant(name, "sm_90", tmp_path / f"{name}.cubin", tmp_path / f"{name}.json", tmp_path / f"{name}.log")
+    layers, s_in = group_chain("vgg_e", "first5")
+    assert (tmp_path / f"{name}.cu").read_text() == chain_source(layers, s_in, "lbl", None, "fp32")
+    assert (s_in.height, s_in.width) == (224, 224) and (tmp_path / f"{name}.cubin").stat().st_size > 0
+    assert "-std=c++17" in (tmp_path / f"{name}.log").read_text().splitlines()[0]
+    g = rep["generated"]
+    assert (rep["network"], rep["group"], rep["strategy"], rep["precision"]) == ("vgg_e", "first5", "lbl", "fp32")
+    assert g["layers"] == ["conv1_1", "relu3_1"] and g["input"] == [3, 224, 224]
+    assert g["entries"] == [f"chain_fused_{i}" for i in range(7)]  # 5 convs (ReLU in place) and 2 pools
+    kernels = {k["name"]: k for k in rep["kernels"]}
+    assert set(kernels) == set(g["entries"])
+    for k in kernels.values():
+        assert k["registers"] > 0 and 0 < k["dynamic_shared_bytes"] <= 227 * 1024 and k["blocks_per_image"] > 0
+        assert k["dynamic_shared_bytes"] == g["kernels"][k["name"]]["dynamic_shared_bytes"]
+    assert g["smem_bytes"] == max(k["dynamic_shared_bytes"] for k in kernels.values())
+    rings = g["kernels"]["chain_fused_0"]["rings"]
+    assert rings[0]["layer"] == "input" and rings[1]["layer"] == "conv1_1" and rings[1]["channels"] == 64
+    assert json.loads((tmp_path / f"{name}.json").read_text())["variant"] == name
+
+
+@needs_tools
+def test_generated_16_bit_variant_records_hmma(tmp_path):
+    name = "vgg_e.first5.fused-reuse-t2x14-gen-fp16"
+    rep = build_variant(name, "sm_90", tmp_path / "v.cubin", tmp_path / "v.json", tmp_path / "v.log")
+    (k,) = rep["kernels"]
+    assert k["name"] == "chain_fused" and k["tensor_core_instructions"] > 0
+    assert k["dynamic_shared_bytes"] == rep["generated"]["smem_bytes"] > 0 and rep["tile"] == "2x14"
+    assert (tmp_path / "v.cu").read_text().startswith("#define PREC 1\n")

@@ -71,7 +71,7 @@ def test_rectangular_kernel_tiles(config):
     from pipeline.stages.plan import kernel_variants
 
     assert "2x7" in config["kernels"]["tile_sizes"]
-    config["kernels"].update(tile_sizes=["2x7", 4], strategies=["reuse"], precisions=["fp32"])
+    config["kernels"].update(tile_sizes=["2x7", 4], strategies=["reuse"], precisions=["fp32"], generated=[])
     assert schema_error_line(config, SCHEMA) is None
     check_config(config)
     assert kernel_variants(config)[1:3] == ["fused-reuse-t2x7", "fused-reuse-t4"]
@@ -88,7 +88,7 @@ def test_rectangular_kernel_tiles(config):
 
 def test_tile_that_does_not_fit_shared_memory_is_refused(config):
     """sm_75 allows 64 KB per block: the T=4 fused kernels (about 210 KB) must be refused."""
-    config["kernels"].update(tile_sizes=[4], precisions=["fp32"])
+    config["kernels"].update(tile_sizes=[4], precisions=["fp32"], generated=[])
     check_config(config, "sm_90")
     with pytest.raises(ConfigError) as err:
         check_config(config, "sm_75")
@@ -102,3 +102,85 @@ def test_tiles_follow_the_precisions(config):
     config["kernels"].update(precisions=["fp32"])
     with pytest.raises(ConfigError, match=r"\[4x7\] not compiled for fp32; allowed: fp32: 2, 3, 4, 2x7"):
         check_config(config)
+
+
+GEN = {"network": "vgg_e", "group": "first5", "tile_sizes": ["2x14"], "batches": [1, 64], "profile_batches": [64]}
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ({**GEN, "network": "resnet"}, "kernels.generated.0.network: 'resnet' is not configured; allowed: alexnet, vgg_e"),
+        ({**GEN, "group": "front"}, "kernels.generated.0.group: 'front' is not a fusion group of vgg_e; allowed: first5"),
+        ({**GEN, "tile_sizes": ["2x28"]}, "kernels.generated.0.tile_sizes: 2x28 fits no precision (reuse): "
+                                          "conv1_1..relu3_1 reuse tile 2x28 bf16: the rings need"),
+        ({**GEN, "profile_batches": [128]}, "kernels.generated.0.profile_batches: [128] not among its batches; allowed: 1, 64"),
+    ],
+)  # fmt: skip
+def test_generated_entry_errors_are_one_line(config, entry, expected):
+    config["kernels"]["generated"] = [entry]
+    with pytest.raises(ConfigError) as err:
+        check_config(config)
+    assert "\n" not in str(err.value)
+    assert str(err.value).startswith(expected), str(err.value)
+
+
+def test_generated_entries_checked_once_per_group_and_against_the_stages_range(config):
+    config["kernels"]["generated"] = [GEN, {**GEN, "tile_sizes": [2]}]
+    with pytest.raises(ConfigError, match=r"^kernels.generated.1: vgg_e.first5 has an entry already"):
+        check_config(config)
+    config["kernels"]["generated"] = [GEN]
+    config["networks"]["vgg_e"]["groups"]["first5"] = ["conv1_1", "pool2"]  # the stages read config/config.yaml's
+    with pytest.raises(ConfigError, match=r"^kernels.generated.0: vgg_e.first5 is \['conv1_1', 'pool2'\] here but "
+                                          r"\['conv1_1', 'relu3_1'\] in config/config.yaml"):  # fmt: skip
+        check_config(config)
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda c: c["kernels"].update(generated=[{"network": "vgg_e", "group": "first5", "tile_sizes": ["2by14"],
+                                                   "batches": [1]}]), "config kernels.generated.0.tile_sizes.0"),
+        (lambda c: c["kernels"].update(generated=[{"network": "vgg_e", "group": "first5", "batches": [1]}]),
+         "config kernels.generated.0: 'tile_sizes' is a required property"),
+        (lambda c: c["kernels"].update(generated=[{**GEN, "tiles": [2]}]),
+         "config kernels.generated.0: unknown key 'tiles'; allowed: batches, group, network, profile_batches, tile_sizes"),
+    ],
+)  # fmt: skip
+def test_generated_schema_errors_are_one_line(config, change, expected):
+    change(config)
+    line = schema_error_line(config, SCHEMA)
+    assert line is not None and "\n" not in line
+    assert line.startswith(expected), line
+
+
+def test_shipped_configs_generate_both_networks(config):
+    """Default and full sweep: both networks' groups, every listed tile at a precision it fits."""
+    import yaml
+
+    from pipeline.stages.plan import generated_variants
+
+    full = load_config(ROOT / "config" / "config.yaml")
+    for section, values in yaml.safe_load((ROOT / "config" / "full.yaml").read_text()).items():
+        full[section].update(values)
+    for cfg in (config, full):
+        check_config(cfg)
+        gen, notes = generated_variants(cfg)
+        assert {(e["network"], e["group"]) for _, e in gen} == {("alexnet", "front"), ("vgg_e", "first5")}
+        assert all("left out at fp32" in n for n in notes)  # 16-bit maps fit every listed tile
+    names = [n for n, _ in generated_variants(full)[0]]
+    assert "vgg_e.first5.fused-reuse-t4x14-gen-bf16" in names and "vgg_e.first5.fused-reuse-t4x14-gen" not in names
+    assert "vgg_e.first5.vendor-compile-bf16" in names and "fused-recompute-t4x7-gen-fp16" in names
+
+
+def test_a_generated_tile_that_misses_the_configured_precisions_is_left_out_with_a_note(config):
+    """An fp32-only run of the default config: vgg_e's 2x14 runs at 16 bits only, so at fp32 it is
+    left out (a note), not an error; its lbl-gen and 2x7 variants still run."""
+    from pipeline.stages.plan import generated_variants
+
+    config["kernels"].update(precisions=["fp32"], tile_sizes=["2x7"])
+    check_config(config)
+    gen, notes = generated_variants(config)
+    assert notes == ["kernels.generated vgg_e.first5: tile 2x14 left out at fp32 (reuse, recompute): its rings "
+                     "exceed the shared memory of a block"]  # fmt: skip
+    assert "vgg_e.first5.fused-reuse-t2x7-gen" in dict(gen) and not any("2x14" in n for n, _ in gen)

@@ -138,3 +138,68 @@ def test_every_source_compiles_for_sm90(tmp_path):
         compiled = set(re.findall(r"Compiling entry function '(\w+)'", log))
         assert set(VARIANTS[name].entries) <= compiled, (name, compiled)
         assert not re.search(r"[1-9]\d* bytes spill stores", log), f"{name} spills:\n{log}"
+
+
+GEN_NAMES = {
+    "lbl-gen": ("alexnet", "front", "lbl", None, "fp32"),
+    "fused-reuse-t2x14-gen": ("alexnet", "front", "reuse", (2, 14), "fp32"),
+    "fused-reuse-t2x14-gen-fp16": ("alexnet", "front", "reuse", (2, 14), "fp16"),
+    "fused-recompute-t2-gen-bf16": ("alexnet", "front", "recompute", 2, "bf16"),
+    "vgg_e.first5.lbl-gen-fp16": ("vgg_e", "first5", "lbl", None, "fp16"),
+    "vgg_e.first5.fused-reuse-t2x14-gen-fp16": ("vgg_e", "first5", "reuse", (2, 14), "fp16"),
+    "vgg_e.first5.vendor-cl-fp16": ("vgg_e", "first5", "vendor", None, "fp16"),
+    "vgg_e.first5.vendor": ("vgg_e", "first5", "vendor", None, "fp32"),
+}
+
+
+def test_generated_and_other_group_names_round_trip():
+    from kernels.registry import variant
+
+    for name, (net, group, strategy, tile, precision) in GEN_NAMES.items():
+        v = Variant.parse(name)
+        assert (v.network, v.group, v.strategy, v.tile, v.precision) == (net, group, strategy, tile, precision)
+        assert v.name == name and v.record()["variant"] == name
+        assert v.generated == ("-gen" in name)
+        assert variant(name).name == name
+        assert (v.network, v.group) == (v.record()["network"], v.record()["group"])
+    assert variant("fused-reuse-t2x7").source == "kernels/fused.cu"  # hand-written: the registry's recipe
+    for bad, msg in (("vgg_e.first5.lbl", "hand-written kernels exist for alexnet.front only"),
+                     ("alexnet.front.lbl-gen", "for a group other than alexnet.front"),
+                     ("vgg_e.lbl-gen", "expected <network>.<group>.<variant>"), ("vendor-gen", "variant name"),
+                     ("lbl-gen-fp64", "variant name")):  # fmt: skip
+        with pytest.raises(ValueError, match=msg):
+            Variant.parse(bad)
+    for bad, msg in (("resnet.g.lbl-gen", "no config/networks/resnet.yaml"),
+                     ("vgg_e.first9.lbl-gen", "no fusion group 'first9' under networks.vgg_e.groups; allowed: first5"),
+                     ("fused-reuse-t6", "is not built")):  # fmt: skip
+        with pytest.raises(ValueError, match=msg):
+            variant(bad)
+    assert variant("vgg_e.g2.lbl-gen", {"vgg_e": {"groups": {"g2": ["conv1_1", "pool1"]}}}).group == "g2"
+
+
+def test_archived_names_still_parse():
+    """Every variant folder and record of reports/archive reads back to its own name."""
+    import json
+
+    archive = ROOT / "reports" / "archive"
+    names = {p.name for p in archive.glob("*/*/*/*") if p.is_dir() and p.parent.name in ("alexnet", "vgg_e")}
+    names |= {json.loads(p.read_text()).get("variant") for p in archive.glob("*/build/*/*.json")} - {None}
+    assert len(names) >= 10
+    for name in names:
+        v = Variant.parse(name)
+        assert v.name == name and (v.network, v.group) == ("alexnet", "front") and not v.generated
+
+
+def test_generated_rank_sits_beside_the_hand_written():
+    names = ["vendor-cl", "fused-reuse-t2x7-gen", "fused-reuse-t2x7", "lbl-gen", "lbl", "fused-recompute-t2x7-gen"]
+    assert sorted(names, key=lambda n: Variant.parse(n).rank) == [
+        "lbl", "lbl-gen", "fused-reuse-t2x7", "fused-reuse-t2x7-gen", "fused-recompute-t2x7-gen", "vendor-cl"]
+
+
+def test_group_chain_at_the_network_size_and_another():
+    from kernels.registry import group_chain
+
+    layers, s = group_chain("vgg_e", "first5")
+    assert (layers[0].name, layers[-1].name, (s.channels, s.height, s.width)) == ("conv1_1", "relu3_1", (3, 224, 224))
+    layers, s = group_chain("alexnet", "front", 231, 199)
+    assert (layers[0].name, layers[-1].name, (s.height, s.width)) == ("conv1", "pool2", (231, 199))

@@ -312,7 +312,7 @@ def test_default_run_profiles_two_batches_and_full_sweep_all(tmp_path, fake_gpu,
     variant, and runs Nsight Compute at profile.batches only; config/full.yaml adds precisions,
     tiles and anchors, and profiles every batch."""
     from pipeline.config import load_config
-    from pipeline.stages.plan import kernel_variants, profile_batches
+    from pipeline.stages.plan import kernel_variants, profile_batches, time_groups, variant_batches
 
     config = load_config(ROOT / "config" / "config.yaml")
     extra = ("--configfile", str(ROOT / "config" / "full.yaml")) if full else ()
@@ -323,12 +323,16 @@ def test_default_run_profiles_two_batches_and_full_sweep_all(tmp_path, fake_gpu,
     r = smk("-d", str(tmp_path), *extra, "-n", cwd=tmp_path, env=fake_gpu)
     assert r.returncode == 0, r.stderr
     jobs = planned_jobs(r.stdout)
-    assert jobs["time"] == len(variants)
-    assert jobs["profile"] == len(variants) * len(profiled_batches)
+    # one time rule per set of batches: time (kernels.batches), time_<network>_<group> per generated entry
+    assert {rule: jobs[rule] for rule, _, _, _ in time_groups(config)} == {
+        rule: len(names) for rule, _, names, _ in time_groups(config)}  # fmt: skip
+    assert sum(jobs[rule] for rule, _, _, _ in time_groups(config)) == len(variants)
+    assert jobs["profile"] == sum(len(profile_batches(config, v)) for v in variants)
     assert len(re.findall(r"^\s+output: .*/b\d+/time.json", r.stdout, re.M)) == len(variants)
     batches = config["kernels"]["batches"]
-    assert len(re.findall(r"/b\d+/time.json", r.stdout)) >= len(batches) * len(variants)  # a file per batch
-    profiled = set(re.findall(r"output: results/h200/alexnet/[^/]+/b(\d+)/profile.json", r.stdout))
+    per_batch = sum(len(variant_batches(config, v)) for v in variants)
+    assert len(re.findall(r"/b\d+/time.json", r.stdout)) >= per_batch  # a file per batch
+    profiled = set(re.findall(r"output: results/h200/alexnet/[^/.]+/b(\d+)/profile.json", r.stdout))
     assert profiled == {str(b) for b in profiled_batches}
     if full:
         assert profiled_batches == batches and 256 in batches
@@ -381,7 +385,60 @@ def test_the_default_gpu_run_builds_only_the_projects_kernels(tmp_path, fake_gpu
     config = load_config(ROOT / "config" / "config.yaml")
     variants = kernel_variants(config)
     assert any(v.startswith("vendor-cl") for v in variants) and "lbl-fp16" in variants
-    assert jobs["build"] == len(built_variants(config)) < len(variants)
-    assert not re.search(r"variant=vendor", "\n".join(l for l in r.stdout.splitlines() if "arch=" in l))
-    assert jobs["verify"] == jobs["time"] == len(variants)
-    assert jobs["profile"] == len(variants) * len(profile_batches(config))
+    assert jobs["build"] + jobs["build_gen"] == len(built_variants(config)) < len(variants)
+    assert not re.search(r"variant=[^,]*vendor", "\n".join(l for l in r.stdout.splitlines() if "arch=" in l))
+    assert jobs["verify"] == jobs["time"] + jobs["time_alexnet_front"] + jobs["time_vgg_e_first5"] == len(variants)
+    assert jobs["profile"] == sum(len(profile_batches(config, v)) for v in variants)
+
+
+def test_generated_kernels_are_planned_for_both_networks(tmp_path):
+    """The default config on a login node (target_gpu, no GPU here): each generated variant is built
+    by build_gen (its module written beside the cubin), verified, timed by its entry's time rule at
+    its entry's batches (the other network's under results/<gpu>/vgg_e/), and profiled at its
+    entry's profile batches; phases only for the hand-written kernels."""
+    from pipeline.config import load_config
+    from pipeline.stages.plan import generated_variants
+
+    (tmp_path / "cluster.yaml").write_text("target_gpu: {name: h200, arch: sm_90}\n")
+    r = smk("-d", str(tmp_path), "--configfile", str(ROOT / "config" / "config.yaml"), str(tmp_path / "cluster.yaml"),
+            "-n", cwd=tmp_path, env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "kernels.generated vgg_e.first5: tile 2x14 left out at fp32 (reuse, recompute)" in r.stderr
+    jobs = planned_jobs(r.stdout)
+    gen, _ = generated_variants(load_config(ROOT / "config" / "config.yaml"))
+    own = [n for n, _ in gen if "-gen" in n]
+    if shutil.which("nvcc"):
+        assert jobs["build_gen"] == len(own) == 14
+        assert "output: results/build/sm_90/vgg_e.first5.fused-reuse-t2x14-gen-fp16.cu, " in r.stdout
+    assert jobs["time_alexnet_front"] == 6 and jobs["time_vgg_e_first5"] == 10
+    base = "results/h200/vgg_e/vgg_e.first5.fused-reuse-t2x14-gen-fp16"
+    assert f"output: {base}/b1/time.json, {base}/b16/time.json, {base}/b64/time.json" in r.stdout
+    assert f"output: {base}/b64/profile.json" in r.stdout and f"output: {base}/verify.json" in r.stdout
+    assert "results/h200/vgg_e/vgg_e.first5.vendor-cl-fp16/b64/profile.json" in r.stdout
+    assert "results/h200/alexnet/lbl-gen/b16/time.json" in r.stdout
+    assert "results/h200/alexnet/lbl-gen/b1/time.json" not in r.stdout
+    assert not re.search(r"-gen[^/]*/b\d+/phases.json", r.stdout)
+    # a generated variant's time.json at a batch its entry does not time: one line, before the DAG
+    asked = "results/h200/vgg_e/vgg_e.first5.lbl-gen/b128/time.json"
+    r = smk("-d", str(tmp_path), "--configfile", str(ROOT / "config" / "config.yaml"), str(tmp_path / "cluster.yaml"),
+            "-n", asked, cwd=tmp_path, env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
+    assert r.returncode != 0
+    assert f"{asked}: batch 128 is not in the batches of kernels.generated vgg_e.first5; allowed: 1, 16, 64" in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_build_gen_rule_writes_module_cubin_and_report(tmp_path):
+    """The build_gen rule itself (its script, outputs and params) on one generated variant of the
+    default config, without a GPU: the module, the cubin, the report naming its group."""
+    import json
+
+    target = "results/build/sm_90/lbl-gen.json"
+    r = smk("-d", str(tmp_path), "--cores", "1", target, cwd=tmp_path, env={"FUSED_LAYER_NO_GPU": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((tmp_path / target).read_text())
+    assert (rep["variant"], rep["network"], rep["group"], rep["generated"]["layers"]) == (
+        "lbl-gen", "alexnet", "front", ["conv1", "pool2"])  # fmt: skip
+    assert (tmp_path / "results/build/sm_90/lbl-gen.cu").read_text().startswith("#define PREC 0\n")
+    assert (tmp_path / "results/build/sm_90/lbl-gen.cubin").stat().st_size > 0
+    r = smk("-d", str(tmp_path), "-n", target, cwd=tmp_path, env={"FUSED_LAYER_NO_GPU": "1"})
+    assert "Nothing to be done" in r.stdout + r.stderr

@@ -118,9 +118,16 @@ def nvcc_command(source: Path, defines: list[str], arch: str, cubin: Path) -> li
     ]  # fmt: skip
 
 
-def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, log: Path) -> dict:
-    """Compile ``variant_name`` for ``arch`` into ``cubin``; write and return the resource report."""
-    from kernels.registry import TENSOR_CORE_PRECISIONS, VARIANTS, nvcc_flags
+def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, log: Path,
+                  source: Path | None = None, networks: dict | None = None) -> dict:  # fmt: skip
+    """Compile ``variant_name`` for ``arch`` into ``cubin``; write and return the resource report.
+
+    A generated variant (``lbl-gen``, ``vgg_e.first5.fused-reuse-t2x14-gen-fp16``) is first written
+    as CUDA to ``source`` (default: beside the cubin, ``.cu``) by :func:`kernels.chain.chain_source`
+    at its network's input size, the module ``ChainForward`` loads from the cubin; ``networks`` is
+    the config's section that names its group (default: config/config.yaml's).
+    """
+    from kernels.registry import TENSOR_CORE_PRECISIONS, Variant, nvcc_flags, variant as lookup
     from pipeline.stages.job import stamp, write_json
 
     if shutil.which("nvcc") is None:
@@ -128,11 +135,19 @@ def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, 
             "nvcc is not on PATH: install the CUDA toolkit (nvcc >= 12) to build cubins; "
             "without it the kernels are compiled by CuPy's NVRTC at run time"
         )
-    v = VARIANTS[variant_name]
-    if v.source is None:
-        raise BuildError(f"variant {variant_name!r} has no CUDA source to build")
+    v = Variant.parse(variant_name)
+    extra: dict = {}
     cubin.parent.mkdir(parents=True, exist_ok=True)
-    cmd = nvcc_command(REPO / v.source, nvcc_flags(v), arch, cubin)
+    if v.generated:
+        generated = write_generated_source(v, Path(source) if source else cubin.with_suffix(".cu"), networks)
+        src, defines, entries = generated.pop("source"), [], generated["entries"]
+        extra = {"generated": generated}
+    else:
+        v = lookup(variant_name)
+        if v.source is None:
+            raise BuildError(f"variant {variant_name!r} has no CUDA source to build")
+        src, defines, entries = REPO / v.source, nvcc_flags(v), list(v.entries)
+    cmd = nvcc_command(src, defines, arch, cubin)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(" ".join(cmd) + "\n" + proc.stdout + proc.stderr)
@@ -141,7 +156,9 @@ def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, 
     kernels = parse_ptxas(proc.stdout + proc.stderr)
     for k in kernels:
         k["register_limited_occupancy_pct"] = register_limited_occupancy_pct(k["registers"], arch)
-    missing = set(v.entries) - {k["name"] for k in kernels}
+        if v.generated:  # dynamic shared memory per block and blocks per image, from the layout
+            k.update(extra["generated"]["kernels"].get(k["name"], {}))
+    missing = set(entries) - {k["name"] for k in kernels}
     if missing:
         raise BuildError(f"{variant_name}: entries {sorted(missing)} not found in the cubin")
     if v.precision in TENSOR_CORE_PRECISIONS:  # the SASS must show the tensor-core products
@@ -150,10 +167,39 @@ def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, 
             k["tensor_core_instructions"] = counts.get(k["name"], 0)
         if not any(counts.values()):
             raise BuildError(f"{variant_name} is a {v.precision} tensor-core variant but its SASS has no HMMA/HGMMA")
-    # the -D flags say which build of a source this was
-    result = stamp({"arch": arch, "nvcc": nvcc_version(), "defines": v.define, "kernels": kernels}, v)
+    # the -D flags say which build of a source this was; a generated module, its group and layouts
+    result = stamp({"arch": arch, "nvcc": nvcc_version(), "defines": dict(v.defines), **extra, "kernels": kernels}, v)
     write_json(report_json, result)
     return result
+
+
+def write_generated_source(v, path: Path, networks: dict | None = None) -> dict:
+    """Write a generated variant's CUDA module (its network's input size) to ``path``; return what the
+    build report records of it: the group, the entries in launch order and, per kernel, its dynamic
+    shared memory per block, blocks per image and rings (the on-chip maps: rows x cols x pixel
+    stride, bytes), with ``source`` the path written."""
+    from kernels.chain import chain_kernels
+    from kernels.generate import module_source
+    from kernels.registry import BYTES_PER_VALUE, group_chain, group_range
+
+    layers, in_shape = group_chain(v.network, v.group, networks=networks)
+    gens = chain_kernels(layers, in_shape, str(v.strategy), v.tile, v.precision)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(module_source(gens))
+    bpv = BYTES_PER_VALUE[v.precision]
+    per_kernel = {}
+    for g in gens:
+        lay = g.layout
+        rings = [{"map": r.map, "layer": "input" if r.layer < 0 else lay.layers[r.layer].name, "channels": r.channels,
+                  "rows": r.rows, "cols": r.cols, "pixel_stride": r.pixel_stride, "bytes": r.values * bpv}
+                 for r in lay.rings]  # fmt: skip
+        per_kernel[g.entry] = {"dynamic_shared_bytes": g.smem_bytes, "blocks_per_image": lay.blocks_per_image,
+                               "tile": lay.tile if isinstance(lay.tile, int) else list(lay.tile),
+                               "layers": [lay.layers[0].name, lay.layers[-1].name], "rings": rings}  # fmt: skip
+    first, last = group_range(v.network, v.group, networks)
+    return {"source": path, "network": v.network, "group": v.group, "layers": [first, last],
+            "input": [in_shape.channels, in_shape.height, in_shape.width], "entries": [g.entry for g in gens],
+            "smem_bytes": max(g.smem_bytes for g in gens), "kernels": per_kernel}  # fmt: skip
 
 
 def nvcc_version() -> str:
@@ -163,10 +209,13 @@ def nvcc_version() -> str:
 
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
+    sm = snakemake  # noqa: F821
     build_variant(
-        snakemake.wildcards.variant,  # noqa: F821
-        snakemake.wildcards.arch,  # noqa: F821
-        Path(snakemake.output.cubin),  # noqa: F821
-        Path(snakemake.output.json),  # noqa: F821
-        Path(snakemake.log[0]),  # noqa: F821
+        sm.wildcards.variant,
+        sm.wildcards.arch,
+        Path(sm.output.cubin),
+        Path(sm.output.json),
+        Path(sm.log[0]),
+        source=Path(sm.output.source) if "source" in sm.output.keys() else None,
+        networks=sm.params.get("networks"),
     )

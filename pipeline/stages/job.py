@@ -77,6 +77,8 @@ def run_stage(sm: Any, body: Callable[[Any, Variant | None], dict], gpu: bool = 
         logging.basicConfig(filename=sm.log[0], level=logging.INFO)
         w = sm.wildcards
         variant = Variant.parse(w.variant) if "variant" in w.keys() else None
+        if variant is not None and not variant.default_group and w.get("network") not in (None, variant.network):
+            raise ValueError(f"{w.variant} is a variant of {variant.network}, not of {w.network} (the path's network)")
         if "verify" in sm.input.keys():
             check_verified(sm.input.verify)
         res = stamp(body(sm, variant), variant, w.get("network"))

@@ -139,11 +139,14 @@ def measure_phases(variant: str, batch: int, height: int = 227, width: int = 227
                    launches: int = 30, seed: int = 0) -> dict:  # fmt: skip
     """The ``phases.json`` record of one variant and batch (lbl or fused; see the module docstring)."""
     from kernels.api import make_forward
-    from kernels.registry import VARIANTS
+    from kernels.registry import variant as lookup
 
-    strategy = VARIANTS[variant].strategy
+    v = lookup(variant)
+    strategy = v.strategy
     if not strategy.own_kernels:  # vendor runs PyTorch's kernels: no phases of ours
         raise ValueError(f"phases: {variant!r} is a {strategy!r} variant; phases exist for the project's own kernels")
+    if v.generated:  # one loop over row operations: no per-layer kernels (lbl) nor phase counters (fused)
+        raise ValueError(f"phases: {variant!r} is generated; phases exist for the hand-written kernels only")
     fwd = make_forward(variant, batch, height, width, cubin=cubin, seed=seed)
     inputs = [fwd.random_input(seed + i) for i in range(3)]
     timed_us = _median_us(lambda i: fwd(inputs[i % len(inputs)]), launches)

@@ -14,10 +14,10 @@ from pipeline.core.gpus import detect_gpus
 
 def kernel_variants(config: dict) -> list[str]:
     """Variant names to run, in report order: per precision, the baseline first, the fused
-    strategies by tile, the vendor reference last. ``config`` is validated (schema defaults filled).
-    A combination the registry does not build (the tensor-core fused kernel is recompute-only, and
-    vendor is FP32) is left out; ``pipeline.config.check_config`` refuses a config that leaves a
-    precision with no fused variant."""
+    strategies by tile, the vendor reference last; then the generated variants of each
+    ``kernels.generated`` entry (:func:`generated_variants`). ``config`` is validated (schema
+    defaults filled). A combination the registry does not build is left out;
+    ``pipeline.config.check_config`` refuses a config that leaves a precision with no fused variant."""
     from kernels.registry import VARIANTS, Strategy, Variant
     from pipeline.core.tiles import parse_tile
 
@@ -27,29 +27,126 @@ def kernel_variants(config: dict) -> list[str]:
         records.append(Variant(Strategy.LBL, precision=precision))
         records += [Variant(Strategy(s), parse_tile(t), precision) for s in k["strategies"] for t in k["tile_sizes"]]
         records += [Variant(Strategy.VENDOR, precision=precision, impl="" if i == "eager" else i) for i in k["vendor"]]
-    return [v.name for v in records if v.name in VARIANTS]
+    hand = [v.name for v in records if v.name in VARIANTS]
+    return hand + [name for name, _ in generated_variants(config)[0] if name not in hand]
+
+
+def generated_variants(config: dict) -> tuple[list[tuple[str, dict]], list[str]]:
+    """(variant name, its ``kernels.generated`` entry) for every generated variant, and one note per
+    tile left out at a precision whose shared memory it does not fit (it runs at the others).
+
+    Per entry and precision of ``kernels.precisions``: ``lbl-gen``, ``fused-<strategy>-t<tile>-gen``
+    per strategy of ``kernels.strategies`` and tile of the entry, and for a group other than
+    alexnet/front the vendor anchors of ``kernels.vendor`` (alexnet/front has its own above); a
+    group's variants carry the ``<network>.<group>.`` prefix. A tile that fits no precision is
+    ``pipeline.config.check_config``'s error, not a note."""
+    from kernels.chain import fit_problem
+    from kernels.registry import GEN_IMPL, Strategy, Variant
+    from pipeline.core.tiles import parse_tile, tile_label
+
+    k = config["kernels"]
+    out, notes = [], []
+    for entry in k.get("generated") or []:
+        net, group = entry["network"], entry["group"]
+        rng = tuple(config["networks"][net]["groups"][group])
+        for precision in k["precisions"]:
+            records = [Variant(Strategy.LBL, None, precision, net, group, impl=GEN_IMPL)]
+            for s in k["strategies"]:
+                for t in entry["tile_sizes"]:
+                    tile = parse_tile(t)
+                    if fit_problem(net, rng, s, tile, precision) is None:
+                        records.append(Variant(Strategy(s), tile, precision, net, group, impl=GEN_IMPL))
+            for t in entry["tile_sizes"]:
+                tile = parse_tile(t)
+                missed = [s for s in k["strategies"] if fit_problem(net, rng, s, tile, precision)]
+                if missed:
+                    notes.append(f"kernels.generated {net}.{group}: tile {tile_label(tile)} left out at {precision} "
+                                 f"({', '.join(missed)}): its rings exceed the shared memory of a block")  # fmt: skip
+            if (net, group) != ("alexnet", "front"):
+                records += [Variant(Strategy.VENDOR, None, precision, net, group, impl="" if i == "eager" else i)
+                            for i in k["vendor"]]  # fmt: skip
+            out += [(v.name, entry) for v in records]
+    return out, notes
 
 
 def built_variants(config: dict) -> list[str]:
-    """Variants with a CUDA source (the vendor path runs cuDNN, nothing to build)."""
+    """Variants with a CUDA source, hand-written or generated (the vendor path runs cuDNN, nothing to build)."""
     from kernels.registry import Variant
 
     return [v for v in kernel_variants(config) if Variant.parse(v).strategy.own_kernels]
 
 
+def alternatives(names: Iterable[str]) -> str:
+    """A wildcard constraint matching exactly ``names`` (none: matches nothing)."""
+    names = list(names)
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
+
+
+def time_groups(config: dict) -> list[tuple[str, str, list[str], list[int]]]:
+    """(rule name, network, variants, batches) per ``time`` rule: one job per variant sweeps its
+    batches, and a rule's outputs are one file per batch, so variants with other batches need a rule
+    of their own: ``time`` for the hand-written kernels and their anchors (``kernels.batches``),
+    ``time_<network>_<group>`` per ``kernels.generated`` entry (its ``batches``)."""
+    names = kernel_variants(config)
+    k = config["kernels"]
+    groups = [("time", k["network"], [v for v in names if variant_entry(config, v) is None], list(k["batches"]))]
+    for entry in k.get("generated") or []:
+        mine = [v for v in names if variant_entry(config, v) is entry]
+        rule = re.sub(r"\W", "_", f"time_{entry['network']}_{entry['group']}")
+        groups.append((rule, entry["network"], mine, list(entry["batches"])))
+    return groups
+
+
+def variant_entry(config: dict, name: str) -> dict | None:
+    """The ``kernels.generated`` entry a variant comes from (a generated variant, or a vendor anchor
+    of another group than alexnet/front), else None."""
+    return dict(generated_variants(config)[0]).get(name)
+
+
+def variant_batches(config: dict, name: str) -> list[int]:
+    """The batches a variant is timed at: its generated entry's, else ``kernels.batches``."""
+    entry = variant_entry(config, name)
+    return list((entry or config["kernels"])["batches"])
+
+
+def variant_network(config: dict, name: str) -> str:
+    """The network folder of a variant's results: its record's network (``kernels.network`` for the
+    hand-written kernels and their anchors)."""
+    from kernels.registry import Variant
+
+    v = Variant.parse(name)
+    return v.network if variant_entry(config, name) is not None else config["kernels"]["network"]
+
+
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+# What a generated variant's module is written from besides the headers kernels/chain.cuh includes:
+# the generator, the schedule and layout (and the pyramid geometry they take), the lbl segmentation.
+GENERATOR_SOURCES = ("kernels/generate.py", "kernels/chain.py", "pipeline/model/linebuffer.py",
+                     "pipeline/model/pyramid.py")  # fmt: skip
 
 
 def kernel_sources(variant: str, root: str | Path) -> list[str]:
     """The CUDA files a variant is compiled from: its source and, recursively, the files it
     ``#include "..."``s from ``kernels/`` (paths under ``root``, the repository). Inputs of its build,
-    so an edit to one source rebuilds the variants made from it and no other; empty for vendor."""
-    from kernels.registry import VARIANTS
+    so an edit to one source rebuilds the variants made from it and no other; empty for vendor.
+    A generated variant's: kernels/chain.cuh and its headers, the generator's Python
+    (``GENERATOR_SOURCES``) and its network file."""
+    from kernels.registry import Variant, variant as lookup
 
-    source = VARIANTS[variant].source
+    v = Variant.parse(variant)
+    root = Path(root)
+    if v.generated:
+        extra = [root / f for f in GENERATOR_SOURCES] + [root / "config" / "networks" / f"{v.network}.yaml"]
+        return sorted(set(_with_includes(root, "kernels/chain.cuh")) | {str(f) for f in extra})
+    source = lookup(variant).source
     if source is None:
         return []
-    root = Path(root)
+    return _with_includes(root, source)
+
+
+def _with_includes(root: Path, source: str) -> list[str]:
     seen: list[Path] = []
     todo = [root / source]
     while todo:
@@ -77,12 +174,17 @@ class CommandLine:
         return f"CommandLine({self.argv!r})"
 
 
-def build_recipe(variant: str) -> str:
+def build_recipe(variant: str, networks: dict | None = None) -> str:
     """What the build stage compiles for ``variant``, as one string: a Snakemake param, so editing
-    a registry constant that changes a source, an entry or a -D flag reruns the build."""
-    from kernels.registry import VARIANTS, nvcc_flags
+    a registry constant that changes a source, an entry or a -D flag reruns the build. A generated
+    variant's: its group's layer range (``networks``: the config's section), strategy, tile, precision."""
+    from kernels.registry import Variant, group_range, nvcc_flags, variant as lookup
 
-    v = VARIANTS[variant]
+    v = Variant.parse(variant)
+    if v.generated:
+        first, last = group_range(v.network, v.group, networks)
+        return f"generated {v.network} {first}..{last} {v.strategy} {v.tile_label} {v.precision}"
+    v = lookup(variant)
     return " ".join([str(v.source), *v.entries, *nvcc_flags(v)])
 
 
@@ -146,9 +248,13 @@ def gpu_target_problem(paths: Iterable[str], gpu: str | None, config: dict | Non
         if asked != gpu:
             return (f"{path} names GPU {asked}, but this machine has {gpu}: "
                     f"ask for results/{gpu}/{path.split('/', 2)[2]}")  # fmt: skip
-        if config is not None and m["kind"] == "time" and int(m["batch"]) not in config["kernels"]["batches"]:
-            batches = ", ".join(map(str, config["kernels"]["batches"]))
-            return f"{path}: batch {m['batch']} is not in kernels.batches; allowed: {batches}"
+        if config is not None and m["kind"] == "time":
+            variant = path.split("/")[3]
+            entry = variant_entry(config, variant)
+            allowed = (entry or config["kernels"])["batches"]
+            if int(m["batch"]) not in allowed:
+                key = f"the batches of kernels.generated {entry['network']}.{entry['group']}" if entry else "kernels.batches"
+                return f"{path}: batch {m['batch']} is not in {key}; allowed: {', '.join(map(str, allowed))}"
     return None
 
 
@@ -165,32 +271,37 @@ def build_targets(config: dict, arch: str) -> list[str]:
 
 
 def measurement_targets(config: dict, gpu: str | None) -> list[str]:
-    """verify/time/profile files for every variant x batch; empty without a GPU."""
+    """verify/time/profile files for every variant x its batches (:func:`variant_batches`); empty
+    without a GPU."""
     if gpu is None:
         return []
-    k = config["kernels"]
-    net = k["network"]
     out = [f"results/{gpu}/ceilings.json", f"results/{gpu}/provenance.json"]
-    profiled = profile_batches(config)
     for v in kernel_variants(config):
-        for b in k["batches"]:
-            base = f"results/{gpu}/{net}/{v}/b{b}"
+        profiled = profile_batches(config, v)
+        for b in variant_batches(config, v):
+            base = f"results/{gpu}/{variant_network(config, v)}/{v}/b{b}"
             out += [f"{base}/time.json"]
             if b in profiled:
                 out += [f"{base}/profile.json"]
     return out + phases_targets(config, gpu)
 
 
-def profile_batches(config: dict) -> list[int]:
+def profile_batches(config: dict, variant: str | None = None) -> list[int]:
     """The batches Nsight Compute runs at: ``profile.batches`` that are also measured
-    (``kernels.batches``); none when ``profile.enabled`` is false."""
+    (``kernels.batches``), or for a variant of a ``kernels.generated`` entry that entry's
+    ``profile_batches`` among its ``batches``; none when ``profile.enabled`` is false."""
     if not config["profile"]["enabled"]:
         return []
+    entry = variant_entry(config, variant) if variant is not None else None
+    if entry is not None:
+        return [b for b in entry["batches"] if b in entry["profile_batches"]]
     return [b for b in config["kernels"]["batches"] if b in config["profile"]["batches"]]
 
 
 def phases_targets(config: dict, gpu: str | None) -> list[str]:
-    """phases.json for every lbl and fused variant at the configured phase batches (GPU only)."""
+    """phases.json for every hand-written lbl and fused variant at the configured phase batches (GPU
+    only). Generated variants have no phase counters: their kernels are one loop over row
+    operations, so the per-kernel/per-phase split of the hand-written ones does not apply."""
     from kernels.registry import VARIANTS
 
     ph = config["phases"]
@@ -198,7 +309,7 @@ def phases_targets(config: dict, gpu: str | None) -> list[str]:
         return []
     net = config["kernels"]["network"]
     return [f"results/{gpu}/{net}/{v}/b{b}/phases.json" for v in kernel_variants(config)
-            if VARIANTS[v].strategy.own_kernels for b in ph["batches"]]  # fmt: skip
+            if v in VARIANTS and VARIANTS[v].strategy.own_kernels for b in ph["batches"]]  # fmt: skip
 
 
 def lbl_gpu_dram_bytes_per_image(layers, in_shape, bytes_per_value: int = 4) -> int:
@@ -219,51 +330,67 @@ def lbl_gpu_dram_bytes_per_image(layers, in_shape, bytes_per_value: int = 4) -> 
 
 
 def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
-    """One row per kernel variant x batch: the variant's record and the model's predictions for it.
+    """One row per kernel variant x batch (its own batches, :func:`variant_batches`): the variant's
+    record and the model's predictions for it, for its network and group.
 
     DRAM bytes per image are the compulsory feature-map traffic of the variant's kernels plus the
-    weights read once per batch (weight_bytes / batch). For fused variants the executed work of
-    the kernel's own loops (kernels/work.py) sits beside the pyramid's MACs: what empty
-    register-tile slots and padded K add, and the FLOPs Nsight Compute should count. `vendor` is
-    not modelled (NaN). Analysis joins these columns and computes none of them.
+    weights read once per batch (weight_bytes / batch); ``compulsory_dram_bytes_per_image`` is the
+    group's input and output map plus the same weight share. For the hand-written fused variants the
+    executed work of the kernel's own loops (kernels/work.py) sits beside the pyramid's MACs: what
+    empty register-tile slots and padded K add, and the FLOPs Nsight Compute should count. Generated
+    variants take their numbers from their kernels' layouts (pipeline/model/linebuffer.py at the
+    network's input size): extra MACs = the MACs the schedule performs (``performed_macs_per_image``
+    over the pass's kernels) - the useful ones, on-chip bytes = the shared memory of one block (the largest kernel's, for lbl-gen),
+    and DRAM maps = each kernel's input and output map. `vendor` is not modelled (NaN). Analysis
+    joins these columns and computes none of them.
     """
     import pandas as pd
 
-    from kernels.registry import BYTES_PER_VALUE, VARIANTS
+    from kernels.registry import BYTES_PER_VALUE, Variant
     from kernels.work import fused_work
-    from pipeline.model.costs import group_costs, group_input_shape
     from pipeline.core.networks import load_network
+    from pipeline.model.costs import group_costs, group_input_shape
+    from pipeline.model.linebuffer import performed_macs_per_image
 
     k = config["kernels"]
-    net = load_network(k["network"])
-    first, last = config["networks"][k["network"]]["groups"][k["group"]]
-    layers = net.group(first, last)
-    in_shape = group_input_shape(net, first)
-    shapes = net.shapes()[net.index(first) : net.index(last) + 2]
     rows = []
     for variant in variants:
-        v = VARIANTS[variant]
+        v = Variant.parse(variant)
+        entry = variant_entry(config, variant)
+        net_name, group = (v.network, v.group) if entry else (k["network"], k["group"])
+        net = load_network(net_name)
+        first, last = config["networks"][net_name]["groups"][group]
+        layers = net.group(first, last)
+        in_shape = group_input_shape(net, first)
+        shapes = net.shapes()[net.index(first) : net.index(last) + 2]
         bpv = BYTES_PER_VALUE[v.precision]  # maps and weights in the variant's storage
         reference = group_costs(layers, in_shape, 1, "reuse", ("x", "y"), bpv)
+        useful = reference.useful_macs_per_image
         largest_intermediate = max(s.values for s in shapes[1:-1]) * bpv
         costs = work = None
-        if v.strategy.fused:
+        if v.generated:
+            from kernels.chain import pass_layouts
+
+            layouts = pass_layouts(layers, in_shape, str(v.strategy), v.tile, v.precision)
+            performed = sum(performed_macs_per_image(lay) for lay in layouts)
+            maps = sum(lay.shapes[0].values + lay.shapes[-1].values for lay in layouts) * bpv
+            onchip, extra = max(lay.smem_bytes for lay in layouts), performed - useful
+        elif v.strategy.fused:
             # as the kernels run: column strips walked top to bottom (reuse in y), balanced tiles
             costs = group_costs(layers, in_shape, v.tile, v.strategy, ("y",), bpv, split="balanced")
             # the executed-work count walks fused.cu's loops: FP32 builds only (fused_tc.cu differs)
             work = fused_work(v.tile, v.strategy, in_shape.height, in_shape.width) if v.precision == "fp32" else None
-        for batch in k["batches"]:
-            if costs is not None:
-                maps, onchip, extra = costs.dram_bytes_per_image_fused, costs.onchip_bytes, costs.extra_macs_per_image
-            elif v.strategy == "lbl":
-                maps, onchip, extra = lbl_gpu_dram_bytes_per_image(layers, in_shape, bpv), 0, 0
-            else:
-                maps = onchip = extra = float("nan")
+            maps, onchip, extra = costs.dram_bytes_per_image_fused, costs.onchip_bytes, costs.extra_macs_per_image
+        elif v.strategy == "lbl":
+            maps, onchip, extra = lbl_gpu_dram_bytes_per_image(layers, in_shape, bpv), 0, 0
+        else:
+            maps = onchip = extra = float("nan")
+        for batch in variant_batches(config, variant):
             rows.append({
-                **v.record(), "network": net.name, "group": k["group"], "batch": batch,
+                **v.record(), "network": net.name, "group": group, "batch": batch,
                 "model_dram_bytes_per_image": maps + reference.weight_bytes / batch,
                 "model_onchip_bytes": onchip,
-                "model_useful_macs_per_image": reference.useful_macs_per_image,
+                "model_useful_macs_per_image": useful,
                 "model_extra_macs_per_image": extra,
                 "kernel_padding_macs_per_image": float("nan") if work is None else work.padding_macs,
                 "kernel_counted_flops_per_image": float("nan") if work is None else work.flops,
@@ -277,8 +404,7 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
 
 if __name__ == "__main__":  # only under Snakemake's script: directive
     sm = snakemake  # noqa: F821
-    net = sm.params.kernels["network"]
-    table = plan_table({"kernels": sm.params.kernels, "networks": {net: sm.params.network},
+    table = plan_table({"kernels": sm.params.kernels, "networks": sm.params.networks,
                         "model": {"bytes_per_value": sm.params.bytes_per_value}}, sm.params.variants)  # fmt: skip
     table.to_csv(sm.output.csv, index=False)
 
