@@ -120,7 +120,7 @@ def _note_below(fig, anchor, lines: list[str], fontsize: float = 9) -> None:
 
 # The compute roof of each precision, as the ceilings table names it (pipeline/stages/ceilings.py),
 # with its legend name and line style; a variant is drawn against the roof of its own precision.
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 COMPUTE_ROOF_NAMES = {"fp32": "FP32 peak (FFMA)", "fp16": "FP16 peak (tensor cores, mma.sync)",
                       "bf16": "BF16 peak (tensor cores, mma.sync)"}  # fmt: skip
 COMPUTE_ROOF_STYLES = {"fp32": ("#b22222", "-"), "fp16": ("#1b7837", "-."), "bf16": ("#762a83", (0, (6, 2, 1, 2)))}

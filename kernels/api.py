@@ -330,10 +330,10 @@ class Forward(StoredMaps):
         import torch.nn.functional as F
 
         impl = self.variant.impl
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = self.precision == "tf32"  # FP32 maps, TF32 products
+        torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
         torch.backends.cudnn.benchmark = impl in ("cl", "compile")
-        tdtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
+        tdtype = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
         fmt = torch.channels_last if impl in ("cl", "compile") else torch.contiguous_format
         dev = torch.device("cuda", torch.cuda.current_device())
         tp = {k: (torch.as_tensor(w, device=dev).to(tdtype).contiguous(memory_format=fmt),

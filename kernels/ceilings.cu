@@ -9,6 +9,7 @@
 // ceil_mma_fp16 tensor-core peak, fp16 inputs and FP32 accumulation: MMA_CHAINS independent
 // ceil_mma_bf16 register-resident mma.sync.m16n8k16 chains per warp (the instruction the project's
 //               16-bit kernels use, kernels/tc.cuh), 2*16*8*16 FLOPs each; bf16 likewise.
+// ceil_mma_tf32 the same with mma.sync.m16n8k8 TF32 (kernels/chain.cuh's TF32 products), 2*16*8*8.
 //
 // Results are kept alive by a store that depends on them but (almost) never happens, so the
 // compiler cannot drop the work and the stores cost no bandwidth.
@@ -91,6 +92,14 @@ __device__ __forceinline__ void ceil_mma16816(float (&d)[4], const unsigned (&a)
 #endif
 }
 
+__device__ __forceinline__ void ceil_mma1688_tf32(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+#if __CUDA_ARCH__ >= 800
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#endif
+}
+
 // Two 16-bit values in [0.5, 1) with mantissas varying by lane and register: operands that toggle
 // bits as real data does (all-zero operands draw less power, so the card would clock higher than
 // under a real GEMM), and sums that stay finite over every iteration.
@@ -132,4 +141,26 @@ extern "C" __global__ void __launch_bounds__(256, 4) ceil_mma_fp16(float* __rest
 
 extern "C" __global__ void __launch_bounds__(256, 4) ceil_mma_bf16(float* __restrict__ sink, int iters) {
     ceil_mma_body<true>(sink, iters);
+}
+
+// TF32 operands: floats in [0.5, 1) with a 10-bit mantissa varying by lane and register.
+extern "C" __global__ void __launch_bounds__(256, 4) ceil_mma_tf32(float* __restrict__ sink, int iters) {
+    const int tid = blockIdx.x * blockDim.x + threadIdx.x;
+    unsigned a[4], b[2];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) a[i] = 0x3F000000u | (((unsigned)(tid * 8 + i) * 2654435761u) & 0x7FE000u);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) b[i] = 0x3F000000u | (((unsigned)(tid * 8 + 4 + i) * 2654435761u) & 0x7FE000u);
+    float d[MMA_CHAINS][4];
+#pragma unroll
+    for (int c = 0; c < MMA_CHAINS; ++c)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) d[c][j] = 0.f;
+    for (int i = 0; i < iters; ++i)
+#pragma unroll
+        for (int c = 0; c < MMA_CHAINS; ++c) ceil_mma1688_tf32(d[c], a, b);
+    float s = 0.f;
+#pragma unroll
+    for (int c = 0; c < MMA_CHAINS; ++c) s += (d[c][0] + d[c][1]) + (d[c][2] + d[c][3]);
+    if (s == 1.2345e30f) sink[tid] = s;
 }

@@ -20,7 +20,7 @@ from pipeline.core.networks import Layer, Shape
 from pipeline.core.tiles import Tile, tile_label
 from pipeline.model.linebuffer import LOAD, STORE, ChainLayout, chain_layout
 
-PREC_DEFINE = {"fp32": 0, "fp16": 1, "bf16": 2, "tf32": 3}
+PREC_DEFINE = {"fp32": 0, "tf32": 3, "fp16": 1, "bf16": 2}  # 4-byte values first
 THREADS = 256  # per block; a block that holds most of an SM's shared memory alone gets BIG_BLOCK_THREADS
 BIG_BLOCK_THREADS = 512
 ONE_BLOCK_SMEM_BYTES = 114 * 1024  # above this, two blocks no longer fit one SM's 228 KB

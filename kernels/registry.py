@@ -35,10 +35,10 @@ SMEM_LIMIT_SM90_BYTES = MAX_SMEM_PER_BLOCK_BYTES["sm_90"]  # opt-in dynamic shar
 
 # Value and arithmetic precision of a variant: fp32 on CUDA-core FMAs; fp16 and bf16 stored in 16
 # bits, multiplied on the tensor cores (mma.sync) with FP32 accumulation, LRN and pool in FP32.
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")  # tf32: the generated kernels and the PyTorch anchors only
 TENSOR_CORE_PRECISIONS = ("fp16", "bf16")
 TC_PREC_DEFINE = {"fp16": 1, "bf16": 2}  # -DPREC of kernels/tc.cuh
-BYTES_PER_VALUE = {"fp32": 4, "fp16": 2, "bf16": 2}  # storage of maps and weights (biases stay FP32)
+BYTES_PER_VALUE = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}  # storage of maps and weights (biases stay FP32)
 DEFAULT_PRECISION = "fp32"
 # The vendor anchors a user could pick instead, at every precision: PyTorch eager NCHW (""), channels-
 # last with cudnn.benchmark ("cl": cuDNN free to pick FFT or Winograd), torch.compile max-autotune.

@@ -27,7 +27,7 @@ from kernels.registry import (
 from pipeline.core.tiles import tile_label, tile_sides
 
 ROOT = Path(__file__).resolve().parents[1]
-NAME_RE = re.compile(r"^(lbl|vendor(-cl|-compile)?|fused-(reuse|recompute)-t\d+(x\d+)?)(-(fp16|bf16))?$")
+NAME_RE = re.compile(r"^(lbl|vendor(-cl|-compile)?|fused-(reuse|recompute)-t\d+(x\d+)?)(-(tf32|fp16|bf16))?$")
 
 
 def test_registry_imports_without_cupy():

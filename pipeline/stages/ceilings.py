@@ -35,9 +35,12 @@ FP32_LANES_PER_SM = {
 
 # The compute ceiling of each precision's kernels: the ceilings.json key that holds it (analysis
 # draws each variant against the one of its own precision).
-COMPUTE_CEILING_KEYS = {"fp32": "fp32_flop_per_s", "fp16": "tc_fp16_flop_per_s", "bf16": "tc_bf16_flop_per_s"}
-# Tensor-core microbenchmarks of kernels/ceilings.cu, by precision.
-MMA_ENTRIES = {"fp16": "ceil_mma_fp16", "bf16": "ceil_mma_bf16"}
+COMPUTE_CEILING_KEYS = {"fp32": "fp32_flop_per_s", "tf32": "tc_tf32_flop_per_s", "fp16": "tc_fp16_flop_per_s",
+                        "bf16": "tc_bf16_flop_per_s"}  # fmt: skip
+# Tensor-core microbenchmarks of kernels/ceilings.cu, by precision, and the FLOPs of one mma of each
+# (TF32: m16n8k8, half the k of m16n8k16).
+MMA_ENTRIES = {"tf32": "ceil_mma_tf32", "fp16": "ceil_mma_fp16", "bf16": "ceil_mma_bf16"}
+MMA_FLOPS_BY_PRECISION = {"tf32": 2 * 16 * 8 * 8, "fp16": 2 * 16 * 8 * 16, "bf16": 2 * 16 * 8 * 16}
 MMA_CHAINS = 8  # independent mma chains per warp: ceilings.cu's MMA_CHAINS (a test checks they agree)
 MMA_FLOPS = 2 * 16 * 8 * 16  # one m16n8k16: 16x8 outputs, each a 16-term dot product, 2 FLOPs per MAC
 MMA_MIN_CC = (8, 0)  # mma.sync m16n8k16 with fp16/bf16 inputs needs sm_80
@@ -92,10 +95,10 @@ def _time_ms(launch, warmup: int, repeats: int) -> list[float]:
     return out
 
 
-def mma_flops(blocks: int, threads: int, iters: int) -> float:
+def mma_flops(blocks: int, threads: int, iters: int, precision: str = "fp16") -> float:
     """FLOPs of one tensor-core microbenchmark launch: every warp runs ``MMA_CHAINS`` chains of
-    ``iters`` mma.sync.m16n8k16 each."""
-    return float(blocks * (threads // 32)) * iters * MMA_CHAINS * MMA_FLOPS
+    ``iters`` mma.sync each (m16n8k16, TF32 m16n8k8)."""
+    return float(blocks * (threads // 32)) * iters * MMA_CHAINS * MMA_FLOPS_BY_PRECISION[precision]
 
 
 def measure_tensor_cores(mod, sms: int, cc: tuple[int, int], sink, iters: int, warmup: int, repeats: int) -> dict:
@@ -103,15 +106,14 @@ def measure_tensor_cores(mod, sms: int, cc: tuple[int, int], sink, iters: int, w
     where ceilings.cu compiles the mma kernels to empty bodies, with the reason."""
     keys = {p: COMPUTE_CEILING_KEYS[p] for p in MMA_ENTRIES}
     if tuple(cc) < MMA_MIN_CC:
-        why = f"compute capability {cc[0]}.{cc[1]} has no mma.sync m16n8k16 for fp16/bf16 (needs 8.0)"
+        why = f"compute capability {cc[0]}.{cc[1]} has no mma.sync for tf32/fp16/bf16 (needs 8.0)"
         return {**dict.fromkeys(keys.values()), "tc_unavailable_reason": why}
     blocks = sms * MMA_BLOCKS_PER_SM
-    flops = mma_flops(blocks, MMA_THREADS, iters)
     res: dict = {"tc_mma_iters": int(iters)}
     for precision, entry in MMA_ENTRIES.items():
         kern = mod.get_function(entry)
         t = _time_ms(lambda: kern((blocks,), (MMA_THREADS,), (sink, np.int32(iters))), warmup, repeats)
-        res.update(rate_summary(keys[precision], flops, t))
+        res.update(rate_summary(keys[precision], mma_flops(blocks, MMA_THREADS, iters, precision), t))
     return res
 
 
