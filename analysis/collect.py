@@ -29,8 +29,8 @@ from pipeline.stages.ceilings import COMPUTE_CEILING_KEYS
 
 SCHEMA_VERSION = 2  # of the result JSON files analysis reads (the stages write it)
 KEYS = ["source", "gpu", "network", "variant", "batch"]
-RECORD_FIELDS = ["variant", "network", "group", "strategy", "tile", "precision"]
-RECORD_COLUMNS = ["group", "strategy", "tile", "precision"]  # besides the keys
+RECORD_FIELDS = ["variant", "network", "group", "strategy", "tile", "precision", "impl"]
+RECORD_COLUMNS = ["group", "strategy", "tile", "precision", "impl"]  # besides the keys
 _BATCH_RE = re.compile(r"^b(\d+)$")
 
 # Model columns of plan.csv joined onto every row (pipeline/stages/plan.py computes them; NaN where
@@ -45,6 +45,7 @@ PLAN_MODEL_COLUMNS = [
     "compulsory_dram_bytes_per_image",
     "weight_bytes",
     "largest_intermediate_bytes_per_image",
+    "onchip_bytes_per_block",  # generated kernels: shared memory per block of the built kernel
 ]
 TIME_COLUMNS = [
     "gpu_name",
@@ -240,6 +241,13 @@ def _read_build(gpu_dir: Path, variant: str) -> dict:
     }
 
 
+def fill_impl(impl: pd.Series) -> pd.Series:
+    """The ``impl`` record field with "" where a file or plan predates it (hand-written kernels and
+    PyTorch eager then; runs archived before it was a record field carry none)."""
+    impl = impl.astype(object)
+    return impl.where(impl.notna(), "").astype(str)
+
+
 def _record(*files: dict | None) -> dict:
     """The variant's record from the first result file there is."""
     f = next((f for f in files if f), None)
@@ -271,7 +279,7 @@ def _measured_row(gpu_dir: Path, variant: str, d: Path | None) -> tuple[dict, li
 def _kernel_row(k: dict, row: dict) -> dict:
     """One kernel of profile.json (pipeline/stages/profile.py: duration in ns, DRAM read and write,
     L2 sectors requested by the SMs, static + dynamic shared memory) in the units of the tables."""
-    out = {c: row.get(c) for c in [*KEYS, "strategy", "tile", "precision"]}
+    out = {c: row.get(c) for c in [*KEYS, "group", "strategy", "tile", "precision", "impl"]}
     out.update(kernel=str(k.get("name", "?")), duration_us=num(k.get("duration_ns")) / 1e3, flops=num(k.get("flops")),
                dram_bytes=num(k.get("dram_read_bytes")) + num(k.get("dram_write_bytes")),
                l2_bytes=num(k.get("l2_bytes")), l2_sm_bytes=32.0 * num(k.get("l2_sm_sectors")),
@@ -345,6 +353,7 @@ def collect(results_dirs: Iterable[Path], plan_csv: Path | None, archive_dirs: I
     df = df.reindex(columns=list(dict.fromkeys([*columns, *df.columns])))
     df["model_only"] = df["model_only"].astype(bool)
     df["missing"] = df["missing"].fillna("")
+    df["impl"] = fill_impl(df["impl"])
     df["batch"] = df["batch"].astype(int)
     return df
 
@@ -354,7 +363,9 @@ def collect_kernels(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] =
     rows: list[dict] = []
     for root, source in sources(results_dirs, archive_dirs):
         rows += _rows_for_root(root, source, read_plan(None), include_plan=False)[1]
-    return pd.DataFrame(rows).reindex(columns=[*KEYS, "strategy", "tile", "precision", *KERNEL_COLUMNS])
+    k = pd.DataFrame(rows).reindex(columns=[*KEYS, "group", "strategy", "tile", "precision", "impl", *KERNEL_COLUMNS])
+    k["impl"] = fill_impl(k["impl"])
+    return k
 
 
 def collect_ceilings(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = ()) -> pd.DataFrame:
@@ -392,7 +403,8 @@ def collect_phases(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = 
                 scaled_to = "time.json" if not math.isnan(total) else "phases.json"
                 if scaled_to == "phases.json":
                     total = num(ph.get("us_per_image_median"))
-                record = {"strategy": ph["strategy"], "tile": ph["tile"], "precision": ph["precision"]}
+                record = {"group": ph.get("group"), "strategy": ph["strategy"], "tile": ph["tile"],
+                          "precision": ph["precision"], "impl": ph.get("impl") or ""}
                 for p in ph["phases"]:
                     rows.append({"source": source, "gpu": g.name, "network": network, "variant": variant,
                                  "batch": batch, **record, "phase": p["phase"], "share": num(p.get("share")),
@@ -400,7 +412,7 @@ def collect_phases(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = 
                                  "phases_run_us_per_image": num(p.get("us_per_image")), "scaled_to": scaled_to,
                                  "method": ph.get("method", ""),
                                  "instrumented_over_timed": num(ph.get("instrumented_over_timed"))})  # fmt: skip
-    return pd.DataFrame(rows, columns=[*KEYS, "strategy", "tile", "precision", *PHASE_COLUMNS])
+    return pd.DataFrame(rows, columns=[*KEYS, "group", "strategy", "tile", "precision", "impl", *PHASE_COLUMNS])
 
 
 def collect_provenance(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = ()) -> pd.DataFrame:

@@ -16,7 +16,11 @@ from kernels.registry import DEFAULT_PRECISION
 from pipeline.core.strategy import Strategy
 from pipeline.stages.ceilings import COMPUTE_CEILING_KEYS
 
-GROUP_KEYS = ["source", "gpu", "network", "batch"]
+GROUP_KEYS = ["source", "gpu", "network", "group", "batch"]
+# Within these keys (and the precision) a reference is looked up by record columns, never by name;
+# lbl also by kernel family (kernel_family): generated kernels against lbl-gen, hand-written against lbl.
+GEN_IMPL = "gen"  # the ``impl`` of generated kernels (kernels/generate.py): lbl-gen, fused-...-gen
+_LABEL_COLUMNS = {"impl"}  # record labels besides _TEXT_COLUMNS: never coerced to numbers
 # Columns that hold numbers (read from JSON, they may arrive as objects).
 _TEXT_COLUMNS = {"source", "gpu", "network", "variant", "group", "strategy", "tile", "precision", "gpu_name",
                  "throttle_reasons", "throttled", "missing", "model_only", "verify_passed", "build_arch",
@@ -42,19 +46,36 @@ def finite(x) -> bool:
         return False
 
 
+def kernel_family(df: pd.DataFrame) -> pd.Series:
+    """The lbl a row is compared with: ``gen`` for generated kernels (``impl`` "gen"), else ""
+    (hand-written kernels and the PyTorch anchors, whose lbl is the hand-written one). Rows
+    without an ``impl`` column (tables from before it existed) are all "" ."""
+    impl = df["impl"] if "impl" in df else pd.Series("", index=df.index)
+    return pd.Series(np.where(impl.astype(object) == GEN_IMPL, GEN_IMPL, ""), index=df.index)
+
+
+def reference_keys(strategy: Strategy) -> list[str]:
+    """The columns a row and its ``strategy`` reference share: source, gpu, network, group, batch
+    and precision, and for lbl also the kernel family (:func:`kernel_family`, column ``_family``)."""
+    return [*GROUP_KEYS, "precision", *(["_family"] if strategy == Strategy.LBL else [])]
+
+
 def reference_rows(df: pd.DataFrame, strategy: Strategy) -> pd.DataFrame:
-    """Per source/gpu/network/batch/precision, the reference row of ``strategy``: lbl of that
-    precision, or the fastest PyTorch anchor of that precision (the best a user could pick there)."""
+    """Per :func:`reference_keys`, the reference row of ``strategy``: lbl of that precision and
+    kernel family, or the fastest PyTorch anchor of that precision (the best a user could pick
+    there); with a ``_family`` column."""
+    df = df.assign(_family=kernel_family(df))
     ref = df.loc[df["strategy"] == strategy].sort_values("us_per_image", na_position="last")
-    return ref.drop_duplicates([*GROUP_KEYS, "precision"])
+    return ref.drop_duplicates(reference_keys(strategy))
 
 
 def reference_value(df: pd.DataFrame, strategy: Strategy, value: str) -> np.ndarray:
     """``value`` of the ``strategy`` reference (see :func:`reference_rows`) at the same source, gpu,
-    network, batch and precision, aligned to ``df``."""
-    keys = [*GROUP_KEYS, "precision"]
+    network, group, batch and precision (lbl: and kernel family), aligned to ``df``."""
+    keys = reference_keys(strategy)
     ref = reference_rows(df, strategy)[[*keys, value]].rename(columns={value: "_ref"})
-    return df[keys].merge(ref, how="left", on=keys)["_ref"].to_numpy()
+    rows = df.assign(_family=kernel_family(df))[keys]
+    return rows.merge(ref, how="left", on=keys)["_ref"].to_numpy()
 
 
 def convs_alone_reference(df: pd.DataFrame) -> np.ndarray:
@@ -98,8 +119,9 @@ def derive(df: pd.DataFrame, ceilings: pd.DataFrame | None = None) -> pd.DataFra
     """The tidy table's derived columns, added to a copy of ``df`` (analysis/collect.py's rows, every
     column present); ``ceilings`` (collect_ceilings) gives each row its precision's compute ceiling."""
     df = df.copy()
-    numeric = [c for c in df.columns if c not in _TEXT_COLUMNS and c != "batch"]
+    numeric = [c for c in df.columns if c not in _TEXT_COLUMNS | _LABEL_COLUMNS and c != "batch"]
     df[numeric] = df[numeric].apply(pd.to_numeric, errors="coerce")
+    df = df.reindex(columns=list(dict.fromkeys([*df.columns, "group", "impl"])))  # reference keys, even if absent
     df["us_per_image"] = df["us_per_image_median"]
     for ref in (Strategy.LBL, Strategy.VENDOR):
         med, q1, q3 = (reference_value(df, ref, c) for c in ("us_per_image", "us_per_image_q1", "us_per_image_q3"))

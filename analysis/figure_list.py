@@ -52,6 +52,8 @@ ITEMS: tuple[ReportItem, ...] = (
     ReportItem("roofline", "measured_figures", "roofline.rst", "Measured", {"figure": "hierarchical roofline"}),
     ReportItem("bandwidth_saving", "measured_figures", "bandwidth_saving.rst", "Measured",
                {"figure": "DRAM bytes per image"}),
+    ReportItem("paper_traffic", "measured_figures", "paper_traffic.rst", "Measured",
+               {"figure": "VGG-E traffic and on-chip bytes vs the paper"}),
     ReportItem("tile_tradeoff_measured", "measured_figures", "tile_tradeoff_measured.rst", "Measured",
                {"figure": "tile-size trade-off"}),
     ReportItem("speedup", "measured_figures", "speedup.rst", "Measured", {"figure": "speedup"}),

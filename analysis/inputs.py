@@ -21,12 +21,16 @@ def read_model_csv(path: Path | None, required: Iterable[str], dtype: Mapping | 
 
 
 # Record columns stay labels: "4" and "2x7" (pandas would read a tile column of squares as numbers).
-RECORD_DTYPES = {"tile": str, "precision": str, "strategy": str, "group": str}
+RECORD_DTYPES = {"tile": str, "precision": str, "strategy": str, "group": str, "impl": str}
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """A table this package wrote (tidy.csv, tidy_kernels.csv, ...), record columns as labels."""
-    return pd.read_csv(path, dtype=RECORD_DTYPES)
+    """A table this package wrote (tidy.csv, tidy_kernels.csv, ...), record columns as labels;
+    ``impl`` "" where empty (a CSV reads an empty string back as NaN)."""
+    df = pd.read_csv(path, dtype=RECORD_DTYPES)
+    if "impl" in df:
+        df["impl"] = df["impl"].astype(object).where(df["impl"].notna(), "")
+    return df
 
 
 def read_pyramids(path: Path) -> pd.DataFrame:

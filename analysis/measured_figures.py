@@ -21,10 +21,11 @@ from analysis.collect import KEYS
 from analysis.derive import finite
 from analysis.labels import Label, along, place_labels
 from analysis.paper import KB, MB, paper_marks
-from analysis.rows import measured, pick_source, variant_order
+from analysis.rows import measured, network_order, network_variant_order, pick_source, variant_order
 from analysis.sources import SOURCE_THIS_RUN, source_title
 from pipeline.stages.ceilings import COMPUTE_CEILING_KEYS
 from pipeline.core.strategy import FUSED_STRATEGIES, Strategy
+from pipeline.model.paper import PAPER_READING
 
 TERA = 1e12
 NO_GPU_TEXT = "no GPU measurements in this run"
@@ -62,6 +63,40 @@ def _select(tidy: pd.DataFrame, network: str, title: str, out_svg: Path) -> tupl
         return None
     sub = m[(m["source"] == pick[0]) & (m["gpu"] == pick[1])]
     return sub, _source_suffix(m, *pick)
+
+
+# Line style of each network in a figure that shows several (the kernels' network solid).
+NETWORK_LINESTYLES = ("-", (0, (5, 2)), ":", "-.")
+
+
+def network_styles(networks: Sequence[str]) -> dict[str, object]:
+    """One line style per network, in the order given (the figure's own network first: solid)."""
+    return {n: NETWORK_LINESTYLES[i % len(NETWORK_LINESTYLES)] for i, n in enumerate(networks)}
+
+
+def network_handles(styles: Mapping[str, object]) -> list:
+    """Legend entries naming each network's line style; none when the figure shows one network."""
+    if len(styles) < 2:
+        return []
+    return [style.plt.Line2D([], [], color="#4d4d4d", ls=ls, lw=1.6, label=f"{n} (line style)")
+            for n, ls in styles.items()]
+
+
+def at_largest_batch(rows: pd.DataFrame, batch: int | None = None) -> pd.DataFrame:
+    """Rows at ``batch``, or each network's own largest batch (AlexNet and VGG-E are measured up to
+    different batches)."""
+    if batch:
+        return rows[rows["batch"] == batch]
+    return rows[rows["batch"] == rows.groupby("network")["batch"].transform("max")]
+
+
+def batch_text(rows: pd.DataFrame) -> str:
+    """'batch 128', or 'batch 128 (alexnet), 64 (vgg_e)' when the networks' batches differ."""
+    per = rows.groupby("network")["batch"].max()
+    per = per.reindex(network_order(rows, per.index[0] if len(per) else None))
+    if per.nunique() <= 1:
+        return f"batch {int(per.iloc[0])}" if len(per) else "batch ?"
+    return "batch " + ", ".join(f"{int(b)} ({n})" for n, b in per.items())
 
 
 def _batch_axis(ax, batches) -> None:
@@ -121,9 +156,10 @@ def _note_below(fig, anchor, lines: list[str], fontsize: float = 9) -> None:
 # The compute roof of each precision, as the ceilings table names it (pipeline/stages/ceilings.py),
 # with its legend name and line style; a variant is drawn against the roof of its own precision.
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
-COMPUTE_ROOF_NAMES = {"fp32": "FP32 peak (FFMA)", "fp16": "FP16 peak (tensor cores, mma.sync)",
-                      "bf16": "BF16 peak (tensor cores, mma.sync)"}  # fmt: skip
-COMPUTE_ROOF_STYLES = {"fp32": ("#b22222", "-"), "fp16": ("#1b7837", "-."), "bf16": ("#762a83", (0, (6, 2, 1, 2)))}
+COMPUTE_ROOF_NAMES = {"fp32": "FP32 peak (FFMA)", "tf32": "TF32 peak (tensor cores, mma.sync)",
+                      "fp16": "FP16 peak (tensor cores, mma.sync)", "bf16": "BF16 peak (tensor cores, mma.sync)"}  # fmt: skip
+COMPUTE_ROOF_STYLES = {"fp32": ("#b22222", "-"), "tf32": ("#b35806", ":"), "fp16": ("#1b7837", "-."),
+                       "bf16": ("#762a83", (0, (6, 2, 1, 2)))}  # fmt: skip
 
 
 def compute_roofs(ceil: pd.Series, precisions) -> tuple[list[tuple[str, float]], list[str]]:
@@ -179,10 +215,12 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
     intensity (and L1 where an L1 ceiling was measured), lbl kernels labelled without overlaps. Each
     precision's points sit under that precision's measured compute roof (FP32 FMA, tensor cores)."""
     title = f"Hierarchical roofline - {network}"
-    sel = _select(tidy, network, title, out_svg)
+    sel = _select(tidy, None, title, out_svg)  # every network the source measured
     if sel is None:
         return
     sub, suffix = sel
+    networks = network_order(sub, network)
+    title = f"Hierarchical roofline - {', '.join(networks)}"
     source, gpu = sub["source"].iloc[0], sub["gpu"].iloc[0]
     # a point needs bytes, which only a profile has (16-bit variants' FLOPs come from the model)
     sub = sub.dropna(subset=["achieved_flops_per_s"]).dropna(
@@ -190,8 +228,11 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
     if sub.empty:
         placeholder(out_svg, title, f"{suffix}: no FLOP or byte counts (Nsight Compute did not run)")
         return
-    batch = batch or int(sub["batch"].max())
-    sub = sub[sub["batch"] == batch]
+    sub = at_largest_batch(sub, batch)
+    batches = batch_text(sub)
+    batch = batch or int(sub.loc[sub["network"] == network, "batch"].max() if (sub["network"] == network).any()
+                         else sub["batch"].max())  # the lbl kernels' panel: the figure's own network
+    net_ls = network_styles(network_order(sub, network))
     ceil = ceilings[(ceilings["source"] == source) & (ceilings["gpu"] == gpu)] if not ceilings.empty else ceilings
     ceil = ceil.iloc[0] if len(ceil) else pd.Series(dtype=float)
     k, zero_flop, lbl_16bit = _roofline_kernels(kernels, source, gpu, network, batch)
@@ -218,7 +259,8 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
             ok = [(x, y / TERA) for x, y in pts if finite(x) and x > 0 and finite(y) and y > 0]
             if not ok:
                 continue
-            ax.plot([x for x, _ in ok], [y for _, y in ok], color=color, lw=0.8, alpha=0.6)
+            ls = net_ls.get(r.get("network"), "-") if label_col == "variant" else "-"
+            ax.plot([x for x, _ in ok], [y for _, y in ok], color=color, lw=0.8 if ls == "-" else 1.3, alpha=0.6, ls=ls)
             for (lvl, marker, _), (x, y) in zip(levels, pts):
                 if finite(x) and x > 0 and finite(y) and y > 0:
                     ax.scatter(x, y / TERA, marker=marker, s=45, color=color, edgecolor="black", lw=0.4, zorder=4)
@@ -230,7 +272,7 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
                 ax.plot([], [], color=color, marker="o", ls="", label=r["variant"])
             else:
                 to_label.append(Label(str(r[label_col]), ok[0], matplotlib_color(color)))
-        ax.set_title(what, fontsize=12)
+        ax.set_title(what if label_col == "variant" or len(net_ls) < 2 else f"{what} ({network})", fontsize=12)
     if not xs_all:
         placeholder(out_svg, title, f"{suffix}: no positive intensities to plot")
         return
@@ -255,8 +297,9 @@ def roofline(tidy: pd.DataFrame, kernels: pd.DataFrame, ceilings: pd.DataFrame, 
     handles = [h for h, lab in zip(handles, labels) if lab not in set(sub["variant"])]
     for _, marker, name in levels:
         handles.append(style.plt.Line2D([], [], marker=marker, ls="", color="#4d4d4d", label=f"{name} intensity"))
+    handles += network_handles(net_ls)
     labels_note = " (no measured ceilings)" if not roofs and not ceil.get("has_ceilings", False) else ""
-    fig.suptitle(f"{title}, batch {batch}{labels_note}\n{suffix}", fontsize=13)
+    fig.suptitle(f"{title}, {batches}{labels_note}\n{suffix}", fontsize=13)
     fig.tight_layout()
     legend = fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
     if variant_handles:  # below the axes: the tensor-core roofs squeeze the points into any corner a legend takes
@@ -271,7 +314,7 @@ def roofline_notes(sub: pd.DataFrame, zero_flop: list[str], lbl_16bit: list[str]
     """The lines under the roofline: what is not drawn, and where 16-bit FLOPs come from."""
     notes = []
     if set(sub["precision"].dropna()) - {PRECISIONS[0]}:
-        notes.append("FP16/BF16 points: the model's useful FLOPs (Nsight Compute's FLOP counters count FP32 "
+        notes.append("TF32/FP16/BF16 points: the model's useful FLOPs (Nsight Compute's FLOP counters count FP32 "
                      "instructions, not tensor-core HMMA);\nFP32 points: the FP32 FLOPs Nsight Compute counted.")
     if no_roof and ceil.get("has_ceilings", False):
         names = ", ".join(p.upper() for p in no_roof)
@@ -473,6 +516,177 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
     style.save(fig, out_svg)
 
 
+PAPER_BYTES_PER_VALUE = int(PAPER_READING["bytes/value"])  # the paper's counts, as the paper reading reads them
+OWN = [str(s) for s in Strategy if s.own_kernels]  # our kernels: lbl and fused (no PyTorch anchor)
+TRAFFIC_CONVENTION = (
+    "Convention: decimal MB and KB per image at the kernels' own bytes per value ({bpv}); off-chip bytes are feature "
+    "maps + weights/batch, as DRAM moves them and Nsight Compute\ncounts them (and as the plan's model predicts "
+    "them). The paper's figures count feature maps only at {paper_bpv} B/value and read as MiB/KiB (the report's "
+    "paper reading); they are shown\nre-expressed at the kernels' bytes per value ({paper_lbl:g} MB -> "
+    "{paper_fused:g} MB, {paper_onchip:g} KB as printed)."
+)
+
+
+def _own_rows(tidy: pd.DataFrame, network: str) -> tuple[pd.DataFrame, str]:
+    """The network's lbl and fused rows of one source (the one a measured figure shows, else this
+    run's planned rows), with the source's label ("" for planned rows only)."""
+    rows = tidy[(tidy["network"] == network) & tidy["strategy"].isin(OWN)] if not tidy.empty else tidy
+    pick = pick_source(measured(rows))
+    if pick is None:
+        return rows[rows["source"] == SOURCE_THIS_RUN] if len(rows) else rows, ""
+    return rows[(rows["source"] == pick[0]) & (rows["gpu"] == pick[1])], _source_suffix(measured(tidy), *pick)
+
+
+def record_label(r: pd.Series) -> str:
+    """A short label from a row's record (not its name): 'lbl gen fp16', 'reuse 2x14 gen fp16'."""
+    parts = [r.get("strategy"), r.get("tile"), r.get("impl"), r.get("precision")]
+    return " ".join(str(x) for x in parts if isinstance(x, str) and x)
+
+
+def _at_profiled_batch(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (network, variant): at the largest batch with a DRAM measurement, else the
+    largest batch (planned rows: the model's numbers only)."""
+    out = []
+    for _, g in rows.groupby(["network", "variant"], sort=False):
+        prof = g.dropna(subset=["dram_bytes_per_image"])
+        out.append((prof if len(prof) else g).sort_values("batch").iloc[-1])
+    return pd.DataFrame(out)
+
+
+def paper_traffic(tidy: pd.DataFrame, kernels: pd.DataFrame | None, paper: pd.DataFrame, out_svg: Path) -> None:
+    """The paper's headline case beside ours: off-chip traffic per image layer by layer and fused
+    (paper, the model of our kernels' passes and pyramids from plan.csv, Nsight Compute) and the
+    on-chip bytes (the paper's 362 KB, the model's, the generated kernel's shared memory per block).
+
+    Drawn for the network the paper measured (``paper_marks``: vgg_e). Without GPU measurements of it
+    the paper and the model's paper reading are drawn alone and a line says why; without the
+    paper-comparison table it is a placeholder.
+    """
+    marks = paper_marks(paper)
+    network = marks.get("network", "vgg_e")
+    title = f"Off-chip traffic and on-chip storage - {network}: GPU vs the paper (FPGA)"
+    if not marks or not finite(marks.get("lbl_bytes")) or not finite(marks.get("fused_bytes")):
+        placeholder(out_svg, title, "no paper comparison (results/model/paper_comparison.csv has no VGG-E figures)")
+        return
+    from kernels.registry import BYTES_PER_VALUE, PRECISIONS
+
+    tidy = tidy if tidy is not None else pd.DataFrame()
+    rows, suffix = _own_rows(tidy, network) if not tidy.empty else (tidy, "")
+    rows = _at_profiled_batch(rows) if len(rows) else rows
+    has_model = len(rows) and rows["model_dram_bytes_per_image"].notna().any()
+    has_measured = len(rows) and rows["dram_bytes_per_image"].notna().any()
+    precisions = [p for p in PRECISIONS if len(rows) and p in set(rows["precision"])] or [PRECISIONS[0]]
+    lbl = rows[rows["strategy"] == Strategy.LBL] if len(rows) else rows
+    fused = rows[rows["strategy"].isin(FUSED)] if len(rows) else rows
+    pal = style.variant_palette(rows) if len(rows) else {}
+    # bars: (panel, section, label, bytes, kind, colour); kind: paper, model, measured, kernel
+    bars: list[tuple[str, str, str, float, str, str]] = []
+    for p in precisions:
+        scale = BYTES_PER_VALUE[p] / PAPER_BYTES_PER_VALUE
+        at = f" at {BYTES_PER_VALUE[p]} B/value" if BYTES_PER_VALUE[p] != PAPER_BYTES_PER_VALUE else ""
+        for section, key, model_key in (("layer by layer", "lbl_bytes", "model_lbl_bytes_paper_reading"),
+                                        ("fused", "fused_bytes", "model_fused_bytes_paper_reading")):
+            bars.append(("traffic", section, f"paper (FPGA){at}", marks[key] * scale, "paper", style.PAPER_COLOR))
+            if not has_model and finite(marks.get(model_key)):
+                bars.append(("traffic", section, f"model, paper reading{at}", marks[model_key] * scale, "model",
+                             "#7f7f7f"))  # fmt: skip
+            for _, r in (lbl if section == "layer by layer" else fused).iterrows():
+                if r["precision"] != p:
+                    continue
+                color = pal.get(r["variant"], "#4d4d4d")
+                b = int(r["batch"])
+                if finite(r["model_dram_bytes_per_image"]):
+                    bars.append(("traffic", section, f"model: {record_label(r)} (b{b})",
+                                 r["model_dram_bytes_per_image"], "model", color))  # fmt: skip
+                if finite(r["dram_bytes_per_image"]):
+                    bars.append(("traffic", section, f"measured: {record_label(r)} (ncu, b{b})",
+                                 r["dram_bytes_per_image"], "measured", color))  # fmt: skip
+        if finite(marks.get("onchip_bytes")):
+            bars.append(("onchip", "on chip", f"paper (FPGA, whole accelerator){at}", marks["onchip_bytes"] * scale,
+                         "paper", style.PAPER_COLOR))  # fmt: skip
+        if not has_model and finite(marks.get("model_onchip_bytes_paper_reading")):
+            bars.append(("onchip", "on chip", f"model, paper reading{at}",
+                         marks["model_onchip_bytes_paper_reading"] * scale, "model", "#7f7f7f"))  # fmt: skip
+        for _, r in fused.iterrows() if len(fused) else ():
+            if r["precision"] != p:
+                continue
+            color = pal.get(r["variant"], "#4d4d4d")
+            per_block = r["onchip_bytes_per_block"] if "onchip_bytes_per_block" in r else math.nan
+            launched = launched_shared_bytes(pd.DataFrame([r]), kernels).iloc[0]
+            name = record_label(r)
+            for label, value, kind in ((f"model: {name}, one tile's pyramid", r["model_onchip_bytes"], "model"),
+                                       (f"kernel: {name}, shared memory per block", per_block, "kernel"),
+                                       (f"launched: {name} (ncu, per block)", launched, "measured")):
+                if finite(value) and value > 0:
+                    bars.append(("onchip", "on chip", label, value, kind, color))
+    traffic = [b for b in bars if b[0] == "traffic"]
+    onchip = [b for b in bars if b[0] == "onchip"]
+    style.apply()
+    heights = [len(traffic) + 1, max(len(onchip), 1) + 0.5]
+    fig, axes = style.plt.subplots(2, 1, figsize=(style.WIDTH_IN, 2.2 + 0.36 * sum(heights)),
+                                   gridspec_kw={"height_ratios": heights})  # fmt: skip
+    for ax, items, scale, unit in ((axes[0], traffic, MB, "MB per image"), (axes[1], onchip, KB, "KB")):
+        ys, y, last = [], 0.0, None
+        for _, section, *_ in items:
+            y += 0.6 if last is not None and section != last else 0.0  # a gap between sections
+            ys.append(y)
+            y, last = y + 1, section
+        for yy, (_, section, label, value, kind, color) in zip(ys, items):
+            hatch = "//" if kind == "model" else (".." if kind == "kernel" else None)
+            face = "white" if kind in ("model", "kernel") else color
+            ax.barh(yy, value / scale, color=face, edgecolor=color, hatch=hatch, lw=1.4,
+                    ls=style.MODEL_LINESTYLE if kind == "model" else "-", height=0.72)
+            ax.annotate(f"{value / scale:.3g}", (value / scale, yy), xytext=(9 if kind == "paper" else 3, 0),
+                        textcoords="offset points", va="center", fontsize=9)
+            if kind == "paper":
+                ax.scatter([value / scale], [yy], marker=style.PAPER_MARKER, s=160, color=style.PAPER_COLOR,
+                           edgecolor="black", zorder=5)  # fmt: skip
+        ax.set_yticks(ys, [f"{s}: {lab}" if ax is axes[0] else lab for _, s, lab, *_ in items], fontsize=9)
+        ax.invert_yaxis()
+        values = [v / scale for *_, v, _, _ in items if v > 0]
+        if ax is axes[0] and values:
+            ax.set_xscale("log")
+            ax.set_xlim(min(values) / 2, max(values) * 4)
+            ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        elif values:
+            ax.set_xlim(0, max(values) * 1.25)
+        ax.set_xlabel(f"{unit} (log scale)" if ax is axes[0] else unit)
+    axes[0].set_title("off-chip (DRAM) traffic per image", fontsize=12)
+    axes[1].set_title("on-chip storage", fontsize=12)
+    bpv = ", ".join(f"{p}: {BYTES_PER_VALUE[p]} B" for p in precisions)
+    notes = [TRAFFIC_CONVENTION.format(bpv=bpv, paper_bpv=PAPER_BYTES_PER_VALUE, paper_lbl=marks["lbl_value"],
+                                       paper_fused=marks["fused_value"], paper_onchip=marks.get("onchip_value", math.nan))]
+    paper_cut = 100 * (1 - marks["fused_bytes"] / marks["lbl_bytes"])
+    cuts = [f"paper {paper_cut:.0f} % less"]
+    for kind, col in (("model", "model_dram_bytes_per_image"), ("measured", "dram_bytes_per_image")):
+        for p in precisions:
+            lb = lbl[lbl["precision"] == p][col].dropna() if len(lbl) else pd.Series(dtype=float)
+            for _, r in fused[fused["precision"] == p].iterrows() if len(fused) else ():
+                if len(lb) and finite(r[col]):
+                    cuts.append(f"{kind} {record_label(r)} {100 * (1 - r[col] / lb.iloc[0]):.1f} % less than "
+                                f"{record_label(lbl[lbl['precision'] == p].iloc[0])}")  # fmt: skip
+    notes.append("Fused vs layer by layer: " + "; ".join(cuts) + ".")
+    if len(rows):
+        notes.append("Kernels: " + ", ".join(rows["variant"]) + ".")
+    if len(rows) and rows["weight_bytes"].notna().any():
+        r = rows.dropna(subset=["weight_bytes"]).iloc[0]
+        notes.append(f"Weights/batch in these bars: {r['weight_bytes'] / r['batch'] / MB:.3g} MB per image at "
+                     f"batch {int(r['batch'])} (not in the paper's count).")
+    notes.append("The paper's on-chip figure is its whole accelerator (reuse buffers only, paper reading); a GPU "
+                 "block holds one tile's buffers,\nand each SM runs as many blocks at once as fit.")
+    if not has_measured:
+        why = (f"{NO_GPU_TEXT} (nor in any archive)" if measured(tidy).empty else
+               f"no {network} kernels measured in this run or the archives")
+        notes.append(f"No GPU bars: {why}. "
+                     + ("The model's bars are the planned kernels'." if has_model else
+                        "Model bars: the paper comparison's five-layer group under the paper reading (feature maps only)."))
+    fig.suptitle(title + (f"\n{suffix}" if suffix else ""), fontsize=13)
+    fig.tight_layout()  # room between the panels for the axis label and the next title
+    fig.text(0.5, 0.0, "\n".join(notes), ha="center", va="top", fontsize=8.5, color="#444444",
+             transform=fig.transFigure)
+    style.save(fig, out_svg)
+
+
 def launched_shared_bytes(rows: pd.DataFrame, kernels: pd.DataFrame | None) -> pd.Series:
     """Shared memory per block each row's kernels were launched with (Nsight Compute, static +
     dynamic; the largest kernel of the pass), aligned to ``rows``; NaN where not profiled."""
@@ -560,32 +774,43 @@ def tile_tradeoff_measured(tidy: pd.DataFrame, out_svg: Path, network: str, batc
 
 
 def speedup_vs_batch(tidy: pd.DataFrame, out_svg: Path, network: str) -> None:
-    """Fused variants' speedup over lbl and over the fastest PyTorch anchor, each of the variant's own
-    precision, against batch; band = IQR-derived spread."""
+    """Fused variants' speedup over lbl (same network, precision and kernel family: generated
+    fused over lbl-gen, hand-written over lbl) and over the fastest PyTorch anchor (same network and
+    precision), against batch; band = IQR-derived spread. Every network the source measured, one
+    line style each (``network`` first)."""
     title = f"Speedup - {network}"
-    sel = _select(tidy, network, title, out_svg)
+    sel = _select(tidy, None, title, out_svg)  # every network the source measured
     if sel is None:
         return
     sub, suffix = sel
+    networks = network_order(sub, network)
+    title = f"Speedup - {', '.join(networks)}"
+    net_ls = network_styles(networks)
     fused = sub[sub["strategy"].isin(FUSED)]
     fig, axes = style.figure(n_cols=2, height_in=4.8, sharey=True)
     pal = style.variant_palette(fused)
-    for ax, ref, name in ((axes[0, 0], Strategy.LBL, "over our layer-by-layer\n(same precision)"),
-                          (axes[0, 1], Strategy.VENDOR, "over the fastest PyTorch path\n(same precision)")):  # fmt: skip
+    for ax, ref, name in ((axes[0, 0], Strategy.LBL, "over our layer-by-layer\n(same network, precision, kernel family)"),
+                          (axes[0, 1], Strategy.VENDOR, "over the fastest PyTorch path\n(same network and precision)")):  # fmt: skip
         col = f"speedup_vs_{ref}"
         d = fused.dropna(subset=[col])
         if d.empty:
             ax.text(0.5, 0.5, f"no {ref} measurements", ha="center", transform=ax.transAxes,
                     color=style.PLACEHOLDER_COLOR, fontsize=12)
-        for v in variant_order(d):
-            s = d[d["variant"] == v].sort_values("batch")
-            ax.plot(s["batch"], s[col], marker="o", color=pal[v], label=v)
+        for net, v in network_variant_order(d, network):
+            s = d[(d["network"] == net) & (d["variant"] == v)].sort_values("batch")
+            ax.plot(s["batch"], s[col], marker="o", color=pal[v], ls=net_ls[net], label=v)
             ax.fill_between(s["batch"], s[f"{col}_lo"], s[f"{col}_hi"], color=pal[v], alpha=0.2, lw=0)
         ax.axhline(1.0, color="black", lw=1.0, ls="--")
         _batch_axis(ax, sub["batch"])
         ax.set_title(name, fontsize=12)
     axes[0, 0].set_ylabel("speedup (x, median; band: IQR spread)")
-    _legend_below(fig, axes[0, 0] if axes[0, 0].get_legend_handles_labels()[0] else axes[0, 1])
+    anchor = axes[0, 0] if axes[0, 0].get_legend_handles_labels()[0] else axes[0, 1]
+    handles, labels = anchor.get_legend_handles_labels()
+    handles += network_handles(net_ls)
+    labels += [h.get_label() for h in network_handles(net_ls)]
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4 if len(networks) < 2 else 2,
+                   frameon=False, fontsize=None if len(networks) < 2 else 9)
     fig.suptitle(f"{title}\n{suffix}", fontsize=13)
     fig.tight_layout()
     style.save(fig, out_svg)
@@ -797,6 +1022,7 @@ DRAW = {
     "roofline": lambda t, out, net, g: roofline(t["tidy"], t["kernels"], t["ceilings"], out, net),
     "bandwidth_saving": lambda t, out, net, g: bandwidth_saving(t["tidy"], out, net, t["ceilings"],
                                                                 paper_marks(t["paper"]) or None, g),
+    "paper_traffic": lambda t, out, net, g: paper_traffic(t["tidy"], t["kernels"], t["paper"], out),
     "tile_tradeoff_measured": lambda t, out, net, g: tile_tradeoff_measured(t["tidy"], out, net, kernels=t["kernels"]),
     "speedup": lambda t, out, net, g: speedup_vs_batch(t["tidy"], out, net),
     "energy": lambda t, out, net, g: energy_per_image(t["tidy"], out, net),

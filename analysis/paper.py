@@ -76,6 +76,7 @@ def paper_marks(paper: pd.DataFrame) -> dict:
         "lbl_value": paper_value(paper, "vgg_lbl_dram"),
         "fused_value": paper_value(paper, "vgg_fused_dram"),
         "onchip_value": paper_value(paper, "vgg_onchip"),
+        "model_lbl_bytes_paper_reading": model_bytes_paper_reading(paper, "vgg_lbl_dram"),
         "model_fused_bytes_paper_reading": model_bytes_paper_reading(paper, "vgg_fused_dram"),
         "model_onchip_bytes_paper_reading": model_bytes_paper_reading(paper, "vgg_onchip"),
     }

@@ -5,6 +5,8 @@ from a variant's name: lbl, reuse by tile area, recompute by tile area, vendor l
 ``Variant.rank``); sources this run first, then archives newest first.
 """
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from analysis.sources import source_newest_first
@@ -54,8 +56,9 @@ def variant_order(df: pd.DataFrame) -> list[str]:
     return list(sort_rows(first, ["variant"])["variant"])
 
 
-def measured(tidy: pd.DataFrame, network: str | None = None) -> pd.DataFrame:
-    """Rows with a GPU measurement that passed (or did not record) verification."""
+def measured(tidy: pd.DataFrame, network: str | Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows with a GPU measurement that passed (or did not record) verification; of ``network``
+    (one name or several), or of every network without it."""
     if tidy is None or tidy.empty:
         return pd.DataFrame(columns=getattr(tidy, "columns", []))
     df = tidy[~tidy["model_only"].astype(bool)]
@@ -63,8 +66,22 @@ def measured(tidy: pd.DataFrame, network: str | None = None) -> pd.DataFrame:
         ok = df["verify_passed"].map(lambda x: x is not False and x != "False").astype(bool)
         df = df.loc[ok]
     if network is not None:
-        df = df.loc[df["network"] == network]
+        df = df.loc[df["network"].isin([network] if isinstance(network, str) else list(network))]
     return df
+
+
+def network_order(df: pd.DataFrame, first: str | None = None) -> list[str]:
+    """The networks of ``df``: ``first`` (the figure's own network) first if present, then the
+    others by name."""
+    nets = sorted(set(df["network"].dropna())) if df is not None and "network" in df else []
+    return sorted(nets, key=lambda n: (n != first, n))
+
+
+def network_variant_order(df: pd.DataFrame, first: str | None = None) -> list[tuple[str, str]]:
+    """(network, variant) pairs of ``df`` in legend order: by network (:func:`network_order`), then
+    each network's variants by their record's rank. Series of several networks are told apart by
+    the pair, never by a variant's name alone."""
+    return [(n, v) for n in network_order(df, first) for v in variant_order(df[df["network"] == n])]
 
 
 def pick_source(df: pd.DataFrame) -> tuple[str, str] | None:

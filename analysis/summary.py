@@ -5,7 +5,12 @@ from pathlib import Path
 from analysis.inputs import read_table
 from analysis.rows import RECORD_COLUMNS, sort_rows
 
+# One block of rows per network and fusion group (the tidy table's order); "x own lbl" is lbl of the
+# same network, group, precision and kernel family, "x best vendor" the fastest PyTorch anchor of the
+# same network, group and precision (analysis/derive.py).
 COLUMNS = {
+    "network": "network",
+    "group": "group",
     "variant": "variant",
     "batch": "batch",
     "us_per_image": "us/image",
@@ -70,10 +75,11 @@ def phases_table(tidy_phases_csv: str | Path) -> str:
         return ""
     ph = ph.assign(part=ph["phase"].where(ph["phase"].isin(["conv1", "conv2"]), "other"),
                    tile=ph["tile"].fillna(""), precision=ph["precision"].fillna(""))  # groupby drops NaN keys
-    index = ["variant", "batch", *RECORD_COLUMNS]
+    ph = ph.assign(network=ph["network"].fillna(""))
+    index = ["network", "variant", "batch", *RECORD_COLUMNS]
     t = ph.pivot_table(index=index, columns="part", values="us_per_image", aggfunc="sum")
     t = t.reindex(columns=["conv1", "conv2", "other"]).fillna(0.0)
     t["total"] = t.sum(axis=1)
-    t = sort_rows(t.reset_index(), ["variant", "batch"]).drop(columns=RECORD_COLUMNS)
+    t = sort_rows(t.reset_index(), ["network", "variant", "batch"]).drop(columns=RECORD_COLUMNS)
     text = t.to_string(index=False, float_format=lambda v: f"{v:.3g}")
     return "Where the time goes (us/image; phases stage, scaled to the timed medians):\n" + text

@@ -113,10 +113,23 @@ REPORT_UNITS = {  # column -> (shown as, divide by)
 }
 
 
+# Shown after ``network``: the fusion group and the implementation (``impl``: "gen" for generated
+# kernels, the PyTorch anchor's path; "" for hand-written kernels), the record columns that say which
+# lbl and which anchor a speedup is against (analysis/derive.py).
+RECORD_VIEW_COLUMNS = ["group", "impl"]
+
+
+def report_columns() -> list[str]:
+    """REPORT_TABLE_COLUMNS with RECORD_VIEW_COLUMNS after ``network``."""
+    cols = [c for c in REPORT_TABLE_COLUMNS if c not in RECORD_VIEW_COLUMNS]
+    at = cols.index("network") + 1
+    return [*cols[:at], *RECORD_VIEW_COLUMNS, *cols[at:]]
+
+
 def tidy_for_report(tidy: pd.DataFrame) -> pd.DataFrame:
     """The report's view of the tidy table: the columns a reader compares, in a fixed order, in
     readable units (the column name says which)."""
-    view = tidy[[c for c in REPORT_TABLE_COLUMNS if c in tidy.columns]].copy()
+    view = tidy[[c for c in report_columns() if c in tidy.columns]].copy()
     for col, (name, scale) in REPORT_UNITS.items():
         if col in view:
             view[col] = pd.to_numeric(view[col], errors="coerce") / scale
@@ -208,7 +221,7 @@ EXTRA_WORK_MACS = {  # tidy column -> shown as (millions per image)
 
 def extra_work_table(tidy: pd.DataFrame) -> pd.DataFrame:
     """Measured arithmetic of each variant beside the model and beside the fused kernel's own count,
-    one row per source x GPU x variant (per-image counts do not depend on the batch: the batches
+    one row per source x GPU x network x variant (per-image counts do not depend on the batch: the batches
     measured are listed, and ``spread over batches %`` says how far they differ).
 
     Measured MACs are Nsight Compute's FP32 FLOPs / 2 (FMA = 2, FADD/FMUL = 1, so LRN arithmetic is
@@ -218,7 +231,7 @@ def extra_work_table(tidy: pd.DataFrame) -> pd.DataFrame:
     kernel's loops for that build: padding MACs (empty register-tile slots and padded K) and the
     FLOPs ncu should count (GEMMs, bias, LRN): ``ncu / counted`` is that check.
     """
-    cols = ["run", "variant", "batches", *EXTRA_WORK_MACS.values(), "executed / model", "ncu / counted",
+    cols = ["run", "network", "variant", "batches", *EXTRA_WORK_MACS.values(), "executed / model", "ncu / counted",
             "spread over batches %"]
     m = measured(tidy)
     if m.empty or "flops_per_image" not in m:
@@ -230,10 +243,11 @@ def extra_work_table(tidy: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     m = m.assign(measured_macs_per_image=m["flops_per_image"] / 2)
     rows = []
-    for (source, gpu, variant), g in sort_rows(m, ["source", "gpu", "variant", "batch"]).groupby(
-            ["source", "gpu", "variant"], sort=False):  # fmt: skip
+    for (source, gpu, network, variant), g in sort_rows(m, ["source", "gpu", "network", "variant", "batch"]).groupby(
+            ["source", "gpu", "network", "variant"], sort=False):  # fmt: skip
         run = source if gpu in source else f"{source}: {gpu}"  # archived sources name their card already
-        row = {"run": run, "variant": variant, "batches": " ".join(str(int(b)) for b in sorted(g["batch"].unique()))}
+        row = {"run": run, "network": network, "variant": variant,
+               "batches": " ".join(str(int(b)) for b in sorted(g["batch"].unique()))}
         for col, name in EXTRA_WORK_MACS.items():
             row[name] = float(pd.to_numeric(g[col], errors="coerce").median()) / 1e6 if col in g else math.nan
         extra = row["model extra MACs"]
@@ -259,7 +273,7 @@ WRITE = {
                                 "paper-vs-model table for the one reading applied to every figure."),
     "extra_work_table": (lambda t: extra_work_table(t["tidy"]),
                          "Arithmetic executed by each kernel vs the model (ncu FLOPs / 2)",
-                         "Millions per image; one row per run x variant (per-image counts do not depend on the batch: "
+                         "Millions per image; one row per run x network x variant (per-image counts do not depend on the batch: "
                          "the last column is how far the batches measured differ)."),
     "provenance_table": (lambda t: t["provenance"], "Provenance and measurement settings", "one row per source x GPU"),
 }  # fmt: skip

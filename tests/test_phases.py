@@ -166,4 +166,4 @@ def test_the_workflow_summary_prints_the_breakdown(tmp_path):
     text = phases_table(tmp_path / "tidy_phases.csv")
     lines = text.splitlines()
     assert lines[0].startswith("Where the time goes") and "conv1" in lines[1] and "total" in lines[1]
-    assert lines[2].split()[0] == "lbl" and len(lines) == 2 + 5
+    assert lines[1].split()[0] == "network" and lines[2].split()[:2] == ["alexnet", "lbl"] and len(lines) == 2 + 5
