@@ -116,7 +116,7 @@ class Variant:
     def record(self) -> dict:
         """The fields every result file carries (``schema_version`` is added by the writer)."""
         return {"variant": self.name, "network": self.network, "group": self.group, "strategy": str(self.strategy),
-                "tile": self.tile_label, "precision": self.precision}  # fmt: skip
+                "tile": self.tile_label, "precision": self.precision, "impl": self.impl}  # fmt: skip
 
     @classmethod
     def parse(cls, name: str) -> "Variant":

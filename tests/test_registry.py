@@ -72,7 +72,7 @@ def test_parse_is_the_inverse_of_name():
     # names of archived runs, and a precision suffix (the field is ready for the tensor-core variants)
     assert Variant.parse("fused-recompute-t2x7").tile == (2, 7)
     assert Variant.parse("fused-reuse-t4").record() == {"variant": "fused-reuse-t4", "network": "alexnet",
-        "group": "front", "strategy": "reuse", "tile": "4", "precision": "fp32"}  # fmt: skip
+        "group": "front", "strategy": "reuse", "tile": "4", "precision": "fp32", "impl": ""}  # fmt: skip
     assert Variant(Strategy.LBL, precision="fp16").name == "lbl-fp16" if "fp16" in PRECISIONS else True
     for bad in ("fused-reuse", "fused-reuse-tx", "reuse-t4", "fused-copy-t4", "lbl-fp64", ""):
         with pytest.raises(ValueError, match="variant name"):

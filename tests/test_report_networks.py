@@ -214,7 +214,8 @@ def test_summary_and_tables_are_per_network(both, tmp_path):
     view = tidy_for_report(both["tidy"])
     assert list(view.columns[2:6]) == ["network", "group", "impl", "variant"]
     work = extra_work_table(both["tidy"])
-    assert "network" in work and set(work["network"]) == {"alexnet", "vgg_e"}
+    # FP32 variants only (ncu counts no tensor-core work); the synthetic VGG-E rows are 16-bit
+    assert "network" in work and set(work["network"]) == {"alexnet"}
     assert not work.duplicated(["run", "network", "variant"]).any()
     write("tidy_table", tmp_path / "t.html", both)
     assert "vgg_e.first5.lbl-gen-fp16" in (tmp_path / "t.html").read_text()

@@ -117,7 +117,7 @@ def test_only_the_channels_last_anchor_times_its_convs_alone():
     from kernels.vendor_convs import times_convs_alone
 
     assert sorted(n for n, v in VARIANTS.items() if times_convs_alone(v)) == ["vendor-cl", "vendor-cl-bf16",
-                                                                               "vendor-cl-fp16"]
+                                                                               "vendor-cl-fp16", "vendor-cl-tf32"]
 
 
 def test_convs_alone_are_timed_like_a_forward_and_kept_per_layer(monkeypatch):

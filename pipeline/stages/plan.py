@@ -341,7 +341,9 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
     variants take their numbers from their kernels' layouts (pipeline/model/linebuffer.py at the
     network's input size): extra MACs = the MACs the schedule performs (``performed_macs_per_image``
     over the pass's kernels) - the useful ones, on-chip bytes = the shared memory of one block (the largest kernel's, for lbl-gen),
-    and DRAM maps = each kernel's input and output map. `vendor` is not modelled (NaN). Analysis
+    and DRAM maps = each kernel's input and output map. ``onchip_bytes_per_block``: the shared
+    memory of one block as built, for every fused kernel (hand-written: the registry's
+    EXPECT_SMEM_BYTES) and lbl-gen. `vendor` is not modelled (NaN). Analysis
     joins these columns and computes none of them.
     """
     import pandas as pd
@@ -368,6 +370,7 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
         useful = reference.useful_macs_per_image
         largest_intermediate = max(s.values for s in shapes[1:-1]) * bpv
         costs = work = None
+        per_block = float("nan")  # shared memory of one block as built (fused kernels)
         if v.generated:
             from kernels.chain import pass_layouts
 
@@ -375,12 +378,16 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
             performed = sum(performed_macs_per_image(lay) for lay in layouts)
             maps = sum(lay.shapes[0].values + lay.shapes[-1].values for lay in layouts) * bpv
             onchip, extra = max(lay.smem_bytes for lay in layouts), performed - useful
+            per_block = onchip
         elif v.strategy.fused:
             # as the kernels run: column strips walked top to bottom (reuse in y), balanced tiles
             costs = group_costs(layers, in_shape, v.tile, v.strategy, ("y",), bpv, split="balanced")
             # the executed-work count walks fused.cu's loops: FP32 builds only (fused_tc.cu differs)
             work = fused_work(v.tile, v.strategy, in_shape.height, in_shape.width) if v.precision == "fp32" else None
             maps, onchip, extra = costs.dram_bytes_per_image_fused, costs.onchip_bytes, costs.extra_macs_per_image
+            from kernels.registry import variant as lookup
+
+            per_block = lookup(variant).define.get("EXPECT_SMEM_BYTES", float("nan"))
         elif v.strategy == "lbl":
             maps, onchip, extra = lbl_gpu_dram_bytes_per_image(layers, in_shape, bpv), 0, 0
         else:
@@ -390,6 +397,7 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
                 **v.record(), "network": net.name, "group": group, "batch": batch,
                 "model_dram_bytes_per_image": maps + reference.weight_bytes / batch,
                 "model_onchip_bytes": onchip,
+                "onchip_bytes_per_block": per_block,
                 "model_useful_macs_per_image": useful,
                 "model_extra_macs_per_image": extra,
                 "kernel_padding_macs_per_image": float("nan") if work is None else work.padding_macs,
