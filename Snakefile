@@ -107,6 +107,13 @@ def build_sources(wildcards):
     return kernel_sources(wildcards.variant, workflow.basedir)
 
 
+def vendor_sources(wildcards):
+    """A PyTorch anchor's time job also times each conv alone (kernels/vendor_convs.py): its input."""
+    if Variant.parse(wildcards.variant).strategy.own_kernels:
+        return []
+    return [repo("kernels/vendor_convs.py")]
+
+
 def nvrtc_sources(wildcards):
     """Without nvcc a GPU stage compiles the sources itself (NVRTC): then they are its inputs."""
     return [] if NVCC else kernel_sources(wildcards.variant, workflow.basedir)
@@ -277,6 +284,7 @@ for TIME_RULE, TIME_NET, TIME_VARIANTS, TIME_BATCHES in time_groups(config):
             verify="results/{gpu}/{network}/{variant}/verify.json",
             cubin=cubin_input,
             sources=nvrtc_sources,
+            vendor=vendor_sources,
         output:
             json=expand(
                 "results/{{gpu}}/{{network}}/{{variant}}/b{batch}/time.json",
