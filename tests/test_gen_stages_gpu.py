@@ -16,7 +16,7 @@ needs_nvcc = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not o
 
 # the default config's generated variants (config/config.yaml), one per kind
 NAMES = ["lbl-gen", "fused-reuse-t2x7-gen-fp16", "vgg_e.first5.lbl-gen-fp16", "vgg_e.first5.fused-reuse-t2x7-gen",
-         "vgg_e.first5.fused-recompute-t2x7-gen", "vgg_e.first5.fused-reuse-t2x14-gen-fp16"]  # fmt: skip
+         "vgg_e.first5.fused-recompute-t2x7-gen", "vgg_e.first5.fused-reuse-t4x14-gen-fp16"]  # fmt: skip
 
 
 @needs_nvcc
@@ -45,7 +45,7 @@ def test_built_generated_variant_verifies_and_times(name, tmp_path):
         make_forward(name, 2, 231, 199, cubin=str(cubin))
 
 
-@pytest.mark.parametrize("name", ["vgg_e.first5.fused-reuse-t2x14-gen-fp16", "lbl-gen"])
+@pytest.mark.parametrize("name", ["vgg_e.first5.fused-reuse-t4x14-gen-fp16", "lbl-gen"])
 def test_generated_variant_at_an_odd_size_through_nvrtc(name):
     from pipeline.stages.verify import verify
 

@@ -403,15 +403,15 @@ def test_generated_kernels_are_planned_for_both_networks(tmp_path):
     r = smk("-d", str(tmp_path), "--configfile", str(ROOT / "config" / "config.yaml"), str(tmp_path / "cluster.yaml"),
             "-n", cwd=tmp_path, env={"FUSED_LAYER_NO_GPU": "1"})  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert "kernels.generated vgg_e.first5: tile 2x14 left out at fp32 (reuse, recompute)" in r.stderr
+    assert "kernels.generated vgg_e.first5: tile 4x14 left out at fp32 (reuse, recompute)" in r.stderr
     jobs = planned_jobs(r.stdout)
     gen, _ = generated_variants(load_config(ROOT / "config" / "config.yaml"))
     own = [n for n, _ in gen if "-gen" in n]
     if shutil.which("nvcc"):
         assert jobs["build_gen"] == len(own) == 14
-        assert "output: results/build/sm_90/vgg_e.first5.fused-reuse-t2x14-gen-fp16.cu, " in r.stdout
+        assert "output: results/build/sm_90/vgg_e.first5.fused-reuse-t4x14-gen-fp16.cu, " in r.stdout
     assert jobs["time_alexnet_front"] == 6 and jobs["time_vgg_e_first5"] == 10
-    base = "results/h200/vgg_e/vgg_e.first5.fused-reuse-t2x14-gen-fp16"
+    base = "results/h200/vgg_e/vgg_e.first5.fused-reuse-t4x14-gen-fp16"
     assert f"output: {base}/b1/time.json, {base}/b16/time.json, {base}/b64/time.json" in r.stdout
     assert f"output: {base}/b64/profile.json" in r.stdout and f"output: {base}/verify.json" in r.stdout
     assert "results/h200/vgg_e/vgg_e.first5.vendor-cl-fp16/b64/profile.json" in r.stdout
