@@ -243,7 +243,7 @@ def test_dram_figure_explains_every_point_below_its_floor(tmp_path):
     out = tmp_path / "b.svg"
     measured_figures.draw("bandwidth_saving", out, "alexnet", t, {"front": ["conv1", "pool2"]})
     tidy = t["tidy"]
-    m = tidy[~tidy["model_only"].astype(bool)]
+    m = tidy[~tidy["model_only"].astype(bool) & (tidy["network"] == "alexnet")]
     share = measured_figures.output_share("alexnet", "front", {"front": ["conv1", "pool2"]})
     fl = measured_figures.floors(tidy[tidy["network"] == "alexnet"], share).set_index(["batch", "precision"])
     floor = fl.loc[list(zip(m["batch"], m["precision"])), "write_floor"].to_numpy()  # each at its precision
