@@ -144,9 +144,13 @@ def _legend_under(fig, anchor, handles: list, **kw):
 
 
 def _note_below(fig, anchor, lines: list[str], fontsize: float = 9) -> None:
-    """Text lines centred under ``anchor`` (a legend), so notes never sit on the axes."""
+    """Text lines centred under ``anchor`` (a legend), so notes never sit on the axes; a line longer
+    than 150 characters is wrapped (a list of variants would otherwise run off the figure)."""
     if not lines:
         return
+    import textwrap
+
+    lines = [w for line in lines for part in line.split("\n") for w in (textwrap.wrap(part, 150) or [""])]
     renderer = fig.canvas.get_renderer()
     y = anchor.get_window_extent(renderer).y0 - 4 if anchor is not None else 0
     fx, fy = fig.transFigure.inverted().transform((0, y))
@@ -682,7 +686,10 @@ def paper_traffic(tidy: pd.DataFrame, kernels: pd.DataFrame | None, paper: pd.Da
                         "Model bars: the paper comparison's five-layer group under the paper reading (feature maps only)."))
     fig.suptitle(title + (f"\n{suffix}" if suffix else ""), fontsize=13)
     fig.tight_layout()  # room between the panels for the axis label and the next title
-    fig.text(0.5, 0.0, "\n".join(notes), ha="center", va="top", fontsize=8.5, color="#444444",
+    import textwrap
+
+    lines = [w for note in notes for part in note.split("\n") for w in (textwrap.wrap(part, 150) or [""])]
+    fig.text(0.5, 0.0, "\n".join(lines), ha="center", va="top", fontsize=8.5, color="#444444",
              transform=fig.transFigure)
     style.save(fig, out_svg)
 
