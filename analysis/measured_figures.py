@@ -962,6 +962,8 @@ def occupancy(kernels: pd.DataFrame, out_svg: Path, network: str, batch: int | N
     k = kernels if kernels is not None else pd.DataFrame()
     if not k.empty:
         k = k[k["network"] == network].dropna(subset=["achieved_occupancy_pct", "theoretical_occupancy_pct"])
+        if "impl" in k:  # the hand-written kernels and the anchors; the generated ones' are in the kernels table
+            k = k[k["impl"].fillna("") != "gen"]
     pick = pick_source(k) if not k.empty else None
     if pick is None:
         placeholder(out_svg, title)
