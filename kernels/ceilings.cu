@@ -78,6 +78,8 @@ extern "C" __global__ void ceil_fma(float* __restrict__ sink, int iters, float a
 // tc.cuh picks one per build (PREC). The instruction and operand layout are the same.
 #define MMA_CHAINS 8  // pipeline/stages/ceilings.py's MMA_CHAINS counts the FLOPs with it
 
+enum MmaKind { MMA_FP16, MMA_BF16, MMA_TF32 };
+
 template <bool BF16>
 __device__ __forceinline__ void ceil_mma16816(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
 #if __CUDA_ARCH__ >= 800
@@ -103,9 +105,12 @@ __device__ __forceinline__ void ceil_mma1688_tf32(float (&d)[4], const unsigned 
 // Two 16-bit values in [0.5, 1) with mantissas varying by lane and register: operands that toggle
 // bits as real data does (all-zero operands draw less power, so the card would clock higher than
 // under a real GEMM), and sums that stay finite over every iteration.
-template <bool BF16>
+// TF32: a float in [0.5, 1) with a 10-bit mantissa varying by lane and register.
+template <int KIND>
 __device__ __forceinline__ unsigned ceil_mma_operand(unsigned seed) {
     const unsigned h = seed * 2654435761u;
+    if (KIND == MMA_TF32) return 0x3F000000u | (h & 0x7FE000u);
+    constexpr bool BF16 = KIND == MMA_BF16;
     const unsigned lo = BF16 ? (0x3F00u | (h & 0x7Fu)) : (0x3800u | (h & 0x3FFu));
     const unsigned hi = BF16 ? (0x3F00u | ((h >> 16) & 0x7Fu)) : (0x3800u | ((h >> 16) & 0x3FFu));
     return lo | (hi << 16);
@@ -113,14 +118,14 @@ __device__ __forceinline__ unsigned ceil_mma_operand(unsigned seed) {
 
 // __launch_bounds__(256, 4): at most 64 registers, so the launch's sms x 4 blocks all fit at once
 // (one wave; a partial second wave would leave SMs idle and understate the peak).
-template <bool BF16>
+template <int KIND>
 __device__ __forceinline__ void ceil_mma_body(float* __restrict__ sink, int iters) {
     const int tid = blockIdx.x * blockDim.x + threadIdx.x;
     unsigned a[4], b[2];
 #pragma unroll
-    for (int i = 0; i < 4; ++i) a[i] = ceil_mma_operand<BF16>(tid * 8 + i);
+    for (int i = 0; i < 4; ++i) a[i] = ceil_mma_operand<KIND>(tid * 8 + i);
 #pragma unroll
-    for (int i = 0; i < 2; ++i) b[i] = ceil_mma_operand<BF16>(tid * 8 + 4 + i);
+    for (int i = 0; i < 2; ++i) b[i] = ceil_mma_operand<KIND>(tid * 8 + 4 + i);
     float d[MMA_CHAINS][4];
 #pragma unroll
     for (int c = 0; c < MMA_CHAINS; ++c)
@@ -128,7 +133,12 @@ __device__ __forceinline__ void ceil_mma_body(float* __restrict__ sink, int iter
         for (int j = 0; j < 4; ++j) d[c][j] = 0.f;
     for (int i = 0; i < iters; ++i)
 #pragma unroll
-        for (int c = 0; c < MMA_CHAINS; ++c) ceil_mma16816<BF16>(d[c], a, b);
+        for (int c = 0; c < MMA_CHAINS; ++c) {
+            if (KIND == MMA_TF32)
+                ceil_mma1688_tf32(d[c], a, b);
+            else
+                ceil_mma16816<KIND == MMA_BF16>(d[c], a, b);
+        }
     float s = 0.f;
 #pragma unroll
     for (int c = 0; c < MMA_CHAINS; ++c) s += (d[c][0] + d[c][1]) + (d[c][2] + d[c][3]);
@@ -136,31 +146,13 @@ __device__ __forceinline__ void ceil_mma_body(float* __restrict__ sink, int iter
 }
 
 extern "C" __global__ void __launch_bounds__(256, 4) ceil_mma_fp16(float* __restrict__ sink, int iters) {
-    ceil_mma_body<false>(sink, iters);
+    ceil_mma_body<MMA_FP16>(sink, iters);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 4) ceil_mma_bf16(float* __restrict__ sink, int iters) {
-    ceil_mma_body<true>(sink, iters);
+    ceil_mma_body<MMA_BF16>(sink, iters);
 }
 
-// TF32 operands: floats in [0.5, 1) with a 10-bit mantissa varying by lane and register.
 extern "C" __global__ void __launch_bounds__(256, 4) ceil_mma_tf32(float* __restrict__ sink, int iters) {
-    const int tid = blockIdx.x * blockDim.x + threadIdx.x;
-    unsigned a[4], b[2];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) a[i] = 0x3F000000u | (((unsigned)(tid * 8 + i) * 2654435761u) & 0x7FE000u);
-#pragma unroll
-    for (int i = 0; i < 2; ++i) b[i] = 0x3F000000u | (((unsigned)(tid * 8 + 4 + i) * 2654435761u) & 0x7FE000u);
-    float d[MMA_CHAINS][4];
-#pragma unroll
-    for (int c = 0; c < MMA_CHAINS; ++c)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) d[c][j] = 0.f;
-    for (int i = 0; i < iters; ++i)
-#pragma unroll
-        for (int c = 0; c < MMA_CHAINS; ++c) ceil_mma1688_tf32(d[c], a, b);
-    float s = 0.f;
-#pragma unroll
-    for (int c = 0; c < MMA_CHAINS; ++c) s += (d[c][0] + d[c][1]) + (d[c][2] + d[c][3]);
-    if (s == 1.2345e30f) sink[tid] = s;
+    ceil_mma_body<MMA_TF32>(sink, iters);
 }

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chain_strategies import chains
 from pipeline.core.gpu import gpu_skip_reason
-from pipeline.core.networks import Layer, Shape, load_network, output_shape
+from pipeline.core.networks import Shape, load_network
 
 SKIP = gpu_skip_reason()
 gpu = [pytest.mark.gpu, pytest.mark.skipif(SKIP is not None, reason=f"needs an NVIDIA GPU: {SKIP}")]
@@ -81,42 +82,18 @@ def test_generated_matches_reference(net, precision, strategy, tile, h, w, refer
 
 
 @st.composite
-def chains(draw):
-    """2 to 4 layers: convs (kernel 1/3/5, stride 1/2, pads, groups, channel counts not multiples
-    of 8), max pools, ReLU, LRN; a small odd input."""
-    c = draw(st.integers(1, 13))
-    h, w = draw(st.integers(9, 40)), draw(st.integers(9, 40))
-    shape = Shape(c, h, w)
-    layers = []
-    for i in range(draw(st.integers(2, 4))):
-        kinds = ["conv", "conv", "maxpool", "relu", "lrn"] if i else ["conv", "maxpool"]
-        kind = draw(st.sampled_from(kinds))
-        if kind == "conv":
-            k = draw(st.sampled_from([1, 3, 5]))
-            g = draw(st.sampled_from([g for g in (1, 2, 3) if shape.channels % g == 0]))
-            layer = Layer(f"l{i}", "conv", out_channels=g * draw(st.integers(1, 23)), kernel=k,
-                          stride=draw(st.sampled_from([1, 2])), pad=draw(st.integers(0, k // 2)), groups=g)  # fmt: skip
-        elif kind == "maxpool":
-            k = draw(st.sampled_from([2, 3]))
-            layer = Layer(f"l{i}", "maxpool", kernel=k, stride=draw(st.integers(1, k)))
-        elif kind == "relu":
-            layer = Layer(f"l{i}", "relu")
-        else:
-            layer = Layer(f"l{i}", "lrn", local_size=draw(st.sampled_from([3, 5])), alpha=1e-2, beta=0.75, k=2.0)
-        try:
-            nxt = output_shape(layer, shape)
-        except ValueError:
-            break
-        layers.append(layer)
-        shape = nxt
+def cases(draw):
+    """A random chain (tests/chain_strategies.py: channel counts up to 23 per group), a tile, a
+    strategy and a precision."""
+    layers, shape = draw(chains(max_channels=13, max_side=40, max_out_per_group=23))
     tile = draw(st.sampled_from([1, 2, (1, 3), (2, 1), (3, 2), (4, 8)]))
     strategy = draw(st.sampled_from(["reuse", "recompute", "lbl"]))
     precision = draw(st.sampled_from(["fp32", "tf32", "fp16", "bf16"]))
-    return tuple(layers), Shape(c, h, w), tile, strategy, precision
+    return layers, shape, tile, strategy, precision
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(chains())
+@given(cases())
 def test_random_chains(case):
     from kernels.api import round_to_precision
     from kernels.chain import ChainForward

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain_strategies import chains
 from pipeline.core import reference
-from pipeline.core.networks import Layer, Shape, load_network, output_shape
+from pipeline.core.networks import Layer, Shape, load_network
 from pipeline.model.linebuffer import LOAD, STORE, ChainError, chain_layout, check_fits, performed_macs_per_image
 from pipeline.model.pyramid import useful_macs
 
@@ -132,38 +133,14 @@ def test_layout_bytes_and_refusal():
 
 
 @st.composite
-def chains(draw):
-    """2 to 4 layers: convs (kernel 1/3/5, stride 1/2, pads, groups, odd channel counts), pools, ReLU, LRN."""
-    c = draw(st.integers(1, 7))
-    h, w = draw(st.integers(9, 21)), draw(st.integers(9, 21))
-    shape = Shape(c, h, w)
-    layers = []
-    for i in range(draw(st.integers(2, 4))):
-        kind = draw(st.sampled_from(["conv", "conv", "maxpool", "relu", "lrn"])) if i else draw(st.sampled_from(["conv", "maxpool"]))
-        if kind == "conv":
-            k = draw(st.sampled_from([1, 3, 5]))
-            g = draw(st.sampled_from([g for g in (1, 2, 3) if shape.channels % g == 0]))
-            layer = Layer(f"l{i}", "conv", out_channels=g * draw(st.integers(1, 5)), kernel=k,
-                          stride=draw(st.sampled_from([1, 2])), pad=draw(st.integers(0, k // 2)), groups=g)  # fmt: skip
-        elif kind == "maxpool":
-            k = draw(st.sampled_from([2, 3]))
-            layer = Layer(f"l{i}", "maxpool", kernel=k, stride=draw(st.integers(1, k)))
-        elif kind == "relu":
-            layer = Layer(f"l{i}", "relu")
-        else:
-            layer = Layer(f"l{i}", "lrn", local_size=draw(st.sampled_from([3, 5])), alpha=1e-2, beta=0.75, k=2.0)
-        try:
-            nxt = output_shape(layer, shape)
-        except ValueError:
-            break
-        layers.append(layer)
-        shape = nxt
+def cases(draw):
+    layers, shape = draw(chains(max_channels=7, max_side=21, max_out_per_group=5))
     tile = draw(st.sampled_from([1, 2, (1, 3), (2, 1), (3, 2)]))
-    return tuple(layers), Shape(c, h, w), tile, draw(st.sampled_from(["reuse", "recompute"]))
+    return layers, shape, tile, draw(st.sampled_from(["reuse", "recompute"]))
 
 
 @settings(max_examples=25, deadline=None)
-@given(chains())
+@given(cases())
 def test_random_chains(case):
     layers, in_shape, tile, strategy = case
     _check(layers, in_shape, tile, strategy)
