@@ -24,6 +24,7 @@ from analysis.paper import KB, MB, paper_marks
 from analysis.rows import measured, network_order, network_variant_order, pick_source, variant_order
 from analysis.sources import SOURCE_THIS_RUN, source_title
 from pipeline.stages.ceilings import COMPUTE_CEILING_KEYS
+from pipeline.core.precision import BYTES_PER_VALUE, PRECISIONS
 from pipeline.core.strategy import FUSED_STRATEGIES, Strategy
 from pipeline.model.paper import PAPER_READING
 
@@ -159,7 +160,6 @@ def _note_below(fig, anchor, lines: list[str], fontsize: float = 9) -> None:
 
 # The compute roof of each precision, as the ceilings table names it (pipeline/stages/ceilings.py),
 # with its legend name and line style; a variant is drawn against the roof of its own precision.
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 COMPUTE_ROOF_NAMES = {"fp32": "FP32 peak (FFMA)", "tf32": "TF32 peak (tensor cores, mma.sync)",
                       "fp16": "FP16 peak (tensor cores, mma.sync)", "bf16": "BF16 peak (tensor cores, mma.sync)"}  # fmt: skip
 COMPUTE_ROOF_STYLES = {"fp32": ("#b22222", "-"), "tf32": ("#b35806", ":"), "fp16": ("#1b7837", "-."),
@@ -572,7 +572,6 @@ def paper_traffic(tidy: pd.DataFrame, kernels: pd.DataFrame | None, paper: pd.Da
     if not marks or not finite(marks.get("lbl_bytes")) or not finite(marks.get("fused_bytes")):
         placeholder(out_svg, title, "no paper comparison (results/model/paper_comparison.csv has no VGG-E figures)")
         return
-    from kernels.registry import BYTES_PER_VALUE, PRECISIONS
 
     tidy = tidy if tidy is not None else pd.DataFrame()
     rows, suffix = _own_rows(tidy, network) if not tidy.empty else (tidy, "")

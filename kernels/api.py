@@ -41,6 +41,7 @@ from kernels.maps import (  # noqa: F401 - re-exported: the API's documented nam
     float32_to_bf16_bits,
     random_params,
     round_to_precision,
+    torch_precision,
 )
 from pipeline.core.networks import Layer, load_network, output_shape
 from pipeline.core.tiles import tile_sides
@@ -330,10 +331,8 @@ class Forward(StoredMaps):
         import torch.nn.functional as F
 
         impl = self.variant.impl
-        torch.backends.cudnn.allow_tf32 = self.precision == "tf32"  # FP32 maps, TF32 products
-        torch.backends.cuda.matmul.allow_tf32 = self.precision == "tf32"
+        tdtype = torch_precision(self.precision)
         torch.backends.cudnn.benchmark = impl in ("cl", "compile")
-        tdtype = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.precision]
         fmt = torch.channels_last if impl in ("cl", "compile") else torch.contiguous_format
         dev = torch.device("cuda", torch.cuda.current_device())
         tp = {k: (torch.as_tensor(w, device=dev).to(tdtype).contiguous(memory_format=fmt),

@@ -16,6 +16,16 @@ from pipeline.core.networks import Layer, Shape
 STORAGE_DTYPES = {"fp32": np.float32, "tf32": np.float32, "fp16": np.float16, "bf16": np.uint16}
 
 
+def torch_precision(precision: str):
+    """The torch dtype of a precision's maps and weights, with TF32 allowed in cuDNN and cuBLAS for
+    tf32 only (FP32 maps, TF32 products) and off for fp32: how every PyTorch anchor runs it."""
+    import torch  # noqa: PLC0415 - optional dependency
+
+    torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    return {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
 def random_params(layers: tuple[Layer, ...], in_shape: Shape, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """He-scaled random weights (float32) from ``seed``, via the reference's generator."""
     from pipeline.core.reference import random_params as ref_random_params

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
+from pipeline.core.precision import BYTES_PER_VALUE, PRECISIONS  # noqa: F401 - the registry's names too
 from pipeline.core.strategy import Strategy
 from pipeline.core.tiles import Tile, parse_tile, tile_label, tile_sides
 
@@ -33,12 +34,11 @@ FUSED_RM = (12, 8)  # output channels per thread in the fused conv1 / conv2 GEMM
 SMEM_LIMIT_SM90_BYTES = MAX_SMEM_PER_BLOCK_BYTES["sm_90"]  # opt-in dynamic shared memory per block
 
 
-# Value and arithmetic precision of a variant: fp32 on CUDA-core FMAs; fp16 and bf16 stored in 16
-# bits, multiplied on the tensor cores (mma.sync) with FP32 accumulation, LRN and pool in FP32.
-PRECISIONS = ("fp32", "tf32", "fp16", "bf16")  # tf32: the generated kernels and the PyTorch anchors only
+# Value and arithmetic precision of a variant (PRECISIONS, BYTES_PER_VALUE: pipeline/core/precision.py):
+# fp32 on CUDA-core FMAs; fp16 and bf16 stored in 16 bits, multiplied on the tensor cores (mma.sync)
+# with FP32 accumulation, LRN and pool in FP32; tf32 has only generated kernels and PyTorch anchors.
 TENSOR_CORE_PRECISIONS = ("fp16", "bf16")
 TC_PREC_DEFINE = {"fp16": 1, "bf16": 2}  # -DPREC of kernels/tc.cuh
-BYTES_PER_VALUE = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}  # storage of maps and weights (biases stay FP32)
 DEFAULT_PRECISION = "fp32"
 # The vendor anchors a user could pick instead, at every precision: PyTorch eager NCHW (""), channels-
 # last with cudnn.benchmark ("cl": cuDNN free to pick FFT or Winograd), torch.compile max-autotune.

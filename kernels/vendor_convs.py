@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kernels.maps import torch_precision
 from kernels.registry import Variant, vendor_available
 from pipeline.core.reference import layer_macs
 from pipeline.core.strategy import Strategy
@@ -45,11 +46,10 @@ class ConvAlone:
             raise ValueError(f"layer {layer.name!r} is a {layer.type}, not a conv")
         # as the vendor-cl Forward sets them; set here too, so a fp32 conv never runs as TF32 (tf32 does)
         torch.backends.cudnn.benchmark = True
-        torch.backends.cudnn.allow_tf32 = fwd.precision == "tf32"
+        self._dtype = torch_precision(fwd.precision)
         self.name = layer.name
         self.input_shape = (fwd.batch, s_in.channels, s_in.height, s_in.width)
         self.useful_macs_per_image = layer_macs(layer, s_in)
-        self._dtype = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[fwd.precision]
         self._device = torch.device("cuda", torch.cuda.current_device())
         w, b = fwd.params[layer.name]
         self._w = torch.as_tensor(w, device=self._device).to(self._dtype).contiguous(memory_format=torch.channels_last)
