@@ -27,12 +27,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipeline.core.networks import Layer, Shape, output_shape
+from pipeline.core.precision import BYTES_PER_VALUE
 from pipeline.core.tiles import Tile, tile_label, tile_sides
 from pipeline.model.pyramid import AxisPlan, need, plan_axis, tile_ranges
 
 Range = tuple[int, int]
 STRATEGIES = ("reuse", "recompute")
-BYTES_PER_VALUE = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
 SMEM_ALIGN_BYTES = 16
 BAND_PIXELS = 128  # rows per operation: enough to give every thread of a block work (at most MAX_CHUNK_ROWS)
 MAX_CHUNK_ROWS = 4
@@ -91,12 +91,22 @@ class ChainLayout:
     tiles_x: tuple[Range, ...]
     plan_x: AxisPlan
     rings: tuple[Ring, ...]
-    pad_values: tuple[str, ...]  # per ring: "zero", "neg_inf" or "none"
     col_base: tuple[tuple[int, ...], ...]  # [ring][strip]: the map column of ring column 0
     col_computed: tuple[tuple[Range, ...], ...]  # [ring][strip]: the columns computed (or loaded)
     ops: tuple[tuple[Op, ...], ...]  # per row of blocks: one list (reuse) or one per tile row (recompute)
     smem_bytes: int
-    chunks: tuple[int, ...]  # rows per operation, per ring
+
+    @property
+    def pad_values(self) -> tuple[str, ...]:
+        """Per ring, what the padding its consumer reads holds: "zero" (a conv), "neg_inf" (a max
+        pool) or "none" (the group output)."""
+        return tuple("none" if r.consumer < 0 else "neg_inf" if self.layers[r.consumer].type == "maxpool" else "zero"
+                     for r in self.rings)  # fmt: skip
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """Rows per operation, per ring."""
+        return tuple(r.chunk_rows for r in self.rings)
 
     @property
     def blocks_per_image(self) -> int:
@@ -143,7 +153,6 @@ def check_chain(layers: Sequence[Layer], precision: str, strategy: str) -> None:
 def _rings_skeleton(layers: tuple[Layer, ...], shapes: list[Shape]) -> list[dict]:
     """Held maps in order: the group input, then each spatial layer's output, with their pointwise
     followers and their consumer."""
-    n = len(layers)
     rings = [{"map": 0, "layer": -1, "pointwise": []}]
     for i, layer in enumerate(layers):
         if layer.is_spatial:
@@ -266,17 +275,15 @@ def _layout(layers: Sequence[Layer], in_shape: Shape, tile: Tile, strategy: str,
 
     bpv = BYTES_PER_VALUE[precision]
     align = lambda b: -(-b // SMEM_ALIGN_BYTES) * SMEM_ALIGN_BYTES  # noqa: E731
-    rings, pads, offset = [], [], 0
+    rings, offset = [], 0
     for k, ring in enumerate(skel):
         ps = pixel_stride(ring["channels"], precision)
         rings.append(Ring(ring["map"], ring["channels"], ring_rows[k], ring_cols[k], ps, ring["layer"],
                           tuple(ring["pointwise"]), ring["consumer"], chunks[k], offset))  # fmt: skip
         offset += align(ring_rows[k] * ring_cols[k] * ps * bpv)
-        consumer = ring["consumer"]
-        pads.append("none" if consumer < 0 else ("neg_inf" if layers[consumer].type == "maxpool" else "zero"))
     return ChainLayout(layers, tuple(shapes), tile, strategy, precision, tiles_y, tiles_x, plan_x, tuple(rings),
-                       tuple(pads), tuple(col_base), tuple(col_computed), tuple(tuple(o) for o in op_lists),
-                       offset, tuple(chunks))  # fmt: skip
+                       tuple(col_base), tuple(col_computed), tuple(tuple(o) for o in op_lists),
+                       offset)  # fmt: skip
 
 
 def performed_macs_per_image(layout: ChainLayout) -> int:
