@@ -40,9 +40,9 @@ COMPUTE_CEILING_KEYS = {"fp32": "fp32_flop_per_s", "tf32": "tc_tf32_flop_per_s",
 # Tensor-core microbenchmarks of kernels/ceilings.cu, by precision, and the FLOPs of one mma of each
 # (TF32: m16n8k8, half the k of m16n8k16).
 MMA_ENTRIES = {"tf32": "ceil_mma_tf32", "fp16": "ceil_mma_fp16", "bf16": "ceil_mma_bf16"}
-MMA_FLOPS_BY_PRECISION = {"tf32": 2 * 16 * 8 * 8, "fp16": 2 * 16 * 8 * 16, "bf16": 2 * 16 * 8 * 16}
 MMA_CHAINS = 8  # independent mma chains per warp: ceilings.cu's MMA_CHAINS (a test checks they agree)
 MMA_FLOPS = 2 * 16 * 8 * 16  # one m16n8k16: 16x8 outputs, each a 16-term dot product, 2 FLOPs per MAC
+MMA_FLOPS_BY_PRECISION = {"tf32": MMA_FLOPS // 2, "fp16": MMA_FLOPS, "bf16": MMA_FLOPS}
 MMA_MIN_CC = (8, 0)  # mma.sync m16n8k16 with fp16/bf16 inputs needs sm_80
 MMA_THREADS, MMA_BLOCKS_PER_SM = 256, 4  # ceilings.cu's __launch_bounds__(256, 4): one wave
 
