@@ -36,6 +36,22 @@ __device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* smem_row) {
                  : "r"(s));
 }
 
+// Phase timing (-DPHASE_TIMING=1, pipeline/stages/phases.py): thread 0 adds the SM clocks since
+// timestamp t to counters[p] and restarts t; placed right after a barrier, so the block, not thread 0
+// alone, has finished the phase. Without PHASE_TIMING the marks compile to nothing.
+#if PHASE_TIMING
+#define PHASE_MARK_INTO(counters, p, t)                                          \
+    do {                                                                         \
+        if (threadIdx.x == 0) {                                                  \
+            const long long now_ = clock64();                                    \
+            atomicAdd(&(counters)[p], (unsigned long long)(now_ - (t)));          \
+            (t) = now_;                                                          \
+        }                                                                        \
+    } while (0)
+#else
+#define PHASE_MARK_INTO(counters, p, t)
+#endif
+
 __device__ __forceinline__ unsigned dynamic_smem_bytes() {
     unsigned r;
     asm volatile("mov.u32 %0, %%dynamic_smem_size;" : "=r"(r));

@@ -65,17 +65,8 @@ extern "C" {
 __device__ unsigned long long fused_phase_cycles[fz::NPHASE + 1];  // C name: the host reads it by name
 }
 namespace fz {
-#define PHASE_MARK(p)                                                                   \
-    do {                                                                                \
-        if (threadIdx.x == 0) {                                                         \
-            const long long now_ = clock64();                                           \
-            atomicAdd(&fused_phase_cycles[p], (unsigned long long)(now_ - s_phase_t));     \
-            s_phase_t = now_;                                                           \
-        }                                                                               \
-    } while (0)
-#else
-#define PHASE_MARK(p)  // nothing: the production kernel is the same code without the marks
 #endif
+#define PHASE_MARK(p) PHASE_MARK_INTO(fused_phase_cycles, p, s_phase_t)  // common.cuh; nothing in production
 
 constexpr int NT = 256;
 constexpr int CIN = 3, C1 = 96, C2 = 256, G2 = 2;

@@ -45,17 +45,8 @@ extern "C" {
 __device__ unsigned long long fused_phase_cycles[ftc::NPHASE + 1];
 }
 namespace ftc {
-#define PHASE_MARK(p)                                                               \
-    do {                                                                            \
-        if (threadIdx.x == 0) {                                                     \
-            const long long now_ = clock64();                                       \
-            atomicAdd(&fused_phase_cycles[p], (unsigned long long)(now_ - phase_t)); \
-            phase_t = now_;                                                         \
-        }                                                                           \
-    } while (0)
-#else
-#define PHASE_MARK(p)
 #endif
+#define PHASE_MARK(p) PHASE_MARK_INTO(fused_phase_cycles, p, phase_t)  // common.cuh
 
 constexpr int NT = 256;
 constexpr int CIN = 3, C1 = 96, C2 = 256, G2 = 2, C1G = C1 / G2, C2G = C2 / G2;
