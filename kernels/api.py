@@ -52,6 +52,11 @@ K_ALIGN = 16  # the FP32 kernels' K stage depth
 TC_K_ALIGN = 32  # the tensor-core kernels' K stage depth
 LBL_THREADS = 256
 LBL_BN = 128  # pixels per lbl conv block tile
+LBL_BN_SMALL = 32  # the tensor-core lbl conv's small-batch tile (entries ``_n32``)
+LBL_BK = 32  # the tensor-core lbl conv's K stage
+LBL_MIN_STAGES_PER_SPLIT = 4  # split-K keeps at least this many K stages per block
+LBL_SMALL_BLOCKS_PER_SM = 2  # split-K fills this many small-tile blocks per SM (their launch bounds)
+LRN_MIN_CHANNELS_PER_CHUNK = 4
 
 
 def group_layers() -> tuple[Layer, ...]:
@@ -90,6 +95,32 @@ def images_per_group(sm_count: int, blocks_per_image: int) -> int:
     its input). A simulated list schedule of 2x7 at batch 128 on 132 SMs: 9.4 % over the ideal
     makespan image by image, 3.1 % with this (tests/test_kernels_gpu.py reproduces both)."""
     return max(1, int(sm_count) // max(1, int(blocks_per_image)))
+
+
+def lbl_conv_launch(pixels: int, m_blocks: int, groups: int, kpad: int, sm_count: int,
+                    small_tiles: bool) -> tuple[int, int]:  # fmt: skip
+    """(pixels per block, K slices) of one lbl conv launch.
+
+    The full tile (128 pixels, all of K) where it gives every SM a block; else, for the tensor-core
+    kernels (``small_tiles``), 32-pixel tiles and as many K slices as fill two blocks per SM while
+    each slice keeps LBL_MIN_STAGES_PER_SPLIT stages: batch 1 would otherwise run conv1 on 24 and
+    conv2 on 12 blocks of the 132 SMs, each a serial walk of all of K."""
+    blocks = -(-pixels // LBL_BN) * m_blocks * groups
+    if blocks >= sm_count or not small_tiles:
+        return LBL_BN, 1
+    blocks = -(-pixels // LBL_BN_SMALL) * m_blocks * groups
+    stages = kpad // LBL_BK
+    ksplit = max(1, min(LBL_SMALL_BLOCKS_PER_SM * sm_count // blocks, stages // LBL_MIN_STAGES_PER_SPLIT))
+    return LBL_BN_SMALL, ksplit
+
+
+def lrn_chunks(pixels: int, channels: int, sm_count: int) -> int:
+    """Channel runs per pixel of the lbl LRN (common.cuh lrn_across_channels): one where the batch's
+    pixels give four blocks per SM, else enough runs for that, at least 4 channels each."""
+    target = 4 * sm_count * LBL_THREADS
+    if pixels >= target:
+        return 1
+    return max(1, min(-(-target // pixels), channels // LRN_MIN_CHANNELS_PER_CHUNK))
 
 
 def interleave_channel_groups(packed: np.ndarray, rm: int) -> np.ndarray:
@@ -187,8 +218,11 @@ class Forward(StoredMaps):
         import cupy
 
         self._device_params()
-        conv_m96, conv_m128, lrn, maxpool = self.variant.entries  # the registry's order
+        conv_m96, conv_m128, lrn, maxpool, *small = self.variant.entries  # the registry's order
+        conv_small = dict(zip((96, 128), small))  # tensor cores: the 32-pixel tiles (split-K capable)
         kpad_axis = 0 if self.precision == "fp32" else 1  # k-major (FP32) or row-major (tensor cores)
+        sm_count = cupy.cuda.Device().attributes["MultiProcessorCount"]
+        self.launches: list[dict] = []  # per kernel: its grid and the small-batch choices
         self._steps: list[tuple[Any, tuple, tuple, tuple]] = []
         self.step_layers: list[str] = []  # the layer each kernel computes (a conv's ReLU rides along)
         names = []
@@ -205,24 +239,35 @@ class Forward(StoredMaps):
                     raise ValueError(f"lbl: conv {layer.name!r} must be followed by relu (fused epilogue)")
                 mg = layer.out_channels // layer.groups
                 bm = 96 if mg % 96 == 0 else 128
-                entry = conv_m96 if bm == 96 else conv_m128
                 kg = (s_in.channels // layer.groups) * layer.kernel**2
                 if kg > 1536:
                     raise ValueError(f"lbl conv {layer.name}: K={kg} exceeds the kernel's table (1536)")
                 if self.precision != "fp32" and (s_in.channels // layer.groups) * s_in.height * s_in.width >= 1 << 24:
                     raise ValueError(f"lbl conv {layer.name}: a group's input map exceeds the 24-bit k table offsets")
                 wp, bp = (self._w1p, self._b1) if layer.name == "conv1" else (self._w2p, self._b2)
-                grid = (math.ceil(n * s_out.height * s_out.width / LBL_BN), math.ceil(mg / bm), layer.groups)
+                kpad, pixels = wp.shape[kpad_axis], n * s_out.height * s_out.width
+                bn, ksplit = lbl_conv_launch(pixels, math.ceil(mg / bm), layer.groups, kpad, sm_count,
+                                             small_tiles=bool(conv_small))  # fmt: skip
+                entry = conv_small[bm] if bn == LBL_BN_SMALL else conv_m96 if bm == 96 else conv_m128
+                grid = (math.ceil(pixels / bn), math.ceil(mg / bm), layer.groups * ksplit)
                 args = (wp, bp, out, np.int32(n), np.int32(s_in.channels), np.int32(s_in.height),
                         np.int32(s_in.width), np.int32(layer.out_channels), np.int32(s_out.height),
                         np.int32(s_out.width), np.int32(layer.kernel), np.int32(layer.stride),
-                        np.int32(layer.pad), np.int32(layer.groups), np.int32(wp.shape[kpad_axis]))  # fmt: skip
+                        np.int32(layer.pad), np.int32(layer.groups), np.int32(kpad))  # fmt: skip
+                if self.precision != "fp32":  # split-K's FP32 partials and per-tile arrival counters
+                    partial = cupy.empty(ksplit * n * s_out.values if ksplit > 1 else 1, cupy.float32)
+                    arrivals = cupy.zeros(grid[0] * grid[1] * layer.groups, cupy.uint32)
+                    args += (partial, arrivals, np.int32(ksplit))
+                self.launches.append({"layer": layer.name, "pixels_per_block": bn, "k_slices": ksplit})
             elif layer.type == "lrn":
                 entry = lrn
                 hw = s_in.height * s_in.width
-                grid = (math.ceil(n * hw / LBL_THREADS), 1, 1)
+                chunks = lrn_chunks(n * hw, s_in.channels, sm_count)
+                grid = (math.ceil(n * hw * chunks / LBL_THREADS), 1, 1)
                 args = (out, np.int32(n), np.int32(s_in.channels), np.int32(hw), np.int32(layer.local_size),
-                        np.float32(layer.alpha), np.float32(layer.beta), np.float32(layer.k))  # fmt: skip
+                        np.float32(layer.alpha), np.float32(layer.beta), np.float32(layer.k),
+                        np.int32(chunks))  # fmt: skip
+                self.launches.append({"layer": layer.name, "channel_chunks": chunks})
             elif layer.type == "maxpool":
                 if layer.pad:
                     raise ValueError("lbl_maxpool supports pad 0 only")
@@ -245,6 +290,18 @@ class Forward(StoredMaps):
             return self.output
 
         self._run = run
+
+    def graph(self, x):
+        """A CUDA graph of ``self(x)`` (kernels/graphs.py); the PyTorch anchors through
+        ``torch.cuda.graph``, all graphs of this Forward in one memory pool."""
+        if self.variant.strategy != "vendor":
+            return super().graph(x)
+        from kernels.graphs import torch_graph
+
+        self(x)  # checks the input; warm (cuDNN's benchmark picks its algorithms on the first call)
+        xt = self._as_torch(x)
+        replay, self._graph_pool = torch_graph(lambda: self._torch_pass(xt), self._graph_pool)
+        return replay
 
     def run_step(self, i: int, x) -> None:
         """lbl only: launch kernel ``i`` alone (``x`` is the forward's input; later kernels read
@@ -355,18 +412,19 @@ class Forward(StoredMaps):
             return y
 
         fn = torch.compile(block, mode="max-autotune-no-cudagraphs") if impl == "compile" else block
-        streams: dict[int, Any] = {}
         self.kernels = [f"torch.{impl or 'eager'}.{l.type}" for l in layers]
 
-        def run(x):
-            import cupy
+        def torch_pass(xt) -> None:  # on torch's current stream
+            out_t.copy_(fn(xt.contiguous(memory_format=fmt)))
 
-            ptr = cupy.cuda.get_current_stream().ptr
-            if ptr not in streams:
-                streams[ptr] = torch.cuda.ExternalStream(ptr) if ptr else torch.cuda.default_stream(dev)
-            with torch.no_grad(), torch.cuda.stream(streams[ptr]):
-                out_t.copy_(fn(as_torch(x).contiguous(memory_format=fmt)))
+        def run(x):
+            from kernels.graphs import torch_stream_of_cupy
+
+            with torch.no_grad(), torch.cuda.stream(torch_stream_of_cupy()):
+                torch_pass(as_torch(x))
             return self.output
+
+        self._torch_pass, self._as_torch, self._graph_pool = torch_pass, as_torch, None
 
         t0 = time.perf_counter()
         if impl == "compile":  # compile (and autotune) now, on this shape

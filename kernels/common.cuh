@@ -28,6 +28,12 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
+// Two 8x8 b16 matrices; lanes 0-15 give the row addresses (the others' are ignored).
+__device__ __forceinline__ void ldmatrix_x2(unsigned* r, const void* smem_row) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
+}
+
 // Four 8x8 b16 matrices (8 rows of 16 bytes) from shared memory; lane l gives the row address of matrix l/8, row l%8.
 __device__ __forceinline__ void ldmatrix_x4(unsigned* r, const void* smem_row) {
     const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
@@ -79,27 +85,32 @@ struct MapValue<float> {
     static __device__ __forceinline__ float store(float v) { return v; }
 };
 
-// Caffe across-channel LRN over NCHW maps of T, FP32 arithmetic. One thread per (image, pixel);
-// consecutive threads touch consecutive pixels of one channel plane, so every load and store is
-// coalesced. Running sum of squares over the window [c - pre, c + post]; each value is read from
-// DRAM once (re-reads hit L1). The body of lbl.cu's and lbl_tc.cu's LRN kernels.
+// Caffe across-channel LRN over NCHW maps of T, FP32 arithmetic. One thread per (chunk of
+// channels, image, pixel): `chunks` splits the C channels into runs a thread walks with a running
+// sum of squares over the window [c - pre, c + post]; consecutive threads touch consecutive pixels
+// of one channel plane, so every load and store is coalesced, and re-reads of the window hit L1.
+// chunks = 1 (one thread walks all C) where the batch gives enough pixels for the GPU; a small
+// batch takes more chunks, else its few threads would walk C channels of L2 latency each
+// (kernels/api.py lrn_chunks). The body of lbl.cu's and lbl_tc.cu's LRN kernels.
 template <class T>
 __device__ __forceinline__ void lrn_across_channels(const T* __restrict__ x, T* __restrict__ y, int N, int C, int HW,
-                                                    int size, float alpha, float beta, float k) {
+                                                    int size, float alpha, float beta, float k, int chunks) {
     using V = MapValue<T>;
-    const int idx = blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= N * HW) return;
-    const int n = idx / HW, pix = idx - n * HW;
+    const int idx = blockIdx.x * blockDim.x + threadIdx.x, NHW = N * HW;
+    if (idx >= NHW * chunks) return;
+    const int chunk = idx / NHW, q = idx - chunk * NHW;
+    const int n = q / HW, pix = q - n * HW;
+    const int c0 = chunk * C / chunks, c1 = (chunk + 1) * C / chunks;
     const T* xs = x + (size_t)n * C * HW + pix;
     T* ys = y + (size_t)n * C * HW + pix;
     const int pre = (size - 1) / 2, post = size - 1 - pre;
     const float alpha_over_n = alpha / size;
-    float sum = 0.f;
-    for (int c = 0; c < post && c < C; ++c) {
+    float sum = 0.f;  // the window of c0 but its last channel: [c0 - pre, c0 + post)
+    for (int c = max(c0 - pre, 0); c < c0 + post && c < C; ++c) {
         const float v = V::load(__ldg(xs + (size_t)c * HW));
         sum += v * v;
     }
-    for (int c = 0; c < C; ++c) {
+    for (int c = c0; c < c1; ++c) {
         if (c + post < C) {
             const float v = V::load(__ldg(xs + (size_t)(c + post) * HW));
             sum += v * v;

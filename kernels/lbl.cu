@@ -170,10 +170,11 @@ extern "C" __global__ void __launch_bounds__(256) lbl_conv_m128(const float* __r
     conv_igemm<8>(x, wt, bias, y, N, C, H, W, M, OH, OW, KS, stride, pad, groups, Kpad);
 }
 
-// Caffe across-channel LRN, one thread per (image, pixel) (common.cuh lrn_across_channels).
+// Caffe across-channel LRN, one thread per (chunk of channels, image, pixel) (common.cuh
+// lrn_across_channels).
 extern "C" __global__ void lbl_lrn(const float* __restrict__ x, float* __restrict__ y, int N, int C, int HW, int size,
-                                   float alpha, float beta, float k) {
-    lrn_across_channels<float>(x, y, N, C, HW, size, alpha, beta, k);
+                                   float alpha, float beta, float k, int chunks) {
+    lrn_across_channels<float>(x, y, N, C, HW, size, alpha, beta, k, chunks);
 }
 
 // Max pool (square window, no padding, floor rounding), one thread per output (common.cuh).

@@ -1,10 +1,13 @@
 // Layer-by-layer baseline on the tensor cores (variants `lbl-fp16`, `lbl-bf16`): one kernel per
 // layer, every map in device memory as 16-bit values (NCHW), FP32 accumulation, LRN and pool in FP32.
 //   conv : implicit GEMM (M = out channels of a group, N = N*OH*OW pixels, K = Cin/g*KS*KS) on
-//          mma.sync m16n8k16; block tile BM x 128 x 32, 8 warps as 2 (M) x 4 (N), warp tile
-//          BM/2 x 32; operands staged through double-buffered shared memory (A by 16-byte loads of
+//          mma.sync m16n8k16; block tile BM x BN x 32, 8 warps as 2 (M) x 4 (N), warp tile
+//          BM/2 x BN/4; operands staged through double-buffered shared memory (A by 16-byte loads of
 //          the packed weights, B gathered through a k -> offset table), fed to the tensor cores by
 //          ldmatrix; bias + ReLU in the epilogue. BM = 96 (conv1) or 128 (conv2, 128 per group).
+//          BN = 128 for full GPUs; BN = 32 (entries `_n32`) and split-K spread a small batch over
+//          every SM (kernels/api.py lbl_conv_launch picks): each of ksplit blocks of a tile sums a
+//          slice of K, writes FP32 partials, and the last to arrive adds them up and runs the epilogue.
 //   lrn, pool: as lbl.cu, on 16-bit maps.
 // Weights come packed by kernels/api.py as w[Mtot][Kpad] (row-major, K contiguous, zero-padded to 32).
 #include "tc.cuh"
@@ -12,17 +15,20 @@
 namespace {
 
 constexpr int NT = 256;
-constexpr int BN = 128, BK = 32;
+constexpr int BK = 32;
 constexpr int LDS = BK + 8;  // shared row stride (halves): 80 bytes, ldmatrix rows on distinct banks
 constexpr int KTAB_MAX = 1536;
 
-template <int BM>
+template <int BM, int BN, bool SPLIT_K>
 __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __restrict__ w,
                                         const float* __restrict__ bias, h16* __restrict__ y, int N, int C, int H,
                                         int W, int M, int OH, int OW, int KS, int stride, int pad, int groups,
-                                        int Kpad) {
-    constexpr int MT = BM / 32;  // m16 tiles per warp (warp tile BM/2 rows)
-    constexpr int NT8 = 4;       // n8 tiles per warp (32 pixels)
+                                        int Kpad, float* __restrict__ partial, unsigned* __restrict__ arrivals,
+                                        int ksplit) {
+    constexpr int MT = BM / 32;        // m16 tiles per warp (warp tile BM/2 rows)
+    constexpr int NT8 = BN / 32;       // n8 tiles per warp (BN/4 pixels)
+    constexpr int KPT = BK * BN / NT;  // k of the B gather per thread and stage: 16 (BN 128) or 4 (BN 32)
+    static_assert(BN % 32 == 0 && KPT % 4 == 0, "B stage: whole 8-byte runs of k per thread");
     constexpr int ACH = BM * BK / 8;  // 16-byte A chunks per stage
     constexpr int AL = (ACH + NT - 1) / NT;
     __shared__ __align__(16) h16 As[2][BM * LDS];
@@ -30,7 +36,8 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
     __shared__ int ktab[KTAB_MAX];  // ci*H*W + ky*W + kx in bits 0..23, ky in 24..27, kx in 28..31
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int g = blockIdx.z;
+    if (!SPLIT_K) ksplit = 1;  // the full tiles run all of K (their registers hold no split-K epilogue)
+    const int g = blockIdx.z % groups, ks = blockIdx.z / groups;  // group, K slice
     const int Cg = C / groups, Mg = M / groups;
     const int K = Cg * KS * KS;
     const int HW = H * W, OHW = OH * OW;
@@ -47,8 +54,8 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
         ktab[k] = e;
     }
 
-    // B loader: one pixel column per thread, 16 of the stage's 32 k.
-    const int bj = tid % BN, bk0 = (tid / BN) * 16;
+    // B loader: one pixel column per thread, KPT of the stage's 32 k.
+    const int bj = tid % BN, bk0 = (tid / BN) * KPT;
     const int pl = p0 + bj;
     const bool pvalid = pl < P;
     int n = 0, oy = 0, ox = 0;
@@ -62,7 +69,7 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
     const h16* xb = x + (size_t)n * C * HW + (size_t)g * Cg * HW + iy0 * W + ix0;  // only read in bounds
 
     uint4 ra[AL];
-    unsigned rb[8];
+    unsigned rb[KPT / 2];
     auto load_tile = [&](int k0) {
 #pragma unroll
         for (int i = 0; i < AL; ++i) {
@@ -72,7 +79,7 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
                 ra[i] = __ldg(reinterpret_cast<const uint4*>(w + (size_t)(g * Mg + m0 + row) * Kpad + k0) + ch);
         }
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
+        for (int i = 0; i < KPT / 2; ++i) {
             h16 v[2];
 #pragma unroll
             for (int h = 0; h < 2; ++h) {
@@ -91,13 +98,15 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
             const int e = tid + NT * i;
             if (e < ACH) *reinterpret_cast<uint4*>(&As[buf][(e / (BK / 8)) * LDS + (e % (BK / 8)) * 8]) = ra[i];
         }
-        uint4* bd = reinterpret_cast<uint4*>(&Bs[buf][bj * LDS + bk0]);
-        bd[0] = make_uint4(rb[0], rb[1], rb[2], rb[3]);
-        bd[1] = make_uint4(rb[4], rb[5], rb[6], rb[7]);
+        uint2* bd = reinterpret_cast<uint2*>(&Bs[buf][bj * LDS + bk0]);
+#pragma unroll
+        for (int i = 0; i < KPT / 4; ++i) bd[i] = make_uint2(rb[2 * i], rb[2 * i + 1]);
     };
 
+    // this block's K slice: stages [t0, t1) of Kpad / BK
+    const int nstages = Kpad / BK, t0 = ks * nstages / ksplit, t1 = (ks + 1) * nstages / ksplit;
     __syncthreads();  // ktab ready
-    load_tile(0);
+    load_tile(t0 * BK);
     store_tile(0);
     __syncthreads();
 
@@ -110,25 +119,70 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
 #pragma unroll
             for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
 
-    const int ntiles = Kpad / BK;
-    for (int t = 0; t < ntiles; ++t) {
-        const int buf = t & 1;
-        if (t + 1 < ntiles) load_tile((t + 1) * BK);  // global loads in flight during the MMAs
+    for (int t = t0; t < t1; ++t) {
+        const int buf = (t - t0) & 1;
+        if (t + 1 < t1) load_tile((t + 1) * BK);  // global loads in flight during the MMAs
         const h16* a0 = &As[buf][(wm * (BM / 2)) * LDS];
-        const h16* b0 = &Bs[buf][(wn * 32) * LDS];
+        const h16* b0 = &Bs[buf][(wn * (BN / 4)) * LDS];
 #pragma unroll
         for (int kk = 0; kk < BK; kk += 16) warp_mma_k16<MT, NT8>(acc, a0, LDS, b0, LDS, kk);
-        if (t + 1 < ntiles) store_tile(buf ^ 1);
+        if (t + 1 < t1) store_tile(buf ^ 1);
         __syncthreads();
     }
 
-    // Epilogue: bias + ReLU, 16-bit NCHW store.
     const int gq = lane >> 2, tq = lane & 3;
+    // The (pixel, channel) of accumulator (i, j, q): the NCHW offset in y, or -1 outside the map.
+    auto out_index = [&](int i, int j, int q) -> long long {
+        const int pj = p0 + wn * (BN / 4) + j * 8 + 2 * tq + (q & 1);
+        const int m = m0 + wm * (BM / 2) + i * 16 + gq + 8 * (q >> 1);
+        if (pj >= P || m >= Mg) return -1;
+        const int nj = pj / OHW;
+        return ((long long)nj * M + g * Mg + m) * OHW + (pj - nj * OHW);
+    };
+    if (SPLIT_K && ksplit > 1) {
+        // Split K: FP32 partials [ksplit][N*M*OH*OW]; the block that completes a tile's count sums
+        // all slices in slice order (threadFenceReduction's pattern) and runs the epilogue.
+        const long long plane = (long long)N * M * OHW;
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int j = 0; j < NT8; ++j)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) {
+                    const long long o = out_index(i, j, q);
+                    if (o >= 0) partial[ks * plane + o] = acc[i][j][q];
+                }
+        __threadfence();  // the partials are visible device-wide before this block counts itself
+        __shared__ bool last;
+        __syncthreads();
+        if (tid == 0) {
+            unsigned* count = arrivals + blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * g);
+            last = atomicAdd(count, 1u) == (unsigned)ksplit - 1;
+            if (last) *count = 0;  // ready for the next launch
+        }
+        __syncthreads();
+        if (!last) return;
+        __threadfence();
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int j = 0; j < NT8; ++j)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) {
+                    const long long o = out_index(i, j, q);
+                    if (o < 0) continue;
+                    float sum = 0.f;  // the slices in a fixed order: the result does not depend on
+                    for (int s = 0; s < ksplit; ++s) sum += __ldcg(partial + s * plane + o);  // who came last
+                    acc[i][j][q] = sum;
+                }
+    }
+
+    // Epilogue: bias + ReLU, 16-bit NCHW store.
 #pragma unroll
     for (int j = 0; j < NT8; ++j)
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            const int pj = p0 + wn * 32 + j * 8 + 2 * tq + h;
+            const int pj = p0 + wn * (BN / 4) + j * 8 + 2 * tq + h;
             if (pj >= P) continue;
             const int nj = pj / OHW;
             h16* yp = y + (size_t)nj * M * OHW + (pj - nj * OHW);
@@ -147,26 +201,27 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
 
 }  // namespace
 
-// Grid: (ceil(N*OH*OW / 128), ceil((M/groups) / BM), groups); 256 threads; static shared memory.
-extern "C" __global__ void __launch_bounds__(256) lbl_tc_conv_m96(const h16* __restrict__ x, const h16* __restrict__ w,
-                                                                  const float* __restrict__ bias, h16* __restrict__ y,
-                                                                  int N, int C, int H, int W, int M, int OH, int OW,
-                                                                  int KS, int stride, int pad, int groups, int Kpad) {
-    conv_tc<96>(x, w, bias, y, N, C, H, W, M, OH, OW, KS, stride, pad, groups, Kpad);
-}
-
-extern "C" __global__ void __launch_bounds__(256) lbl_tc_conv_m128(const h16* __restrict__ x, const h16* __restrict__ w,
-                                                                   const float* __restrict__ bias, h16* __restrict__ y,
-                                                                   int N, int C, int H, int W, int M, int OH, int OW,
-                                                                   int KS, int stride, int pad, int groups, int Kpad) {
-    conv_tc<128>(x, w, bias, y, N, C, H, W, M, OH, OW, KS, stride, pad, groups, Kpad);
-}
+// Grid: (ceil(N*OH*OW / BN), ceil((M/groups) / BM), groups * ksplit); 256 threads; static shared
+// memory. The full tiles (n128) take ksplit = 1; ksplit > 1 (n32) needs partial (ksplit * N*M*OH*OW floats) and arrivals (one zeroed counter per
+// (x, y, group) block tile; each launch leaves them zero).
+#define LBL_TC_CONV(name, BM, BN, SPLIT_K, ...)                                                             \
+    extern "C" __global__ void __launch_bounds__(__VA_ARGS__)                                                \
+        name(const h16* __restrict__ x, const h16* __restrict__ w, const float* __restrict__ bias,         \
+             h16* __restrict__ y, int N, int C, int H, int W, int M, int OH, int OW, int KS, int stride, int pad, \
+             int groups, int Kpad, float* __restrict__ partial, unsigned* __restrict__ arrivals, int ksplit) {   \
+        conv_tc<BM, BN, SPLIT_K>(x, w, bias, y, N, C, H, W, M, OH, OW, KS, stride, pad, groups, Kpad, partial, arrivals, \
+                        ksplit);                                                                             \
+    }
+LBL_TC_CONV(lbl_tc_conv_m96, 96, 128, false, 256)
+LBL_TC_CONV(lbl_tc_conv_m128, 128, 128, false, 256)
+LBL_TC_CONV(lbl_tc_conv_m96_n32, 96, 32, true, 256, 2)  // ptxas' own choice (64 registers) spills
+LBL_TC_CONV(lbl_tc_conv_m128_n32, 128, 32, true, 256, 2)
 
 // Caffe across-channel LRN and max pool on 16-bit maps, FP32 arithmetic: lbl.cu's kernels on h16
 // (common.cuh lrn_across_channels, maxpool_window; tc.cuh MapValue<h16>).
 extern "C" __global__ void lbl_tc_lrn(const h16* __restrict__ x, h16* __restrict__ y, int N, int C, int HW, int size,
-                                      float alpha, float beta, float k) {
-    lrn_across_channels<h16>(x, y, N, C, HW, size, alpha, beta, k);
+                                      float alpha, float beta, float k, int chunks) {
+    lrn_across_channels<h16>(x, y, N, C, HW, size, alpha, beta, k, chunks);
 }
 
 extern "C" __global__ void lbl_tc_maxpool(const h16* __restrict__ x, h16* __restrict__ y, int NC, int H, int W, int OH,

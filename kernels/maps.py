@@ -77,6 +77,14 @@ class StoredMaps:
 
             self.output.fill(cupy.nan)
 
+    def graph(self, x):
+        """A CUDA graph of ``self(x)`` (kernels/graphs.py): a callable that replays the pass on
+        CuPy's current stream, writing :attr:`output` as a call would."""
+        from kernels.graphs import cupy_graph
+
+        self(x)  # checks the input; anything lazy happens outside the capture
+        return cupy_graph(lambda: self._run(x))
+
     def __call__(self, x):
         if tuple(x.shape) != self.input_shape:
             raise ValueError(f"{self.name}: input shape {tuple(x.shape)} != {self.input_shape}")

@@ -323,7 +323,8 @@ def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
 _ALL = [
     Variant(Strategy.LBL, source="kernels/lbl.cu", entries=("lbl_conv_m96", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool")),
     *(Variant(Strategy.LBL, precision=p, source="kernels/lbl_tc.cu", defines=(("PREC", TC_PREC_DEFINE[p]),),
-              entries=("lbl_tc_conv_m96", "lbl_tc_conv_m128", "lbl_tc_lrn", "lbl_tc_maxpool"))
+              entries=("lbl_tc_conv_m96", "lbl_tc_conv_m128", "lbl_tc_lrn", "lbl_tc_maxpool", "lbl_tc_conv_m96_n32",
+                       "lbl_tc_conv_m128_n32"))
       for p in TENSOR_CORE_PRECISIONS),
     *(_fused(Strategy.REUSE, t) for t in FUSED_TILES),
     *(_fused(Strategy.RECOMPUTE, t) for t in FUSED_TILES),

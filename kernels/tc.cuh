@@ -71,13 +71,15 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[MT][NT8][4], const h16
         ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * lda + k + (lane >> 4) * 8);
 #pragma unroll
     for (int j = 0; j < NT8; j += 2) {  // matrices: n-tile j k0-7, j k8-15, j+1 k0-7, j+1 k8-15
-        unsigned r[4];
-        ldmatrix_x4(r, b0 + (j * 8 + (lane & 7) + ((lane >> 4) << 3)) * ldb + k + ((lane >> 3) & 1) * 8);
-        b[j][0] = r[0];
-        b[j][1] = r[1];
         if (j + 1 < NT8) {
+            unsigned r[4];
+            ldmatrix_x4(r, b0 + (j * 8 + (lane & 7) + ((lane >> 4) << 3)) * ldb + k + ((lane >> 3) & 1) * 8);
+            b[j][0] = r[0];
+            b[j][1] = r[1];
             b[j + 1][0] = r[2];
             b[j + 1][1] = r[3];
+        } else {  // a last odd n-tile: two matrices, no row past the warp's pixels
+            ldmatrix_x2(b[j], b0 + (j * 8 + (lane & 7)) * ldb + k + ((lane >> 3) & 1) * 8);
         }
     }
 #pragma unroll

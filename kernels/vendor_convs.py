@@ -56,7 +56,7 @@ class ConvAlone:
         self._b = torch.as_tensor(b, device=self._device).to(self._dtype)
         self._layer = layer
         self._conv2d = F.conv2d
-        self._streams: dict[int, Any] = {}
+        self._graph_pool = None  # the memory pool its graphs share (kernels/graphs.py)
 
     def random_input(self, seed: int = 0):
         """N(0, 1) input of ``input_shape`` in the variant's precision, already channels-last."""
@@ -66,22 +66,25 @@ class ConvAlone:
         x = torch.randn(self.input_shape, generator=gen, device=self._device, dtype=torch.float32)
         return x.to(self._dtype).contiguous(memory_format=torch.channels_last)
 
-    def _stream(self):
-        """torch's view of CuPy's current stream (the legacy default stream when CuPy uses it)."""
-        import cupy
-        import torch
-
-        ptr = cupy.cuda.get_current_stream().ptr
-        if ptr not in self._streams:
-            self._streams[ptr] = torch.cuda.ExternalStream(ptr) if ptr else torch.cuda.default_stream(self._device)
-        return self._streams[ptr]
+    def _conv(self, x):
+        l = self._layer
+        return self._conv2d(x, self._w, self._b, stride=l.stride, padding=l.pad, groups=l.groups)
 
     def __call__(self, x):
         import torch
 
-        l = self._layer
-        with torch.no_grad(), torch.cuda.stream(self._stream()):
-            return self._conv2d(x, self._w, self._b, stride=l.stride, padding=l.pad, groups=l.groups)
+        from kernels.graphs import torch_stream_of_cupy
+
+        with torch.no_grad(), torch.cuda.stream(torch_stream_of_cupy()):
+            return self._conv(x)
+
+    def graph(self, x):
+        """A CUDA graph of ``self(x)`` (kernels/graphs.py), as the anchor's forward pass is timed."""
+        from kernels.graphs import torch_graph
+
+        self(x)  # warm: cuDNN's benchmark picks its algorithm for the shape
+        replay, self._graph_pool = torch_graph(lambda: self._conv(x), self._graph_pool)
+        return replay
 
 
 def convs_alone(fwd: Any) -> list[ConvAlone]:

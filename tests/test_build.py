@@ -76,7 +76,7 @@ needs_tools = pytest.mark.skipif(shutil.which("nvcc") is None or find_cuobjdump(
 def test_tensor_core_build_records_hmma(tmp_path):
     rep = build_variant("lbl-fp16", "sm_90", tmp_path / "v.cubin", tmp_path / "v.json", tmp_path / "v.log")
     counts = {k["name"]: k["tensor_core_instructions"] for k in rep["kernels"]}
-    assert counts["lbl_tc_conv_m96"] > 0 and counts["lbl_tc_conv_m128"] > 0
+    assert all(counts[f"lbl_tc_conv_m{m}{n}"] > 0 for m in (96, 128) for n in ("", "_n32"))
     assert counts["lbl_tc_lrn"] == 0 and counts["lbl_tc_maxpool"] == 0
     assert rep["precision"] == "fp16" and rep["schema_version"] == 2
 

@@ -186,3 +186,45 @@ def test_block_order_simulation_behind_the_docs():
     by_tile = [t for g0 in range(0, n, group) for t in strips for _ in range(min(group, n - g0))]
     assert round(_makespan(by_image, sms) / ideal - 1, 3) == 0.094
     assert round(_makespan(by_tile, sms) / ideal - 1, 3) == 0.031
+
+
+# ------------------------------------------------------------------ small batches (lbl on tensor cores)
+def test_small_batch_lbl_launches_fill_the_gpu():
+    """Batch 1 on 132 SMs: conv1 (3025 pixels, K 384) and conv2 (729 pixels x 2 groups, K 1216)
+    take 32-pixel tiles and K slices of >= 4 stages up to two blocks per SM; batch 128 and FP32
+    keep the full tile; the LRN splits channels only when the pixels do not fill the GPU."""
+    from kernels.api import LBL_MIN_STAGES_PER_SPLIT, lbl_conv_launch, lrn_chunks
+
+    assert lbl_conv_launch(3025, 1, 1, 384, 132, small_tiles=True) == (32, 2)
+    assert lbl_conv_launch(729, 1, 2, 1216, 132, small_tiles=True) == (32, 5)
+    assert lbl_conv_launch(128 * 3025, 1, 1, 384, 132, small_tiles=True) == (128, 1)
+    assert lbl_conv_launch(729, 1, 2, 1216, 132, small_tiles=False) == (128, 1)
+    for pixels in (1, 100, 729, 3025, 9075, 16000):
+        for kpad in (32, 384, 1216):
+            bn, ks = lbl_conv_launch(pixels, 1, 2, kpad, 132, small_tiles=True)
+            assert ks == 1 or (kpad // 32 // ks >= LBL_MIN_STAGES_PER_SPLIT and -(-pixels // bn) * 2 * ks <= 264)
+    assert lrn_chunks(128 * 3025, 96, 132) == 1
+    assert lrn_chunks(3025, 96, 132) == 24 and lrn_chunks(729, 256, 132) == 64
+    assert all(1 <= lrn_chunks(p, c, 132) <= max(1, c // 4) for p in (1, 729, 40000) for c in (3, 96, 256))
+
+
+@pytest.mark.parametrize("variant", ["lbl-fp16", "lbl-bf16"])
+@pytest.mark.parametrize("hw", [(227, 227), (231, 199)])
+def test_split_k_lbl_matches_reference_twice(variant, hw):
+    """Batch 1 runs both convs split over K (the last block of a tile sums the slices); a second
+    call reuses the arrival counters the first left at zero, and both match the reference."""
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    from kernels.api import make_forward
+    from pipeline.stages.verify import check_forward, reference_output
+
+    fwd = make_forward(variant, 1, *hw, seed=4)
+    assert [l["k_slices"] > 1 for l in fwd.launches if "k_slices" in l] == [True, True], fwd.launches
+    assert any(k.endswith("_n32") for k in fwd.kernels)
+    for seed in (9, 10):
+        x = fwd.random_input(seed)
+        r = check_forward(fwd, x, reference_output(fwd, x))
+        assert r["passed"], r
+
+
+test_split_k_lbl_matches_reference_twice = pytest.mark.gpu(test_split_k_lbl_matches_reference_twice)

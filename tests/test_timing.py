@@ -195,3 +195,33 @@ def test_a_conv_alone_computes_the_layers_conv(torch_device):
         got = out.double().cpu().numpy()
         assert got.shape == ref.shape == (2, s_out.channels, s_out.height, s_out.width)
         assert np.linalg.norm(got - ref) / np.linalg.norm(ref) < 1e-4
+
+
+def test_unknown_launch_mode_is_refused_before_any_gpu_work():
+    with pytest.raises(ValueError, match="launch must be one of"):
+        timing.time_forward(object(), batch=1, launch="stream")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["lbl-fp16", "fused-reuse-t4x7-fp16", "lbl-gen-fp16", "vendor-cl-fp16"])
+def test_graph_replay_writes_what_a_call_writes(cupy_device, variant):
+    """A CUDA graph of a pass (kernels/graphs.py) computes the call's output, also after the other
+    buffers' graphs ran, and the time stage replays graphs, keeping the eager time beside."""
+    cupy = cupy_device
+    from kernels.api import make_forward
+    from kernels.registry import variant as lookup, vendor_available
+
+    if lookup(variant).strategy == "vendor" and not vendor_available()[0]:
+        pytest.skip(f"{variant}: {vendor_available()[1]}")
+    fwd = make_forward(variant, 1)
+    xs = [fwd.random_input(s) for s in (1, 2)]
+    want = [fwd.decode(fwd(x).copy()) for x in xs]
+    replays = [fwd.graph(x) for x in xs]
+    for i in (1, 0, 1):
+        fwd.poison_output()
+        replays[i]()
+        cupy.cuda.get_current_stream().synchronize()
+        np.testing.assert_allclose(fwd.decode(fwd.output), want[i], rtol=1e-6, atol=1e-6)
+    r = timing.time_forward(fwd, batch=1, warmup=3, repeats=10, min_seconds=0.1, use_nvml=False)
+    assert r["launch"] == "graph" and "graph_error" not in r
+    assert r["eager_us_per_batch_calibration"] > 0 and r["us_per_batch_median"] > 0

@@ -2,6 +2,12 @@
 
 Method (why each step):
 - warm-up launches first, so module load, first-touch allocation and clock ramp-up stay out;
+- each forward pass launched as a CUDA graph (``launch: graph``, kernels/graphs.py; one graph
+  per input buffer), so the interval is the GPU's work: launched eagerly, a pass of a few small
+  kernels (batch 1) waits on Python's launch loop between its kernels and the events would time
+  the host. A forward without a ``graph`` method, or whose capture fails (recorded in
+  ``graph_error``), is launched eagerly; ``launch`` in time.json says which, and
+  ``eager_us_per_batch_calibration`` keeps the eager pass's time beside it;
 - back-to-back launches with one CUDA event between consecutive launches (n launches, n+1
   events, one synchronisation at the end): each interval is one launch as the GPU ran it, and
   no host synchronisation gap sits between launches;
@@ -37,7 +43,9 @@ DEFAULTS = {
     "rotate_inputs": True,
     "cool_below_c": None,  # wait for the GPU to cool to this before timing (None: do not wait)
     "max_launches": 200_000,
+    "launch": "graph",  # graph: replay a CUDA graph of each pass; eager: call the forward
 }
+LAUNCH_MODES = ("graph", "eager")
 
 
 def summarize_times_us(times_us: list[float] | np.ndarray, batch: int) -> dict:
@@ -102,8 +110,9 @@ def _make_inputs(fwd: Any, n: int, seed: int) -> list:
     return [fwd.random_input(seed + i) for i in range(n)]
 
 
-def calibrate_us_per_launch(fwd: Callable, inputs: list, max_launches: int, target_s: float = 0.05) -> float:
-    """GPU time per launch from back-to-back runs of at least ``target_s`` (x4 launches per try).
+def calibrate_us_per_launch(step: Callable[[int], Any], max_launches: int, target_s: float = 0.05) -> float:
+    """GPU time per launch of ``step(i)`` (pass i) from back-to-back runs of at least ``target_s``
+    (x4 launches per try).
 
     A few launches are not enough: for small kernels the first ones wait on the host, and an
     inflated estimate would make the timed run shorter than ``min_seconds``.
@@ -116,7 +125,7 @@ def calibrate_us_per_launch(fwd: Callable, inputs: list, max_launches: int, targ
     while True:
         start.record(stream)
         for i in range(k):
-            fwd(inputs[i % len(inputs)])
+            step(i)
         stop.record(stream)
         stop.synchronize()
         elapsed_us = cupy.cuda.get_elapsed_time(start, stop) * 1e3
@@ -137,12 +146,15 @@ def time_forward(
     cool_below_c: float | None = None,
     max_launches: int = DEFAULTS["max_launches"],
     seed: int = 0,
+    launch: str = DEFAULTS["launch"],
 ) -> dict:
     """Time ``fwd`` on ``batch`` images; return the flat ``time.json`` record.
 
     ``use_nvml=False`` (or NVML missing, then recorded in ``nvml_error``) still times with
-    events; the energy and power fields are then absent.
+    events; the energy and power fields are then absent. ``launch``: see the module docstring.
     """
+    if launch not in LAUNCH_MODES:
+        raise ValueError(f"launch must be one of {LAUNCH_MODES}, got {launch!r}")
     import cupy
 
     probe = fwd.random_input(seed)
@@ -152,10 +164,32 @@ def time_forward(
     inputs = [probe] + _make_inputs(fwd, n_buffers - 1, seed + 1)
     stream = cupy.cuda.get_current_stream()
 
-    for i in range(max(1, warmup)):
+    def eager(i: int) -> None:
         fwd(inputs[i % n_buffers])
+
+    for i in range(max(1, warmup)):
+        eager(i)
     stream.synchronize()
-    est_us = calibrate_us_per_launch(fwd, inputs, max_launches)
+    step, graph_info = eager, {"launch": "eager"}
+    if launch == "graph":
+        graph_info["eager_us_per_batch_calibration"] = calibrate_us_per_launch(eager, max_launches)
+        if not hasattr(fwd, "graph"):
+            graph_info["graph_error"] = f"{type(fwd).__name__} has no graph()"
+        else:
+            try:
+                replays = [fwd.graph(x) for x in inputs]
+            except Exception as err:  # noqa: BLE001 - recorded; the pass is then timed eagerly
+                graph_info["graph_error"] = f"{type(err).__name__}: {err}"
+                log.warning("CUDA graph capture failed, timing eager launches: %s", graph_info["graph_error"])
+            else:
+                def replayed(i: int) -> None:
+                    replays[i % n_buffers]()
+
+                step, graph_info["launch"] = replayed, "graph"
+                for i in range(max(1, warmup)):
+                    step(i)
+                stream.synchronize()
+    est_us = calibrate_us_per_launch(step, max_launches)
     n = launch_count(repeats, min_seconds, est_us, max_launches)
     n_est = max(1, warmup)
 
@@ -166,7 +200,7 @@ def time_forward(
             if cool_below_c is not None:
                 cool = nvml.wait_for_cool(handle, cool_below_c)
                 for i in range(n_est):  # re-warm after the idle wait
-                    fwd(inputs[i % n_buffers])
+                    step(i)
                 stream.synchronize()
         except nvml.NvmlUnavailable as err:
             nvml_error, handle = str(err), None
@@ -179,7 +213,7 @@ def time_forward(
     try:
         events[0].record(stream)
         for i in range(n):
-            fwd(inputs[i % n_buffers])
+            step(i)
             events[i + 1].record(stream)
         events[-1].synchronize()
     finally:
@@ -198,6 +232,7 @@ def time_forward(
         "input_bytes_per_batch": input_bytes,
         "l2_bytes": l2_bytes,
         "est_us_per_batch_calibration": est_us,
+        **graph_info,
         **summarize_times_us(times_us, batch),
         "gpu_busy_s": float(np.sum(times_us) * 1e-6),
         "wall_s": wall_s,
@@ -228,7 +263,7 @@ def time_forward(
 # What time.json keeps of each convolution timed alone (the rest of time_forward's record is the
 # forward pass's own).
 CONV_ALONE_KEYS = ("us_per_image_median", "us_per_image_q1", "us_per_image_q3", "launches", "input_buffers",
-                   "useful_gflop_per_s")
+                   "useful_gflop_per_s", "launch")
 
 
 def time_convs_alone(fwd: Any, batch: int, opts: dict) -> list[dict]:
@@ -240,7 +275,7 @@ def time_convs_alone(fwd: Any, batch: int, opts: dict) -> list[dict]:
     out = []
     for conv in convs_alone(fwd):
         r = time_forward(conv, batch, opts["warmup"], opts["repeats"], opts["min_seconds"], opts["rotate_inputs"],
-                         use_nvml=False, max_launches=opts["max_launches"])  # fmt: skip
+                         use_nvml=False, max_launches=opts["max_launches"], launch=opts["launch"])  # fmt: skip
         out.append({"layer": conv.name, **{k: r[k] for k in CONV_ALONE_KEYS if k in r}})
     return out
 
@@ -270,6 +305,7 @@ def time_variant(
         opts["rotate_inputs"],
         cool_below_c=opts["cool_below_c"],
         max_launches=opts["max_launches"],
+        launch=opts["launch"],
     )
     res.update({"variant": variant, "height": height, "width": width, "cubin": str(cubin),
                 "setup_s": float(getattr(fwd, "setup_s", 0.0))})  # compile time, outside the timed passes
