@@ -54,6 +54,8 @@ TIME_COLUMNS = [
     "us_per_image_q3",
     "us_per_batch_median",
     "launches",
+    "launch",  # graph or eager (pipeline/stages/time.py); runs archived before graphs were all eager
+    "eager_us_per_batch_calibration",
     "energy_mj_per_image",
     "avg_power_w",
     "peak_power_w",
@@ -187,6 +189,7 @@ def _read_time(d: Path, notes: list[str]) -> tuple[dict, dict | None]:
         notes.append("no time.json")
         return {}, None
     out = {k: t.get(k, np.nan) for k in TIME_COLUMNS}
+    out["launch"] = t.get("launch", "eager")  # time.json without the key predates graph launches
     if isinstance(out["throttle_reasons"], (list, tuple)):
         out["throttle_reasons"] = ",".join(map(str, out["throttle_reasons"]))
     out.update(convs_alone_columns(t.get("convs_alone")))

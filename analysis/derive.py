@@ -24,7 +24,7 @@ _LABEL_COLUMNS = {"impl"}  # record labels besides _TEXT_COLUMNS: never coerced 
 # Columns that hold numbers (read from JSON, they may arrive as objects).
 _TEXT_COLUMNS = {"source", "gpu", "network", "variant", "group", "strategy", "tile", "precision", "gpu_name",
                  "throttle_reasons", "throttled", "missing", "model_only", "verify_passed", "build_arch",
-                 "roofline_flops_source", "convs_alone_by_layer"}  # fmt: skip
+                 "roofline_flops_source", "convs_alone_by_layer", "launch"}  # fmt: skip
 
 
 def num(x) -> float:

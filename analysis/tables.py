@@ -95,7 +95,7 @@ window.addEventListener("load", hint); window.addEventListener("resize", hint);
 # units they are shown in: bytes as MB or KB, FLOP/s as TFLOP/s, so no cell needs e-notation.
 REPORT_TABLE_COLUMNS = [
     "source", "gpu", "network", "variant", "batch", "model_only", "verify_passed", "us_per_image",
-    "us_per_image_q1", "us_per_image_q3", "speedup_vs_lbl", "speedup_vs_vendor", "convs_alone_us_per_image",
+    "us_per_image_q1", "us_per_image_q3", "launch", "speedup_vs_lbl", "speedup_vs_vendor", "convs_alone_us_per_image",
     "convs_alone_by_layer", "speedup_vs_cudnn_convs_alone", "dram_bytes_per_image",
     "model_dram_bytes_per_image", "dram_ratio_to_model", "dram_ratio_to_compulsory", "l2_bytes_per_image",
     "achieved_flops_per_s", "ai_dram_flops_per_byte", "useful_flops_per_s", "compute_ceiling_flop_per_s",

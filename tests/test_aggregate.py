@@ -315,3 +315,16 @@ def test_summary_gives_compute_ceiling_shares_and_the_convs_alone(archived_run_c
     lbl16 = row(t, "lbl-fp16", 128)
     cells = next(l.split() for l in text.splitlines() if "lbl-fp16" in l.split() and "128" in l.split())
     assert f"{lbl16['pct_of_compute_ceiling']:.3g}" in cells and f"{5.0 / lbl16['us_per_image']:.3g}" in cells
+
+
+def test_launch_mode_reaches_the_tidy_table():
+    """The graphed run (h200-2026-12-01-graphs, genuine time.json files) reads `graph` with the
+    eager time beside it; a run archived before graph launches reads `eager`, which it was."""
+    t = tidy_tables([], None, [REPO / "reports/archive/h200-2026-12-01-graphs",
+                               REPO / "reports/archive/h200-2026-12-01"])["tidy"]
+    measured = t[t["us_per_image"].notna()]
+    by_source = measured.groupby("source")["launch"].unique().to_dict()
+    assert list(by_source["archived h200 2026-12-01 graphs"]) == ["graph"]
+    assert list(by_source["archived h200 2026-12-01"]) == ["eager"]
+    anchor = row(t, "vendor-cl-fp16", 1, "archived h200 2026-12-01 graphs")
+    assert anchor["eager_us_per_batch_calibration"] > anchor["us_per_batch_median"]  # Python's launch loop
