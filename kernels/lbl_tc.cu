@@ -143,15 +143,18 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
         // Split K: FP32 partials [ksplit][N*M*OH*OW]; the block that completes a tile's count sums
         // all slices in slice order (threadFenceReduction's pattern) and runs the epilogue.
         const long long plane = (long long)N * M * OHW;
+        auto for_each_output = [&](auto&& f) {  // f(accumulator, its NCHW offset), inside the map only
 #pragma unroll
-        for (int i = 0; i < MT; ++i)
+            for (int i = 0; i < MT; ++i)
 #pragma unroll
-            for (int j = 0; j < NT8; ++j)
+                for (int j = 0; j < NT8; ++j)
 #pragma unroll
-                for (int q = 0; q < 4; ++q) {
-                    const long long o = out_index(i, j, q);
-                    if (o >= 0) partial[ks * plane + o] = acc[i][j][q];
-                }
+                    for (int q = 0; q < 4; ++q) {
+                        const long long o = out_index(i, j, q);
+                        if (o >= 0) f(acc[i][j][q], o);
+                    }
+        };
+        for_each_output([&](float& a, long long o) { partial[ks * plane + o] = a; });
         __threadfence();  // the partials are visible device-wide before this block counts itself
         __shared__ bool last;
         __syncthreads();
@@ -163,18 +166,11 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
         __syncthreads();
         if (!last) return;
         __threadfence();
-#pragma unroll
-        for (int i = 0; i < MT; ++i)
-#pragma unroll
-            for (int j = 0; j < NT8; ++j)
-#pragma unroll
-                for (int q = 0; q < 4; ++q) {
-                    const long long o = out_index(i, j, q);
-                    if (o < 0) continue;
-                    float sum = 0.f;  // the slices in a fixed order: the result does not depend on
-                    for (int s = 0; s < ksplit; ++s) sum += __ldcg(partial + s * plane + o);  // who came last
-                    acc[i][j][q] = sum;
-                }
+        for_each_output([&](float& a, long long o) {
+            float sum = 0.f;  // the slices in a fixed order: the result does not depend on who came last
+            for (int s = 0; s < ksplit; ++s) sum += __ldcg(partial + s * plane + o);
+            a = sum;
+        });
     }
 
     // Epilogue: bias + ReLU, 16-bit NCHW store.
