@@ -282,11 +282,11 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
     long long phase_t = clock64();
     if (tid == 0) atomicAdd(&fused_phase_cycles[NPHASE], 1ull);
 #endif
-    for (int k = tid; k < K1P; k += NT) {  // k = ci*121 + ky*11 + kx -> offset | ky << 24 | kx << 28
+    for (int k = tid; k < K1P; k += NT) {  // k = ci*121 + ky*11 + kx -> its input offset (0 past K1)
         int e = 0;
         if (k < K1) {
             const int ci = k / (KS1 * KS1), rr = k - ci * KS1 * KS1, ky = rr / KS1, kx = rr - ky * KS1;
-            e = (ci * H * W + ky * W + kx) | (ky << 24) | (kx << 28);
+            e = ci * H * W + ky * W + kx;
         }
         ktab[k] = e;
     }
@@ -303,9 +303,9 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
             const int wm = warp / 4, wn = warp % 4;  // warp tile 48 x 32
             const int bj = tid % BN1, bk0 = (tid / BN1) * 16;
             for (int nb = 0; nb < n1; nb += BN1) {
-                const int pl = nb + bj;
-                const bool pv = pl < n1;
-                const int cyl = pv ? pl / cnx : 0, cxl = pv ? pl - cyl * cnx : 0;
+                // a column past the band's last pixel gathers that pixel (never stored): no load tests it
+                const int pl = min(nb + bj, n1 - 1);
+                const int cyl = pl / cnx, cxl = pl - cyl * cnx;
                 const h16* xb = xn + ((cy0 + cyl) * ST1) * W + (cx0 + cxl) * ST1;  // conv1 has no padding
                 float acc[3][4][4];
 #pragma unroll
@@ -324,13 +324,21 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
                         const int e = tid + NT * i, row = e / 4, ch = e % 4;
                         if (e < C1 * 4) ra[set][i] = __ldg(reinterpret_cast<const uint4*>(w1 + row * K1P + k0) + ch);
                     }
+                    if (k0 + BK1 <= K1) {  // every stage but the last: a table load, an add and the load
+#pragma unroll
+                        for (int i = 0; i < 8; ++i) {
+                            const int k = k0 + bk0 + 2 * i;
+                            rb[set][i] = pack2(__ldg(xb + ktab[k]), __ldg(xb + ktab[k + 1]));
+                        }
+                        return;
+                    }
 #pragma unroll
                     for (int i = 0; i < 8; ++i) {
                         h16 v[2];
 #pragma unroll
                         for (int h = 0; h < 2; ++h) {
                             const int k = k0 + bk0 + 2 * i + h;
-                            v[h] = (pv && k < K1) ? __ldg(xb + (ktab[k] & 0xffffff)) : (h16)0;
+                            v[h] = k < K1 ? __ldg(xb + ktab[k]) : (h16)0;
                         }
                         rb[set][i] = pack2(v[0], v[1]);
                     }

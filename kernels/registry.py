@@ -308,7 +308,8 @@ def fused_tc_smem_bytes(tile: Tile) -> int:
 
 
 # Largest conv2 pixel chunk per build (fused_tc.cu CONV2_CHUNK, default 80) where 80 would spill.
-FUSED_TC_CONV2_CHUNK: dict[tuple[Strategy, Tile], int] = {(Strategy.RECOMPUTE, (2, 7)): 64}
+FUSED_TC_CONV2_CHUNK: dict[tuple[Strategy, Tile], int] = {(Strategy.RECOMPUTE, (2, 7)): 64,
+                                                            (Strategy.RECOMPUTE, (4, 7)): 64}
 
 
 def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
