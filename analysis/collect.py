@@ -45,6 +45,7 @@ PLAN_MODEL_COLUMNS = [
     "compulsory_dram_bytes_per_image",
     "weight_bytes",
     "largest_intermediate_bytes_per_image",
+    "output_bytes_per_image",  # the group's output map (what every variant must write to DRAM)
     "onchip_bytes_per_block",  # generated kernels: shared memory per block of the built kernel
 ]
 TIME_COLUMNS = [

@@ -328,3 +328,20 @@ def test_launch_mode_reaches_the_tidy_table():
     assert list(by_source["archived h200 2026-12-01"]) == ["eager"]
     anchor = row(t, "vendor-cl-fp16", 1, "archived h200 2026-12-01 graphs")
     assert anchor["eager_us_per_batch_calibration"] > anchor["us_per_batch_median"]  # Python's launch loop
+
+
+def test_output_counted_as_written_where_ncu_saw_it_in_l2():
+    """The graphs run, batch 128: the fused fp16 pass ends its ncu range with most of its 86.5 KB
+    output still in L2 (29.7 KB written); counted as written it is 1.01x the compulsory bytes.
+    lbl writes more than its output, so its count is ncu's total."""
+    t = tidy_tables([], None, [REPO / "reports/archive/h200-2026-12-01-graphs"])["tidy"]
+    src = "archived h200 2026-12-01 graphs"
+    fused, lbl = row(t, "fused-reuse-t4x7-fp16", 128, src), row(t, "lbl-fp16", 128, src)
+    assert fused["output_bytes_per_image"] == 256 * 13 * 13 * 2
+    assert fused["dram_write_bytes_per_image"] < fused["output_bytes_per_image"]
+    assert fused["dram_bytes_per_image_output_written"] == pytest.approx(
+        fused["dram_read_bytes_per_image"] + fused["output_bytes_per_image"])
+    assert 1.0 < fused["dram_ratio_to_compulsory_output_written"] < 1.2 < lbl["dram_ratio_to_compulsory"]
+    assert lbl["dram_bytes_per_image_output_written"] == pytest.approx(lbl["dram_bytes_per_image"])
+    unprofiled = row(t, "fused-reuse-t4x7-fp16", 16, src)
+    assert math.isnan(unprofiled["dram_bytes_per_image_output_written"])  # no counters: no number

@@ -343,7 +343,8 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
     over the pass's kernels) - the useful ones, on-chip bytes = the shared memory of one block (the largest kernel's, for lbl-gen),
     and DRAM maps = each kernel's input and output map. ``onchip_bytes_per_block``: the shared
     memory of one block as built, for every fused kernel (hand-written: the registry's
-    EXPECT_SMEM_BYTES) and lbl-gen. `vendor` is not modelled (NaN). Analysis
+    EXPECT_SMEM_BYTES) and lbl-gen. ``output_bytes_per_image``: the group's output map, the write
+    every variant owes DRAM. `vendor` is not modelled (NaN). Analysis
     joins these columns and computes none of them.
     """
     import pandas as pd
@@ -406,6 +407,7 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
                 + reference.weight_bytes / batch,
                 "weight_bytes": reference.weight_bytes,
                 "largest_intermediate_bytes_per_image": largest_intermediate,
+                "output_bytes_per_image": shapes[-1].values * bpv,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
