@@ -102,8 +102,9 @@ def lbl_conv_launch(pixels: int, m_blocks: int, groups: int, kpad: int, sm_count
     """(pixels per block, K slices) of one lbl conv launch.
 
     The full tile (128 pixels, all of K) where it gives every SM a block; else, for the tensor-core
-    kernels (``small_tiles``), 32-pixel tiles and as many K slices as fill two blocks per SM while
-    each slice keeps LBL_MIN_STAGES_PER_SPLIT stages: batch 1 would otherwise run conv1 on 24 and
+    kernels (``small_tiles``), 32-pixel tiles and as many K slices as fill LBL_SMALL_BLOCKS_PER_SM
+    blocks per SM while each slice keeps LBL_MIN_STAGES_PER_SPLIT stages (more slices measured slower:
+    docs/perf-notes.md step 23): batch 1 would otherwise run conv1 on 24 and
     conv2 on 12 blocks of the 132 SMs, each a serial walk of all of K."""
     blocks = -(-pixels // LBL_BN) * m_blocks * groups
     if blocks >= sm_count or not small_tiles:
@@ -222,7 +223,7 @@ class Forward(StoredMaps):
         conv_small = dict(zip((96, 128), small))  # tensor cores: the 32-pixel tiles (split-K capable)
         kpad_axis = 0 if self.precision == "fp32" else 1  # k-major (FP32) or row-major (tensor cores)
         sm_count = cupy.cuda.Device().attributes["MultiProcessorCount"]
-        self.launches: list[dict] = []  # per kernel: its grid and the small-batch choices
+        self.launches: list[dict] = []  # per conv and LRN: the small-batch choices (tile, K slices, runs)
         self._steps: list[tuple[Any, tuple, tuple, tuple]] = []
         self.step_layers: list[str] = []  # the layer each kernel computes (a conv's ReLU rides along)
         names = []

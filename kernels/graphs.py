@@ -39,13 +39,18 @@ def cupy_graph(call: Callable[[], Any]) -> Callable[[], None]:
     return replay
 
 
+_TORCH_STREAMS: dict[int, Any] = {}  # CuPy stream pointer -> torch's handle of it (made once)
+
+
 def torch_stream_of_cupy():
     """torch's view of CuPy's current stream (the legacy default stream when CuPy uses it)."""
     import cupy
     import torch
 
     ptr = cupy.cuda.get_current_stream().ptr
-    return torch.cuda.ExternalStream(ptr) if ptr else torch.cuda.default_stream()
+    if ptr not in _TORCH_STREAMS:
+        _TORCH_STREAMS[ptr] = torch.cuda.ExternalStream(ptr) if ptr else torch.cuda.default_stream()
+    return _TORCH_STREAMS[ptr]
 
 
 def torch_graph(call: Callable[[], Any], pool: Any = None) -> tuple[Callable[[], None], Any]:
