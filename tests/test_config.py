@@ -33,6 +33,13 @@ def test_shipped_configs_are_valid(config):
         (lambda c: c["kernels"].update(batches=[0]), "config kernels.batches.0: 0 is less than the minimum of 1"),
         (lambda c: c["kernels"].update(batches="128"), "config kernels.batches: '128' is not of type 'array'"),
         (lambda c: c["kernels"].update(strategies=["reus"]), "config kernels.strategies.0: 'reus' is not allowed; allowed: reuse, recompute"),
+        # the generated kernels' entries (kernels.generated)
+        (lambda c: c["kernels"].update(generated=[{"network": "vgg_e", "group": "first5", "tile_sizes": ["2by14"],
+                                                   "batches": [1]}]), "config kernels.generated.0.tile_sizes.0"),
+        (lambda c: c["kernels"].update(generated=[{"network": "vgg_e", "group": "first5", "batches": [1]}]),
+         "config kernels.generated.0: 'tile_sizes' is a required property"),
+        (lambda c: c["kernels"].update(generated=[{**GEN, "tiles": [2]}]),
+         "config kernels.generated.0: unknown key 'tiles'; allowed: batches, group, network, profile_batches, tile_sizes"),
     ],
 )  # fmt: skip
 def test_schema_errors_are_one_line(config, change, expected):
@@ -134,24 +141,6 @@ def test_generated_entries_checked_once_per_group_and_against_the_stages_range(c
     with pytest.raises(ConfigError, match=r"^kernels.generated.0: vgg_e.first5 is \['conv1_1', 'pool2'\] here but "
                                           r"\['conv1_1', 'relu3_1'\] in config/config.yaml"):  # fmt: skip
         check_config(config)
-
-
-@pytest.mark.parametrize(
-    "change, expected",
-    [
-        (lambda c: c["kernels"].update(generated=[{"network": "vgg_e", "group": "first5", "tile_sizes": ["2by14"],
-                                                   "batches": [1]}]), "config kernels.generated.0.tile_sizes.0"),
-        (lambda c: c["kernels"].update(generated=[{"network": "vgg_e", "group": "first5", "batches": [1]}]),
-         "config kernels.generated.0: 'tile_sizes' is a required property"),
-        (lambda c: c["kernels"].update(generated=[{**GEN, "tiles": [2]}]),
-         "config kernels.generated.0: unknown key 'tiles'; allowed: batches, group, network, profile_batches, tile_sizes"),
-    ],
-)  # fmt: skip
-def test_generated_schema_errors_are_one_line(config, change, expected):
-    change(config)
-    line = schema_error_line(config, SCHEMA)
-    assert line is not None and "\n" not in line
-    assert line.startswith(expected), line
 
 
 def test_shipped_configs_generate_both_networks(config):
