@@ -131,6 +131,29 @@ __device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_
     }
 }
 
+// A warp's MT x NT8 grid of m16n8 accumulators (kernels/tc.cuh layout) + bias, ReLU, rounded into a
+// channels-last shared region dst[pixel * ld + channel]: pixels p0 .. (of the warp's n tiles) below
+// p_end, channels m0 + 0 .. 16*MT-1. conv1's and conv2's epilogue.
+template <int MT, int NT8>
+__device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], h16* dst, int ld, int p0, int p_end,
+                                                int m0, const float* __restrict__ bias) {
+    const int lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+#pragma unroll
+    for (int j = 0; j < NT8; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            const int pj = p0 + j * 8 + 2 * tq + h;
+            if (pj >= p_end) continue;
+#pragma unroll
+            for (int i = 0; i < MT; ++i)
+#pragma unroll
+                for (int rr = 0; rr < 2; ++rr) {
+                    const int m = m0 + i * 16 + gq + 8 * rr;
+                    dst[pj * ld + m] = f2h(fmaxf(acc[i][j][2 * rr + h] + __ldg(bias + m), 0.f));
+                }
+        }
+}
+
 // conv2 (per group), bias + ReLU -> c2, LRN, pool2 -> out for the pool2 tile rows [r0, r0+th), cols
 // [q0, q0+tw); the pool1 tile p1 holds pool1 rows 2r0-2 .. 2r0+2th+2.
 __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2, const h16* __restrict__ w2,
@@ -203,21 +226,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
             }
         }
         cp_async_wait<0>();
-        const int gq = lane >> 2, tq = lane & 3;
-#pragma unroll
-        for (int j = 0; j < NT8_2; ++j)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int pj = ch0 + j * 8 + 2 * tq + h;
-                if (pj >= N2) continue;
-#pragma unroll
-                for (int i = 0; i < 2; ++i)
-#pragma unroll
-                    for (int rr = 0; rr < 2; ++rr) {
-                        const int m = grp * C2G + wm * 32 + i * 16 + gq + 8 * rr;
-                        c2[pj * LD2 + m] = f2h(fmaxf(acc[i][j][2 * rr + h] + __ldg(b2 + m), 0.f));
-                    }
-            }
+        store_bias_relu(acc, c2, LD2, ch0, N2, grp * C2G + wm * 32, b2);
         }
     }
     __syncthreads();
@@ -376,21 +385,7 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
                     if (t + 2 < NST) store(0, 0);  // stage t+2
                     __syncthreads();
                 }
-                const int gq = lane >> 2, tq = lane & 3;
-#pragma unroll
-                for (int j = 0; j < 4; ++j)
-#pragma unroll
-                    for (int h = 0; h < 2; ++h) {
-                        const int pj = nb + wn * 32 + j * 8 + 2 * tq + h;
-                        if (pj >= n1) continue;
-#pragma unroll
-                        for (int i = 0; i < 3; ++i)
-#pragma unroll
-                            for (int rr = 0; rr < 2; ++rr) {
-                                const int m = wm * 48 + i * 16 + gq + 8 * rr;
-                                c1[pj * LD1 + m] = f2h(fmaxf(acc[i][j][2 * rr + h] + __ldg(b1 + m), 0.f));
-                            }
-                    }
+                store_bias_relu(acc, c1, LD1, nb + wn * 32, n1, wm * 48, b1);
             }
         }
         __syncthreads();
