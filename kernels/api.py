@@ -24,6 +24,8 @@ import numpy as np
 
 from kernels.registry import (
     FUSED_RM,
+    GROUP,
+    NETWORK,
     FUSED_THREADS,
     Variant,
     check_fits,
@@ -43,25 +45,22 @@ from kernels.maps import (  # noqa: F401 - re-exported: the API's documented nam
     round_to_precision,
     torch_precision,
 )
-from pipeline.core.networks import Layer, load_network, output_shape
+from pipeline.core.networks import Layer, output_shape
 from pipeline.core.tiles import tile_sides
 
-NETWORK = "alexnet"  # the network and group of the hand-written kernels (registry.NETWORK, GROUP)
-GROUP = ("conv1", "pool2")
 K_ALIGN = 16  # the FP32 kernels' K stage depth
 TC_K_ALIGN = 32  # the tensor-core kernels' K stage depth
 LBL_THREADS = 256
 LBL_BN = 128  # pixels per lbl conv block tile
 LBL_BN_SMALL = 32  # the tensor-core lbl conv's small-batch tile (entries ``_n32``)
-LBL_BK = 32  # the tensor-core lbl conv's K stage
 LBL_MIN_STAGES_PER_SPLIT = 4  # split-K keeps at least this many K stages per block
 LBL_SMALL_BLOCKS_PER_SM = 2  # split-K fills this many small-tile blocks per SM (their launch bounds)
 LRN_MIN_CHANNELS_PER_CHUNK = 4
 
 
 def group_layers() -> tuple[Layer, ...]:
-    """AlexNet conv1..pool2 as the network file describes it."""
-    return load_network(NETWORK).group(*GROUP)
+    """The hand-written kernels' group (AlexNet conv1..pool2) as the network file describes it."""
+    return group_chain(NETWORK, GROUP)[0]
 
 
 def _layer(layers: tuple[Layer, ...], name: str) -> Layer:
@@ -110,7 +109,7 @@ def lbl_conv_launch(pixels: int, m_blocks: int, groups: int, kpad: int, sm_count
     if blocks >= sm_count or not small_tiles:
         return LBL_BN, 1
     blocks = -(-pixels // LBL_BN_SMALL) * m_blocks * groups
-    stages = kpad // LBL_BK
+    stages = kpad // TC_K_ALIGN
     ksplit = max(1, min(LBL_SMALL_BLOCKS_PER_SM * sm_count // blocks, stages // LBL_MIN_STAGES_PER_SPLIT))
     return LBL_BN_SMALL, ksplit
 
@@ -451,16 +450,9 @@ def make_forward(variant: str, batch: int, height: int = 227, width: int = 227, 
         return Forward(variant, batch, height, width, params, cubin, seed, defines)
     if defines:
         raise ValueError(f"{variant}: generated kernels take no extra defines")
-    from kernels.chain import ChainForward, chain_source
+    from kernels.chain import ChainForward
 
     layers, in_shape = group_chain(v.network, v.group, height, width)
-    if cubin:  # the module is specific to the input size: a cubin of another size would run wrong tables
-        from pathlib import Path
-
-        built = Path(cubin).with_suffix(".cu")  # the build stage writes the module beside the cubin
-        if built.exists() and built.read_text() != chain_source(layers, in_shape, str(v.strategy), v.tile, v.precision):
-            raise ValueError(f"{variant}: {cubin} was built from another module than the one for {height}x{width} "
-                             f"({built} differs; rebuild it, or pass cubin=None for an NVRTC build)")  # fmt: skip
     fwd = ChainForward(layers, in_shape, batch, str(v.strategy), v.tile, v.precision, params=params, seed=seed,
                        name=v.name, cubin=cubin)  # fmt: skip
     fwd.variant = v

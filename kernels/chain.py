@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import lru_cache
 
+from pathlib import Path
+
 import numpy as np
 
 from kernels.maps import STORAGE_DTYPES, StoredMaps, _to_host, random_params, round_to_precision
@@ -159,6 +161,12 @@ class ChainForward(StoredMaps):
         self.variant = None  # kernels.api.make_forward sets the Variant record
         self.kernels_generated = chain_kernels(self.layers, in_shape, strategy, tile, precision, threads, m_tiles)
         self.source = module_source(self.kernels_generated)
+        if cubin:  # the module is specific to the input size: a cubin of another size would run wrong tables
+            built = Path(cubin).with_suffix(".cu")  # the build stage writes the module beside the cubin
+            if built.exists() and built.read_text() != self.source:
+                raise ValueError(f"{name}: {cubin} was built from another module than the one for "
+                                 f"{in_shape.height}x{in_shape.width} ({built} differs; rebuild it, or pass "
+                                 f"cubin=None for an NVRTC build)")  # fmt: skip
         self.kernels = [g.entry for g in self.kernels_generated]
         self._launches = []
         buf_in = None  # None: the call's input

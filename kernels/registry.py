@@ -159,16 +159,12 @@ class Variant:
         return v
 
 
+@lru_cache(maxsize=1)
 def _config_networks() -> dict:
     """The ``networks`` section of the default config (group ranges of generated variants)."""
-    return _load_networks(str(DEFAULT_CONFIG))
-
-
-@lru_cache(maxsize=4)
-def _load_networks(path: str) -> dict:
     import yaml
 
-    return dict(yaml.safe_load(Path(path).read_text()).get("networks") or {})
+    return dict(yaml.safe_load(DEFAULT_CONFIG.read_text()).get("networks") or {})
 
 
 def group_range(network: str, group: str, networks: dict | None = None) -> tuple[str, str]:
