@@ -11,6 +11,7 @@ from snakemake.utils import min_version, validate
 
 from analysis import figure_list
 from kernels.registry import Variant
+from kernels.vendor_convs import times_convs_alone
 from pipeline.config import ConfigError, check_config, schema_error_line
 from pipeline.stages.plan import (
     CommandLine,
@@ -108,10 +109,13 @@ def build_sources(wildcards):
 
 
 def vendor_sources(wildcards):
-    """A PyTorch anchor's time job also times each conv alone (kernels/vendor_convs.py): its input."""
-    if Variant.parse(wildcards.variant).strategy.own_kernels:
-        return []
-    return [repo("kernels/vendor_convs.py")]
+    """The channels-last anchor's time job also times each conv alone (kernels/vendor_convs.py): its
+    input; the other anchors' and our variants' time jobs do not read it."""
+    return (
+        [repo("kernels/vendor_convs.py")]
+        if times_convs_alone(Variant.parse(wildcards.variant))
+        else []
+    )
 
 
 def nvrtc_sources(wildcards):

@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.stages.job import network_input_hw
+
 CHECKS = "1x227x227;3x231x199;16x227x227"
 
 
@@ -69,7 +71,7 @@ def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = 
                                                                     dtype=np.float32)  # fmt: skip
                     groups[key] = (random_params(layers, s_in, 7), x32)
                 params, x32 = groups[key]
-                cubin = cubins[n] if not v.generated or (h, w) == native_hw(v.network) else None
+                cubin = cubins[n] if not v.generated or (h, w) == network_input_hw(v.network) else None
                 fwd = make_forward(n, b, h, w, params=params, cubin=cubin)
                 if (*key, fwd.precision) not in refs:
                     t0 = time.time()
@@ -85,14 +87,6 @@ def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = 
     return rows
 
 
-def native_hw(network: str) -> tuple[int, int]:
-    """A network's input height and width (the size the build stage generates for)."""
-    from pipeline.core.networks import load_network
-
-    shape = load_network(network).input
-    return shape.height, shape.width
-
-
 def time_all(names: list[str], cubins: dict, batch: int, repeats: int) -> dict[str, list[float]]:
     from kernels.registry import Variant
     from pipeline.stages.time import time_variant
@@ -100,7 +94,7 @@ def time_all(names: list[str], cubins: dict, batch: int, repeats: int) -> dict[s
     times: dict[str, list[float]] = {}
     for n in names + (["lbl"] if "lbl" in names else []):
         try:
-            h, w = native_hw(Variant.parse(n).network)
+            h, w = network_input_hw(Variant.parse(n).network)
             us = time_variant(n, batch, cubins[n], height=h, width=w, warmup=5, repeats=repeats,
                               min_seconds=0.2)["us_per_image_median"]  # fmt: skip
         except Exception as err:
