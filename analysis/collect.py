@@ -283,7 +283,7 @@ def _measured_row(gpu_dir: Path, variant: str, d: Path | None) -> tuple[dict, li
 def _kernel_row(k: dict, row: dict) -> dict:
     """One kernel of profile.json (pipeline/stages/profile.py: duration in ns, DRAM read and write,
     L2 sectors requested by the SMs, static + dynamic shared memory) in the units of the tables."""
-    out = {c: row.get(c) for c in [*KEYS, "group", "strategy", "tile", "precision", "impl"]}
+    out = {c: row.get(c) for c in [*KEYS, *RECORD_COLUMNS]}
     out.update(kernel=str(k.get("name", "?")), duration_us=num(k.get("duration_ns")) / 1e3, flops=num(k.get("flops")),
                dram_bytes=num(k.get("dram_read_bytes")) + num(k.get("dram_write_bytes")),
                l2_bytes=num(k.get("l2_bytes")), l2_sm_bytes=32.0 * num(k.get("l2_sm_sectors")),
@@ -367,7 +367,7 @@ def collect_kernels(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] =
     rows: list[dict] = []
     for root, source in sources(results_dirs, archive_dirs):
         rows += _rows_for_root(root, source, read_plan(None), include_plan=False)[1]
-    k = pd.DataFrame(rows).reindex(columns=[*KEYS, "group", "strategy", "tile", "precision", "impl", *KERNEL_COLUMNS])
+    k = pd.DataFrame(rows).reindex(columns=[*KEYS, *RECORD_COLUMNS, *KERNEL_COLUMNS])
     k["impl"] = fill_impl(k["impl"])
     return k
 
@@ -416,7 +416,7 @@ def collect_phases(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = 
                                  "phases_run_us_per_image": num(p.get("us_per_image")), "scaled_to": scaled_to,
                                  "method": ph.get("method", ""),
                                  "instrumented_over_timed": num(ph.get("instrumented_over_timed"))})  # fmt: skip
-    return pd.DataFrame(rows, columns=[*KEYS, "group", "strategy", "tile", "precision", "impl", *PHASE_COLUMNS])
+    return pd.DataFrame(rows, columns=[*KEYS, *RECORD_COLUMNS, *PHASE_COLUMNS])
 
 
 def collect_provenance(results_dirs: Iterable[Path], archive_dirs: Iterable[Path] = ()) -> pd.DataFrame:

@@ -12,14 +12,13 @@ import math
 import numpy as np
 import pandas as pd
 
-from kernels.registry import DEFAULT_PRECISION
+from kernels.registry import DEFAULT_PRECISION, GEN_IMPL  # GEN_IMPL: the impl of lbl-gen, fused-...-gen
 from pipeline.core.strategy import Strategy
 from pipeline.stages.ceilings import COMPUTE_CEILING_KEYS
 
 GROUP_KEYS = ["source", "gpu", "network", "group", "batch"]
 # Within these keys (and the precision) a reference is looked up by record columns, never by name;
 # lbl also by kernel family (kernel_family): generated kernels against lbl-gen, hand-written against lbl.
-GEN_IMPL = "gen"  # the ``impl`` of generated kernels (kernels/generate.py): lbl-gen, fused-...-gen
 _LABEL_COLUMNS = {"impl"}  # record labels besides _TEXT_COLUMNS: never coerced to numbers
 # Columns that hold numbers (read from JSON, they may arrive as objects).
 _TEXT_COLUMNS = {"source", "gpu", "network", "variant", "group", "strategy", "tile", "precision", "gpu_name",

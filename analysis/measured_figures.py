@@ -416,7 +416,7 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
     batches = sorted(set(sub["batch"]) | set(fl["batch"]))
     below_in: dict[str, bool] = {}
     zero_any = sm_writes_any = False
-    precisions = [p for p in ("fp32", "fp16", "bf16") if p in set(sub["precision"])]
+    precisions = [p for p in PRECISIONS if p in set(sub["precision"])]
     for pax, col, floor_col, what in panels:
         floor_of = {p: fl[fl["precision"] == p].set_index("batch")[floor_col] for p in precisions}
         positive = [v for v in sub[col].tolist() + fl[floor_col].tolist() if finite(v) and v > 0]
