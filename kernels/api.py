@@ -56,6 +56,16 @@ LBL_BN_SMALL = 32  # the tensor-core lbl conv's small-batch tile (entries ``_n32
 LBL_MIN_STAGES_PER_SPLIT = 4  # split-K keeps at least this many K stages per block
 LBL_SMALL_BLOCKS_PER_SM = 2  # split-K fills this many small-tile blocks per SM (their launch bounds)
 LRN_MIN_CHANNELS_PER_CHUNK = 4
+# conv1 from a shared-memory input patch (kernels/conv1_patch.cuh): the one conv shape it computes,
+# (in channels, out channels, kernel, stride, pad, groups), and its entries in lbl_tc.cu as
+# entry -> (output rows, output columns, blocks per pixel tile along the channels).
+CONV1_PATCH_SHAPE = (3, 96, 11, 4, 0, 1)
+CONV1_PATCH_KX = 16  # kx padded to 16: one k16 step per input row segment
+CONV1_PATCH_ENTRIES = {"lbl_tc_conv1_r2": (2, 64, 1), "lbl_tc_conv1_r1": (1, 64, 2)}
+# conv2 from a channels-last patch (lbl_tc.cu ConvCL): (in channels per group, kernel, stride, pad),
+# and its entries as entry -> (output rows, output columns, output channels) per block.
+CONV_CL_SHAPE = (48, 5, 1, 2)
+CONV_CL_ENTRIES = {"lbl_tc_conv2cl_r4": (4, 32, 128), "lbl_tc_conv2cl_r1": (1, 32, 32)}
 
 
 def group_layers() -> tuple[Layer, ...]:
@@ -86,6 +96,58 @@ def pack_weights_rows(w: np.ndarray, k_align: int = TC_K_ALIGN) -> np.ndarray:
     packed = np.zeros((out_c, kpad), np.float32)
     packed[:, :k] = np.asarray(w, np.float32).reshape(out_c, k)
     return packed
+
+
+def pack_weights_kx16(w: np.ndarray) -> np.ndarray:
+    """(out, in, ky, kx) -> row-major (out, in*ky*16) float32, kx zero-padded to 16: the A operand of
+    conv1 from the input patch (kernels/conv1_patch.cuh), k = (c*ky_count + ky)*16 + kx."""
+    out_c, cin, kh, kw = w.shape
+    if kw > CONV1_PATCH_KX:
+        raise ValueError(f"conv1 patch weights: kx = {kw} > {CONV1_PATCH_KX}")
+    packed = np.zeros((out_c, cin, kh, CONV1_PATCH_KX), np.float32)
+    packed[..., :kw] = np.asarray(w, np.float32)
+    return packed.reshape(out_c, -1)
+
+
+def conv1_patch_applies(layer: Layer, in_channels: int) -> bool:
+    """Whether the tensor-core lbl computes ``layer`` from the input patch (conv1_patch.cuh's shape)."""
+    shape = (in_channels, layer.out_channels, layer.kernel, layer.stride, layer.pad, layer.groups)
+    return layer.type == "conv" and shape == CONV1_PATCH_SHAPE
+
+
+def conv1_patch_launch(batch: int, out_h: int, out_w: int, sm_count: int) -> tuple[str, tuple[int, int, int]]:
+    """(entry, grid) of conv1 from the input patch: 2-row blocks of all 96 channels, unless they
+    would leave more than half the SMs without a block; then one-row blocks of 48 channels (110 per
+    55 x 55 image). Measured (docs/perf-notes.md step 25): at batch 1 r1 beats r2, from batch 3 (84
+    r2 blocks on 132 SMs) r2 wins."""
+    entry = "lbl_tc_conv1_r2"
+    if 2 * batch * math.ceil(out_h / CONV1_PATCH_ENTRIES[entry][0]) < sm_count:
+        entry = "lbl_tc_conv1_r1"
+    rows, cols, msplit = CONV1_PATCH_ENTRIES[entry]
+    return entry, (math.ceil(out_w / cols), math.ceil(out_h / rows), batch * msplit)
+
+
+def conv_cl_applies(layer: Layer, in_channels: int) -> bool:
+    """Whether the tensor-core lbl computes ``layer`` from a channels-last patch (lbl_tc.cu ConvCL:
+    48 input channels per group, 5x5, stride 1, pad 2, a multiple of 128 output channels per group)."""
+    if layer.type != "conv" or layer.groups < 1 or in_channels % layer.groups or layer.out_channels % layer.groups:
+        return False
+    per_group = (in_channels // layer.groups, layer.kernel, layer.stride, layer.pad)
+    return per_group == CONV_CL_SHAPE and (layer.out_channels // layer.groups) % CONV_CL_ENTRIES["lbl_tc_conv2cl_r4"][2] == 0
+
+
+def conv_cl_launch(batch: int, groups: int, out_channels: int, out_h: int, out_w: int,
+                   sm_count: int) -> tuple[str, tuple[int, int, int]]:  # fmt: skip
+    """(entry, grid) of the channels-last conv: 4-row blocks of 128 channels where they give every
+    SM a block, else one-row blocks of 32 channels (216 per 27 x 27 x 256 image; perf-notes step 25)."""
+    def grid(entry: str) -> tuple[int, int, int]:
+        rows, cols, bm = CONV_CL_ENTRIES[entry]
+        return math.ceil(out_w / cols), math.ceil(out_h / rows), batch * out_channels // bm
+
+    entry = "lbl_tc_conv2cl_r4"
+    if math.prod(grid(entry)) < sm_count:
+        entry = "lbl_tc_conv2cl_r1"
+    return entry, grid(entry)
 
 
 def images_per_group(sm_count: int, blocks_per_image: int) -> int:
@@ -200,6 +262,12 @@ class Forward(StoredMaps):
             return load_module(str(self._cubin))
         return compile_module(self.variant.source, self.variant.defines + self._defines)
 
+    def _exported_int(self, name: str) -> int:
+        """An ``extern "C" __device__ int`` the module exports (e.g. an entry's shared-memory size)."""
+        import cupy
+
+        return int(cupy.ndarray((1,), cupy.int32, self._module().get_global(name)).get()[0])
+
     def _device_params(self):
         import cupy
 
@@ -218,8 +286,11 @@ class Forward(StoredMaps):
         import cupy
 
         self._device_params()
-        conv_m96, conv_m128, lrn, maxpool, *small = self.variant.entries  # the registry's order
-        conv_small = dict(zip((96, 128), small))  # tensor cores: the 32-pixel tiles (split-K capable)
+        conv_m96, conv_m128, lrn, maxpool = self.variant.entries[:4]  # the registry's order
+        # tensor cores: the 32-pixel tiles (split-K capable), conv1 from the input patch
+        conv_small = dict(zip((96, 128), (e for e in self.variant.entries if e.endswith("_n32"))))
+        has_conv1_patch = any(e in CONV1_PATCH_ENTRIES for e in self.variant.entries)
+        has_conv_cl = any(e in CONV_CL_ENTRIES for e in self.variant.entries)
         kpad_axis = 0 if self.precision == "fp32" else 1  # k-major (FP32) or row-major (tensor cores)
         sm_count = cupy.cuda.Device().attributes["MultiProcessorCount"]
         self.launches: list[dict] = []  # per conv and LRN: the small-batch choices (tile, K slices, runs)
@@ -234,7 +305,30 @@ class Forward(StoredMaps):
                 continue  # fused into the conv epilogue
             last = i == len(self.layers) - 1
             out = self.output if last else cupy.empty((n, s_out.channels, s_out.height, s_out.width), self.dtype)
-            if layer.type == "conv":
+            smem = 0
+            if layer.type == "conv" and has_conv1_patch and conv1_patch_applies(layer, s_in.channels):
+                if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":
+                    raise ValueError(f"lbl: conv {layer.name!r} must be followed by relu (fused epilogue)")
+                entry, grid = conv1_patch_launch(n, s_out.height, s_out.width, sm_count)
+                wp = self.encode(pack_weights_kx16(self.params[layer.name][0]))
+                args = (wp, cupy.asarray(self.params[layer.name][1], cupy.float32), out, np.int32(s_in.height), np.int32(s_in.width), np.int32(s_out.height),
+                        np.int32(s_out.width))  # fmt: skip
+                smem = self._exported_int(f"{entry}_smem_bytes")
+                self._kernel(entry).max_dynamic_shared_size_bytes = smem
+                self.launches.append({"layer": layer.name, "conv1_patch_entry": entry})
+            elif layer.type == "conv" and has_conv_cl and conv_cl_applies(layer, s_in.channels):
+                if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":
+                    raise ValueError(f"lbl: conv {layer.name!r} must be followed by relu (fused epilogue)")
+                entry, grid = conv_cl_launch(n, layer.groups, layer.out_channels, s_out.height, s_out.width, sm_count)
+                w = self.params[layer.name][0]  # k in (ky, kx, c) order: a weight stage is one (ky, kx)
+                wp = self.encode(pack_weights_rows(np.ascontiguousarray(w.transpose(0, 2, 3, 1)), k_align=16))
+                args = (wp, cupy.asarray(self.params[layer.name][1], cupy.float32), out, np.int32(s_in.channels),
+                        np.int32(s_in.height), np.int32(s_in.width), np.int32(layer.out_channels),
+                        np.int32(s_out.height), np.int32(s_out.width), np.int32(layer.groups))  # fmt: skip
+                smem = self._exported_int(f"{entry}_smem_bytes")
+                self._kernel(entry).max_dynamic_shared_size_bytes = smem
+                self.launches.append({"layer": layer.name, "conv_cl_entry": entry})
+            elif layer.type == "conv":
                 if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":
                     raise ValueError(f"lbl: conv {layer.name!r} must be followed by relu (fused epilogue)")
                 mg = layer.out_channels // layer.groups
@@ -278,15 +372,15 @@ class Forward(StoredMaps):
                         np.int32(layer.stride))  # fmt: skip
             else:
                 raise ValueError(f"lbl: unsupported layer type {layer.type!r}")
-            self._steps.append((self._kernel(entry), grid, buf_in, args))
+            self._steps.append((self._kernel(entry), grid, buf_in, args, smem))
             names.append(entry)
             self.step_layers.append(layer.name)
             buf_in = out
         self.kernels = names
 
         def run(x):
-            for kern, grid, src, args in self._steps:
-                kern(grid, (LBL_THREADS,), (x if src is None else src, *args))
+            for kern, grid, src, args, smem in self._steps:
+                kern(grid, (LBL_THREADS,), (x if src is None else src, *args), shared_mem=smem)
             return self.output
 
         self._run = run
@@ -306,8 +400,8 @@ class Forward(StoredMaps):
     def run_step(self, i: int, x) -> None:
         """lbl only: launch kernel ``i`` alone (``x`` is the forward's input; later kernels read
         the intermediate maps the earlier ones left), for per-kernel timing."""
-        kern, grid, src, args = self._steps[i]
-        kern(grid, (LBL_THREADS,), (x if src is None else src, *args))
+        kern, grid, src, args, smem = self._steps[i]
+        kern(grid, (LBL_THREADS,), (x if src is None else src, *args), shared_mem=smem)
 
     # ---------------------------------------------------------------- fused
     def _setup_fused(self) -> None:
@@ -323,7 +417,9 @@ class Forward(StoredMaps):
             self._w1p = cupy.asarray(interleave_channel_groups(pack_weights(w1), FUSED_RM[0]))
             self._w2p = cupy.asarray(interleave_channel_groups(pack_weights(w2), FUSED_RM[1]))
             smem = fused_smem_bytes(tile, strategy)
-        else:  # kernels/fused_tc.cu: conv2's k in (ky, kx, ci) order, to read channels-last pool1 directly
+        else:  # kernels/fused_tc.cu: conv1 from the input patch (kx padded to 16); conv2's k in (ky, kx, ci)
+            # order, to read channels-last pool1 directly
+            self._w1p = self.encode(pack_weights_kx16(w1))
             self._w2p = self.encode(pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16))
             smem = fused_tc_smem_bytes(tile)
         kern = self._kernel(v.entries[0])

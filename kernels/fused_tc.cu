@@ -5,10 +5,10 @@
 //
 // A block (256 threads, 8 warps) owns a TILE_Y x TILE_X tile of pool2 (all 256 channels) of one image
 // and builds its whole pyramid (recompute; grid (tiles_x, tiles_y, N), balanced tiles as fused.cu):
-//   1. conv1: implicit GEMM M = 96, N = the conv1 pixels under the tile's pool1 region, K = 3*11*11
-//      (padded to 384), in chunks of 128 pixels; B gathered from the input (global, L2-resident)
-//      through a k -> offset table, A (weights) staged in shared memory, both fed by ldmatrix.
-//      bias + ReLU -> c1, channels-last [pixel][96 + 8 pad] in shared memory.
+//   1. conv1: implicit GEMM M = 96, N = the conv1 pixels under the tile's pool1 region, K = 3*11*16
+//      (kx padded), in chunks of 4 conv1 rows; B read by ldmatrix from a shared-memory copy of the
+//      chunk's input patch, A (weights) streamed through cp.async stages (conv1_patch.cuh, as the lbl
+//      conv1). bias + ReLU -> c1, channels-last [pixel][96 + 8 pad] in shared memory.
 //   2. LRN in place over each pixel's 96 channels, then 3x3/2 max pool into the pool1 tile,
 //      channels-last, which carries conv2's 2-pixel zero padding.
 //   3. conv2: implicit GEMM per group M = 128, N = the conv2 pixels under the pool2 tile, K = 5*5*48
@@ -18,7 +18,9 @@
 //      double-buffered stage. bias + ReLU -> c2 [pixel][256 + 8] (reusing conv1's space).
 //   4. LRN over 256 channels in place, 3x3/2 max pool to pool2 in device memory (NCHW).
 // 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2).
-// Compile-time: TILE_Y, TILE_X, PREC, EXPECT_SMEM_BYTES (kernels/registry.py fused_tc_smem_bytes).
+// Compile-time: TILE_Y, TILE_X, PREC, CONV1_BAND, EXPECT_SMEM_BYTES (kernels/registry.py
+// fused_tc_smem_bytes).
+#include "conv1_patch.cuh"
 #include "tc.cuh"
 
 #ifndef TILE_Y
@@ -53,13 +55,19 @@ constexpr int CIN = 3, C1 = 96, C2 = 256, G2 = 2, C1G = C1 / G2, C2G = C2 / G2;
 constexpr int KS1 = 11, ST1 = 4, KS2 = 5;
 constexpr int TY = TILE_Y, TX = TILE_X;
 constexpr int P1H = 2 * TY + 5, P1W = 2 * TX + 5;      // pool1 tile incl. conv2's zero padding
-constexpr int BAND = 2 * TY > 5 ? 2 * TY : 5;         // pool1 rows per conv1 pass (a step's new rows, or 5)
+// pool1 rows per conv1 pass: a step's new rows, or the 5 steps share; the registry lowers it where
+// the shared memory would not fit
+#ifndef CONV1_BAND
+#define CONV1_BAND (2 * TY > 5 ? 2 * TY : 5)
+#endif
+constexpr int BAND = CONV1_BAND;
 constexpr int C1H = 2 * BAND + 1, C1W = 2 * P1W + 1;   // conv1 rows/cols under a band (at most)
 constexpr int C2H = 2 * TY + 1, C2W = 2 * TX + 1;      // conv2 tile
 constexpr int LD1 = C1 + 8, LD2 = C2 + 8;              // channels-last pixel strides (halves): 208 / 528 B
-constexpr int K1 = CIN * KS1 * KS1, K1P = (K1 + 31) / 32 * 32;  // 363 -> 384
 constexpr int K2 = KS2 * KS2 * C1G;                    // 1200 = 25 (ky, kx) x 48 channels
-constexpr int BK1 = 32, LDA1 = BK1 + 8, BN1 = 128;     // conv1 stages (as lbl_tc.cu)
+constexpr int RW1 = 4, NX1 = (C1W + 7) / 8 * 8;       // conv1 chunks: 4 rows of a band, its columns padded
+constexpr int NS1 = 3;                                 // conv1 weight stages in flight
+using Patch1 = c1p::Patch<RW1, NX1>;
 constexpr int BK2 = C1G, LDA2 = BK2 + 8;              // conv2 weight stage: 256 rows x one (ky, kx)
 constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
 // conv2 runs over the pixels in NCH2 chunks of CH2 (a multiple of 16, for ldmatrix pairs), at most
@@ -75,14 +83,14 @@ constexpr int al8(int v) { return (v + 7) / 8 * 8; }   // halves -> 16-byte mult
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
 constexpr int SZ_P1 = al8(P1H * P1W * LD1);
 constexpr int SZ_C1 = al8(C1H * C1W * LD1);
-constexpr int SZ_A1 = 2 * C1 * LDA1, SZ_B1 = 2 * BN1 * LDA1;
+constexpr int SZ_A1 = NS1 * C1 * c1p::LDA, SZ_B1 = Patch1::HALVES;  // conv1 weight ring, input patch
 constexpr int SZ_C2 = al8(N2 * LD2);
 // conv2 weight stages: 4 deep where that fits in the space conv1 needs anyway, else 3
 constexpr int NS2 = 4 * C2 * LDA2 + SZ_C2 <= SZ_C1 + SZ_A1 + SZ_B1 ? 4 : 3;
 constexpr int SZ_A2 = NS2 * C2 * LDA2;
 constexpr int OFF_P1 = 0, OFF_U = SZ_P1;  // phase 1 {c1, A1, B1} and phase 2 {A2, c2} share OFF_U
 constexpr int SZ_U = cmax(SZ_C1 + SZ_A1 + SZ_B1, SZ_A2 + SZ_C2);
-constexpr int SMEM_BYTES = 2 * (OFF_U + SZ_U) + 4 * K1P;  // + the conv1 k table (ints)
+constexpr int SMEM_BYTES = 2 * (OFF_U + SZ_U);
 #ifdef EXPECT_SMEM_BYTES
 static_assert(SMEM_BYTES == EXPECT_SMEM_BYTES, "kernels/registry.py fused_tc_smem_bytes() disagrees with fused_tc.cu");
 #endif
@@ -266,7 +274,6 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
     h16* b1s = a1s + SZ_A1;
     h16* a2s = smem + OFF_U;
     h16* c2 = a2s + SZ_A2;
-    int* ktab = reinterpret_cast<int*>(smem + OFF_U + SZ_U);
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int H1 = (H - KS1) / ST1 + 1, W1 = (W - KS1) / ST1 + 1;  // conv1
@@ -291,15 +298,6 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
     long long phase_t = clock64();
     if (tid == 0) atomicAdd(&fused_phase_cycles[NPHASE], 1ull);
 #endif
-    for (int k = tid; k < K1P; k += NT) {  // k = ci*121 + ky*11 + kx -> its input offset (0 past K1)
-        int e = 0;
-        if (k < K1) {
-            const int ci = k / (KS1 * KS1), rr = k - ci * KS1 * KS1, ky = rr / KS1, kx = rr - ky * KS1;
-            e = ci * H * W + ky * W + kx;
-        }
-        ktab[k] = e;
-    }
-    __syncthreads();
 
     // Pool1 tile rows [ta, tb) of the step whose tile starts at pool1 row py0: conv1 on the conv1 rows
     // under the band's valid pool1 rows, LRN, 3x3/2 max pool (rows outside the map: zero padding).
@@ -308,85 +306,16 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
         const int cy0 = 2 * pya, cny = pyb > pya ? 2 * (pyb - pya) + 1 : 0;
         const int n1 = cny * cnx;
         // ------------------------------------------------------------ conv1 -> c1
-        {
-            const int wm = warp / 4, wn = warp % 4;  // warp tile 48 x 32
-            const int bj = tid % BN1, bk0 = (tid / BN1) * 16;
-            for (int nb = 0; nb < n1; nb += BN1) {
-                // a column past the band's last pixel gathers that pixel (never stored): no load tests it
-                const int pl = min(nb + bj, n1 - 1);
-                const int cyl = pl / cnx, cxl = pl - cyl * cnx;
-                const h16* xb = xn + ((cy0 + cyl) * ST1) * W + (cx0 + cxl) * ST1;  // conv1 has no padding
-                float acc[3][4][4];
-#pragma unroll
-                for (int i = 0; i < 3; ++i)
-#pragma unroll
-                    for (int j = 0; j < 4; ++j)
-#pragma unroll
-                        for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
-                // Two register sets: the gather of stage t+2 is issued before stage t's products and
-                // stored after stage t+1's, so two stages of MMAs cover its L2 latency.
-                uint4 ra[2][2];
-                unsigned rb[2][8];
-                auto load = [&](int k0, int set) {
-#pragma unroll
-                    for (int i = 0; i < 2; ++i) {
-                        const int e = tid + NT * i, row = e / 4, ch = e % 4;
-                        if (e < C1 * 4) ra[set][i] = __ldg(reinterpret_cast<const uint4*>(w1 + row * K1P + k0) + ch);
-                    }
-                    if (k0 + BK1 <= K1) {  // every stage but the last: a table load, an add and the load
-#pragma unroll
-                        for (int i = 0; i < 8; ++i) {
-                            const int k = k0 + bk0 + 2 * i;
-                            rb[set][i] = pack2(__ldg(xb + ktab[k]), __ldg(xb + ktab[k + 1]));
-                        }
-                        return;
-                    }
-#pragma unroll
-                    for (int i = 0; i < 8; ++i) {
-                        h16 v[2];
-#pragma unroll
-                        for (int h = 0; h < 2; ++h) {
-                            const int k = k0 + bk0 + 2 * i + h;
-                            v[h] = k < K1 ? __ldg(xb + ktab[k]) : (h16)0;
-                        }
-                        rb[set][i] = pack2(v[0], v[1]);
-                    }
-                };
-                auto store = [&](int set, int buf) {
-#pragma unroll
-                    for (int i = 0; i < 2; ++i) {
-                        const int e = tid + NT * i;
-                        if (e < C1 * 4)
-                            *reinterpret_cast<uint4*>(a1s + buf * C1 * LDA1 + (e / 4) * LDA1 + (e % 4) * 8) = ra[set][i];
-                    }
-                    uint4* bd = reinterpret_cast<uint4*>(b1s + buf * BN1 * LDA1 + bj * LDA1 + bk0);
-                    bd[0] = make_uint4(rb[set][0], rb[set][1], rb[set][2], rb[set][3]);
-                    bd[1] = make_uint4(rb[set][4], rb[set][5], rb[set][6], rb[set][7]);
-                };
-                auto mma_stage = [&](int buf) {
-                    const h16* a0 = a1s + buf * C1 * LDA1 + wm * 48 * LDA1;
-                    const h16* bb = b1s + buf * BN1 * LDA1 + wn * 32 * LDA1;
-#pragma unroll
-                    for (int kk = 0; kk < BK1; kk += 16) warp_mma_k16<3, 4>(acc, a0, LDA1, bb, LDA1, kk);
-                };
-                constexpr int NST = K1P / BK1;
-                static_assert(NST % 2 == 0 && NST >= 2, "the conv1 stage loop runs in pairs");
-                load(0, 0);
-                store(0, 0);
-                load(BK1, 1);
-                __syncthreads();
-                for (int t = 0; t < NST; t += 2) {  // buffer t%2 and register set t%2, both compile-time
-                    if (t + 2 < NST) load((t + 2) * BK1, 0);
-                    mma_stage(0);
-                    store(1, 1);  // stage t+1
-                    __syncthreads();
-                    if (t + 3 < NST) load((t + 3) * BK1, 1);
-                    mma_stage(1);
-                    if (t + 2 < NST) store(0, 0);  // stage t+2
-                    __syncthreads();
-                }
-                store_bias_relu(acc, c1, LD1, nb + wn * 32, n1, wm * 48, b1);
-            }
+        // chunks of RW1 conv1 rows; warp (wm, wr) computes channels wm*48 .. +48 of chunk row wr
+        const c1p::WarpPlace<2, RW1> wp;
+        for (int r0 = 0; r0 < cny; r0 += RW1) {
+            __syncthreads();  // the previous chunk no longer reads the patch or the weight ring
+            c1p::conv1_patch_prologue<2, NS1, NT>(a1s, w1, 0);
+            c1p::load_patch<RW1, NX1, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
+            float acc[3][NX1 / 8][4];
+            c1p::conv1_patch_mma<2, RW1, 1, NX1 / 8, NS1, NT>(acc, b1s, a1s, w1, 0);
+            const int row = r0 + wp.rw;
+            if (row < cny) store_bias_relu(acc, c1, LD1, row * cnx, row * cnx + cnx, wp.mw * 48, b1);
         }
         __syncthreads();
         PHASE_MARK(PH_CONV1);
@@ -457,7 +386,8 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
 
 // Grid: (tiles_x, tiles_y, N) of balanced tiles (reuse: (tiles_x, 1, N)); 256 threads; dynamic
 // shared memory SMEM_BYTES.
-// w1: [96][384] (k = ci*121 + ky*11 + kx), w2: [256][1200] (k = (ky*5 + kx)*48 + ci), 16-bit.
+// w1: [96][528] (k = (ci*11 + ky)*16 + kx, zero at kx >= 11), w2: [256][1200] (k = (ky*5 + kx)*48 + ci),
+// 16-bit.
 extern "C" __global__ void __launch_bounds__(256, 1)
     FTC_ENTRY(const h16* __restrict__ x, const h16* __restrict__ w1, const float* __restrict__ b1,
               const h16* __restrict__ w2, const float* __restrict__ b2, h16* __restrict__ out, int N, int H, int W,

@@ -1,15 +1,23 @@
 // Layer-by-layer baseline on the tensor cores (variants `lbl-fp16`, `lbl-bf16`): one kernel per
 // layer, every map in device memory as 16-bit values (NCHW), FP32 accumulation, LRN and pool in FP32.
-//   conv : implicit GEMM (M = out channels of a group, N = N*OH*OW pixels, K = Cin/g*KS*KS) on
-//          mma.sync m16n8k16; block tile BM x BN x 32, 8 warps as 2 (M) x 4 (N), warp tile
-//          BM/2 x BN/4; operands staged through double-buffered shared memory (A by 16-byte loads of
-//          the packed weights, B gathered through a k -> offset table), fed to the tensor cores by
-//          ldmatrix; bias + ReLU in the epilogue. BM = 96 (conv1) or 128 (conv2, 128 per group).
-//          BN = 128 for full GPUs; BN = 32 (entries `_n32`) and split-K spread a small batch over
-//          every SM (kernels/api.py lbl_conv_launch picks): each of ksplit blocks of a tile sums a
-//          slice of K, writes FP32 partials, and the last to arrive adds them up and runs the epilogue.
+// All convs are implicit GEMMs on mma.sync m16n8k16 fed by ldmatrix, bias + ReLU in the epilogue.
+// Each conv reads its B operand from a shared-memory patch of its input where one of two patch
+// kernels computes its shape (kernels/api.py picks; docs/perf-notes.md step 25):
+//   conv1 (3 -> 96, 11x11/4, no pad): the input patch twice, shifted, kx padded to 16
+//          (conv1_patch.cuh; entries lbl_tc_conv1_r2 / _r1);
+//   conv2 (48 channels per group, 5x5/1, pad 2): a channels-last patch (ConvCL below; entries
+//          lbl_tc_conv2cl_r4 / _r1), the layout fused_tc.cu reads its pool1 tile in.
+// Any other conv takes the general gather (conv_tc): M = out channels of a group, N = N*OH*OW
+//          pixels, K = Cin/g*KS*KS; block tile BM x BN x 32, 8 warps as 2 (M) x 4 (N), operands
+//          staged through double-buffered shared memory (A by 16-byte loads of the packed weights,
+//          B gathered through a k -> offset table). BM = 96 or 128; BN = 128 for full GPUs; BN = 32
+//          (entries `_n32`) and split-K spread a small batch over every SM (lbl_conv_launch): each
+//          of ksplit blocks of a tile sums a slice of K, writes FP32 partials, and the last to
+//          arrive adds them up and runs the epilogue.
 //   lrn, pool: as lbl.cu, on 16-bit maps.
-// Weights come packed by kernels/api.py as w[Mtot][Kpad] (row-major, K contiguous, zero-padded to 32).
+// The gather's weights come packed by kernels/api.py as w[Mtot][Kpad] (row-major, K contiguous,
+// zero-padded to 32); the patch kernels' in their own k order (see each).
+#include "conv1_patch.cuh"
 #include "tc.cuh"
 
 namespace {
@@ -219,6 +227,222 @@ LBL_TC_CONV(lbl_tc_conv_m96, 96, 128, false, 256)
 LBL_TC_CONV(lbl_tc_conv_m128, 128, 128, false, 256)
 LBL_TC_CONV(lbl_tc_conv_m96_n32, 96, 32, true, 256, 2)  // ptxas' own choice (64 registers) spills
 LBL_TC_CONV(lbl_tc_conv_m128_n32, 128, 32, true, 256, 2)
+
+// conv1 (AlexNet's 3 -> 96, 11x11/4, no padding) from a shared-memory input patch (conv1_patch.cuh):
+// a block computes RW output rows x NX = CW*NT8W*8 columns x 48*MW channels of one image; its warps
+// are MW x RW x CW. Weights: [96][528], k = (c*11 + ky)*16 + kx, zero at kx >= 11. Grid:
+// (ceil(OW / NX), ceil(OH / RW), N * 96 / (48*MW)); dynamic shared memory <entry>_smem_bytes (exported
+// below as a global the host reads, so it launches with the kernel's own size).
+template <int MW, int RW, int CW, int NT8W, int NS>
+struct Conv1Patch {
+    static constexpr int BM = 48 * MW, NX = CW * NT8W * 8;
+    using P = c1p::Patch<RW, NX>;
+    static constexpr int SMEM_BYTES = 2 * (P::HALVES + NS * BM * c1p::LDA);
+
+    static __device__ __forceinline__ void run(const h16* __restrict__ x, const h16* __restrict__ w,
+                                               const float* __restrict__ bias, h16* __restrict__ y, int H, int W,
+                                               int OH, int OW) {
+        if (dynamic_smem_bytes() < (unsigned)SMEM_BYTES) return;  // the host passes the exported size
+        extern __shared__ __align__(16) unsigned char smem_raw[];
+        h16* patch = reinterpret_cast<h16*>(smem_raw);
+        h16* a_ring = patch + P::HALVES;
+        constexpr int MSPLIT = c1p::M / BM;
+        const int n = blockIdx.z / MSPLIT, m0 = (blockIdx.z % MSPLIT) * BM;
+        const int ox0 = blockIdx.x * NX, oy0 = blockIdx.y * RW;
+        c1p::conv1_patch_prologue<MW, NS, NT>(a_ring, w, m0);
+        c1p::load_patch<RW, NX, NT>(patch, x + (size_t)n * c1p::CIN * H * W, H, W, oy0 * c1p::S, ox0 * c1p::S);
+        float acc[3][NT8W][4];
+        c1p::conv1_patch_mma<MW, RW, CW, NT8W, NS, NT>(acc, patch, a_ring, w, m0);
+
+        const c1p::WarpPlace<MW, RW> wp;
+        const int lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+        const int oy = oy0 + wp.rw;
+        if (oy >= OH) return;
+#pragma unroll
+        for (int j = 0; j < NT8W; ++j)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int ox = ox0 + wp.cw * NT8W * 8 + j * 8 + 2 * tq + h;
+                if (ox >= OW) continue;
+#pragma unroll
+                for (int i = 0; i < 3; ++i)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const int m = m0 + wp.mw * 48 + i * 16 + gq + 8 * r;
+                        y[(((size_t)n * c1p::M + m) * OH + oy) * OW + ox] =
+                            f2h(fmaxf(acc[i][j][2 * r + h] + __ldg(bias + m), 0.f));
+                    }
+            }
+    }
+};
+
+#define LBL_TC_CONV1(name, MW, RW, CW, NT8W, NS, ...)                                                       \
+    extern "C" __device__ int name##_smem_bytes = Conv1Patch<MW, RW, CW, NT8W, NS>::SMEM_BYTES;         \
+    extern "C" __global__ void __launch_bounds__(__VA_ARGS__)                                                \
+        name(const h16* __restrict__ x, const h16* __restrict__ w, const float* __restrict__ bias,         \
+             h16* __restrict__ y, int H, int W, int OH, int OW) {                                          \
+        Conv1Patch<MW, RW, CW, NT8W, NS>::run(x, w, bias, y, H, W, OH, OW);                                  \
+    }
+// Full batches: 2 rows x 64 columns x 96 channels, 2 blocks per SM (4 rows x 56 spilled at the 128
+// registers of 2 blocks). Small batches: one row of 64 columns x 48 channels (110 blocks per 55 x 55
+// image), all 11 weight stages in flight at once.
+LBL_TC_CONV1(lbl_tc_conv1_r2, 2, 2, 2, 4, 3, 256, 2)
+LBL_TC_CONV1(lbl_tc_conv1_r1, 1, 1, 8, 1, 11, 256, 2)
+
+// conv2 (48 input channels per group, 5x5, stride 1, pad 2) from a channels-last shared-memory patch,
+// as fused_tc.cu reads its pool1 tile: the block copies the NCHW input under its RW x NX outputs
+// (plus the 4-pixel halo, zeros outside the map) into [row][column][48 + 8] and ldmatrix reads a
+// pixel's 16 channels of one (ky, kx) as one 16-byte row; no k table, no bounds tests in the loop
+// (the gather spent ~30 instructions per value: perf-notes step 23). k = (ky*5 + kx)*48 + c; a
+// weight stage is one (ky, kx) (WeightStage, 48 k). Warps MW (MT m16 tiles each) x RW x CW (NT8W
+// n8 tiles each). Grid: (ceil(OW / NX), ceil(OH / RW), N * groups * (M/groups) / BM); weights
+// [M][1200]; dynamic shared memory <entry>_smem_bytes.
+namespace ccl {
+constexpr int CG = 48, KS = 5, PAD = 2, KP = KS * KS * CG;
+constexpr int LDP = CG + 8;  // 112-byte pixel rows: the 8 rows of an ldmatrix on distinct banks
+}  // namespace ccl
+
+template <int MW, int MT, int RW, int CW, int NT8W, int NS>
+struct ConvCL {
+    static constexpr int BM = MW * MT * 16, NX = CW * NT8W * 8;
+    static constexpr int PH = RW + ccl::KS - 1, PWC = NX + ccl::KS - 1;  // patch rows, columns
+    static constexpr int PATCH = PH * PWC * ccl::LDP;
+    using WS = WeightStage<BM, ccl::CG, ccl::KP, NT>;
+    static constexpr int SMEM_BYTES = 2 * (PATCH + NS * BM * WS::LDA);
+    static_assert(MW * RW * CW * 32 == NT, "one warp per (m part, row, column group)");
+
+    // The patch, a warp per line of (row, channel pair): lanes take consecutive columns (coalesced
+    // loads from two channel planes), each stores its two channels as one 32-bit word; RB lines'
+    // loads in flight before any store.
+    static __device__ __forceinline__ void load_patch(h16* patch, const h16* __restrict__ xg, int H, int W, int iy0,
+                                                      int ix0) {
+        constexpr int PAIRS = ccl::CG / 2, LINES = PH * PAIRS, Q = (PWC + 31) / 32, RB = 4;
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll 1
+        for (int l0 = warp; l0 < LINES; l0 += RB * (NT / 32)) {
+            unsigned v[RB][Q];
+#pragma unroll
+            for (int b = 0; b < RB; ++b) {
+                const int l = l0 + b * (NT / 32), r = l / PAIRS, cp = l - r * PAIRS, iy = iy0 + r;
+                const bool row_in = l < LINES && (unsigned)iy < (unsigned)H;
+                const h16* src = xg + ((size_t)(2 * cp) * H + iy) * W;
+#pragma unroll
+                for (int q = 0; q < Q; ++q) {
+                    const int j = lane + 32 * q, ix = ix0 + j;
+                    h16 lo = 0, hi = 0;
+                    if (row_in && j < PWC && (unsigned)ix < (unsigned)W) {
+                        lo = __ldg(src + ix);
+                        hi = __ldg(src + (size_t)H * W + ix);
+                    }
+                    v[b][q] = pack2(lo, hi);
+                }
+            }
+#pragma unroll
+            for (int b = 0; b < RB; ++b) {
+                const int l = l0 + b * (NT / 32), r = l / PAIRS, cp = l - r * PAIRS;
+                if (l >= LINES) break;
+#pragma unroll
+                for (int q = 0; q < Q; ++q) {
+                    const int j = lane + 32 * q;
+                    if (j < PWC) *reinterpret_cast<unsigned*>(patch + (r * PWC + j) * ccl::LDP + 2 * cp) = v[b][q];
+                }
+            }
+        }
+    }
+
+    static __device__ __forceinline__ void run(const h16* __restrict__ x, const h16* __restrict__ w,
+                                               const float* __restrict__ bias, h16* __restrict__ y, int C, int H,
+                                               int W, int M, int OH, int OW, int groups) {
+        if (dynamic_smem_bytes() < (unsigned)SMEM_BYTES) return;  // the host passes the exported size
+        extern __shared__ __align__(16) unsigned char smem_raw[];
+        h16* patch = reinterpret_cast<h16*>(smem_raw);
+        h16* ring = patch + PATCH;
+        const int Mg = M / groups, mblocks = Mg / BM;
+        const int mb = blockIdx.z % mblocks, g = (blockIdx.z / mblocks) % groups, n = blockIdx.z / (mblocks * groups);
+        const int m0 = g * Mg + mb * BM;
+        const int ox0 = blockIdx.x * NX, oy0 = blockIdx.y * RW;
+        const WS ws(m0);
+#pragma unroll
+        for (int t = 0; t < NS - 1; ++t) ws.template issue<NS>(ring, w, t);
+        load_patch(patch, x + ((size_t)n * C + g * ccl::CG) * H * W, H, W, oy0 - ccl::PAD, ox0 - ccl::PAD);
+
+        const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        const int mw = warp % MW, rw = (warp / MW) % RW, cw = warp / (MW * RW);
+        int boff[(NT8W + 1) / 2];  // ldmatrix row of this lane for n-tile pair jp (as conv1_patch.cuh)
+#pragma unroll
+        for (int jp = 0; jp < (NT8W + 1) / 2; ++jp) {
+            const int ox = cw * NT8W * 8 + jp * 16 + (lane & 7) + ((lane >> 4) << 3);
+            boff[jp] = (rw * PWC + ox) * ccl::LDP + ((lane >> 3) & 1) * 8;
+        }
+        float acc[MT][NT8W][4];
+#pragma unroll
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int j = 0; j < NT8W; ++j)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+        for (int t = 0; t < WS::NSTAGE; ++t) {
+            cp_async_wait<NS - 2>();  // stage t landed
+            __syncthreads();          // ... for all; stage t - 1's slot is free; the patch is visible
+            ws.template issue<NS>(ring, w, t + NS - 1);
+            const int ky = t / ccl::KS, koff = (ky * PWC + t - ky * ccl::KS) * ccl::LDP;
+            const h16* a0 = ring + (t % NS) * BM * WS::LDA + mw * MT * 16 * WS::LDA;
+#pragma unroll
+            for (int kk = 0; kk < ccl::CG; kk += 16) {
+                unsigned a[MT][4], b[NT8W][2];
+#pragma unroll
+                for (int i = 0; i < MT; ++i) ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * WS::LDA + kk + (lane >> 4) * 8);
+#pragma unroll
+                for (int j = 0; j < NT8W; j += 2) {
+                    if (j + 1 < NT8W) {
+                        unsigned r[4];
+                        ldmatrix_x4(r, patch + boff[j / 2] + koff + kk);
+                        b[j][0] = r[0];
+                        b[j][1] = r[1];
+                        b[j + 1][0] = r[2];
+                        b[j + 1][1] = r[3];
+                    } else {
+                        ldmatrix_x2(b[j], patch + boff[j / 2] + koff + kk);
+                    }
+                }
+#pragma unroll
+                for (int i = 0; i < MT; ++i)
+#pragma unroll
+                    for (int j = 0; j < NT8W; ++j) mma16816(acc[i][j], a[i], b[j]);
+            }
+        }
+        cp_async_wait<0>();
+
+        const int gq = lane >> 2, tq = lane & 3, oy = oy0 + rw;
+        if (oy >= OH) return;
+#pragma unroll
+        for (int j = 0; j < NT8W; ++j)
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int ox = ox0 + cw * NT8W * 8 + j * 8 + 2 * tq + h;
+                if (ox >= OW) continue;
+#pragma unroll
+                for (int i = 0; i < MT; ++i)
+#pragma unroll
+                    for (int r = 0; r < 2; ++r) {
+                        const int m = m0 + mw * MT * 16 + i * 16 + gq + 8 * r;
+                        y[(((size_t)n * M + m) * OH + oy) * OW + ox] = f2h(fmaxf(acc[i][j][2 * r + h] + __ldg(bias + m), 0.f));
+                    }
+            }
+    }
+};
+
+#define LBL_TC_CONV_CL(name, MW, MT, RW, CW, NT8W, NS, ...)                                                 \
+    extern "C" __device__ int name##_smem_bytes = ConvCL<MW, MT, RW, CW, NT8W, NS>::SMEM_BYTES;             \
+    extern "C" __global__ void __launch_bounds__(__VA_ARGS__)                                                \
+        name(const h16* __restrict__ x, const h16* __restrict__ w, const float* __restrict__ bias,         \
+             h16* __restrict__ y, int C, int H, int W, int M, int OH, int OW, int groups) {                 \
+        ConvCL<MW, MT, RW, CW, NT8W, NS>::run(x, w, bias, y, C, H, W, M, OH, OW, groups);                    \
+    }
+// Full batches: 4 rows x 32 columns x 128 channels. Small batches: one row x 32 columns x 32
+// channels (216 blocks per 27 x 27 image with 256 channels in 2 groups), 8 weight stages in flight.
+LBL_TC_CONV_CL(lbl_tc_conv2cl_r4, 2, 4, 4, 1, 4, 3, 256, 2)
+LBL_TC_CONV_CL(lbl_tc_conv2cl_r1, 2, 1, 1, 4, 1, 9, 256, 2)
 
 // Caffe across-channel LRN and max pool on 16-bit maps, FP32 arithmetic: lbl.cu's kernels on h16
 // (common.cuh lrn_across_channels, maxpool_window; tc.cuh MapValue<h16>).

@@ -285,34 +285,54 @@ def fused_variant_name(strategy: str, tile: Tile) -> str:
 FUSED_TC_TILES: tuple[Tile, ...] = (2, 4, (2, 7), (4, 7))
 
 
-def fused_tc_smem_bytes(tile: Tile) -> int:
+def conv1_patch_halves(rows: int, cols: int) -> int:
+    """16-bit values of conv1's input patch under ``rows`` x ``cols`` outputs, both copies
+    (kernels/conv1_patch.cuh Patch::HALVES): 3 channels x (4(rows-1)+11) rows x (4 cols + 8) columns
+    per copy, the copy stride rounded to 32 mod 64."""
+    per_copy = 3 * (4 * (rows - 1) + 11) * (4 * cols + 8)
+    return 2 * (-(-per_copy // 64) * 64 + 32)
+
+
+def fused_tc_smem_bytes(tile: Tile, band: int | None = None) -> int:
     """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). Halves, each region
     rounded to 8: the channels-last pool1 tile (2R+5 x 2C+5 pixels x 104, conv2 padding included),
-    then a union of {conv1 band (2B+1 x 2(2C+5)+1 x 104, B = max(2R, 5) pool1 rows), conv1 A and B stages (2 x 96 and
-    2 x 128 rows of 40)} and {conv2 weight stages (3 x 256 x 56; a 4th where it fits in conv1's space),
-    conv2 tile (2R+1 x 2C+1 x 264)};
-    plus the conv1 k table (384 ints)."""
+    then a union of {conv1 band (2B+1 x 2(2C+5)+1 x 104, B = ``band`` pool1 rows, default
+    :func:`fused_tc_band`), conv1's weight ring (3 x 96 x 56) and input patch (4 rows, the band's
+    columns padded to 8)} and {conv2 weight stages (3 x 256 x 56; a 4th where it fits in conv1's
+    space), conv2 tile (2R+1 x 2C+1 x 264)}."""
     th, tw = tile_sides(tile)
+    band = fused_tc_band(tile) if band is None else band
     p1h, p1w = 2 * th + 5, 2 * tw + 5
-    band = max(2 * th, 5)  # pool1 rows per conv1 pass: a step's new rows, or the 5 a step shares
+    c1w = 2 * p1w + 1
     al8 = lambda v: (v + 7) // 8 * 8  # noqa: E731
     sz_p1 = al8(p1h * p1w * 104)
-    sz_u = max(al8((2 * band + 1) * (2 * p1w + 1) * 104) + 2 * 96 * 40 + 2 * 128 * 40,
+    sz_u = max(al8((2 * band + 1) * c1w * 104) + 3 * 96 * 56 + conv1_patch_halves(4, al8(c1w)),
                3 * 256 * 56 + al8((2 * th + 1) * (2 * tw + 1) * 264))  # fmt: skip
-    return 2 * (sz_p1 + sz_u) + 4 * 384
+    return 2 * (sz_p1 + sz_u)
 
 
-# Largest conv2 pixel chunk per build (fused_tc.cu CONV2_CHUNK, default 80) where 80 would spill.
-FUSED_TC_CONV2_CHUNK: dict[tuple[Strategy, Tile], int] = {(Strategy.RECOMPUTE, (2, 7)): 64,
-                                                            (Strategy.RECOMPUTE, (4, 7)): 64}
+def fused_tc_band(tile: Tile, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES) -> int:
+    """Pool1 rows per conv1 pass of the tensor-core fused kernel (fused_tc.cu CONV1_BAND): a step's
+    new rows (2R) or the 5 that steps share, lowered while the block would exceed the shared memory
+    (4x7 tiles: 8 -> 6)."""
+    th, _ = tile_sides(tile)
+    band = max(2 * th, 5)
+    while band > 1 and fused_tc_smem_bytes(tile, band) > smem_limit_bytes:
+        band -= 1
+    return band
+
+
+# conv2 pixels per chunk in every fused_tc build (fused_tc.cu CONV2_CHUNK): 80 builds without spills
+# since the conv1 patch (step 25) and beat 64 at every 7-wide tile (64 streams the weights again).
+FUSED_TC_CONV2_CHUNK = 80
 
 
 def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     th, tw = tile_sides(tile)
     defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
-               ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK.get((strategy, tile), 80)),
-               ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile)))  # fmt: skip
+               ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
+               ("CONV1_BAND", fused_tc_band(tile)), ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile)))  # fmt: skip
     return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",
                    entries=(f"fused_tc_{strategy}_t{tile_label(tile)}",), defines=defines)  # fmt: skip
 
@@ -321,7 +341,8 @@ _ALL = [
     Variant(Strategy.LBL, source="kernels/lbl.cu", entries=("lbl_conv_m96", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool")),
     *(Variant(Strategy.LBL, precision=p, source="kernels/lbl_tc.cu", defines=(("PREC", TC_PREC_DEFINE[p]),),
               entries=("lbl_tc_conv_m96", "lbl_tc_conv_m128", "lbl_tc_lrn", "lbl_tc_maxpool", "lbl_tc_conv_m96_n32",
-                       "lbl_tc_conv_m128_n32"))
+                       "lbl_tc_conv_m128_n32", "lbl_tc_conv1_r2", "lbl_tc_conv1_r1", "lbl_tc_conv2cl_r4",
+                       "lbl_tc_conv2cl_r1"))
       for p in TENSOR_CORE_PRECISIONS),
     *(_fused(Strategy.REUSE, t) for t in FUSED_TILES),
     *(_fused(Strategy.RECOMPUTE, t) for t in FUSED_TILES),

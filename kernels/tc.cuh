@@ -87,3 +87,40 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[MT][NT8][4], const h16
 #pragma unroll
         for (int j = 0; j < NT8; ++j) mma16816(acc[i][j], a[i], b[j]);
 }
+
+// Weight stages streamed through a ring in shared memory by cp.async (kernels/conv1_patch.cuh, the
+// lbl channels-last conv2 in lbl_tc.cu): rows m0 .. m0+BM of a row-major [M][KP] weight matrix, BK
+// k per stage, stage t in ring slot t % NS, rows LDA = BK + 8 halves apart (for BK = 48: 112 bytes,
+// the 8 rows of an ldmatrix on distinct banks). A thread's 16-byte chunks of a stage are fixed:
+// their offsets are computed once, and a stage then costs a cp.async and two adds per chunk (a
+// strided loop with a division per chunk took ~150 instructions per warp and stage).
+template <int BK>
+constexpr int WeightStageLDA = BK + 8;
+
+template <int BM, int BK, int KP, int NTHREADS>
+struct WeightStage {
+    static constexpr int LDA = WeightStageLDA<BK>, NSTAGE = KP / BK;
+    static constexpr int CHUNKS = BM * (BK / 8), PER = (CHUNKS + NTHREADS - 1) / NTHREADS;
+    static_assert(KP % BK == 0 && BK % 8 == 0, "whole 16-byte chunks and stages");
+    int sm[PER], gm[PER];
+    __device__ __forceinline__ explicit WeightStage(int m0) {
+#pragma unroll
+        for (int i = 0; i < PER; ++i) {
+            const int e = threadIdx.x + i * NTHREADS, row = e / (BK / 8), ch = e - row * (BK / 8);
+            sm[i] = e < CHUNKS ? row * LDA + ch * 8 : -1;
+            gm[i] = (m0 + row) * KP + ch * 8;
+        }
+    }
+    // stage t of w into ring slot t % NS, then commit (an empty group past the last stage keeps the
+    // wait counts uniform)
+    template <int NS>
+    __device__ __forceinline__ void issue(h16* ring, const h16* __restrict__ w, int t) const {
+        if (t < NSTAGE) {
+            h16* dst = ring + (t % NS) * BM * LDA;
+#pragma unroll
+            for (int i = 0; i < PER; ++i)
+                if (sm[i] >= 0) cp_async16(dst + sm[i], w + gm[i] + t * BK);
+        }
+        cp_async_commit();
+    }
+};

@@ -77,6 +77,7 @@ def test_tensor_core_build_records_hmma(tmp_path):
     rep = build_variant("lbl-fp16", "sm_90", tmp_path / "v.cubin", tmp_path / "v.json", tmp_path / "v.log")
     counts = {k["name"]: k["tensor_core_instructions"] for k in rep["kernels"]}
     assert all(counts[f"lbl_tc_conv_m{m}{n}"] > 0 for m in (96, 128) for n in ("", "_n32"))
+    assert all(counts[e] > 0 for e in ("lbl_tc_conv1_r2", "lbl_tc_conv1_r1", "lbl_tc_conv2cl_r4", "lbl_tc_conv2cl_r1"))
     assert counts["lbl_tc_lrn"] == 0 and counts["lbl_tc_maxpool"] == 0
     assert rep["precision"] == "fp16" and rep["schema_version"] == 2
 

@@ -208,17 +208,58 @@ def test_small_batch_lbl_launches_fill_the_gpu():
     assert all(1 <= lrn_chunks(p, c, 132) <= max(1, c // 4) for p in (1, 729, 40000) for c in (3, 96, 256))
 
 
+def test_patch_conv_launches_by_batch():
+    """conv1 from the input patch: one-row blocks of 48 channels at batch 1 (2 x 55 = 110 blocks),
+    two-row blocks of all 96 from batch 3; conv2 channels-last: one-row blocks of 32 channels until
+    the 4-row blocks of 128 give every SM one (batch 10 on 132 SMs). The grids cover every output."""
+    from kernels.api import CONV1_PATCH_ENTRIES, CONV_CL_ENTRIES, conv1_patch_launch, conv_cl_launch
+
+    assert conv1_patch_launch(1, 55, 55, 132) == ("lbl_tc_conv1_r1", (1, 55, 2))
+    assert conv1_patch_launch(3, 55, 55, 132) == ("lbl_tc_conv1_r2", (1, 28, 3))
+    assert conv_cl_launch(1, 2, 256, 27, 27, 132) == ("lbl_tc_conv2cl_r1", (1, 27, 8))
+    assert conv_cl_launch(9, 2, 256, 27, 27, 132)[0] == "lbl_tc_conv2cl_r1"
+    assert conv_cl_launch(10, 2, 256, 27, 27, 132) == ("lbl_tc_conv2cl_r4", (1, 7, 20))
+    for b in (1, 2, 3, 7, 16, 128):
+        for oh, ow in ((55, 55), (56, 48), (13, 70)):
+            entry, (gx, gy, gz) = conv1_patch_launch(b, oh, ow, 132)
+            rows, cols, msplit = CONV1_PATCH_ENTRIES[entry]
+            assert gx * cols >= ow and gy * rows >= oh and gz == b * msplit
+            entry, (gx, gy, gz) = conv_cl_launch(b, 2, 256, oh // 2, ow // 2, 132)
+            rows, cols, bm = CONV_CL_ENTRIES[entry]
+            assert gx * cols >= ow // 2 and gy * rows >= oh // 2 and gz * bm == b * 256
+
+
+def test_conv_cl_applies_to_alexnet_conv2_only():
+    from kernels.api import conv1_patch_applies, conv_cl_applies, group_layers
+
+    convs = {l.name: l for l in group_layers() if l.type == "conv"}
+    assert conv1_patch_applies(convs["conv1"], 3) and not conv1_patch_applies(convs["conv2"], 96)
+    assert conv_cl_applies(convs["conv2"], 96) and not conv_cl_applies(convs["conv1"], 3)
+    assert not conv_cl_applies(convs["conv2"], 64)  # 32 channels per group: the gather instead
+
+
+def test_kx16_weights_keep_every_weight_in_place():
+    from kernels.api import pack_weights_kx16
+
+    w = np.random.default_rng(0).standard_normal((96, 3, 11, 11)).astype(np.float32)
+    p = pack_weights_kx16(w).reshape(96, 3, 11, 16)
+    assert p.shape == (96, 3, 11, 16) and np.array_equal(p[..., :11], w) and not p[..., 11:].any()
+
+
 @pytest.mark.parametrize("variant", ["lbl-fp16", "lbl-bf16"])
 @pytest.mark.parametrize("hw", [(227, 227), (231, 199)])
-def test_split_k_lbl_matches_reference_twice(variant, hw):
-    """Batch 1 runs both convs split over K (the last block of a tile sums the slices); a second
+def test_split_k_lbl_matches_reference_twice(variant, hw, monkeypatch):
+    """The general gather path (a conv the patch kernels do not compute; forced here for AlexNet's)
+    at batch 1 runs both convs split over K (the last block of a tile sums the slices); a second
     call reuses the arrival counters the first left at zero, and both match the reference."""
     if SKIP is not None:
         pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
-    from kernels.api import make_forward
+    import kernels.api as api
     from pipeline.stages.verify import check_forward, reference_output
 
-    fwd = make_forward(variant, 1, *hw, seed=4)
+    monkeypatch.setattr(api, "conv1_patch_applies", lambda layer, in_channels: False)
+    monkeypatch.setattr(api, "conv_cl_applies", lambda layer, in_channels: False)
+    fwd = api.make_forward(variant, 1, *hw, seed=4)
     assert [l["k_slices"] > 1 for l in fwd.launches if "k_slices" in l] == [True, True], fwd.launches
     assert any(k.endswith("_n32") for k in fwd.kernels)
     for seed in (9, 10):
@@ -228,3 +269,25 @@ def test_split_k_lbl_matches_reference_twice(variant, hw):
 
 
 test_split_k_lbl_matches_reference_twice = pytest.mark.gpu(test_split_k_lbl_matches_reference_twice)
+
+
+@pytest.mark.parametrize("variant", ["lbl-fp16", "lbl-bf16"])
+@pytest.mark.parametrize("batch,hw", [(1, (227, 227)), (3, (231, 199)), (16, (227, 227)), (10, (235, 299))])
+def test_patch_convs_match_reference(variant, batch, hw):
+    """Both lbl convs from shared-memory patches (conv1's two shifted copies, conv2 channels-last) at
+    the entries the host picks for the batch, including sizes whose rows and columns leave partial
+    blocks, against float64."""
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    from kernels.api import CONV1_PATCH_ENTRIES, CONV_CL_ENTRIES, make_forward
+    from pipeline.stages.verify import check_forward, reference_output
+
+    fwd = make_forward(variant, batch, *hw, seed=5)
+    assert fwd.launches[0]["conv1_patch_entry"] in CONV1_PATCH_ENTRIES, fwd.launches
+    assert any(l.get("conv_cl_entry") in CONV_CL_ENTRIES for l in fwd.launches), fwd.launches
+    x = fwd.random_input(3)
+    r = check_forward(fwd, x, reference_output(fwd, x))
+    assert r["nonfinite_outputs"] == 0 and r["passed"], r
+
+
+test_patch_convs_match_reference = pytest.mark.gpu(test_patch_convs_match_reference)

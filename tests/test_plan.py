@@ -115,7 +115,8 @@ def test_kernel_sources_follow_includes():
     names = lambda v: [Path(p).name for p in kernel_sources(v, ROOT)]  # noqa: E731
     assert names("lbl") == ["common.cuh", "lbl.cu"]
     assert names("fused-reuse-t2") == ["common.cuh", "fused.cu"]
-    assert names("lbl-fp16") == ["common.cuh", "lbl_tc.cu", "tc.cuh"]
+    assert names("lbl-fp16") == ["common.cuh", "conv1_patch.cuh", "lbl_tc.cu", "tc.cuh"]
+    assert names("fused-reuse-t2x7-fp16") == ["common.cuh", "conv1_patch.cuh", "fused_tc.cu", "tc.cuh"]
     assert names("vendor") == []
 
 
