@@ -69,7 +69,7 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
     const int n = pl / OHW, r = pl - n * OHW, oy = r / OW, ox = r - oy * OW;
     const int iy0 = oy * stride - pad, ix0 = ox * stride - pad;
     const h16* xb = x + (size_t)n * C * HW + (size_t)g * Cg * HW + iy0 * W + ix0;  // only read in bounds
-    // An unpadded conv (conv1) never reads outside the map: its stages but the last (k past K)
+    // An unpadded conv (conv1 where conv1_patch.cuh does not take it) never reads outside the map: its stages but the last (k past K)
     // gather with a table load, an add and the load, against ~30 instructions per value with the
     // tests (ncu, perf-notes step 23). A padded one keeps the tests for every pixel: splitting its
     // warps into inner and border pixels ran both paths in most warps (conv2 4.64 -> 5.42 us).
