@@ -212,7 +212,9 @@ def draw_pyramid(pyramids: pd.DataFrame, out_svg: Path, network: str) -> None:
         tx.text(0.0, y, text, transform=to_text, va="center", ha="left", fontsize=8.5, linespacing=1.25)
     net = load_network(network)
     layers, in_shape = net.group(first, last), group_input_shape(net, first)
-    rec, reuse = group_costs(layers, in_shape, tile, "recompute"), group_costs(layers, in_shape, tile, "reuse")
+    # at the pyramids' own bytes per value, as the labels above (the model may run at 2 B/value)
+    rec = group_costs(layers, in_shape, tile, "recompute", bytes_per_value=bpv)
+    reuse = group_costs(layers, in_shape, tile, "reuse", bytes_per_value=bpv)
     handles = [Patch(facecolor=TILE_COLOR, edgecolor="#08519c", label="one tile's region"),
                Patch(facecolor=NEIGHBOUR_COLOR, edgecolor="#737373", ls="--", label="the next tile's region (in x)"),
                Patch(facecolor=REDO_COLOR, edgecolor="#d94801", hatch="///", label="overlap: recompute does it twice"),

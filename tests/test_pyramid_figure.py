@@ -47,3 +47,20 @@ def test_the_tile_drawn_has_neighbours():
     assert pick_tile(table("vgg_e", ("conv1_1", "relu3_1"), [1, 2, 4, 7, 8, 14, 28, 56]))[3] == 8
     assert pick_tile(table("vgg_e", ("conv1_1", "relu3_1"), [8, 56]))[3] == 8  # 56 is one tile: no neighbour
     assert pick_tile(pd.DataFrame(columns=["group", "tile"])) is None
+
+
+def test_caption_bytes_follow_the_tables_bytes_per_value(tmp_path):
+    """At 2 B/value the caption's reuse and tile buffers are the 2-byte model's, as the labels are."""
+    from analysis.pyramid_figure import _kb, draw_pyramid
+    from pipeline.model.costs import group_costs
+
+    net = load_network("alexnet")
+    svg = tmp_path / "p.svg"
+    draw_pyramid(model_table(net, {"g": ("conv1", "pool2")}, [2, 4, 7], bytes_per_value=2), svg, "alexnet")
+    text = svg.read_text()
+    layers, shape = net.group("conv1", "pool2"), group_input_shape(net, "conv1")
+    two, four = (group_costs(layers, shape, 4, "reuse", bytes_per_value=b) for b in (2, 4))
+    # the caption wraps: its numbers may land in separate text lines
+    assert f"beside {_kb(two.onchip_tile_bytes)} of tile buffers" in text
+    assert f"beside {_kb(four.onchip_tile_bytes)} of tile buffers" not in text
+    assert _kb(two.onchip_reuse_bytes) in text
