@@ -358,12 +358,16 @@ def output_share(network: str, group: str | None, groups: Mapping[str, Sequence[
 def floors(rows: pd.DataFrame, share: float) -> pd.DataFrame:
     """Per batch and precision: the compulsory DRAM bytes per image (input + output + weights/batch,
     the plan's column, in the precision's bytes per value) split into what must be read (input +
-    weights/batch) and written (output)."""
+    weights/batch) and written (output). The write floor is the plan's ``output_bytes_per_image``;
+    for rows without it (plans written before that column), ``share`` of the maps (see
+    :func:`output_share`). ``rows`` are one fusion group's."""
     keys = ["batch", "precision"]
-    comp = rows.dropna(subset=["compulsory_dram_bytes_per_image"]).drop_duplicates(keys).sort_values(keys)
-    comp = comp[[*keys, "compulsory_dram_bytes_per_image", "weight_bytes"]].copy()
+    comp = rows.dropna(subset=["compulsory_dram_bytes_per_image"])
+    comp = comp.reindex(columns=[*keys, "compulsory_dram_bytes_per_image", "weight_bytes", "output_bytes_per_image"])
+    # per key the first value each column has (an archive's plan may predate output_bytes_per_image)
+    comp = comp.groupby(keys, as_index=False, sort=True).first()
     maps = comp["compulsory_dram_bytes_per_image"] - comp["weight_bytes"].fillna(0) / comp["batch"]
-    comp["write_floor"] = maps * share
+    comp["write_floor"] = comp.pop("output_bytes_per_image").fillna(maps * share)
     comp["read_floor"] = comp["compulsory_dram_bytes_per_image"] - comp["write_floor"]
     return comp.rename(columns={"compulsory_dram_bytes_per_image": "total_floor"})
 
@@ -401,7 +405,9 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
         return
     allrows = tidy[(tidy["network"] == network)]
     group = sub["group"].dropna().iloc[0] if sub["group"].notna().any() else None
-    fl = floors(allrows, output_share(network, group, groups))
+    # the floors of the drawn group only: another group of the network has other maps
+    fl = floors(allrows[allrows["group"] == group] if group is not None else allrows,
+                output_share(network, group, groups))
     split = sub[["dram_read_bytes_per_image", "dram_write_bytes_per_image"]].notna().all(axis=1).any()
     style.apply()
     fig = style.plt.figure(figsize=(style.WIDTH_IN, 8.4 if split else 4.8))
@@ -494,7 +500,8 @@ def bandwidth_saving(tidy: pd.DataFrame, out_svg: Path, network: str, ceilings: 
     if sm_writes_any:
         ax.add_line(Line2D([], [], ls="none", marker="x", color="#4d4d4d", label=SM_WRITES_NOTE))
     if split and not finite(fl["write_floor"].iloc[0]):
-        notes.append("Read and write floors not drawn: the fusion group's layers were not given.")
+        notes.append("Read and write floors not drawn: neither the plan's output bytes nor the fusion group's "
+                     "layers were given.")
     if paper:
         if paper.get("network") == network:
             for key, lab in (("lbl_bytes", "paper layer-by-layer"), ("fused_bytes", "paper fused")):

@@ -5,6 +5,7 @@ list is what the Snakefile asks for."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -252,6 +254,23 @@ def test_dram_figure_explains_every_point_below_its_floor(tmp_path):
     text = svg_text(out)
     assert "are not counted" in text and "below its floor" in text
     assert "READ below" not in text  # reads never fall below theirs on a real run
+
+
+def test_write_floor_is_the_plans_output_bytes_or_the_maps_share(tmp_path):
+    """The plan's output_bytes_per_image is the write floor; without the column (older plans) the
+    output's share of the maps gives the same bytes; without either, no split floors."""
+    archives = sorted(p for p in (ROOT / "reports" / "archive").glob("*-*") if p.is_dir())
+    if not archives:
+        pytest.skip("no archived GPU run")
+    tidy = tables([tmp_path / "none"], archives[-1:])["tidy"]
+    rows = tidy[(tidy["network"] == "alexnet") & (tidy["group"] == "front")]
+    share = measured_figures.output_share("alexnet", "front", {"front": ["conv1", "pool2"]})
+    from_plan = measured_figures.floors(rows, math.nan)
+    from_share = measured_figures.floors(rows.drop(columns="output_bytes_per_image"), share)
+    assert from_plan["write_floor"].notna().all()
+    np.testing.assert_allclose(from_plan["write_floor"], from_share["write_floor"], rtol=1e-12)
+    np.testing.assert_allclose(from_plan["read_floor"] + from_plan["write_floor"], from_plan["total_floor"])
+    assert measured_figures.floors(rows.drop(columns="output_bytes_per_image"), math.nan)["write_floor"].isna().all()
 
 
 def test_measured_tile_tradeoff_uses_launched_shared_memory(drawn):
