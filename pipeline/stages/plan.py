@@ -357,11 +357,12 @@ def plan_table(config: dict, variants: list[str]) -> "pd.DataFrame":
 
     k = config["kernels"]
     rows = []
+    nets: dict = {}  # each network file parsed once
     for variant in variants:
         v = Variant.parse(variant)
         entry = variant_entry(config, variant)
         net_name, group = (v.network, v.group) if entry else (k["network"], k["group"])
-        net = load_network(net_name)
+        net = nets[net_name] if net_name in nets else nets.setdefault(net_name, load_network(net_name))
         first, last = config["networks"][net_name]["groups"][group]
         layers = net.group(first, last)
         in_shape = group_input_shape(net, first)
