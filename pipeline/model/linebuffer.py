@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 from pipeline.core.networks import Layer, Shape, output_shape
 from pipeline.core.precision import BYTES_PER_VALUE
+from pipeline.core.strategy import FUSED_STRATEGIES
 from pipeline.core.tiles import Tile, tile_label, tile_sides
 from pipeline.model.pyramid import AxisPlan, need, plan_axis, tile_ranges
 
 Range = tuple[int, int]
-STRATEGIES = ("reuse", "recompute")
 SMEM_ALIGN_BYTES = 16
 BAND_PIXELS = 128  # rows per operation: enough to give every thread of a block work (at most MAX_CHUNK_ROWS)
 MAX_CHUNK_ROWS = 4
@@ -135,8 +135,8 @@ def _largest_span(steps: Sequence[tuple[Range, ...]]) -> int:
 
 
 def check_chain(layers: Sequence[Layer], precision: str, strategy: str) -> None:
-    if strategy not in STRATEGIES:
-        raise ChainError(f"strategy {strategy!r}: the generated kernels take {', '.join(STRATEGIES)}")
+    if strategy not in FUSED_STRATEGIES:
+        raise ChainError(f"strategy {strategy!r}: the generated kernels take {', '.join(FUSED_STRATEGIES)}")
     if precision not in BYTES_PER_VALUE:
         raise ChainError(f"precision {precision!r}: the generated kernels take {', '.join(BYTES_PER_VALUE)}")
     if not layers:
@@ -191,26 +191,26 @@ def _row_ops(layers, rings, tiles: Sequence[Range], start: list[int], chunks: li
 
 
 def chain_layout(layers: Sequence[Layer], in_shape: Shape, tile: Tile, strategy: str, precision: str,
-                 smem_limit_bytes: int | None = None, band_pixels: int = BAND_PIXELS) -> ChainLayout:  # fmt: skip
+                 smem_limit_bytes: int | None = None) -> ChainLayout:  # fmt: skip
     """The schedule and shared-memory layout of the generated kernel for one group and tile.
 
-    Rows per operation (``chunk``): enough for ``band_pixels`` pixels, at most MAX_CHUNK_ROWS. With
+    Rows per operation (``chunk``): enough for BAND_PIXELS pixels, at most MAX_CHUNK_ROWS. With
     ``smem_limit_bytes``, a layout that does not fit starts again from one row per operation and
     grows, one row at a time, the operation with the fewest pixels while the rings still fit (small
     operations leave warps idle); ChainError, in one line, when one row each does not fit.
     """
-    layout = _layout(layers, in_shape, tile, strategy, precision, band_pixels)
+    layout = _layout(layers, in_shape, tile, strategy, precision)
     if smem_limit_bytes is None or layout.smem_bytes <= smem_limit_bytes:
         return layout
     wanted = list(layout.chunks)
     chunks = [1] * (len(wanted) - 1) + [wanted[-1]]
-    layout = _layout(layers, in_shape, tile, strategy, precision, band_pixels, chunks)
+    layout = _layout(layers, in_shape, tile, strategy, precision, chunks)
     check_fits(layout, smem_limit_bytes)
     while True:
         cols = [max(hi - lo for lo, hi in c) for c in layout.col_computed]
         growable = sorted((chunks[k] * cols[k], k) for k in range(1, len(chunks) - 1) if chunks[k] < wanted[k])
         for _, k in growable:
-            trial = _layout(layers, in_shape, tile, strategy, precision, band_pixels,
+            trial = _layout(layers, in_shape, tile, strategy, precision,
                             chunks[:k] + [chunks[k] + 1] + chunks[k + 1:])  # fmt: skip
             if trial.smem_bytes <= smem_limit_bytes:
                 chunks, layout = list(trial.chunks), trial
@@ -220,7 +220,7 @@ def chain_layout(layers: Sequence[Layer], in_shape: Shape, tile: Tile, strategy:
 
 
 def _layout(layers: Sequence[Layer], in_shape: Shape, tile: Tile, strategy: str, precision: str,
-            band_pixels: int, chunks: Sequence[int] | None = None) -> ChainLayout:  # fmt: skip
+            chunks: Sequence[int] | None = None) -> ChainLayout:  # fmt: skip
     layers = tuple(layers)
     check_chain(layers, precision, strategy)
     shapes = [in_shape]
@@ -246,7 +246,7 @@ def _layout(layers: Sequence[Layer], in_shape: Shape, tile: Tile, strategy: str,
         col_computed.append(tuple(comp))
         ring_cols.append(_largest_span([(r, c) for r, c in zip(reads, comp)]))
     if chunks is None:
-        chunks = [max(1, min(MAX_CHUNK_ROWS, band_pixels // max(1, c))) for c in ring_cols]
+        chunks = [max(1, min(MAX_CHUNK_ROWS, BAND_PIXELS // max(1, c))) for c in ring_cols]
         chunks[last] = rows  # the output is stored one tile row at a time
     chunks = list(chunks)
 
