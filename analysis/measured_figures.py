@@ -138,10 +138,8 @@ def kernel_labels(k: pd.DataFrame) -> pd.Series:
 
 def _legend_under(fig, anchor, handles: list, **kw):
     """A figure legend centred under ``anchor`` (another legend); returns it, to anchor what follows."""
-    renderer = fig.canvas.get_renderer()
-    y = anchor.get_window_extent(renderer).y0 - 4
-    fy = fig.transFigure.inverted().transform((0, y))[1]
-    return fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, fy), frameon=False, **kw)
+    return fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, style.y_below(fig, anchor)),
+                      frameon=False, **kw)
 
 
 def _note_below(fig, anchor, lines: list[str], fontsize: float = 9) -> None:
@@ -152,10 +150,8 @@ def _note_below(fig, anchor, lines: list[str], fontsize: float = 9) -> None:
     import textwrap
 
     lines = [w for line in lines for part in line.split("\n") for w in (textwrap.wrap(part, 150) or [""])]
-    renderer = fig.canvas.get_renderer()
-    y = anchor.get_window_extent(renderer).y0 - 4 if anchor is not None else 0
-    fx, fy = fig.transFigure.inverted().transform((0, y))
-    fig.text(0.5, fy, "\n".join(lines), ha="center", va="top", fontsize=fontsize, color="#444444")
+    fig.text(0.5, style.y_below(fig, anchor), "\n".join(lines), ha="center", va="top", fontsize=fontsize,
+             color="#444444")
 
 
 # The compute roof of each precision, as the ceilings table names it (pipeline/stages/ceilings.py),

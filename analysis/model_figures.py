@@ -96,9 +96,7 @@ def dse_pareto(dse: pd.DataFrame, out_svg: Path, network: str, paper: Mapping[st
         obstacles += along(stair_x, stair_y, per_segment=8)
     place_labels(ax, labels, obstacles=obstacles, fontsize=8.5)
     if notes:
-        renderer = fig.canvas.get_renderer()
-        y = fig.transFigure.inverted().transform((0, legend.get_window_extent(renderer).y0 - 4))[1]
-        fig.text(0.5, y, "\n".join(notes), ha="center", va="top", fontsize=9, color="#444444")
+        fig.text(0.5, style.y_below(fig, legend), "\n".join(notes), ha="center", va="top", fontsize=9, color="#444444")
     style.save(fig, out_svg)
 
 
@@ -213,9 +211,7 @@ def tile_tradeoff_model(pyramids: pd.DataFrame, out_svg: Path, network: str) -> 
     if zero_extra:
         notes.append(f"0 extra MACs, not on the log axis: {'; '.join(zero_extra)} (one tile covers the map, or "
                      "every value is computed once).")
-    renderer = fig.canvas.get_renderer()
-    y = fig.transFigure.inverted().transform((0, legend.get_window_extent(renderer).y0 - 4))[1]
-    fig.text(0.5, y, "\n".join(textwrap.fill(n, 125) if "\n" not in n else n for n in notes), ha="center",
+    fig.text(0.5, style.y_below(fig, legend), "\n".join(textwrap.fill(n, 125) if "\n" not in n else n for n in notes), ha="center",
              va="top", fontsize=9, color="#444444")
     style.save(fig, out_svg)
 

@@ -224,9 +224,7 @@ def draw_pyramid(pyramids: pd.DataFrame, out_svg: Path, network: str) -> None:
     fig.suptitle(f"{title}: group {group} ({first}..{last}), {tile}x{tile} output tile\n"
                  f"tile (1, 1) and its right neighbour; input at the bottom, every map drawn in input pixels",
                  fontsize=12)
-    renderer = fig.canvas.get_renderer()
-    y = fig.transFigure.inverted().transform((0, legend.get_window_extent(renderer).y0 - 4))[1]
-    fig.text(0.5, y, f"Per image ({rec.tiles_per_image} tiles): recompute performs "
+    fig.text(0.5, style.y_below(fig, legend), f"Per image ({rec.tiles_per_image} tiles): recompute performs "
              f"{rec.extra_macs_per_image / 1e6:.0f} M extra MACs ({rec.recompute_factor:.2f}x the useful "
              f"{rec.useful_macs_per_image / 1e6:.0f} M); reuse in x and y performs none and holds "
              f"{_kb(reuse.onchip_reuse_bytes)} of reuse buffers (BL + BT) beside {_kb(reuse.onchip_tile_bytes)} "

@@ -97,6 +97,15 @@ def placeholder(out_svg, title: str, reason: str) -> None:
     save(fig, out_svg)
 
 
+def y_below(fig, artist) -> float:
+    """The figure-fraction y 4 points under ``artist`` (a legend): where a note or a second legend
+    goes so that it never sits on the axes; 0 for no artist."""
+    if artist is None:
+        return 0.0
+    y = artist.get_window_extent(fig.canvas.get_renderer()).y0 - 4
+    return float(fig.transFigure.inverted().transform((0, y))[1])
+
+
 def save(fig, out_path) -> None:
     """Write the figure as SVG (the report's format) and close it to free memory."""
     fig.savefig(out_path, format="svg", bbox_inches="tight")
