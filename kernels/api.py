@@ -120,11 +120,14 @@ def conv1_patch_launch(batch: int, out_h: int, out_w: int, sm_count: int) -> tup
     would leave more than half the SMs without a block; then one-row blocks of 48 channels (110 per
     55 x 55 image). Measured (docs/perf-notes.md step 25): at batch 1 r1 beats r2, from batch 3 (84
     r2 blocks on 132 SMs) r2 wins."""
+    def grid(entry: str) -> tuple[int, int, int]:
+        rows, cols, msplit = CONV1_PATCH_ENTRIES[entry]
+        return math.ceil(out_w / cols), math.ceil(out_h / rows), batch * msplit
+
     entry = "lbl_tc_conv1_r2"
-    if 2 * batch * math.ceil(out_h / CONV1_PATCH_ENTRIES[entry][0]) < sm_count:
+    if 2 * math.prod(grid(entry)) < sm_count:
         entry = "lbl_tc_conv1_r1"
-    rows, cols, msplit = CONV1_PATCH_ENTRIES[entry]
-    return entry, (math.ceil(out_w / cols), math.ceil(out_h / rows), batch * msplit)
+    return entry, grid(entry)
 
 
 def conv_cl_applies(layer: Layer, in_channels: int) -> bool:
@@ -262,11 +265,23 @@ class Forward(StoredMaps):
             return load_module(str(self._cubin))
         return compile_module(self.variant.source, self.variant.defines + self._defines)
 
-    def _exported_int(self, name: str) -> int:
-        """An ``extern "C" __device__ int`` the module exports (e.g. an entry's shared-memory size)."""
+    def _exported_ints(self, name: str, n: int = 1) -> list[int]:
+        """An ``extern "C" __device__ int[n]`` the module exports (an entry's shared memory, its tile)."""
         import cupy
 
-        return int(cupy.ndarray((1,), cupy.int32, self._module().get_global(name)).get()[0])
+        return [int(v) for v in cupy.ndarray((n,), cupy.int32, self._module().get_global(name)).get()]
+
+    def _patch_entry(self, entry: str, tile: tuple[int, int, int], grid: tuple[int, int, int]) -> int:
+        """Check a patch conv entry's (rows, columns, channels) per block against the host's grid
+        table and the grid against CUDA's limits; set and return its dynamic shared memory."""
+        built = tuple(self._exported_ints(f"{entry}_tile", 3))
+        if built != tile:
+            raise RuntimeError(f"{entry}: the kernel's block tile is {built}, kernels/api.py's table says {tile}")
+        if max(grid[1:]) > 65535:
+            raise ValueError(f"{entry}: grid {grid} exceeds CUDA's 65535 blocks in y or z (batch {self.batch} too large)")
+        smem = self._exported_ints(f"{entry}_smem_bytes")[0]
+        self._kernel(entry).max_dynamic_shared_size_bytes = smem
+        return smem
 
     def _device_params(self):
         import cupy
@@ -294,7 +309,7 @@ class Forward(StoredMaps):
         kpad_axis = 0 if self.precision == "fp32" else 1  # k-major (FP32) or row-major (tensor cores)
         sm_count = cupy.cuda.Device().attributes["MultiProcessorCount"]
         self.launches: list[dict] = []  # per conv and LRN: the small-batch choices (tile, K slices, runs)
-        self._steps: list[tuple[Any, tuple, tuple, tuple]] = []
+        self._steps: list[tuple[Any, tuple, Any, tuple, int]] = []  # kernel, grid, input, args, dynamic smem
         self.step_layers: list[str] = []  # the layer each kernel computes (a conv's ReLU rides along)
         names = []
         n = self.batch
@@ -313,8 +328,8 @@ class Forward(StoredMaps):
                 wp = self.encode(pack_weights_kx16(self.params[layer.name][0]))
                 args = (wp, cupy.asarray(self.params[layer.name][1], cupy.float32), out, np.int32(s_in.height), np.int32(s_in.width), np.int32(s_out.height),
                         np.int32(s_out.width))  # fmt: skip
-                smem = self._exported_int(f"{entry}_smem_bytes")
-                self._kernel(entry).max_dynamic_shared_size_bytes = smem
+                rows, cols, msplit = CONV1_PATCH_ENTRIES[entry]
+                smem = self._patch_entry(entry, (rows, cols, CONV1_PATCH_SHAPE[1] // msplit), grid)
                 self.launches.append({"layer": layer.name, "conv1_patch_entry": entry})
             elif layer.type == "conv" and has_conv_cl and conv_cl_applies(layer, s_in.channels):
                 if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":
@@ -325,8 +340,7 @@ class Forward(StoredMaps):
                 args = (wp, cupy.asarray(self.params[layer.name][1], cupy.float32), out, np.int32(s_in.channels),
                         np.int32(s_in.height), np.int32(s_in.width), np.int32(layer.out_channels),
                         np.int32(s_out.height), np.int32(s_out.width), np.int32(layer.groups))  # fmt: skip
-                smem = self._exported_int(f"{entry}_smem_bytes")
-                self._kernel(entry).max_dynamic_shared_size_bytes = smem
+                smem = self._patch_entry(entry, CONV_CL_ENTRIES[entry], grid)
                 self.launches.append({"layer": layer.name, "conv_cl_entry": entry})
             elif layer.type == "conv":
                 if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":

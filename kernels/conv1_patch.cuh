@@ -89,13 +89,8 @@ struct WarpPlace {
     }
 };
 
-// acc[i][j] = the warp's 48 channels x NT8W n8 tiles of conv1 over all of K: weights w (rows m0 ..
-// m0 + 48*MW of the packed [96][528]) streamed through an NS-deep ring of cp.async stages
-// (a_ring: NS * 48*MW * LDA halves; conv1_patch_prologue issued the first NS - 1), B from the patch
-// (load_patch, visible after the first barrier here). Every thread of the block calls it, in the
-// order prologue, load_patch, conv1_patch_mma; the caller syncs before reusing the patch or the ring.
-// The first NS - 1 weight stages go out in conv1_patch_prologue, before the caller loads the patch,
-// so their latency overlaps the patch's.
+// The first NS - 1 weight stages (rows m0 .. m0 + 48*MW) go out here, before the caller loads the
+// patch, so their latency overlaps the patch's; conv1_patch_mma issues the rest.
 template <int MW, int NS, int NTHREADS>
 __device__ __forceinline__ void conv1_patch_prologue(h16* a_ring, const h16* __restrict__ w, int m0) {
     const WeightStage<48 * MW, BK, KP, NTHREADS> ws(m0);

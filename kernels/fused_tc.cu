@@ -14,8 +14,8 @@
 //   3. conv2: implicit GEMM per group M = 128, N = the conv2 pixels under the pool2 tile, K = 5*5*48
 //      in (ky, kx, c) order; B is read by ldmatrix straight from the channels-last pool1 tile (a
 //      k16 step is 16 channels of one (ky, kx): 16 contiguous bytes x 2 per pixel), no im2col copy.
-//      Warps 0-3 take group 0, 4-7 group 1, 32 channels each; weights streamed through a
-//      double-buffered stage. bias + ReLU -> c2 [pixel][256 + 8] (reusing conv1's space).
+//      Warps 0-3 take group 0, 4-7 group 1, 32 channels each; weights streamed through a ring of
+//      3 or 4 cp.async stages (4 where it fits in conv1's space). bias + ReLU -> c2 [pixel][256 + 8] (reusing conv1's space).
 //   4. LRN over 256 channels in place, 3x3/2 max pool to pool2 in device memory (NCHW).
 // 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2).
 // Compile-time: TILE_Y, TILE_X, PREC, CONV1_BAND, EXPECT_SMEM_BYTES (kernels/registry.py
@@ -71,8 +71,7 @@ using Patch1 = c1p::Patch<RW1, NX1>;
 constexpr int BK2 = C1G, LDA2 = BK2 + 8;              // conv2 weight stage: 256 rows x one (ky, kx)
 constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
 // conv2 runs over the pixels in NCH2 chunks of CH2 (a multiple of 16, for ldmatrix pairs), at most
-// CONV2_CHUNK each, so a warp's accumulators (2 x CH2/8 x 4) stay in registers (the registry lowers
-// it where a build would spill).
+// CONV2_CHUNK each, so a warp's accumulators (2 x CH2/8 x 4) stay in registers.
 #ifndef CONV2_CHUNK
 #define CONV2_CHUNK 80
 #endif
@@ -275,7 +274,7 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
     h16* a2s = smem + OFF_U;
     h16* c2 = a2s + SZ_A2;
 
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int tid = threadIdx.x;
     const int H1 = (H - KS1) / ST1 + 1, W1 = (W - KS1) / ST1 + 1;  // conv1
     const int HP1 = (H1 - 3) / 2 + 1, WP1 = (W1 - 3) / 2 + 1;      // pool1 = conv2 (pad 2, 5x5/1)
     const int HP2 = (HP1 - 3) / 2 + 1, WP2 = (WP1 - 3) / 2 + 1;    // pool2

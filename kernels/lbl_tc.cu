@@ -231,8 +231,9 @@ LBL_TC_CONV(lbl_tc_conv_m128_n32, 128, 32, true, 256, 2)
 // conv1 (AlexNet's 3 -> 96, 11x11/4, no padding) from a shared-memory input patch (conv1_patch.cuh):
 // a block computes RW output rows x NX = CW*NT8W*8 columns x 48*MW channels of one image; its warps
 // are MW x RW x CW. Weights: [96][528], k = (c*11 + ky)*16 + kx, zero at kx >= 11. Grid:
-// (ceil(OW / NX), ceil(OH / RW), N * 96 / (48*MW)); dynamic shared memory <entry>_smem_bytes (exported
-// below as a global the host reads, so it launches with the kernel's own size).
+// (ceil(OW / NX), ceil(OH / RW), N * 96 / (48*MW)); dynamic shared memory <entry>_smem_bytes and the
+// block's (rows, columns, channels) <entry>_tile, exported as globals the host reads: it launches
+// with the kernel's own size and checks its grid table against the kernel's tile.
 template <int MW, int RW, int CW, int NT8W, int NS>
 struct Conv1Patch {
     static constexpr int BM = 48 * MW, NX = CW * NT8W * 8;
@@ -278,6 +279,7 @@ struct Conv1Patch {
 
 #define LBL_TC_CONV1(name, MW, RW, CW, NT8W, NS, ...)                                                       \
     extern "C" __device__ int name##_smem_bytes = Conv1Patch<MW, RW, CW, NT8W, NS>::SMEM_BYTES;         \
+    extern "C" __device__ int name##_tile[3] = {RW, CW * NT8W * 8, 48 * MW};                                \
     extern "C" __global__ void __launch_bounds__(__VA_ARGS__)                                                \
         name(const h16* __restrict__ x, const h16* __restrict__ w, const float* __restrict__ bias,         \
              h16* __restrict__ y, int H, int W, int OH, int OW) {                                          \
@@ -291,12 +293,12 @@ LBL_TC_CONV1(lbl_tc_conv1_r1, 1, 1, 8, 1, 11, 256, 2)
 
 // conv2 (48 input channels per group, 5x5, stride 1, pad 2) from a channels-last shared-memory patch,
 // as fused_tc.cu reads its pool1 tile: the block copies the NCHW input under its RW x NX outputs
-// (plus the 4-pixel halo, zeros outside the map) into [row][column][48 + 8] and ldmatrix reads a
+// (plus a 2-pixel halo on each side, zeros outside the map) into [row][column][48 + 8] and ldmatrix reads a
 // pixel's 16 channels of one (ky, kx) as one 16-byte row; no k table, no bounds tests in the loop
 // (the gather spent ~30 instructions per value: perf-notes step 23). k = (ky*5 + kx)*48 + c; a
 // weight stage is one (ky, kx) (WeightStage, 48 k). Warps MW (MT m16 tiles each) x RW x CW (NT8W
 // n8 tiles each). Grid: (ceil(OW / NX), ceil(OH / RW), N * groups * (M/groups) / BM); weights
-// [M][1200]; dynamic shared memory <entry>_smem_bytes.
+// [M][1200]; dynamic shared memory <entry>_smem_bytes, block tile <entry>_tile (as Conv1Patch).
 namespace ccl {
 constexpr int CG = 48, KS = 5, PAD = 2, KP = KS * KS * CG;
 constexpr int LDP = CG + 8;  // 112-byte pixel rows: the 8 rows of an ldmatrix on distinct banks
@@ -434,6 +436,7 @@ struct ConvCL {
 
 #define LBL_TC_CONV_CL(name, MW, MT, RW, CW, NT8W, NS, ...)                                                 \
     extern "C" __device__ int name##_smem_bytes = ConvCL<MW, MT, RW, CW, NT8W, NS>::SMEM_BYTES;             \
+    extern "C" __device__ int name##_tile[3] = {RW, CW * NT8W * 8, MW * MT * 16};                           \
     extern "C" __global__ void __launch_bounds__(__VA_ARGS__)                                                \
         name(const h16* __restrict__ x, const h16* __restrict__ w, const float* __restrict__ bias,         \
              h16* __restrict__ y, int C, int H, int W, int M, int OH, int OW, int groups) {                 \

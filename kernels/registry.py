@@ -315,7 +315,7 @@ def fused_tc_smem_bytes(tile: Tile, band: int | None = None) -> int:
 def fused_tc_band(tile: Tile, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES) -> int:
     """Pool1 rows per conv1 pass of the tensor-core fused kernel (fused_tc.cu CONV1_BAND): a step's
     new rows (2R) or the 5 that steps share, lowered while the block would exceed the shared memory
-    (4x7 tiles: 8 -> 6)."""
+    (4x7 tiles: 8 -> 5; 6 would need 235,808 bytes)."""
     th, _ = tile_sides(tile)
     band = max(2 * th, 5)
     while band > 1 and fused_tc_smem_bytes(tile, band) > smem_limit_bytes:

@@ -83,6 +83,27 @@ def test_tensor_core_build_records_hmma(tmp_path):
 
 
 @needs_tools
+@pytest.mark.parametrize("variant", ["fused-reuse-t4x7-fp16", "fused-recompute-t2-bf16"])
+def test_fused_tc_builds_agree_with_the_registrys_layout(tmp_path, variant):
+    """fused_tc.cu's static_assert holds the registry's shared-memory mirror (fused_tc_smem_bytes,
+    fused_tc_band, conv1_patch_halves) to the kernel's layout: the build fails where they differ."""
+    from kernels.registry import SMEM_LIMIT_SM90_BYTES, VARIANTS
+
+    rep = build_variant(variant, "sm_90", tmp_path / "v.cubin", tmp_path / "v.json", tmp_path / "v.log")
+    (k,) = rep["kernels"]
+    assert k["spill_store_bytes"] == 0 and k["tensor_core_instructions"] > 0
+    assert dict(VARIANTS[variant].defines)["EXPECT_SMEM_BYTES"] <= SMEM_LIMIT_SM90_BYTES
+
+
+def test_fused_tc_band_is_lowered_only_where_the_block_would_not_fit():
+    from kernels.registry import FUSED_TC_TILES, SMEM_LIMIT_SM90_BYTES, fused_tc_band, fused_tc_smem_bytes
+
+    assert {t: fused_tc_band(t) for t in FUSED_TC_TILES} == {2: 5, 4: 8, (2, 7): 5, (4, 7): 5}
+    assert fused_tc_smem_bytes((4, 7), 8) > fused_tc_smem_bytes((4, 7), 6) > SMEM_LIMIT_SM90_BYTES
+    assert all(fused_tc_smem_bytes(t) <= SMEM_LIMIT_SM90_BYTES for t in FUSED_TC_TILES)
+
+
+@needs_tools
 def test_tensor_core_variant_without_hmma_fails_its_build(tmp_path, monkeypatch):
     """A variant that claims fp16 but compiles the FP32 CUDA-core source must not build."""
     import dataclasses

@@ -272,7 +272,7 @@ test_split_k_lbl_matches_reference_twice = pytest.mark.gpu(test_split_k_lbl_matc
 
 
 @pytest.mark.parametrize("variant", ["lbl-fp16", "lbl-bf16"])
-@pytest.mark.parametrize("batch,hw", [(1, (227, 227)), (3, (231, 199)), (16, (227, 227)), (10, (235, 299))])
+@pytest.mark.parametrize("batch,hw", [(1, (227, 227)), (1, (235, 299)), (3, (231, 199)), (16, (227, 227)), (10, (235, 299))])
 def test_patch_convs_match_reference(variant, batch, hw):
     """Both lbl convs from shared-memory patches (conv1's two shifted copies, conv2 channels-last) at
     the entries the host picks for the batch, including sizes whose rows and columns leave partial
@@ -291,3 +291,41 @@ def test_patch_convs_match_reference(variant, batch, hw):
 
 
 test_patch_convs_match_reference = pytest.mark.gpu(test_patch_convs_match_reference)
+
+
+def test_patch_entry_tables_match_the_kernels_templates():
+    """kernels/api.py's grid tables against lbl_tc.cu's instantiations (rows, columns = CW*NT8W*8,
+    channels = 48*MW for conv1, MW*MT*16 for conv2): a mismatch would leave outputs uncovered."""
+    import re
+    from pathlib import Path
+
+    from kernels.api import CONV1_PATCH_ENTRIES, CONV1_PATCH_SHAPE, CONV_CL_ENTRIES
+
+    src = (Path(__file__).parents[1] / "kernels" / "lbl_tc.cu").read_text()
+    conv1 = {m[0]: tuple(map(int, m[1:])) for m in re.findall(r"^LBL_TC_CONV1\((\w+), (\d+), (\d+), (\d+), (\d+),", src, re.M)}
+    conv_cl = {m[0]: tuple(map(int, m[1:])) for m in
+               re.findall(r"^LBL_TC_CONV_CL\((\w+), (\d+), (\d+), (\d+), (\d+), (\d+),", src, re.M)}  # fmt: skip
+    assert set(conv1) == set(CONV1_PATCH_ENTRIES) and set(conv_cl) == set(CONV_CL_ENTRIES)
+    for entry, (mw, rw, cw, nt8w) in conv1.items():
+        rows, cols, msplit = CONV1_PATCH_ENTRIES[entry]
+        assert (rows, cols, CONV1_PATCH_SHAPE[1] // msplit) == (rw, cw * nt8w * 8, 48 * mw), entry
+    for entry, (mw, mt, rw, cw, nt8w) in conv_cl.items():
+        assert CONV_CL_ENTRIES[entry] == (rw, cw * nt8w * 8, mw * mt * 16), entry
+
+
+def test_patch_entry_refuses_a_mismatched_tile_or_an_oversized_grid(monkeypatch):
+    """The host's own check of an exported tile and of CUDA's grid limits (no GPU: the module's
+    exports are stood in for)."""
+    from kernels.api import Forward
+
+    fwd = Forward.__new__(Forward)
+    fwd.batch = 40000
+    exported = {"e_tile": [2, 64, 96], "e_smem_bytes": [1234]}
+    monkeypatch.setattr(fwd, "_exported_ints", lambda name, n=1: exported[name][:n], raising=False)
+    kernel = type("K", (), {})()
+    monkeypatch.setattr(fwd, "_kernel", lambda entry: kernel, raising=False)
+    assert fwd._patch_entry("e", (2, 64, 96), (1, 28, 3)) == 1234 and kernel.max_dynamic_shared_size_bytes == 1234
+    with pytest.raises(RuntimeError, match=r"block tile is \(2, 64, 96\), kernels/api.py's table says \(1, 64, 96\)"):
+        fwd._patch_entry("e", (1, 64, 96), (1, 28, 3))
+    with pytest.raises(ValueError, match="exceeds CUDA's 65535 blocks"):
+        fwd._patch_entry("e", (2, 64, 96), (1, 28, 80000))
