@@ -122,13 +122,7 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
         const int ox = wp.cw * NT8W * 8 + jp * 16 + (lane & 7) + ((lane >> 4) << 3);
         boff[jp] = (ox & 1) * P::CS + 8 * (ox >> 1) + ((lane >> 3) & 1) * 8 + wp.rw * S * P::PW;
     }
-#pragma unroll
-    for (int i = 0; i < 3; ++i)
-#pragma unroll
-        for (int j = 0; j < NT8W; ++j)
-#pragma unroll
-            for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
-
+    zero_acc(acc);
 #pragma unroll
     for (int t = 0; t < NSTAGE; ++t) {
         cp_async_wait<NS - 2>();  // stage t landed (later ones may be in flight)

@@ -197,12 +197,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
             pixoff[j / 2] = ((p / C2W) * P1W + (p % C2W)) * LD1 + grp * C1G + ((lane >> 3) & 1) * 8;
         }
         float acc[2][NT8_2][4];
-#pragma unroll
-        for (int i = 0; i < 2; ++i)
-#pragma unroll
-            for (int j = 0; j < NT8_2; ++j)
-#pragma unroll
-                for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+        zero_acc(acc);
         __syncthreads();  // the previous chunk no longer reads the weight stages
 #pragma unroll
         for (int s = 0; s < NS2 - 1; ++s) load_a(s);

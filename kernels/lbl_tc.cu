@@ -127,12 +127,7 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
 
     const int wm = warp / 4, wn = warp % 4;
     float acc[MT][NT8][4];
-#pragma unroll
-    for (int i = 0; i < MT; ++i)
-#pragma unroll
-        for (int j = 0; j < NT8; ++j)
-#pragma unroll
-            for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+    zero_acc(acc);
 
     for (int t = t0; t < t1; ++t) {
         const int buf = (t - t0) & 1;
@@ -377,12 +372,7 @@ struct ConvCL {
             boff[jp] = (rw * PWC + ox) * ccl::LDP + ((lane >> 3) & 1) * 8;
         }
         float acc[MT][NT8W][4];
-#pragma unroll
-        for (int i = 0; i < MT; ++i)
-#pragma unroll
-            for (int j = 0; j < NT8W; ++j)
-#pragma unroll
-                for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+        zero_acc(acc);
         for (int t = 0; t < WS::NSTAGE; ++t) {
             cp_async_wait<NS - 2>();  // stage t landed
             __syncthreads();          // ... for all; stage t - 1's slot is free; the patch is visible

@@ -88,6 +88,17 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[MT][NT8][4], const h16
         for (int j = 0; j < NT8; ++j) mma16816(acc[i][j], a[i], b[j]);
 }
 
+// Zero a warp's MT x NT8 grid of m16n8 accumulators.
+template <int MT, int NT8>
+__device__ __forceinline__ void zero_acc(float (&acc)[MT][NT8][4]) {
+#pragma unroll
+    for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT8; ++j)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.f;
+}
+
 // Weight stages streamed through a ring in shared memory by cp.async (kernels/conv1_patch.cuh, the
 // lbl channels-last conv2 in lbl_tc.cu): rows m0 .. m0+BM of a row-major [M][KP] weight matrix, BK
 // k per stage, stage t in ring slot t % NS, rows LDA = BK + 8 halves apart (for BK = 48: 112 bytes,
