@@ -321,30 +321,28 @@ class Forward(StoredMaps):
             last = i == len(self.layers) - 1
             out = self.output if last else cupy.empty((n, s_out.channels, s_out.height, s_out.width), self.dtype)
             smem = 0
-            if layer.type == "conv" and has_conv1_patch and conv1_patch_applies(layer, s_in.channels):
+            if layer.type == "conv":
                 if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":
                     raise ValueError(f"lbl: conv {layer.name!r} must be followed by relu (fused epilogue)")
+                bp = self._b1 if layer.name == "conv1" else self._b2  # FP32 biases (_device_params)
+            if layer.type == "conv" and has_conv1_patch and conv1_patch_applies(layer, s_in.channels):
                 entry, grid = conv1_patch_launch(n, s_out.height, s_out.width, sm_count)
                 wp = self.encode(pack_weights_kx16(self.params[layer.name][0]))
-                args = (wp, cupy.asarray(self.params[layer.name][1], cupy.float32), out, np.int32(s_in.height), np.int32(s_in.width), np.int32(s_out.height),
+                args = (wp, bp, out, np.int32(s_in.height), np.int32(s_in.width), np.int32(s_out.height),
                         np.int32(s_out.width))  # fmt: skip
                 rows, cols, msplit = CONV1_PATCH_ENTRIES[entry]
                 smem = self._patch_entry(entry, (rows, cols, CONV1_PATCH_SHAPE[1] // msplit), grid)
                 self.launches.append({"layer": layer.name, "conv1_patch_entry": entry})
             elif layer.type == "conv" and has_conv_cl and conv_cl_applies(layer, s_in.channels):
-                if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":
-                    raise ValueError(f"lbl: conv {layer.name!r} must be followed by relu (fused epilogue)")
                 entry, grid = conv_cl_launch(n, layer.groups, layer.out_channels, s_out.height, s_out.width, sm_count)
                 w = self.params[layer.name][0]  # k in (ky, kx, c) order: a weight stage is one (ky, kx)
                 wp = self.encode(pack_weights_rows(np.ascontiguousarray(w.transpose(0, 2, 3, 1)), k_align=16))
-                args = (wp, cupy.asarray(self.params[layer.name][1], cupy.float32), out, np.int32(s_in.channels),
+                args = (wp, bp, out, np.int32(s_in.channels),
                         np.int32(s_in.height), np.int32(s_in.width), np.int32(layer.out_channels),
                         np.int32(s_out.height), np.int32(s_out.width), np.int32(layer.groups))  # fmt: skip
                 smem = self._patch_entry(entry, CONV_CL_ENTRIES[entry], grid)
                 self.launches.append({"layer": layer.name, "conv_cl_entry": entry})
             elif layer.type == "conv":
-                if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":
-                    raise ValueError(f"lbl: conv {layer.name!r} must be followed by relu (fused epilogue)")
                 mg = layer.out_channels // layer.groups
                 bm = 96 if mg % 96 == 0 else 128
                 kg = (s_in.channels // layer.groups) * layer.kernel**2
@@ -352,7 +350,7 @@ class Forward(StoredMaps):
                     raise ValueError(f"lbl conv {layer.name}: K={kg} exceeds the kernel's table (1536)")
                 if self.precision != "fp32" and (s_in.channels // layer.groups) * s_in.height * s_in.width >= 1 << 24:
                     raise ValueError(f"lbl conv {layer.name}: a group's input map exceeds the 24-bit k table offsets")
-                wp, bp = (self._w1p, self._b1) if layer.name == "conv1" else (self._w2p, self._b2)
+                wp = self._w1p if layer.name == "conv1" else self._w2p
                 kpad, pixels = wp.shape[kpad_axis], n * s_out.height * s_out.width
                 bn, ksplit = lbl_conv_launch(pixels, math.ceil(mg / bm), layer.groups, kpad, sm_count,
                                              small_tiles=bool(conv_small))  # fmt: skip
