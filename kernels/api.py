@@ -433,7 +433,7 @@ class Forward(StoredMaps):
             # order, to read channels-last pool1 directly
             self._w1p = self.encode(pack_weights_kx16(w1))
             self._w2p = self.encode(pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16))
-            smem = fused_tc_smem_bytes(tile)
+            smem = fused_tc_smem_bytes(tile, strategy)
         kern = self._kernel(v.entries[0])
         self.module = self._module()
         kern.max_dynamic_shared_size_bytes = smem

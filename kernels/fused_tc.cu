@@ -70,13 +70,11 @@ constexpr int NS1 = 3;                                 // conv1 weight stages in
 using Patch1 = c1p::Patch<RW1, NX1>;
 constexpr int BK2 = C1G, LDA2 = BK2 + 8;              // conv2 weight stage: 256 rows x one (ky, kx)
 constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
-// conv2 runs over the pixels in NCH2 chunks of CH2 (a multiple of 16, for ldmatrix pairs), at most
-// CONV2_CHUNK each, so a warp's accumulators (2 x CH2/8 x 4) stay in registers.
+// conv2 runs over its pixels in chunks (a multiple of 16, for ldmatrix pairs) of at most
+// CONV2_CHUNK, so a warp's accumulators (2 x chunk/8 x 4) stay in registers.
 #ifndef CONV2_CHUNK
 #define CONV2_CHUNK 80
 #endif
-constexpr int NCH2 = (N2 + CONV2_CHUNK - 1) / CONV2_CHUNK, CH2 = ((N2 + NCH2 - 1) / NCH2 + 15) / 16 * 16;
-constexpr int NT8_2 = CH2 / 8;
 
 constexpr int al8(int v) { return (v + 7) / 8 * 8; }   // halves -> 16-byte multiples
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
@@ -84,15 +82,34 @@ constexpr int SZ_P1 = al8(P1H * P1W * LD1);
 constexpr int SZ_C1 = al8(C1H * C1W * LD1);
 constexpr int SZ_A1 = NS1 * C1 * c1p::LDA, SZ_B1 = Patch1::HALVES;  // conv1 weight ring, input patch
 constexpr int SZ_C2 = al8(N2 * LD2);
-// conv2 weight stages: 4 deep where that fits in the space conv1 needs anyway, else 3
-constexpr int NS2 = 4 * C2 * LDA2 + SZ_C2 <= SZ_C1 + SZ_A1 + SZ_B1 ? 4 : 3;
+// Carried rows (the paper's reuse one layer further down): pool1's 3x3/2 windows of two bands
+// overlap in one conv1 row, so a band's last conv1 row (after LRN) is kept for the next band
+// (ROW1); with REUSE, pool2's windows of two steps overlap in one conv2 row, kept as c2's row 0.
+constexpr int SZ_ROW1 = al8(C1W * LD1);
+constexpr int SZ_ROW2 = REUSE ? al8(C2W * LD2) : 0;
+// After the pool1 tile: phase 1 (conv1, LRN, pool1) = [c2 row 0 | c1 | A1 | B1], phase 2 (conv2,
+// LRN, pool2) = [c2 | A2]; ROW1 past c1 and past A2, so neither phase's live data covers it (A1 and
+// B1 are idle when it is written and read).
+constexpr int SZ_PH1 = SZ_ROW2 + SZ_C1 + SZ_A1 + SZ_B1;
+// conv2 weight stages: 4 deep where that fits in the space phase 1 needs anyway, else 3
+constexpr int NS2 = SZ_C2 + 4 * C2 * LDA2 <= SZ_PH1 ? 4 : 3;
 constexpr int SZ_A2 = NS2 * C2 * LDA2;
-constexpr int OFF_P1 = 0, OFF_U = SZ_P1;  // phase 1 {c1, A1, B1} and phase 2 {A2, c2} share OFF_U
-constexpr int SZ_U = cmax(SZ_C1 + SZ_A1 + SZ_B1, SZ_A2 + SZ_C2);
-constexpr int SMEM_BYTES = 2 * (OFF_U + SZ_U);
+constexpr int OFF_P1 = 0, OFF_U = SZ_P1;
+constexpr int OFF_C2 = OFF_U, OFF_A2 = OFF_C2 + SZ_C2;
+constexpr int OFF_C1 = OFF_U + SZ_ROW2, OFF_A1 = OFF_C1 + SZ_C1, OFF_B1 = OFF_A1 + SZ_A1;
+constexpr int OFF_ROW1 = OFF_U + cmax(SZ_ROW2 + SZ_C1, SZ_C2 + SZ_A2);
+constexpr int SMEM_BYTES = 2 * cmax(OFF_U + SZ_PH1, OFF_ROW1 + SZ_ROW1);
 #ifdef EXPECT_SMEM_BYTES
 static_assert(SMEM_BYTES == EXPECT_SMEM_BYTES, "kernels/registry.py fused_tc_smem_bytes() disagrees with fused_tc.cu");
 #endif
+// Pool1 rows per band: CONV1_BAND for a band that starts without a carried row, an even count
+// after (2B new conv1 rows, whole chunks of RW1 = 4 where 2B is a multiple of 4)
+constexpr int BAND_CARRIED = BAND - BAND % 2 > 0 ? BAND - BAND % 2 : BAND;
+
+// Copy n halves (a multiple of 8) between 16-byte aligned shared regions, the whole block.
+__device__ __forceinline__ void copy_block(h16* dst, const h16* src, int n) {
+    for (int e = threadIdx.x; e < n / 8; e += NT) reinterpret_cast<uint4*>(dst)[e] = reinterpret_cast<const uint4*>(src)[e];
+}
 
 template <int T>
 __device__ __forceinline__ int tile_start(int i, int n) {
@@ -162,7 +179,9 @@ __device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], 
 }
 
 // conv2 (per group), bias + ReLU -> c2, LRN, pool2 -> out for the pool2 tile rows [r0, r0+th), cols
-// [q0, q0+tw); the pool1 tile p1 holds pool1 rows 2r0-2 .. 2r0+2th+2.
+// [q0, q0+tw); the pool1 tile p1 holds pool1 rows 2r0-2 .. 2r0+2th+2. Pixels from P0 on: P0 = C2W
+// where c2's row 0 holds the previous step's last conv2 row (REUSE), normalised already.
+template <int P0>
 __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2, const h16* __restrict__ w2,
                                                 const float* __restrict__ b2, h16* __restrict__ out, int n, int r0,
                                                 int th, int q0, int tw, int HP2, int WP2, float alpha_over_n,
@@ -187,7 +206,9 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
             }
             cp_async_commit();  // an empty group past the end keeps the wait count uniform
         };
-        for (int ch0 = 0; ch0 < NCH2 * CH2; ch0 += CH2) {
+        constexpr int NPIX = N2 - P0, NCH = (NPIX + CONV2_CHUNK - 1) / CONV2_CHUNK;
+        constexpr int CH = ((NPIX + NCH - 1) / NCH + 15) / 16 * 16, NT8_2 = CH / 8;
+        for (int ch0 = P0; ch0 < P0 + NCH * CH; ch0 += CH) {
         // ldmatrix rows of this lane for n-tile pair j: pixel j*8 + (lane&7) + 8*(lane>>4), k half (lane>>3)&1
         int pixoff[NT8_2 / 2];
 #pragma unroll
@@ -235,7 +256,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     PHASE_MARK(PH_CONV2);
 
     // ---------------------------------------------------------------- 4. LRN, pool2 -> out
-    lrn_pixels<C2, LD2, 32>(c2, N2, alpha_over_n, beta, kparam);
+    lrn_pixels<C2, LD2, 32>(c2 + P0 * LD2, N2 - P0, alpha_over_n, beta, kparam);
     __syncthreads();
     PHASE_MARK(PH_NORM2);
     for (int e = tid; e < C2 * TY * TX; e += NT) {
@@ -248,6 +269,10 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #pragma unroll
             for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, h2f(s[(dy * C2W + dx) * LD2]));
         out[(((size_t)n * C2 + c) * HP2 + r0 + yl) * WP2 + q0 + xl] = f2h(m);
+    }
+    if (REUSE) {  // the next step's first conv2 row is this step's last: keep it as row 0
+        __syncthreads();
+        copy_block(c2, c2 + 2 * th * C2W * LD2, C2W * LD2);
     }
 #if PHASE_TIMING
     __syncthreads();
@@ -263,11 +288,13 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
     extern __shared__ __align__(16) unsigned char smem_raw[];
     h16* smem = reinterpret_cast<h16*>(smem_raw);
     h16* p1 = smem + OFF_P1;
-    h16* c1 = smem + OFF_U;
-    h16* a1s = c1 + SZ_C1;
-    h16* b1s = a1s + SZ_A1;
-    h16* a2s = smem + OFF_U;
-    h16* c2 = a2s + SZ_A2;
+    h16* c1 = smem + OFF_C1;
+    h16* a1s = smem + OFF_A1;
+    h16* b1s = smem + OFF_B1;
+    h16* c2 = smem + OFF_C2;
+    h16* a2s = smem + OFF_A2;
+    h16* row1 = smem + OFF_ROW1;
+    int row1_y = -1;  // the conv1 row held in row1 (-1: none)
 
     const int tid = threadIdx.x;
     const int H1 = (H - KS1) / ST1 + 1, W1 = (W - KS1) / ST1 + 1;  // conv1
@@ -295,14 +322,17 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
 
     // Pool1 tile rows [ta, tb) of the step whose tile starts at pool1 row py0: conv1 on the conv1 rows
     // under the band's valid pool1 rows, LRN, 3x3/2 max pool (rows outside the map: zero padding).
+    // The band's first conv1 row comes from row1 where the previous band ended on it.
     auto pool1_band = [&](int py0, int ta, int tb) {
         const int pya = max(py0 + ta, 0), pyb = min(py0 + tb, HP1);
         const int cy0 = 2 * pya, cny = pyb > pya ? 2 * (pyb - pya) + 1 : 0;
         const int n1 = cny * cnx;
+        const int first = cny > 0 && cy0 == row1_y ? 1 : 0;  // conv1 rows [first, cny) to compute
+        if (first) copy_block(c1, row1, cnx * LD1);          // (the conv1 loop's barrier follows)
         // ------------------------------------------------------------ conv1 -> c1
         // chunks of RW1 conv1 rows; warp (wm, wr) computes channels wm*48 .. +48 of chunk row wr
         const c1p::WarpPlace<2, RW1> wp;
-        for (int r0 = 0; r0 < cny; r0 += RW1) {
+        for (int r0 = first; r0 < cny; r0 += RW1) {
             __syncthreads();  // the previous chunk no longer reads the patch or the weight ring
             c1p::conv1_patch_prologue<2, NS1, NT>(a1s, w1, 0);
             c1p::load_patch<RW1, NX1, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
@@ -314,9 +344,11 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
         __syncthreads();
         PHASE_MARK(PH_CONV1);
         // ------------------------------------------------------------ LRN, pool1 -> p1 rows [ta, tb)
-        lrn_pixels<C1, LD1, 8>(c1, n1, alpha_over_n, beta, kparam);
+        lrn_pixels<C1, LD1, 8>(c1 + first * cnx * LD1, n1 - first * cnx, alpha_over_n, beta, kparam);
         __syncthreads();
         PHASE_MARK(PH_NORM1);
+        if (cny > 0) copy_block(row1, c1 + (cny - 1) * cnx * LD1, cnx * LD1);  // for the next band
+        row1_y = cny > 0 ? cy0 + cny - 1 : -1;
         for (int e = tid; e < (tb - ta) * P1W * C1; e += NT) {
             const int c = e % C1, pix = e / C1, yl = ta + pix / P1W, xl = pix % P1W;
             const int py = py0 + yl, px = px0 + xl;
@@ -341,8 +373,9 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
     for (int step = step0; step < step1; ++step) {
         const int r0 = tile_start<TY>(step, HP2), th = tile_size<TY>(step, HP2);
         const int py0 = 2 * r0 - 2, ph = 2 * th + 5;
-        if (step == step0) {  // the whole pool1 tile, in bands of at most BAND rows
-            for (int ta = 0; ta < ph; ta += BAND) pool1_band(py0, ta, min(ta + BAND, ph));
+        int ta = 5;
+        if (step == step0) {  // the whole pool1 tile, in bands
+            ta = 0;
         } else {  // the previous tile's last 5 pool1 rows are this tile's first 5: move them up
             // Row by row, a barrier after each: row i is read (as row 2*prev_th + j, j < i) only by
             // earlier passes, so no pass overwrites a row another still has to read.
@@ -352,14 +385,22 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
                 for (int e = tid; e < ROW; e += NT) q[i * ROW + e] = q[(2 * prev_th + i) * ROW + e];
                 __syncthreads();
             }
-            for (int ta = 5; ta < ph; ta += BAND) pool1_band(py0, ta, min(ta + BAND, ph));
+        }
+        while (ta < ph) {  // bands of BAND pool1 rows, BAND_CARRIED after a carried conv1 row
+            const int tb = min(ta + (row1_y < 0 ? BAND : BAND_CARRIED), ph);
+            pool1_band(py0, ta, tb);
+            ta = tb;
         }
         prev_th = th;
-        conv2_lrn_pool2(p1, a2s, c2, w2, b2, out, n, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta, kparam
 #if PHASE_TIMING
-                        , phase_t
+#define FTC_PHASE_ARG , phase_t
+#else
+#define FTC_PHASE_ARG
 #endif
-        );
+        if (REUSE && step > step0)  // c2's row 0 holds the previous step's last conv2 row
+            conv2_lrn_pool2<C2W>(p1, a2s, c2, w2, b2, out, n, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta, kparam FTC_PHASE_ARG);
+        else
+            conv2_lrn_pool2<0>(p1, a2s, c2, w2, b2, out, n, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta, kparam FTC_PHASE_ARG);
     }
 }
 

@@ -293,32 +293,38 @@ def conv1_patch_halves(rows: int, cols: int) -> int:
     return 2 * (-(-per_copy // 64) * 64 + 32)
 
 
-def fused_tc_smem_bytes(tile: Tile, band: int | None = None) -> int:
+def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None = None) -> int:
     """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). Halves, each region
-    rounded to 8: the channels-last pool1 tile (2R+5 x 2C+5 pixels x 104, conv2 padding included),
-    then a union of {conv1 band (2B+1 x 2(2C+5)+1 x 104, B = ``band`` pool1 rows, default
-    :func:`fused_tc_band`), conv1's weight ring (3 x 96 x 56) and input patch (4 rows, the band's
-    columns padded to 8)} and {conv2 weight stages (3 x 256 x 56; a 4th where it fits in conv1's
-    space), conv2 tile (2R+1 x 2C+1 x 264)}."""
+    rounded to 8: the channels-last pool1 tile (2R+5 x 2C+5 pixels x 104, conv2 padding included);
+    phase 1 = {reuse: conv2's carried row (2C+1 x 264), conv1 band (2B+1 x 2(2C+5)+1 x 104, B =
+    ``band`` pool1 rows, default :func:`fused_tc_band`), conv1's weight ring (3 x 96 x 56), input
+    patch (4 rows, the band's columns padded to 8)}; phase 2 = {conv2 tile (2R+1 x 2C+1 x 264),
+    conv2 weight stages (3 x 256 x 56; a 4th where it fits in phase 1's space)}; and conv1's
+    carried row (2(2C+5)+1 x 104) past both the conv1 band and phase 2."""
     th, tw = tile_sides(tile)
-    band = fused_tc_band(tile) if band is None else band
+    band = fused_tc_band(tile, strategy) if band is None else band
     p1h, p1w = 2 * th + 5, 2 * tw + 5
     c1w = 2 * p1w + 1
     al8 = lambda v: (v + 7) // 8 * 8  # noqa: E731
     sz_p1 = al8(p1h * p1w * 104)
-    sz_u = max(al8((2 * band + 1) * c1w * 104) + 3 * 96 * 56 + conv1_patch_halves(4, al8(c1w)),
-               3 * 256 * 56 + al8((2 * th + 1) * (2 * tw + 1) * 264))  # fmt: skip
-    return 2 * (sz_p1 + sz_u)
+    sz_c1, sz_c2 = al8((2 * band + 1) * c1w * 104), al8((2 * th + 1) * (2 * tw + 1) * 264)
+    sz_row1 = al8(c1w * 104)
+    sz_row2 = al8((2 * tw + 1) * 264) if Strategy(strategy) == Strategy.REUSE else 0
+    sz_ph1 = sz_row2 + sz_c1 + 3 * 96 * 56 + conv1_patch_halves(4, al8(c1w))
+    stages2 = 4 if sz_c2 + 4 * 256 * 56 <= sz_ph1 else 3
+    off_row1 = max(sz_row2 + sz_c1, sz_c2 + stages2 * 256 * 56)
+    return 2 * (sz_p1 + max(sz_ph1, off_row1 + sz_row1))
 
 
-def fused_tc_band(tile: Tile, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES) -> int:
+def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES) -> int:
     """Pool1 rows per conv1 pass of the tensor-core fused kernel (fused_tc.cu CONV1_BAND): a step's
     new rows (2R) or the 5 that steps share, lowered while the block would exceed the shared memory
-    (4x7 tiles: 8 -> 5; 6 would need 235,808 bytes)."""
+    (4x7 tiles: 8 -> 5; 6 would need more than 227 KB). Bands after the first take the even count
+    at or below it (fused_tc.cu BAND_CARRIED)."""
     th, _ = tile_sides(tile)
     band = max(2 * th, 5)
-    while band > 1 and fused_tc_smem_bytes(tile, band) > smem_limit_bytes:
+    while band > 1 and fused_tc_smem_bytes(tile, strategy, band) > smem_limit_bytes:
         band -= 1
     return band
 
@@ -332,7 +338,8 @@ def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     th, tw = tile_sides(tile)
     defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
                ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
-               ("CONV1_BAND", fused_tc_band(tile)), ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile)))  # fmt: skip
+               ("CONV1_BAND", fused_tc_band(tile, strategy)),
+               ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile, strategy)))  # fmt: skip
     return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",
                    entries=(f"fused_tc_{strategy}_t{tile_label(tile)}",), defines=defines)  # fmt: skip
 
@@ -372,7 +379,7 @@ def vendor_available() -> tuple[bool, str]:
 
 def check_fits(tile: Tile, strategy: str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES, precision: str = "fp32") -> None:
     """Raise a clear error when a fused tile's shared memory exceeds the GPU's per-block limit."""
-    need = fused_smem_bytes(tile, strategy) if precision == "fp32" else fused_tc_smem_bytes(tile)
+    need = fused_smem_bytes(tile, strategy) if precision == "fp32" else fused_tc_smem_bytes(tile, strategy)
     if need > smem_limit_bytes:
         raise ValueError(
             f"{fused_variant_name(strategy, tile)} needs {need} bytes of shared memory per block, more than "

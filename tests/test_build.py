@@ -98,9 +98,12 @@ def test_fused_tc_builds_agree_with_the_registrys_layout(tmp_path, variant):
 def test_fused_tc_band_is_lowered_only_where_the_block_would_not_fit():
     from kernels.registry import FUSED_TC_TILES, SMEM_LIMIT_SM90_BYTES, fused_tc_band, fused_tc_smem_bytes
 
-    assert {t: fused_tc_band(t) for t in FUSED_TC_TILES} == {2: 5, 4: 8, (2, 7): 5, (4, 7): 5}
-    assert fused_tc_smem_bytes((4, 7), 8) > fused_tc_smem_bytes((4, 7), 6) > SMEM_LIMIT_SM90_BYTES
-    assert all(fused_tc_smem_bytes(t) <= SMEM_LIMIT_SM90_BYTES for t in FUSED_TC_TILES)
+    for strategy in ("reuse", "recompute"):
+        assert {t: fused_tc_band(t, strategy) for t in FUSED_TC_TILES} == {2: 5, 4: 8, (2, 7): 5, (4, 7): 5}
+        assert fused_tc_smem_bytes((4, 7), strategy, 8) > fused_tc_smem_bytes((4, 7), strategy, 6) > SMEM_LIMIT_SM90_BYTES
+        assert all(fused_tc_smem_bytes(t, strategy) <= SMEM_LIMIT_SM90_BYTES for t in FUSED_TC_TILES)
+    # reuse holds conv2's carried row on top (2C+1 pixels x 264 halves; 4x7: 15 x 528 bytes)
+    assert fused_tc_smem_bytes((4, 7), "reuse") - fused_tc_smem_bytes((4, 7), "recompute") == 15 * 528
 
 
 @needs_tools
