@@ -123,35 +123,53 @@ __device__ __forceinline__ int tile_size(int i, int n) {
 }
 
 // LRN across the channels of each pixel, in place. TPP threads (of one warp) share a pixel, each
-// owning C/TPP consecutive channels: all read their channels and the window's halo into registers,
-// the warp synchronises, then each writes its outputs (the LRNs of a thread are independent, so
+// owning CPT = C/TPP consecutive channels, read and written 4 at a time; the window's halo
+// channels come from the neighbouring threads by shuffle (the LRNs of a thread are independent, so
 // they overlap in the pipeline; a pixel per thread was a serial chain of C steps).
 template <int C, int LD, int TPP>
 __device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_n, float beta, float kparam) {
     constexpr int CPT = C / TPP, PRE = (LRN_SIZE - 1) / 2, POST = LRN_SIZE - 1 - PRE;
     static_assert(C % TPP == 0 && 32 % TPP == 0, "a pixel's threads must split its channels within a warp");
-    const int sub = threadIdx.x % TPP, c0 = sub * CPT;
-    const int rounds = (npix + NT / TPP - 1) / (NT / TPP);  // every thread runs every round (syncwarp)
+    static_assert(CPT % 4 == 0 && CPT >= PRE && CPT >= POST && LD % 4 == 0, "8-byte accesses; the halo from one neighbour");
+    const int sub = threadIdx.x % TPP;
+    const int rounds = (npix + NT / TPP - 1) / (NT / TPP);  // every thread runs every round (shuffles)
     for (int rd = 0; rd < rounds; ++rd) {
         const int p = rd * (NT / TPP) + threadIdx.x / TPP;
-        h16* v = buf + (p < npix ? p : 0) * LD;
-        float x[CPT + LRN_SIZE - 1];  // x[i] = in[c0 - PRE + i]
+        uint2* v = reinterpret_cast<uint2*>(buf + (p < npix ? p : 0) * LD + sub * CPT);
+        float x[PRE + CPT + POST];  // x[i] = in[sub*CPT - PRE + i]
 #pragma unroll
-        for (int i = 0; i < CPT + LRN_SIZE - 1; ++i) {
-            const int c = c0 - PRE + i;
-            x[i] = (c >= 0 && c < C) ? h2f(v[c]) : 0.f;
+        for (int q = 0; q < CPT / 4; ++q) {
+            const uint2 r = v[q];
+            x[PRE + 4 * q + 0] = h2f(r.x & 0xffff);
+            x[PRE + 4 * q + 1] = h2f(r.x >> 16);
+            x[PRE + 4 * q + 2] = h2f(r.y & 0xffff);
+            x[PRE + 4 * q + 3] = h2f(r.y >> 16);
         }
-        __syncwarp();
+#pragma unroll
+        for (int d = 0; d < PRE; ++d) {  // the previous thread's last channels; zero below channel 0
+            const float t = __shfl_up_sync(0xffffffffu, x[CPT + d], 1, TPP);
+            x[d] = sub > 0 ? t : 0.f;
+        }
+#pragma unroll
+        for (int d = 0; d < POST; ++d) {  // the next thread's first channels; zero past channel C-1
+            const float t = __shfl_down_sync(0xffffffffu, x[PRE + d], 1, TPP);
+            x[PRE + CPT + d] = sub < TPP - 1 ? t : 0.f;
+        }
         if (p < npix) {
 #pragma unroll
-            for (int i = 0; i < CPT; ++i) {
-                float s = 0.f;
+            for (int q = 0; q < CPT / 4; ++q) {
+                h16 y[4];
 #pragma unroll
-                for (int d = 0; d < PRE + POST + 1; ++d) s = fmaf(x[i + d], x[i + d], s);
-                v[c0 + i] = f2h(lrn_value(x[i + PRE], s, alpha_over_n, beta, kparam));
+                for (int u = 0; u < 4; ++u) {
+                    const int i = 4 * q + u;
+                    float s = 0.f;
+#pragma unroll
+                    for (int d = 0; d < PRE + POST + 1; ++d) s = fmaf(x[i + d], x[i + d], s);
+                    y[u] = f2h(lrn_value(x[i + PRE], s, alpha_over_n, beta, kparam));
+                }
+                v[q] = make_uint2(pack2(y[0], y[1]), pack2(y[2], y[3]));
             }
         }
-        __syncwarp();
     }
 }
 
@@ -259,16 +277,19 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     lrn_pixels<C2, LD2, 32>(c2 + P0 * LD2, N2 - P0, alpha_over_n, beta, kparam);
     __syncthreads();
     PHASE_MARK(PH_NORM2);
-    for (int e = tid; e < C2 * TY * TX; e += NT) {
-        const int pix = e % (TY * TX), c = e / (TY * TX), yl = pix / TX, xl = pix - yl * TX;
+    for (int e = tid; e < C2 / 8 * TY * TX; e += NT) {  // 8 channels of a pixel per thread
+        const int pix = e % (TY * TX), c = e / (TY * TX) * 8, yl = pix / TX, xl = pix - yl * TX;
         if (yl >= th || xl >= tw) continue;
         const h16* s = c2 + ((2 * yl) * C2W + 2 * xl) * LD2 + c;
-        float m = __int_as_float(0xff800000);
+        uint4 m = make_uint4(NEG_INF2, NEG_INF2, NEG_INF2, NEG_INF2);
 #pragma unroll
         for (int dy = 0; dy < 3; ++dy)
 #pragma unroll
-            for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, h2f(s[(dy * C2W + dx) * LD2]));
-        out[(((size_t)n * C2 + c) * HP2 + r0 + yl) * WP2 + q0 + xl] = f2h(m);
+            for (int dx = 0; dx < 3; ++dx) m = max8(m, *reinterpret_cast<const uint4*>(s + (dy * C2W + dx) * LD2));
+        const unsigned mw[4] = {m.x, m.y, m.z, m.w};
+        h16* o = out + (((size_t)n * C2 + c) * HP2 + r0 + yl) * WP2 + q0 + xl;
+#pragma unroll
+        for (int u = 0; u < 8; ++u) o[(size_t)u * HP2 * WP2] = static_cast<h16>(mw[u / 2] >> (16 * (u % 2)));
     }
     if (REUSE) {  // the next step's first conv2 row is this step's last: keep it as row 0
         __syncthreads();
@@ -349,19 +370,19 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
         PHASE_MARK(PH_NORM1);
         if (cny > 0) copy_block(row1, c1 + (cny - 1) * cnx * LD1, cnx * LD1);  // for the next band
         row1_y = cny > 0 ? cy0 + cny - 1 : -1;
-        for (int e = tid; e < (tb - ta) * P1W * C1; e += NT) {
-            const int c = e % C1, pix = e / C1, yl = ta + pix / P1W, xl = pix % P1W;
+        for (int e = tid; e < (tb - ta) * P1W * (C1 / 8); e += NT) {  // 8 channels of a pixel per thread
+            const int c = e % (C1 / 8) * 8, pix = e / (C1 / 8), yl = ta + pix / P1W, xl = pix % P1W;
             const int py = py0 + yl, px = px0 + xl;
-            float m = 0.f;  // conv2's zero padding (and unused columns of a clipped tile)
+            uint4 m = make_uint4(0, 0, 0, 0);  // conv2's zero padding (and unused columns of a clipped tile)
             if (xl < pw && py >= 0 && py < HP1 && px >= 0 && px < WP1) {
                 const h16* s = c1 + ((2 * py - cy0) * cnx + (2 * px - cx0)) * LD1 + c;
-                m = __int_as_float(0xff800000);
+                m = make_uint4(NEG_INF2, NEG_INF2, NEG_INF2, NEG_INF2);
 #pragma unroll
                 for (int dy = 0; dy < 3; ++dy)
 #pragma unroll
-                    for (int dx = 0; dx < 3; ++dx) m = fmaxf(m, h2f(s[(dy * cnx + dx) * LD1]));
+                    for (int dx = 0; dx < 3; ++dx) m = max8(m, *reinterpret_cast<const uint4*>(s + (dy * cnx + dx) * LD1));
             }
-            p1[(yl * P1W + xl) * LD1 + c] = f2h(m);
+            *reinterpret_cast<uint4*>(p1 + (yl * P1W + xl) * LD1 + c) = m;
         }
         __syncthreads();
         PHASE_MARK(PH_POOL1);

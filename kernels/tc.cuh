@@ -2,7 +2,8 @@
 //
 // Values are stored as 16-bit raw bits (`h16`): IEEE fp16 (PREC=1) or bf16 (PREC=2), chosen at
 // compile time. Products run on the tensor cores (mma.sync m16n8k16, FP32 accumulation); every
-// conversion is one cvt instruction with round-to-nearest-even, and LRN and max pool compute in FP32.
+// conversion is one cvt instruction with round-to-nearest-even, LRN computes in FP32, and max pool
+// compares packed pairs (max2 below: exact, so the same as an FP32 max).
 // No CUDA headers are needed, so NVRTC and nvcc build the same source.
 #pragma once
 #include "common.cuh"
@@ -41,6 +42,20 @@ struct MapValue<h16> {
     static __device__ __forceinline__ float load(h16 v) { return h2f(v); }
     static __device__ __forceinline__ h16 store(float v) { return f2h(v); }
 };
+
+// Elementwise max of two packed pairs. Exact: the max of 16-bit values is one of them, the value
+// the FP32 max of the same values rounds back to (max-pool stays as if computed in FP32).
+__device__ __forceinline__ unsigned max2(unsigned a, unsigned b) {
+    unsigned r;
+#if PREC == 1
+    asm("max.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+#else
+    asm("max.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+#endif
+    return r;
+}
+__device__ __forceinline__ uint4 max8(uint4 a, uint4 b) { return make_uint4(max2(a.x, b.x), max2(a.y, b.y), max2(a.z, b.z), max2(a.w, b.w)); }
+constexpr unsigned NEG_INF2 = PREC == 1 ? 0xfc00fc00u : 0xff80ff80u;  // -inf, packed twice
 
 // Two values packed low/high into the 32-bit register an mma operand takes.
 __device__ __forceinline__ unsigned pack2(h16 lo, h16 hi) { return static_cast<unsigned>(lo) | (static_cast<unsigned>(hi) << 16); }
