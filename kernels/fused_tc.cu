@@ -79,9 +79,9 @@ constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
 constexpr int al8(int v) { return (v + 7) / 8 * 8; }   // halves -> 16-byte multiples
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
 constexpr int SZ_P1 = al8(P1H * P1W * LD1);
-constexpr int SZ_C1 = al8(C1H * C1W * LD1);
+constexpr int SZ_C1 = al8((C1H * C1W + 1) * LD1);  // + a spare pixel for the stores of unused columns
 constexpr int SZ_A1 = NS1 * C1 * c1p::LDA, SZ_B1 = Patch1::HALVES;  // conv1 weight ring, input patch
-constexpr int SZ_C2 = al8(N2 * LD2);
+constexpr int SZ_C2 = al8((N2 + 1) * LD2);  // + a spare pixel for the stores of a chunk's padding
 // Carried rows (the paper's reuse one layer further down): pool1's 3x3/2 windows of two bands
 // overlap in one conv1 row, so a band's last conv1 row (after LRN) is kept for the next band
 // (ROW1); with REUSE, pool2's windows of two steps overlap in one conv2 row, kept as c2's row 0.
@@ -174,26 +174,34 @@ __device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_
 }
 
 // A warp's MT x NT8 grid of m16n8 accumulators (kernels/tc.cuh layout) + bias, ReLU, rounded into a
-// channels-last shared region dst[pixel * ld + channel]: pixels p0 .. (of the warp's n tiles) below
-// p_end, channels m0 + 0 .. 16*MT-1. conv1's and conv2's epilogue.
-template <int MT, int NT8>
-__device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], h16* dst, int ld, int p0, int p_end,
-                                                int m0, const float* __restrict__ bias) {
-    const int lane = threadIdx.x & 31, gq = lane >> 2, tq = lane & 3;
+// channels-last shared region dst[pixel * ld + channel], channels m0 + 0 .. 16*MT-1, by stmatrix (a
+// pixel's 8 channels per 16-byte row; 2-byte stores were a quarter of conv1's instructions): the
+// warp's pixel n (< NT8*8) goes to pixel_of(n), a map's spare pixel where n is not stored.
+// conv1's and conv2's epilogue.
+template <int MT, int NT8, class PixelOf>
+__device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], h16* dst, int ld, int m0,
+                                                const float* __restrict__ bias, PixelOf pixel_of) {
+    const int lane = threadIdx.x & 31;
+    float bv[MT][2];  // bias of the lane's fragment rows: channels m0 + 16i + lane/4 (+ 8)
 #pragma unroll
-    for (int j = 0; j < NT8; ++j)
+    for (int i = 0; i < MT; ++i)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int pj = p0 + j * 8 + 2 * tq + h;
-            if (pj >= p_end) continue;
+        for (int rr = 0; rr < 2; ++rr) bv[i][rr] = __ldg(bias + m0 + i * 16 + (lane >> 2) + 8 * rr);
+    auto h2 = [](float a, float b, float bias_v) { return pack2(f2h(fmaxf(a + bias_v, 0.f)), f2h(fmaxf(b + bias_v, 0.f))); };
 #pragma unroll
-            for (int i = 0; i < MT; ++i)
+    for (int j = 0; j < NT8; ++j) {
+        // lane 8q + k: pixel k of matrix q, whose channels are the lo (q even) or hi 8 of an m16 tile
+        h16* row = dst + pixel_of(j * 8 + (lane & 7)) * ld + m0 + ((lane >> 3) & 1) * 8;
+        unsigned r[MT][2];
 #pragma unroll
-                for (int rr = 0; rr < 2; ++rr) {
-                    const int m = m0 + i * 16 + gq + 8 * rr;
-                    dst[pj * ld + m] = f2h(fmaxf(acc[i][j][2 * rr + h] + __ldg(bias + m), 0.f));
-                }
-        }
+        for (int i = 0; i < MT; ++i)
+#pragma unroll
+            for (int rr = 0; rr < 2; ++rr) r[i][rr] = h2(acc[i][j][2 * rr], acc[i][j][2 * rr + 1], bv[i][rr]);
+#pragma unroll
+        for (int i = 0; i + 1 < MT; i += 2)  // matrices (i, lo), (i, hi), (i+1, lo), (i+1, hi)
+            stmatrix_x4_trans(row + (i + (lane >> 4)) * 16, r[i][0], r[i][1], r[i + 1][0], r[i + 1][1]);
+        if (MT % 2) stmatrix_x2_trans(row + (MT - 1) * 16, r[MT - 1][0], r[MT - 1][1]);
+    }
 }
 
 // conv2 (per group), bias + ReLU -> c2, LRN, pool2 -> out for the pool2 tile rows [r0, r0+th), cols
@@ -267,7 +275,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
             }
         }
         cp_async_wait<0>();
-        store_bias_relu(acc, c2, LD2, ch0, N2, grp * C2G + wm * 32, b2);
+        store_bias_relu(acc, c2, LD2, grp * C2G + wm * 32, b2, [&](int i) { return ch0 + i < N2 ? ch0 + i : N2; });
         }
     }
     __syncthreads();
@@ -360,7 +368,8 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
             float acc[3][NX1 / 8][4];
             c1p::conv1_patch_mma<2, RW1, 1, NX1 / 8, NS1, NT>(acc, b1s, a1s, w1, 0);
             const int row = r0 + wp.rw;
-            if (row < cny) store_bias_relu(acc, c1, LD1, row * cnx, row * cnx + cnx, wp.mw * 48, b1);
+            if (row < cny)
+                store_bias_relu(acc, c1, LD1, wp.mw * 48, b1, [&](int i) { return i < cnx ? row * cnx + i : C1H * C1W; });
         }
         __syncthreads();
         PHASE_MARK(PH_CONV1);

@@ -297,18 +297,19 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). Halves, each region
     rounded to 8: the channels-last pool1 tile (2R+5 x 2C+5 pixels x 104, conv2 padding included);
-    phase 1 = {reuse: conv2's carried row (2C+1 x 264), conv1 band (2B+1 x 2(2C+5)+1 x 104, B =
-    ``band`` pool1 rows, default :func:`fused_tc_band`), conv1's weight ring (3 x 96 x 56), input
-    patch (4 rows, the band's columns padded to 8)}; phase 2 = {conv2 tile (2R+1 x 2C+1 x 264),
-    conv2 weight stages (3 x 256 x 56; a 4th where it fits in phase 1's space)}; and conv1's
-    carried row (2(2C+5)+1 x 104) past both the conv1 band and phase 2."""
+    phase 1 = {reuse: conv2's carried row (2C+1 x 264), the conv1 band (2B+1 x 2(2C+5)+1 pixels and
+    a spare, x 104; B = ``band`` pool1 rows, default :func:`fused_tc_band`), conv1's weight ring
+    (3 x 96 x 56) and input patch (4 rows, the band's columns padded to 8)}; phase 2 = {the conv2
+    tile (2R+1 x 2C+1 pixels and a spare, x 264), conv2 weight stages (3 x 256 x 56; a 4th where it
+    fits in phase 1's space)}; and conv1's carried row (2(2C+5)+1 x 104) past both the conv1 band
+    and phase 2."""
     th, tw = tile_sides(tile)
     band = fused_tc_band(tile, strategy) if band is None else band
     p1h, p1w = 2 * th + 5, 2 * tw + 5
     c1w = 2 * p1w + 1
     al8 = lambda v: (v + 7) // 8 * 8  # noqa: E731
     sz_p1 = al8(p1h * p1w * 104)
-    sz_c1, sz_c2 = al8((2 * band + 1) * c1w * 104), al8((2 * th + 1) * (2 * tw + 1) * 264)
+    sz_c1, sz_c2 = al8(((2 * band + 1) * c1w + 1) * 104), al8(((2 * th + 1) * (2 * tw + 1) + 1) * 264)
     sz_row1 = al8(c1w * 104)
     sz_row2 = al8((2 * tw + 1) * 264) if Strategy(strategy) == Strategy.REUSE else 0
     sz_ph1 = sz_row2 + sz_c1 + 3 * 96 * 56 + conv1_patch_halves(4, al8(c1w))

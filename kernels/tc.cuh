@@ -57,6 +57,21 @@ __device__ __forceinline__ unsigned max2(unsigned a, unsigned b) {
 __device__ __forceinline__ uint4 max8(uint4 a, uint4 b) { return make_uint4(max2(a.x, b.x), max2(a.y, b.y), max2(a.z, b.z), max2(a.w, b.w)); }
 constexpr unsigned NEG_INF2 = PREC == 1 ? 0xfc00fc00u : 0xff80ff80u;  // -inf, packed twice
 
+// stmatrix (sm_90): four / two 8x8 16-bit matrices held as mma fragments (lane l: row l/4, columns
+// 2(l%4), +1), stored transposed: lane 8q + k gives the address of row k of matrix q's transpose,
+// i.e. of its column k (lanes 0-15 for x2). An accumulator tile's column is a pixel, so a pixel's 8
+// channels go out as one 16-byte row of a channels-last map.
+__device__ __forceinline__ void stmatrix_x4_trans(void* smem_row, unsigned r0, unsigned r1, unsigned r2, unsigned r3) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(s), "r"(r0), "r"(r1), "r"(r2),
+                 "r"(r3)
+                 : "memory");
+}
+__device__ __forceinline__ void stmatrix_x2_trans(void* smem_row, unsigned r0, unsigned r1) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+    asm volatile("stmatrix.sync.aligned.m8n8.x2.trans.shared.b16 [%0], {%1,%2};\n" ::"r"(s), "r"(r0), "r"(r1) : "memory");
+}
+
 // Two values packed low/high into the 32-bit register an mma operand takes.
 __device__ __forceinline__ unsigned pack2(h16 lo, h16 hi) { return static_cast<unsigned>(lo) | (static_cast<unsigned>(hi) << 16); }
 
