@@ -4,18 +4,24 @@
 // shared memory only; device memory sees the input, the weights (L2-resident) and pool2.
 //
 // A block (256 threads, 8 warps) owns a TILE_Y x TILE_X tile of pool2 (all 256 channels) of one image
-// and builds its whole pyramid (recompute; grid (tiles_x, tiles_y, N), balanced tiles as fused.cu):
-//   1. conv1: implicit GEMM M = 96, N = the conv1 pixels under the tile's pool1 region, K = 3*11*16
-//      (kx padded), in chunks of 4 conv1 rows; B read by ldmatrix from a shared-memory copy of the
-//      chunk's input patch, A (weights) streamed through cp.async stages (conv1_patch.cuh, as the lbl
-//      conv1). bias + ReLU -> c1, channels-last [pixel][96 + 8 pad] in shared memory.
+// and builds its whole pyramid (recompute; grid (tiles_x, tiles_y, N), balanced tiles as fused.cu),
+// or walks a column strip of such tiles top to bottom (REUSE; grid (tiles_x, 1, N)):
+//   1. conv1: implicit GEMM M = 96, N = the conv1 pixels under a band of the tile's pool1 rows,
+//      K = 3*11*16 (kx padded), in chunks of 4 conv1 rows of 8-column tiles (one fewer for a
+//      clipped strip); B read by ldmatrix from a shared-memory copy of the chunk's input patch, A
+//      (weights) streamed through cp.async stages (conv1_patch.cuh, as the lbl conv1). bias + ReLU
+//      -> c1, channels-last [pixel][96 + 8 pad] in shared memory, stored by stmatrix.
 //   2. LRN in place over each pixel's 96 channels, then 3x3/2 max pool into the pool1 tile,
-//      channels-last, which carries conv2's 2-pixel zero padding.
+//      channels-last, which carries conv2's 2-pixel zero padding. A band's last conv1 row is kept
+//      for the next band (the 3x3/2 windows share it); with REUSE, a step keeps the previous step's
+//      last 5 pool1 rows.
 //   3. conv2: implicit GEMM per group M = 128, N = the conv2 pixels under the pool2 tile, K = 5*5*48
 //      in (ky, kx, c) order; B is read by ldmatrix straight from the channels-last pool1 tile (a
 //      k16 step is 16 channels of one (ky, kx): 16 contiguous bytes x 2 per pixel), no im2col copy.
-//      Warps 0-3 take group 0, 4-7 group 1, 32 channels each; weights streamed through a ring of
-//      3 or 4 cp.async stages (4 where it fits in conv1's space). bias + ReLU -> c2 [pixel][256 + 8] (reusing conv1's space).
+//      Warps 0-3 take group 0, 4-7 group 1, 32 channels each; each group streams its weights
+//      through its own ring of 3 or 4 cp.async stages (4 where it fits in phase 1's space) and
+//      syncs on its own barrier. bias + ReLU -> c2 [pixel][256 + 8] (reusing conv1's space). With
+//      REUSE, c2's row 0 is the previous step's last conv2 row, and conv2 starts at row 1.
 //   4. LRN over 256 channels in place, 3x3/2 max pool to pool2 in device memory (NCHW).
 // 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2).
 // Compile-time: TILE_Y, TILE_X, PREC, CONV1_BAND, EXPECT_SMEM_BYTES (kernels/registry.py
@@ -204,6 +210,25 @@ __device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], 
     }
 }
 
+// conv1 on the band's conv1 rows [first, cny) into c1 (channels-last, cnx pixels per row, cnx <= NXC):
+// chunks of RW1 rows of NXC columns; warp (wm, wr) computes channels wm*48 .. +48 of chunk row wr.
+template <int NXC>
+__device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const h16* __restrict__ xn,
+                                           const h16* __restrict__ w1, const float* __restrict__ b1, int H, int W,
+                                           int cy0, int cx0, int first, int cny, int cnx) {
+    const c1p::WarpPlace<2, RW1> wp;
+    for (int r0 = first; r0 < cny; r0 += RW1) {
+        __syncthreads();  // the previous chunk no longer reads the patch or the weight ring
+        c1p::conv1_patch_prologue<2, NS1, NT>(a1s, w1, 0);
+        c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
+        float acc[3][NXC / 8][4];
+        c1p::conv1_patch_mma<2, RW1, 1, NXC / 8, NS1, NT>(acc, b1s, a1s, w1, 0);
+        const int row = r0 + wp.rw;
+        if (row < cny)
+            store_bias_relu(acc, c1, LD1, wp.mw * 48, b1, [&](int i) { return i < cnx ? row * cnx + i : C1H * C1W; });
+    }
+}
+
 // conv2 (per group), bias + ReLU -> c2, LRN, pool2 -> out for the pool2 tile rows [r0, r0+th), cols
 // [q0, q0+tw); the pool1 tile p1 holds pool1 rows 2r0-2 .. 2r0+2th+2. Pixels from P0 on: P0 = C2W
 // where c2's row 0 holds the previous step's last conv2 row (REUSE), normalised already.
@@ -221,17 +246,12 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     // ---------------------------------------------------------------- 3. conv2 -> c2
     {
         const int grp = warp / 4, wm = warp % 4;  // warp: group grp, channels wm*32 .. +32 of it
-        auto load_a = [&](int s) {  // stage s = (ky, kx): 256 rows x 48 k, six 16-byte chunks per thread
-            if (s < KS2 * KS2) {
-                h16* dst = a2s + (s % NS2) * C2 * LDA2;
-#pragma unroll
-                for (int i = 0; i < C2 * BK2 / 8 / NT; ++i) {
-                    const int e = tid + NT * i, row = e / (BK2 / 8), ch = e % (BK2 / 8);
-                    cp_async16(dst + row * LDA2 + ch * 8, w2 + row * K2 + s * BK2 + ch * 8);
-                }
-            }
-            cp_async_commit();  // an empty group past the end keeps the wait count uniform
-        };
+        // Each group's 4 warps stream its 128 weight rows (stage s = (ky, kx), 48 k) through its own
+        // ring and sync among themselves only (bar.sync 1 + grp, 128 threads).
+        const WeightStage<C2G, BK2, K2, NT / G2> ws(grp * C2G, tid % (NT / G2));
+        h16* ring = a2s + grp * NS2 * C2G * LDA2;
+        auto load_a = [&](int s) { ws.template issue<NS2>(ring, w2, s); };
+        auto sync_group = [&]() { asm volatile("bar.sync %0, %1;" ::"r"(1 + grp), "r"(NT / G2) : "memory"); };
         constexpr int NPIX = N2 - P0, NCH = (NPIX + CONV2_CHUNK - 1) / CONV2_CHUNK;
         constexpr int CH = ((NPIX + NCH - 1) / NCH + 15) / 16 * 16, NT8_2 = CH / 8;
         for (int ch0 = P0; ch0 < P0 + NCH * CH; ch0 += CH) {
@@ -245,15 +265,15 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
         }
         float acc[2][NT8_2][4];
         zero_acc(acc);
-        __syncthreads();  // the previous chunk no longer reads the weight stages
+        sync_group();  // the previous chunk no longer reads the group's weight stages
 #pragma unroll
         for (int s = 0; s < NS2 - 1; ++s) load_a(s);
         for (int s = 0; s < KS2 * KS2; ++s) {
             cp_async_wait<NS2 - 2>();  // stage s landed (later ones may be in flight)
-            __syncthreads();           // ... for every thread; and stage s - 1 is no longer read
+            sync_group();              // ... for the group's threads; and stage s - 1 is no longer read
             load_a(s + NS2 - 1);
             const int koff = ((s / KS2) * P1W + s % KS2) * LD1;
-            const h16* a0 = a2s + (s % NS2) * C2 * LDA2 + (grp * C2G + wm * 32) * LDA2;
+            const h16* a0 = ring + (s % NS2) * C2G * LDA2 + wm * 32 * LDA2;
 #pragma unroll
             for (int kk = 0; kk < BK2; kk += 16) {
                 unsigned a[2][4], b[NT8_2][2];
@@ -359,18 +379,10 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
         const int first = cny > 0 && cy0 == row1_y ? 1 : 0;  // conv1 rows [first, cny) to compute
         if (first) copy_block(c1, row1, cnx * LD1);          // (the conv1 loop's barrier follows)
         // ------------------------------------------------------------ conv1 -> c1
-        // chunks of RW1 conv1 rows; warp (wm, wr) computes channels wm*48 .. +48 of chunk row wr
-        const c1p::WarpPlace<2, RW1> wp;
-        for (int r0 = first; r0 < cny; r0 += RW1) {
-            __syncthreads();  // the previous chunk no longer reads the patch or the weight ring
-            c1p::conv1_patch_prologue<2, NS1, NT>(a1s, w1, 0);
-            c1p::load_patch<RW1, NX1, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
-            float acc[3][NX1 / 8][4];
-            c1p::conv1_patch_mma<2, RW1, 1, NX1 / 8, NS1, NT>(acc, b1s, a1s, w1, 0);
-            const int row = r0 + wp.rw;
-            if (row < cny)
-                store_bias_relu(acc, c1, LD1, wp.mw * 48, b1, [&](int i) { return i < cnx ? row * cnx + i : C1H * C1W; });
-        }
+        if (NX1 > 8 && cnx <= NX1 - 8)  // a clipped strip (AlexNet 227: the second of two): an n8 tile less per row
+            conv1_rows<(NX1 > 8 ? NX1 - 8 : NX1)>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
+        else
+            conv1_rows<NX1>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
         __syncthreads();
         PHASE_MARK(PH_CONV1);
         // ------------------------------------------------------------ LRN, pool1 -> p1 rows [ta, tb)

@@ -144,10 +144,11 @@ struct WeightStage {
     static constexpr int CHUNKS = BM * (BK / 8), PER = (CHUNKS + NTHREADS - 1) / NTHREADS;
     static_assert(KP % BK == 0 && BK % 8 == 0, "whole 16-byte chunks and stages");
     int sm[PER], gm[PER];
-    __device__ __forceinline__ explicit WeightStage(int m0) {
+    // thread: this thread's index among the NTHREADS that issue the stages
+    __device__ __forceinline__ explicit WeightStage(int m0, int thread = threadIdx.x) {
 #pragma unroll
         for (int i = 0; i < PER; ++i) {
-            const int e = threadIdx.x + i * NTHREADS, row = e / (BK / 8), ch = e - row * (BK / 8);
+            const int e = thread + i * NTHREADS, row = e / (BK / 8), ch = e - row * (BK / 8);
             sm[i] = e < CHUNKS ? row * LDA + ch * 8 : -1;
             gm[i] = (m0 + row) * KP + ch * 8;
         }
