@@ -89,13 +89,36 @@ struct WarpPlace {
     }
 };
 
+// Each m part (the warps of one mw, 48 channels) streams its 48 weight rows through its own ring
+// (a_ring + mw * NS * 48 * LDA) and, once the patch is visible, syncs on its own named barrier
+// (3 + mw): the parts need not wait for each other's stages.
+template <int MW, int NTHREADS>
+struct PartStage {
+    static constexpr int PARTS = MW, THREADS = NTHREADS / PARTS;
+    using WS = WeightStage<48, BK, KP, THREADS>;
+    static __device__ __forceinline__ int part() { return (threadIdx.x >> 5) % PARTS; }
+    static __device__ __forceinline__ WS stage(int m0) {  // this thread's index in its part: (warp / PARTS)*32 + lane
+        return PARTS == 1 ? WS(m0) : WS(m0 + 48 * part(), (threadIdx.x >> 5) / PARTS * 32 + (threadIdx.x & 31));
+    }
+    template <int NS>
+    static __device__ __forceinline__ h16* ring(h16* a_ring) { return a_ring + part() * NS * 48 * LDA; }
+    static __device__ __forceinline__ void sync() {
+        if (PARTS == 1)
+            __syncthreads();
+        else
+            bar_sync(3 + part(), THREADS);
+    }
+};
+
 // The first NS - 1 weight stages (rows m0 .. m0 + 48*MW) go out here, before the caller loads the
 // patch, so their latency overlaps the patch's; conv1_patch_mma issues the rest.
 template <int MW, int NS, int NTHREADS>
 __device__ __forceinline__ void conv1_patch_prologue(h16* a_ring, const h16* __restrict__ w, int m0) {
-    const WeightStage<48 * MW, BK, KP, NTHREADS> ws(m0);
+    using PS = PartStage<MW, NTHREADS>;
+    const auto ws = PS::stage(m0);
+    h16* ring = PS::template ring<NS>(a_ring);
 #pragma unroll
-    for (int t = 0; t < NS - 1; ++t) ws.template issue<NS>(a_ring, w, t);
+    for (int t = 0; t < NS - 1; ++t) ws.template issue<NS>(ring, w, t);
 }
 
 // acc[i][j] = the warp's 48 channels x NT8W n8 tiles of conv1 over all of K: weights w (rows m0 ..
@@ -110,10 +133,11 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
     static_assert(MW * RW * CW * 32 == NTHREADS, "one warp per (m half, row, column group)");
     static_assert(NS >= 2 && NS <= NSTAGE, "ring depth");
     using P = Patch<RW, CW * NT8W * 8>;
-    constexpr int BM = 48 * MW;
+    using PS = PartStage<MW, NTHREADS>;
     const int lane = threadIdx.x & 31;
     const WarpPlace<MW, RW> wp;
-    const WeightStage<BM, BK, KP, NTHREADS> ws(m0);
+    const auto ws = PS::stage(m0);
+    h16* ring = PS::template ring<NS>(a_ring);
 
     // ldmatrix row of this lane for n-tile pair jp: pixel jp*16 + (lane&7) + 8*(lane>>4), k half (lane>>3)&1
     int boff[(NT8W + 1) / 2];
@@ -126,9 +150,12 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
 #pragma unroll
     for (int t = 0; t < NSTAGE; ++t) {
         cp_async_wait<NS - 2>();  // stage t landed (later ones may be in flight)
-        __syncthreads();          // ... for every thread; stage t - 1's slot is free; the patch is visible
-        ws.template issue<NS>(a_ring, w, t + NS - 1);
-        const h16* a0 = a_ring + (t % NS) * BM * LDA + wp.mw * 48 * LDA;
+        if (t == 0)
+            __syncthreads();  // ... for every thread of the part; the patch is visible
+        else
+            PS::sync();  // ... for every thread of the part; stage t - 1's slot is free
+        ws.template issue<NS>(ring, w, t + NS - 1);
+        const h16* a0 = ring + (t % NS) * 48 * LDA;
 #pragma unroll
         for (int kk = 0; kk < BK / 16; ++kk) {
             const int s = t * (BK / 16) + kk, c = s / KS;

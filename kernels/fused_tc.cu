@@ -251,7 +251,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
         const WeightStage<C2G, BK2, K2, NT / G2> ws(grp * C2G, tid % (NT / G2));
         h16* ring = a2s + grp * NS2 * C2G * LDA2;
         auto load_a = [&](int s) { ws.template issue<NS2>(ring, w2, s); };
-        auto sync_group = [&]() { asm volatile("bar.sync %0, %1;" ::"r"(1 + grp), "r"(NT / G2) : "memory"); };
+        auto sync_group = [&]() { bar_sync(1 + grp, NT / G2); };
         constexpr int NPIX = N2 - P0, NCH = (NPIX + CONV2_CHUNK - 1) / CONV2_CHUNK;
         constexpr int CH = ((NPIX + NCH - 1) / NCH + 15) / 16 * 16, NT8_2 = CH / 8;
         for (int ch0 = P0; ch0 < P0 + NCH * CH; ch0 += CH) {

@@ -304,7 +304,9 @@ struct ConvCL {
     static constexpr int BM = MW * MT * 16, NX = CW * NT8W * 8;
     static constexpr int PH = RW + ccl::KS - 1, PWC = NX + ccl::KS - 1;  // patch rows, columns
     static constexpr int PATCH = PH * PWC * ccl::LDP;
-    using WS = WeightStage<BM, ccl::CG, ccl::KP, NT>;
+    // each m part (the warps of one mw, MT*16 channels) streams its weight rows through its own ring
+    // and syncs on its own named barrier (1 + mw) once the patch is visible
+    using WS = WeightStage<MT * 16, ccl::CG, ccl::KP, NT / MW>;
     static constexpr int SMEM_BYTES = 2 * (PATCH + NS * BM * WS::LDA);
     static_assert(MW * RW * CW * 32 == NT, "one warp per (m part, row, column group)");
 
@@ -353,18 +355,18 @@ struct ConvCL {
         if (dynamic_smem_bytes() < (unsigned)SMEM_BYTES) return;  // the host passes the exported size
         extern __shared__ __align__(16) unsigned char smem_raw[];
         h16* patch = reinterpret_cast<h16*>(smem_raw);
-        h16* ring = patch + PATCH;
         const int Mg = M / groups, mblocks = Mg / BM;
         const int mb = blockIdx.z % mblocks, g = (blockIdx.z / mblocks) % groups, n = blockIdx.z / (mblocks * groups);
         const int m0 = g * Mg + mb * BM;
         const int ox0 = blockIdx.x * NX, oy0 = blockIdx.y * RW;
-        const WS ws(m0);
+        const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+        const int mw = warp % MW, rw = (warp / MW) % RW, cw = warp / (MW * RW);
+        const WS ws(m0 + mw * MT * 16, warp / MW * 32 + lane);
+        h16* ring = patch + PATCH + mw * NS * MT * 16 * WS::LDA;
 #pragma unroll
         for (int t = 0; t < NS - 1; ++t) ws.template issue<NS>(ring, w, t);
         load_patch(patch, x + ((size_t)n * C + g * ccl::CG) * H * W, H, W, oy0 - ccl::PAD, ox0 - ccl::PAD);
 
-        const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-        const int mw = warp % MW, rw = (warp / MW) % RW, cw = warp / (MW * RW);
         int boff[(NT8W + 1) / 2];  // ldmatrix row of this lane for n-tile pair jp (as conv1_patch.cuh)
 #pragma unroll
         for (int jp = 0; jp < (NT8W + 1) / 2; ++jp) {
@@ -375,10 +377,13 @@ struct ConvCL {
         zero_acc(acc);
         for (int t = 0; t < WS::NSTAGE; ++t) {
             cp_async_wait<NS - 2>();  // stage t landed
-            __syncthreads();          // ... for all; stage t - 1's slot is free; the patch is visible
+            if (t == 0 || MW == 1)
+                __syncthreads();  // ... for the part's threads; the patch is visible
+            else
+                bar_sync(1 + mw, NT / MW);  // ... for the part's threads; stage t - 1's slot is free
             ws.template issue<NS>(ring, w, t + NS - 1);
             const int ky = t / ccl::KS, koff = (ky * PWC + t - ky * ccl::KS) * ccl::LDP;
-            const h16* a0 = ring + (t % NS) * BM * WS::LDA + mw * MT * 16 * WS::LDA;
+            const h16* a0 = ring + (t % NS) * MT * 16 * WS::LDA;
 #pragma unroll
             for (int kk = 0; kk < ccl::CG; kk += 16) {
                 unsigned a[MT][4], b[NT8W][2];

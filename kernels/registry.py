@@ -330,8 +330,8 @@ def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = 
     return band
 
 
-# conv2 pixels per chunk in every fused_tc build (fused_tc.cu CONV2_CHUNK): 80 builds without spills
-# since the conv1 patch (step 25) and beat 64 at every 7-wide tile (64 streams the weights again).
+# conv2 pixels per chunk in every fused_tc build (fused_tc.cu CONV2_CHUNK): 80 beat 64 at every 7-wide
+# tile (64 streams the weights again); the builds spill at most 56 bytes (perf-notes step 26).
 FUSED_TC_CONV2_CHUNK = 80
 
 

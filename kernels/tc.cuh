@@ -72,6 +72,10 @@ __device__ __forceinline__ void stmatrix_x2_trans(void* smem_row, unsigned r0, u
     asm volatile("stmatrix.sync.aligned.m8n8.x2.trans.shared.b16 [%0], {%1,%2};\n" ::"r"(s), "r"(r0), "r"(r1) : "memory");
 }
 
+// Named barrier `id` (1-15; 0 is __syncthreads) among `count` threads, a multiple of 32: the warps
+// that share one weight ring sync among themselves, and the others run on.
+__device__ __forceinline__ void bar_sync(int id, int count) { asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory"); }
+
 // Two values packed low/high into the 32-bit register an mma operand takes.
 __device__ __forceinline__ unsigned pack2(h16 lo, h16 hi) { return static_cast<unsigned>(lo) | (static_cast<unsigned>(hi) << 16); }
 

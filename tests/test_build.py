@@ -91,7 +91,9 @@ def test_fused_tc_builds_agree_with_the_registrys_layout(tmp_path, variant):
 
     rep = build_variant(variant, "sm_90", tmp_path / "v.cubin", tmp_path / "v.json", tmp_path / "v.log")
     (k,) = rep["kernels"]
-    assert k["spill_store_bytes"] == 0 and k["tensor_core_instructions"] > 0
+    # 40 bytes since the per-part conv1 barriers (perf-notes step 26, measured faster than the
+    # spill-free build); more would mean the accumulators no longer fit
+    assert k["spill_store_bytes"] <= 64 and k["tensor_core_instructions"] > 0
     assert dict(VARIANTS[variant].defines)["EXPECT_SMEM_BYTES"] <= SMEM_LIMIT_SM90_BYTES
 
 
