@@ -137,7 +137,11 @@ def test_every_source_compiles_for_sm90(tmp_path):
         assert rc == 0, f"{name}:\n{log[-2000:]}"
         compiled = set(re.findall(r"Compiling entry function '(\w+)'", log))
         assert set(VARIANTS[name].entries) <= compiled, (name, compiled)
-        assert not re.search(r"[1-9]\d* bytes spill stores", log), f"{name} spills:\n{log}"
+        # fused_tc: up to 56 bytes since the per-part conv1 barriers, measured faster than the
+        # spill-free build (perf-notes step 26); every other source: none
+        allowed = 64 if VARIANTS[name].source == "kernels/fused_tc.cu" else 0
+        spills = [int(b) for b in re.findall(r"(\d+) bytes spill stores", log)]
+        assert max(spills, default=0) <= allowed, f"{name} spills:\n{log}"
 
 
 GEN_NAMES = {
