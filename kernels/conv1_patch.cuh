@@ -151,7 +151,7 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
     for (int t = 0; t < NSTAGE; ++t) {
         cp_async_wait<NS - 2>();  // stage t landed (later ones may be in flight)
         if (t == 0)
-            __syncthreads();  // ... for every thread of the part; the patch is visible
+            __syncthreads();  // ... for every thread (all of them wrote the patch); the patch is visible
         else
             PS::sync();  // ... for every thread of the part; stage t - 1's slot is free
         ws.template issue<NS>(ring, w, t + NS - 1);

@@ -1,4 +1,4 @@
-// Fused AlexNet front end on the tensor cores (variants `fused-recompute-t<tile>-fp16/-bf16`): ONE
+// Fused AlexNet front end on the tensor cores (variants `fused-{reuse,recompute}-t<tile>-fp16/-bf16`): ONE
 // kernel for conv1 -> relu -> LRN -> pool1 -> conv2(groups 2) -> relu -> LRN -> pool2 with 16-bit
 // values, mma.sync m16n8k16 products and FP32 accumulation (kernels/tc.cuh). Intermediates live in
 // shared memory only; device memory sees the input, the weights (L2-resident) and pool2.
@@ -24,8 +24,8 @@
 //      REUSE, c2's row 0 is the previous step's last conv2 row, and conv2 starts at row 1.
 //   4. LRN over 256 channels in place, 3x3/2 max pool to pool2 in device memory (NCHW).
 // 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2).
-// Compile-time: TILE_Y, TILE_X, PREC, CONV1_BAND, EXPECT_SMEM_BYTES (kernels/registry.py
-// fused_tc_smem_bytes).
+// Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV2_CHUNK, EXPECT_SMEM_BYTES
+// (kernels/registry.py fused_tc_smem_bytes).
 #include "conv1_patch.cuh"
 #include "tc.cuh"
 
@@ -74,7 +74,7 @@ constexpr int K2 = KS2 * KS2 * C1G;                    // 1200 = 25 (ky, kx) x 4
 constexpr int RW1 = 4, NX1 = (C1W + 7) / 8 * 8;       // conv1 chunks: 4 rows of a band, its columns padded
 constexpr int NS1 = 3;                                 // conv1 weight stages in flight
 using Patch1 = c1p::Patch<RW1, NX1>;
-constexpr int BK2 = C1G, LDA2 = BK2 + 8;              // conv2 weight stage: 256 rows x one (ky, kx)
+constexpr int BK2 = C1G, LDA2 = BK2 + 8;              // conv2 weight stage: a group's 128 rows x one (ky, kx)
 constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
 // conv2 runs over its pixels in chunks (a multiple of 16, for ldmatrix pairs) of at most
 // CONV2_CHUNK, so a warp's accumulators (2 x chunk/8 x 4) stay in registers.
@@ -97,8 +97,9 @@ constexpr int SZ_ROW2 = REUSE ? al8(C2W * LD2) : 0;
 // LRN, pool2) = [c2 | A2]; ROW1 past c1 and past A2, so neither phase's live data covers it (A1 and
 // B1 are idle when it is written and read).
 constexpr int SZ_PH1 = SZ_ROW2 + SZ_C1 + SZ_A1 + SZ_B1;
-// conv2 weight stages: 4 deep where that fits in the space phase 1 needs anyway, else 3
-constexpr int NS2 = SZ_C2 + 4 * C2 * LDA2 <= SZ_PH1 ? 4 : 3;
+// conv2 weight stages: 4 deep where that (and ROW1 after it) fits in the space phase 1 needs
+// anyway, else 3
+constexpr int NS2 = SZ_C2 + 4 * C2 * LDA2 + SZ_ROW1 <= SZ_PH1 ? 4 : 3;
 constexpr int SZ_A2 = NS2 * C2 * LDA2;
 constexpr int OFF_P1 = 0, OFF_U = SZ_P1;
 constexpr int OFF_C2 = OFF_U, OFF_A2 = OFF_C2 + SZ_C2;

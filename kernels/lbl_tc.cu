@@ -378,7 +378,7 @@ struct ConvCL {
         for (int t = 0; t < WS::NSTAGE; ++t) {
             cp_async_wait<NS - 2>();  // stage t landed
             if (t == 0 || MW == 1)
-                __syncthreads();  // ... for the part's threads; the patch is visible
+                __syncthreads();  // ... for every thread (all of them wrote the patch); the patch is visible
             else
                 bar_sync(1 + mw, NT / MW);  // ... for the part's threads; stage t - 1's slot is free
             ws.template issue<NS>(ring, w, t + NS - 1);

@@ -301,8 +301,8 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     a spare, x 104; B = ``band`` pool1 rows, default :func:`fused_tc_band`), conv1's weight ring
     (3 x 96 x 56) and input patch (4 rows, the band's columns padded to 8)}; phase 2 = {the conv2
     tile (2R+1 x 2C+1 pixels and a spare, x 264), conv2 weight stages (3 x 256 x 56; a 4th where it
-    fits in phase 1's space)}; and conv1's carried row (2(2C+5)+1 x 104) past both the conv1 band
-    and phase 2."""
+    and conv1's carried row fit in phase 1's space)}; and conv1's carried row (2(2C+5)+1 x 104) past
+    both the conv1 band and phase 2."""
     th, tw = tile_sides(tile)
     band = fused_tc_band(tile, strategy) if band is None else band
     p1h, p1w = 2 * th + 5, 2 * tw + 5
@@ -313,7 +313,7 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     sz_row1 = al8(c1w * 104)
     sz_row2 = al8((2 * tw + 1) * 264) if Strategy(strategy) == Strategy.REUSE else 0
     sz_ph1 = sz_row2 + sz_c1 + 3 * 96 * 56 + conv1_patch_halves(4, al8(c1w))
-    stages2 = 4 if sz_c2 + 4 * 256 * 56 <= sz_ph1 else 3
+    stages2 = 4 if sz_c2 + 4 * 256 * 56 + sz_row1 <= sz_ph1 else 3
     off_row1 = max(sz_row2 + sz_c1, sz_c2 + stages2 * 256 * 56)
     return 2 * (sz_p1 + max(sz_ph1, off_row1 + sz_row1))
 
@@ -321,8 +321,9 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
 def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES) -> int:
     """Pool1 rows per conv1 pass of the tensor-core fused kernel (fused_tc.cu CONV1_BAND): a step's
     new rows (2R) or the 5 that steps share, lowered while the block would exceed the shared memory
-    (4x7 tiles: 8 -> 5; 6 would need more than 227 KB). Bands after the first take the even count
-    at or below it (fused_tc.cu BAND_CARRIED)."""
+    (4x7 tiles: 8 -> 5; 6 would need more than 227 KB). A band that starts on a carried conv1 row
+    (every band but a block's first) takes the even count at or below it (fused_tc.cu
+    BAND_CARRIED)."""
     th, _ = tile_sides(tile)
     band = max(2 * th, 5)
     while band > 1 and fused_tc_smem_bytes(tile, strategy, band) > smem_limit_bytes:

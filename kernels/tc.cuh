@@ -134,7 +134,7 @@ __device__ __forceinline__ void zero_acc(float (&acc)[MT][NT8][4]) {
 }
 
 // Weight stages streamed through a ring in shared memory by cp.async (kernels/conv1_patch.cuh, the
-// lbl channels-last conv2 in lbl_tc.cu): rows m0 .. m0+BM of a row-major [M][KP] weight matrix, BK
+// channels-last conv2 of lbl_tc.cu and fused_tc.cu): rows m0 .. m0+BM of a row-major [M][KP] weight matrix, BK
 // k per stage, stage t in ring slot t % NS, rows LDA = BK + 8 halves apart (for BK = 48: 112 bytes,
 // the 8 rows of an ldmatrix on distinct banks). A thread's 16-byte chunks of a stage are fixed:
 // their offsets are computed once, and a stage then costs a cp.async and two adds per chunk (a
