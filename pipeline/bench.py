@@ -1,7 +1,7 @@
 """A/B loop for kernel work: build, check and time several variants in ONE device call.
 
     python -m pipeline.bench [--variants a,b] [--batch 128] [--repeats 30] [--checks 1x227x227;3x231x199]
-                             [--arch sm_90] [--out DIR] [--no-time]
+                             [--arch sm_90] [--out DIR] [--no-time] [--against REV [--rounds 2]]
 
 A thin command over the workflow's own stage functions, so every number it prints is one the
 workflow would measure the same way:
@@ -13,6 +13,12 @@ workflow would measure the same way:
 3. ``pipeline.stages.time.time_variant`` (the time rule's CUDA-event loop, with NVML) at
    ``--batch``; lbl is timed twice to show the run-to-run spread.
 Prints a short table last; writes ``results.json`` and the build reports under ``--out``.
+
+``--against REV`` makes it an A/B against a git revision's kernels (pipeline/revision.py): each
+hand-written variant is also built from REV's source with REV's registry defines, checked on the
+same inputs and reference as the tree's, and the two are timed alternately ``--rounds`` times in
+one process (the A/B of docs/perf-notes.md). Both sides then compile with NVRTC, so they differ
+in their kernel source only; the host code is the tree's.
 Generated variants (``lbl-gen``, ``vgg_e.first5.fused-reuse-t2x14-gen-fp16``) are built at their
 network's input size: a check at another size compiles them with NVRTC, and they are timed at
 that size.
@@ -48,12 +54,18 @@ def build_all(names: list[str], arch: str, out: Path) -> dict[str, str | None]:
         return dict(ex.map(one, names))
 
 
-def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = None) -> list[dict]:
-    """Every variant on every check shape, against one float64 reference per shape."""
+def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = None,
+              builds: dict | None = None, rev: str = "") -> list[dict]:  # fmt: skip
+    """Every variant on every check shape, against one float64 reference per shape; with ``builds``
+    (pipeline.revision.revision_builds), each variant in it also as built at ``rev``, reported as
+    ``<variant>@<rev>``."""
+    from contextlib import nullcontext
+
     import numpy as np
 
     from kernels.api import make_forward, random_params
     from kernels.registry import Variant, group_chain
+    from pipeline.revision import variant_built_as
     from pipeline.stages.verify import check_forward, reference_output
 
     rows = []
@@ -72,35 +84,61 @@ def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = 
                     groups[key] = (random_params(layers, s_in, 7), x32)
                 params, x32 = groups[key]
                 cubin = cubins[n] if not v.generated or (h, w) == network_input_hw(v.network) else None
-                fwd = make_forward(n, b, h, w, params=params, cubin=cubin)
-                if (*key, fwd.precision) not in refs:
-                    t0 = time.time()
-                    xp = fwd.encode(x32)
-                    refs[(*key, fwd.precision)] = (xp, reference_output(fwd, xp))
-                    print(f"reference {spec} {v.network}.{v.group} {fwd.precision}: {time.time() - t0:.1f} s", flush=True)
-                r = check_forward(fwd, *refs[(*key, fwd.precision)], rtol=rtol)
-            except Exception as err:  # report and go on: one broken variant must not hide the rest
-                r = {"variant": n, "passed": False, "rel_l2_error": float("inf"), "error": repr(err)[:300]}
-            rows.append({**r, "check": spec})
-            print(f"  {spec:>12} {n:24s} rel={r['rel_l2_error']:.2e} max={r.get('max_abs_error_scaled', float('nan')):.2e} "
-                  f"passed={r['passed']} {r.get('error', '')}", flush=True)  # fmt: skip
+            except Exception as err:
+                rows.append({"variant": n, "passed": False, "rel_l2_error": float("inf"), "error": repr(err)[:300],
+                             "check": spec})  # fmt: skip
+                print(f"  {spec:>12} {n:24s} passed=False {err!r}"[:300], flush=True)
+                continue
+            sides = [(n, nullcontext())]
+            if builds and n in builds:
+                sides.append((f"{n}@{rev}", variant_built_as(n, builds[n]["source"], builds[n]["defines"])))
+            for label, built in sides:
+                try:
+                    with built:
+                        fwd = make_forward(n, b, h, w, params=params, cubin=cubin if label == n else None)
+                        if (*key, fwd.precision) not in refs:
+                            t0 = time.time()
+                            xp = fwd.encode(x32)
+                            refs[(*key, fwd.precision)] = (xp, reference_output(fwd, xp))
+                            print(f"reference {spec} {v.network}.{v.group} {fwd.precision}: {time.time() - t0:.1f} s",
+                                  flush=True)  # fmt: skip
+                        r = check_forward(fwd, *refs[(*key, fwd.precision)], rtol=rtol)
+                except Exception as err:  # report and go on: one broken variant must not hide the rest
+                    r = {"passed": False, "rel_l2_error": float("inf"), "error": repr(err)[:300]}
+                rows.append({**r, "variant": label, "check": spec})
+                worst = r.get("max_abs_error_scaled", float("nan"))
+                print(f"  {spec:>12} {label:24s} rel={r['rel_l2_error']:.2e} max={worst:.2e} passed={r['passed']} "
+                      f"{r.get('error', '')}", flush=True)  # fmt: skip
     return rows
 
 
-def time_all(names: list[str], cubins: dict, batch: int, repeats: int) -> dict[str, list[float]]:
+def time_all(names: list[str], cubins: dict, batch: int, repeats: int, builds: dict | None = None, rev: str = "",
+             rounds: int = 1) -> dict[str, list[float]]:  # fmt: skip
+    """us/image per variant (lbl twice, for the run-to-run spread); with ``builds``, the tree's and
+    ``rev``'s build of each variant in it alternately, ``rounds`` times (``<variant>@<rev>``)."""
+    from contextlib import nullcontext
+
     from kernels.registry import Variant
+    from pipeline.revision import variant_built_as
     from pipeline.stages.time import time_variant
 
     times: dict[str, list[float]] = {}
-    for n in names + (["lbl"] if "lbl" in names else []):
-        try:
-            h, w = network_input_hw(Variant.parse(n).network)
-            us = time_variant(n, batch, cubins[n], height=h, width=w, warmup=5, repeats=repeats,
-                              min_seconds=0.2)["us_per_image_median"]  # fmt: skip
-        except Exception as err:
-            print(f"time {n}: {err!r}"[:300])
-            us = float("nan")
-        times.setdefault(n, []).append(us)
+    plain = names + (["lbl"] if "lbl" in names and not builds else [])
+    for _ in range(rounds):
+        for n in plain:
+            sides = [(n, nullcontext(), cubins[n])]
+            if builds and n in builds:
+                sides.append((f"{n}@{rev}", variant_built_as(n, builds[n]["source"], builds[n]["defines"]), None))
+            for label, built, cubin in sides:
+                try:
+                    h, w = network_input_hw(Variant.parse(n).network)
+                    with built:
+                        us = time_variant(n, batch, cubin, height=h, width=w, warmup=5, repeats=repeats,
+                                          min_seconds=0.2)["us_per_image_median"]  # fmt: skip
+                except Exception as err:
+                    print(f"time {label}: {err!r}"[:300])
+                    us = float("nan")
+                times.setdefault(label, []).append(us)
     return times
 
 
@@ -116,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rtol", type=float, default=None, help="default: the verify stage's, per precision")
     ap.add_argument("--out", type=Path, default=Path("/tmp/bench"))
     ap.add_argument("--no-time", action="store_true")
+    ap.add_argument("--against", metavar="REV", help="A/B: also build each hand-written variant as of git revision "
+                    "REV (its source, its registry's defines), check both, time them alternately")  # fmt: skip
+    ap.add_argument("--rounds", type=int, default=2, help="with --against: alternations of the two timings")
     a = ap.parse_args(argv)
     names = [n for n in a.variants.split(",") if n]
     for n in names:
@@ -136,21 +177,34 @@ def main(argv: list[str] | None = None) -> int:
     gpus = detect_gpus()
     arch = a.arch or (gpus[0].arch if gpus else "sm_90")
     a.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    cubins = build_all(names, arch, a.out)
-    print(f"built {len(cubins)} for {arch} in {time.time() - t0:.1f} s")
+    builds, rev = {}, ""
+    if a.against:
+        from pipeline.revision import export_revision, resolve, revision_builds
+
+        rev = resolve(a.against)[:8]
+        builds = revision_builds(export_revision(a.against), names)
+        print(f"A/B against {a.against} ({rev}): {', '.join(builds) or 'no variant'} built by both; both sides NVRTC")
+        cubins = {n: None for n in names}
+    else:
+        t0 = time.time()
+        cubins = build_all(names, arch, a.out)
+        print(f"built {len(cubins)} for {arch} in {time.time() - t0:.1f} s")
     device = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
-    checks = check_all(names, cubins, a.checks, a.rtol)
-    times = {} if a.no_time else time_all(names, cubins, a.batch, a.repeats)
+    checks = check_all(names, cubins, a.checks, a.rtol, builds, rev)
+    rounds = a.rounds if builds else 1
+    times = {} if a.no_time else time_all(names, cubins, a.batch, a.repeats, builds, rev, rounds)
     (a.out / "results.json").write_text(json.dumps({"device": device, "arch": arch, "batch": a.batch,
                                                     "checks": checks, "us_per_image": times}, indent=1))  # fmt: skip
     print(f"\n{device}, batch {a.batch} (us/image: median of >= {a.repeats} CUDA-event-timed launches)")
-    print(f"{'variant':24s} {'max rel err':>11s} {'all passed':>10s} {'us/image':>14s}")
-    for n in names:
+    print(f"{'variant':33s} {'max rel err':>11s} {'all passed':>10s} {'us/image':>14s}")
+    for n in [m for n in names for m in (n, f"{n}@{rev}") if m == n or n in builds]:
         mine = [r for r in checks if r["variant"] == n]
         worst = max(r["rel_l2_error"] for r in mine)
         passed = all(r["passed"] for r in mine)
-        print(f"{n:24s} {worst:11.2e} {str(passed):>10s} {' / '.join(f'{v:.2f}' for v in times.get(n, [])):>14s}")
+        print(f"{n:33s} {worst:11.2e} {str(passed):>10s} {' / '.join(f'{v:.2f}' for v in times.get(n, [])):>14s}")
+    for n in builds:  # the A/B: best of the rounds, the tree over the revision
+        ours, theirs = min(times.get(n, [float("nan")])), min(times.get(f"{n}@{rev}", [float("nan")]))
+        print(f"A/B {n}: {ours:.3f} us/image here, {theirs:.3f} at {rev}: {theirs / ours:.3f}x")
     return 0 if all(r["passed"] for r in checks) else 1
 
 

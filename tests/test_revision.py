@@ -1,0 +1,109 @@
+"""pipeline.revision: another revision's kernels and ITS registry's defines, for `pipeline.bench --against`."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline.revision import EXPORTED, export_revision, resolve, revision_builds, variant_built_as
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def two_commit_repo(tmp_path):
+    """A git repository holding the project's kernels/, pipeline/ and config/ twice: commit A as in
+    the tree, commit B with the registry's conv2 chunk changed (what a kernel A/B must pick up
+    from the revision, not from the tree)."""
+    repo = tmp_path / "repo"
+    for d in EXPORTED:
+        shutil.copytree(ROOT / d, repo / d, ignore=shutil.ignore_patterns("__pycache__"))
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "A")
+    a = _git(repo, "rev-parse", "HEAD")
+    reg = repo / "kernels" / "registry.py"
+    text = reg.read_text()
+    assert "FUSED_TC_CONV2_CHUNK = 80" in text
+    reg.write_text(text.replace("FUSED_TC_CONV2_CHUNK = 80", "FUSED_TC_CONV2_CHUNK = 64"))
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "B")
+    return repo, a, _git(repo, "rev-parse", "HEAD")
+
+
+def test_resolve_names_a_commit_or_says_why_not(two_commit_repo):
+    repo, a, b = two_commit_repo
+    assert resolve("HEAD", repo) == b and resolve("HEAD~1", repo) == a
+    with pytest.raises(ValueError, match="not a commit"):
+        resolve("no-such-revision", repo)
+
+
+def test_each_revision_builds_with_its_own_registrys_defines(two_commit_repo, tmp_path):
+    repo, a, b = two_commit_repo
+    names = ["fused-reuse-t2x7-fp16", "lbl-fp16", "vendor-cl", "lbl-gen", "fused-reuse-t2x7-fp16-nonsense"]
+    builds = {}
+    for rev in (a, b):
+        root = export_revision(rev, tmp_path / "revs", repo)
+        assert root.name == rev[:12]
+        source = (root / "kernels" / "fused_tc.cu").read_text()
+        assert source.rstrip() == _git(repo, "show", f"{rev}:kernels/fused_tc.cu")
+        builds[rev] = revision_builds(root, names)
+    # hand-written variants with a source only: no anchor, no generated kernel, no unknown name
+    assert set(builds[a]) == set(builds[b]) == {"fused-reuse-t2x7-fp16", "lbl-fp16"}
+    fa, fb = (dict(builds[r]["fused-reuse-t2x7-fp16"]["defines"]) for r in (a, b))
+    assert (fa["CONV2_CHUNK"], fb["CONV2_CHUNK"]) == (80, 64)
+    assert builds[b]["lbl-fp16"]["source"] == str(tmp_path / "revs" / b[:12] / "kernels" / "lbl_tc.cu")
+    # commit A is the tree's registry: the same defines as the tree's
+    from kernels.registry import VARIANTS
+
+    assert builds[a]["fused-reuse-t2x7-fp16"]["defines"] == VARIANTS["fused-reuse-t2x7-fp16"].defines
+
+
+def test_an_export_is_made_once_per_commit(two_commit_repo, tmp_path):
+    repo, a, _ = two_commit_repo
+    root = export_revision(a, tmp_path / "revs", repo)
+    marker = root / "kernels" / "marker"
+    marker.write_text("kept")
+    assert export_revision(a, tmp_path / "revs", repo) == root and marker.read_text() == "kept"
+
+
+def test_a_registry_that_does_not_import_is_reported(tmp_path):
+    root = tmp_path / "broken"
+    (root / "kernels").mkdir(parents=True)
+    (root / "kernels" / "registry.py").write_text("raise ImportError('from an old revision')\n")
+    with pytest.raises(RuntimeError, match="does not import"):
+        revision_builds(root, ["lbl-fp16"])
+
+
+def test_variant_built_as_swaps_the_record_and_restores_it():
+    from kernels import registry
+
+    before = registry.VARIANTS["fused-reuse-t2x7-fp16"]
+    with pytest.raises(KeyError), variant_built_as("fused-reuse-t2x7-fp16", "/elsewhere/fused_tc.cu", (("X", 1),)):
+        swapped = registry.variant("fused-reuse-t2x7-fp16")
+        assert swapped.source == "/elsewhere/fused_tc.cu" and swapped.defines == (("X", 1),)
+        assert swapped.name == before.name
+        raise KeyError("the block fails")
+    assert registry.VARIANTS["fused-reuse-t2x7-fp16"] is before
+
+
+@pytest.mark.gpu
+def test_bench_against_head_checks_and_times_both_sides(cupy_device, tmp_path):
+    """The A/B end to end on the GPU: the tree's fused kernel against HEAD's, both checked against
+    float64 and timed; results.json holds both sides."""
+    import json
+
+    from pipeline import bench
+
+    rc = bench.main(["--variants", "fused-reuse-t2x7-fp16", "--batch", "16", "--checks", "1x227x227",
+                     "--repeats", "5", "--rounds", "1", "--against", "HEAD", "--out", str(tmp_path)])  # fmt: skip
+    res = json.loads((tmp_path / "results.json").read_text())
+    labels = {r["variant"] for r in res["checks"]}
+    head = resolve("HEAD")[:8]
+    assert labels == {"fused-reuse-t2x7-fp16", f"fused-reuse-t2x7-fp16@{head}"}
+    assert rc == 0 and all(r["passed"] for r in res["checks"])
+    assert all(t[0] > 0 for t in res["us_per_image"].values()) and len(res["us_per_image"]) == 2
