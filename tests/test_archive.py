@@ -61,6 +61,45 @@ def test_a_second_run_the_same_day_gets_a_label_and_counts_as_newer(results, tmp
     assert source_title("archived synthgpu 2026-11-26 run2") == "archived (synthgpu, 2026-11-26, run2)"
 
 
+def test_archives_of_one_day_sort_by_when_they_were_measured(results, tmp_path, monkeypatch):
+    """Within a day the provenance timestamp decides, not the label's spelling: a later run labelled
+    "aaa" is newer than an earlier "zzz"; an archive without a timestamp sorts after both."""
+    import json
+
+    from analysis import sources
+
+    root = tmp_path / "archive"
+    for label, stamp in (("zzz", "2026-11-26T09:00:00+00:00"), ("aaa", "2026-11-26T15:30:00+00:00"), ("mmm", None)):
+        dest = archive_results(results, root, date="2026-11-26", label=label)
+        for prov in dest.glob("*/provenance.json"):
+            data = json.loads(prov.read_text())
+            data["timestamp_utc"] = stamp
+            prov.write_text(json.dumps(data))
+    monkeypatch.setattr(sources, "ARCHIVE_ROOT", root)
+    sources.archive_time_utc.cache_clear()
+    try:
+        assert sources.archive_time_utc("synthgpu", "2026-11-26", "aaa") == "2026-11-26T15:30:00+00:00"
+        labels = [f"archived synthgpu 2026-11-26 {x}" for x in ("zzz", "mmm", "aaa")]
+        order = sorted([*labels, "archived synthgpu 2026-11-27", "this run"], key=sources.source_newest_first)
+        assert order == ["this run", "archived synthgpu 2026-11-27", "archived synthgpu 2026-11-26 aaa",
+                         "archived synthgpu 2026-11-26 zzz", "archived synthgpu 2026-11-26 mmm"]  # fmt: skip
+    finally:
+        sources.archive_time_utc.cache_clear()
+
+
+def test_the_projects_newest_archive_is_the_latest_measured():
+    """The report's fallback (no GPU here) shows the archive measured last, whatever its label."""
+    import json
+
+    from analysis.sources import ARCHIVE_ROOT, archive_source, source_newest_first
+
+    dirs = [d for d in ARCHIVE_ROOT.iterdir() if list(d.glob("*/provenance.json"))]
+    newest = sorted((archive_source(d) for d in dirs), key=source_newest_first)[0]
+    stamp = lambda d: max(json.loads(p.read_text())["timestamp_utc"] for p in d.glob("*/provenance.json"))  # noqa: E731
+    latest = max(dirs, key=stamp)
+    assert newest == archive_source(latest)
+
+
 # ---------------------------------------------------------------- migration of schema-1 archives
 
 
