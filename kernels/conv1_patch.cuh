@@ -90,25 +90,9 @@ struct WarpPlace {
 };
 
 // Each m part (the warps of one mw, 48 channels) streams its 48 weight rows through its own ring
-// (a_ring + mw * NS * 48 * LDA) and, once the patch is visible, syncs on its own named barrier
-// (3 + mw): the parts need not wait for each other's stages.
+// and syncs on its own named barrier 3 + mw (tc.cuh PartRing).
 template <int MW, int NTHREADS>
-struct PartStage {
-    static constexpr int PARTS = MW, THREADS = NTHREADS / PARTS;
-    using WS = WeightStage<48, BK, KP, THREADS>;
-    static __device__ __forceinline__ int part() { return (threadIdx.x >> 5) % PARTS; }
-    static __device__ __forceinline__ WS stage(int m0) {  // this thread's index in its part: (warp / PARTS)*32 + lane
-        return PARTS == 1 ? WS(m0) : WS(m0 + 48 * part(), (threadIdx.x >> 5) / PARTS * 32 + (threadIdx.x & 31));
-    }
-    template <int NS>
-    static __device__ __forceinline__ h16* ring(h16* a_ring) { return a_ring + part() * NS * 48 * LDA; }
-    static __device__ __forceinline__ void sync() {
-        if (PARTS == 1)
-            __syncthreads();
-        else
-            bar_sync(3 + part(), THREADS);
-    }
-};
+using PartStage = PartRing<48, BK, KP, NTHREADS, MW, 3>;
 
 // The first NS - 1 weight stages (rows m0 .. m0 + 48*MW) go out here, before the caller loads the
 // patch, so their latency overlaps the patch's; conv1_patch_mma issues the rest.

@@ -305,8 +305,9 @@ struct ConvCL {
     static constexpr int PH = RW + ccl::KS - 1, PWC = NX + ccl::KS - 1;  // patch rows, columns
     static constexpr int PATCH = PH * PWC * ccl::LDP;
     // each m part (the warps of one mw, MT*16 channels) streams its weight rows through its own ring
-    // and syncs on its own named barrier (1 + mw) once the patch is visible
-    using WS = WeightStage<MT * 16, ccl::CG, ccl::KP, NT / MW>;
+    // and syncs on its own named barrier 1 + mw once the patch is visible (tc.cuh PartRing)
+    using PR = PartRing<MT * 16, ccl::CG, ccl::KP, NT, MW, 1>;
+    using WS = typename PR::WS;
     static constexpr int SMEM_BYTES = 2 * (PATCH + NS * BM * WS::LDA);
     static_assert(MW * RW * CW * 32 == NT, "one warp per (m part, row, column group)");
 
@@ -361,6 +362,8 @@ struct ConvCL {
         const int ox0 = blockIdx.x * NX, oy0 = blockIdx.y * RW;
         const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
         const int mw = warp % MW, rw = (warp / MW) % RW, cw = warp / (MW * RW);
+        // PR::stage(m0) and PR::ring<NS>(patch + PATCH), spelled out with this thread's mw: the
+        // form measured (the calls compile to a different schedule)
         const WS ws(m0 + mw * MT * 16, warp / MW * 32 + lane);
         h16* ring = patch + PATCH + mw * NS * MT * 16 * WS::LDA;
 #pragma unroll
@@ -377,10 +380,10 @@ struct ConvCL {
         zero_acc(acc);
         for (int t = 0; t < WS::NSTAGE; ++t) {
             cp_async_wait<NS - 2>();  // stage t landed
-            if (t == 0 || MW == 1)
+            if (t == 0)
                 __syncthreads();  // ... for every thread (all of them wrote the patch); the patch is visible
             else
-                bar_sync(1 + mw, NT / MW);  // ... for the part's threads; stage t - 1's slot is free
+                PR::sync();  // ... for the part's threads; stage t - 1's slot is free
             ws.template issue<NS>(ring, w, t + NS - 1);
             const int ky = t / ccl::KS, koff = (ky * PWC + t - ky * ccl::KS) * ccl::LDP;
             const h16* a0 = ring + (t % NS) * MT * 16 * WS::LDA;

@@ -170,3 +170,26 @@ struct WeightStage {
         cp_async_commit();
     }
 };
+
+// A block's warps in PARTS parts (part = warp % PARTS), each multiplying its own ROWS weight rows:
+// each part streams them through its own ring (a_ring + part * NS * ROWS * LDA) and, once the
+// shared B operand is visible (the caller's first barrier is __syncthreads), syncs on its own named
+// barrier BAR0 + part, so the parts need not wait for each other's stages (kernels/conv1_patch.cuh,
+// the channels-last conv2 of lbl_tc.cu).
+template <int ROWS, int BK, int KP, int NTHREADS, int PARTS, int BAR0>
+struct PartRing {
+    static constexpr int THREADS = NTHREADS / PARTS;
+    using WS = WeightStage<ROWS, BK, KP, THREADS>;
+    static __device__ __forceinline__ int part() { return (threadIdx.x >> 5) % PARTS; }
+    static __device__ __forceinline__ WS stage(int m0) {  // this thread's index in its part: (warp / PARTS)*32 + lane
+        return PARTS == 1 ? WS(m0) : WS(m0 + ROWS * part(), (threadIdx.x >> 5) / PARTS * 32 + (threadIdx.x & 31));
+    }
+    template <int NS>
+    static __device__ __forceinline__ h16* ring(h16* a_ring) { return a_ring + part() * NS * ROWS * WS::LDA; }
+    static __device__ __forceinline__ void sync() {
+        if (PARTS == 1)
+            __syncthreads();
+        else
+            bar_sync(BAR0 + part(), THREADS);
+    }
+};
