@@ -54,18 +54,28 @@ def build_all(names: list[str], arch: str, out: Path) -> dict[str, str | None]:
         return dict(ex.map(one, names))
 
 
+def _sides(n: str, builds: dict | None, rev: str) -> list[tuple]:
+    """(label, context) for each build of ``n`` to run: the tree's, and with ``builds`` holding it,
+    ``rev``'s (``<variant>@<rev>``, the registry's record swapped for the block)."""
+    from contextlib import nullcontext
+
+    from pipeline.revision import variant_built_as
+
+    sides = [(n, nullcontext())]
+    if builds and n in builds:
+        sides.append((f"{n}@{rev}", variant_built_as(n, builds[n]["source"], builds[n]["defines"])))
+    return sides
+
+
 def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = None,
               builds: dict | None = None, rev: str = "") -> list[dict]:  # fmt: skip
     """Every variant on every check shape, against one float64 reference per shape; with ``builds``
     (pipeline.revision.revision_builds), each variant in it also as built at ``rev``, reported as
     ``<variant>@<rev>``."""
-    from contextlib import nullcontext
-
     import numpy as np
 
     from kernels.api import make_forward, random_params
     from kernels.registry import Variant, group_chain
-    from pipeline.revision import variant_built_as
     from pipeline.stages.verify import check_forward, reference_output
 
     rows = []
@@ -89,10 +99,7 @@ def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = 
                              "check": spec})  # fmt: skip
                 print(f"  {spec:>12} {n:24s} passed=False {err!r}"[:300], flush=True)
                 continue
-            sides = [(n, nullcontext())]
-            if builds and n in builds:
-                sides.append((f"{n}@{rev}", variant_built_as(n, builds[n]["source"], builds[n]["defines"])))
-            for label, built in sides:
+            for label, built in _sides(n, builds, rev):
                 try:
                     with built:
                         fwd = make_forward(n, b, h, w, params=params, cubin=cubin if label == n else None)
@@ -116,23 +123,18 @@ def time_all(names: list[str], cubins: dict, batch: int, repeats: int, builds: d
              rounds: int = 1) -> dict[str, list[float]]:  # fmt: skip
     """us/image per variant (lbl twice, for the run-to-run spread); with ``builds``, the tree's and
     ``rev``'s build of each variant in it alternately, ``rounds`` times (``<variant>@<rev>``)."""
-    from contextlib import nullcontext
-
     from kernels.registry import Variant
-    from pipeline.revision import variant_built_as
     from pipeline.stages.time import time_variant
 
     times: dict[str, list[float]] = {}
     plain = names + (["lbl"] if "lbl" in names and not builds else [])
     for _ in range(rounds):
         for n in plain:
-            sides = [(n, nullcontext(), cubins[n])]
-            if builds and n in builds:
-                sides.append((f"{n}@{rev}", variant_built_as(n, builds[n]["source"], builds[n]["defines"]), None))
-            for label, built, cubin in sides:
+            for label, built in _sides(n, builds, rev):
                 try:
                     h, w = network_input_hw(Variant.parse(n).network)
                     with built:
+                        cubin = cubins[n] if label == n else None  # a revision's side: NVRTC
                         us = time_variant(n, batch, cubin, height=h, width=w, warmup=5, repeats=repeats,
                                           min_seconds=0.2)["us_per_image_median"]  # fmt: skip
                 except Exception as err:

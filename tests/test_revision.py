@@ -91,6 +91,20 @@ def test_variant_built_as_swaps_the_record_and_restores_it():
     assert registry.VARIANTS["fused-reuse-t2x7-fp16"] is before
 
 
+def test_bench_runs_each_variant_as_the_tree_and_as_the_revision_builds_it():
+    from kernels import registry
+    from pipeline.bench import _sides
+
+    sides = _sides("lbl-fp16", {"lbl-fp16": {"source": "/rev/kernels/lbl_tc.cu", "defines": (("PREC", 1),)}}, "abc")
+    assert [label for label, _ in sides] == ["lbl-fp16", "lbl-fp16@abc"]
+    with sides[0][1]:
+        assert registry.VARIANTS["lbl-fp16"].source == "kernels/lbl_tc.cu"
+    with sides[1][1]:
+        assert registry.VARIANTS["lbl-fp16"].source == "/rev/kernels/lbl_tc.cu"
+    assert registry.VARIANTS["lbl-fp16"].source == "kernels/lbl_tc.cu"
+    assert [label for label, _ in _sides("lbl-fp16", {}, "abc")] == ["lbl-fp16"]
+
+
 @pytest.mark.gpu
 def test_bench_against_head_checks_and_times_both_sides(cupy_device, tmp_path):
     """The A/B end to end on the GPU: the tree's fused kernel against HEAD's, both checked against
