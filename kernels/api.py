@@ -301,7 +301,10 @@ class Forward(StoredMaps):
         import cupy
 
         self._device_params()
-        conv_m96, conv_m128, lrn, maxpool = self.variant.entries[:4]  # the registry's order
+        def entry(suffix: str) -> str | None:  # by name: lbl-tf32 has no gather convs, only the patch kernels
+            return next((e for e in self.variant.entries if e.endswith(suffix)), None)
+
+        conv_m96, conv_m128, lrn, maxpool = entry("_conv_m96"), entry("_conv_m128"), entry("_lrn"), entry("_maxpool")
         # tensor cores: the 32-pixel tiles (split-K capable), conv1 from the input patch
         conv_small = dict(zip((96, 128), (e for e in self.variant.entries if e.endswith("_n32"))))
         has_conv1_patch = any(e in CONV1_PATCH_ENTRIES for e in self.variant.entries)
@@ -343,6 +346,9 @@ class Forward(StoredMaps):
                 smem = self._patch_entry(entry, CONV_CL_ENTRIES[entry], grid)
                 self.launches.append({"layer": layer.name, "conv_cl_entry": entry})
             elif layer.type == "conv":
+                if conv_m96 is None:
+                    raise ValueError(f"{self.name}: conv {layer.name} {layer.kernel}x{layer.kernel}/{layer.stride} "
+                                     f"fits neither patch kernel, and {self.precision} has no general conv kernel")  # fmt: skip
                 mg = layer.out_channels // layer.groups
                 bm = 96 if mg % 96 == 0 else 128
                 kg = (s_in.channels // layer.groups) * layer.kernel**2
@@ -433,7 +439,7 @@ class Forward(StoredMaps):
             # order, to read channels-last pool1 directly
             self._w1p = self.encode(pack_weights_kx16(w1))
             self._w2p = self.encode(pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16))
-            smem = fused_tc_smem_bytes(tile, strategy)
+            smem = fused_tc_smem_bytes(tile, strategy, precision=self.precision)
         kern = self._kernel(v.entries[0])
         self.module = self._module()
         kern.max_dynamic_shared_size_bytes = smem

@@ -104,7 +104,7 @@ __device__ __forceinline__ void k16_step(float (&acc)[MT][NT][4], const T* (&aro
         const uint2 bv = __ldg(wk + ((k0 / 16) * NT + j) * 32);
         unsigned b[2] = {bv.x, bv.y};
 #pragma unroll
-        for (int i = 0; i < MT; ++i) mma16816(acc[i][j], a[i], b);
+        for (int i = 0; i < MT; ++i) mma_kstep(acc[i][j], a[i], b);
     }
 }
 #endif

@@ -6,71 +6,81 @@
 // output pixel ox's 16 values of step (c, ky) are the input row c, oy*4 + ky, columns 4*ox .. 4*ox+15,
 // contiguous in the patch. K grows from 363 to 528 (the packed weights hold zeros at kx >= 11; the
 // tensor cores have the slack), and a pixel's B fragment is one ldmatrix row per k half.
-// ldmatrix needs 16-byte rows, and 4*ox halves is 8*ox bytes: the patch is held twice, copy 1
-// shifted by 4 columns, so even pixels read copy 0 at 8*(ox/2) and odd pixels copy 1 there.
-// Copy 1 starts 64 bytes off copy 0 modulo 128: the 8 rows of an ldmatrix matrix (4 even, 4 odd
-// pixels) land on 32 distinct banks.
+// ldmatrix needs 16-byte rows. 16-bit values: 4*ox values is 8*ox bytes, so the patch is held
+// twice, copy 1 shifted by 4 columns; even pixels read copy 0 at 8*(ox/2) and odd pixels copy 1
+// there. Copy 1 starts 64 bytes off copy 0 modulo 128: the 8 rows of an ldmatrix matrix (4 even, 4
+// odd pixels) land on 32 distinct banks. TF32 (tc.cuh VS = 2): 4*ox values is 16*ox bytes, one copy,
+// and a (c, ky) row of 16 values is two k steps of 8.
 #pragma once
 #include "tc.cuh"
 
 namespace c1p {
 
 constexpr int CIN = 3, KS = 11, S = 4, M = 96;
-constexpr int KX = 16;                // kx padded: a k16 step is one (c, ky) row
-constexpr int KSTEPS = CIN * KS;      // 33
-constexpr int KP = KSTEPS * KX;       // 528: a packed weight row (kernels/api.py pack_weights_kx16)
-constexpr int BK = 48;                // k per weight stage: 3 k16 steps
-constexpr int NSTAGE = KP / BK;       // 11
+constexpr int KX = 16;                // kx padded: a (c, ky) row is VS k steps of 16 slots
+constexpr int KSTEPS = CIN * KS * VS; // 33 (66 for TF32)
+constexpr int KP = KSTEPS * 16;       // slots of a packed weight row (kernels/api.py pack_weights_kx16: 528 values)
+constexpr int BK = 48;                // slots per weight stage: 3 k steps
+constexpr int NSTAGE = KP / BK;       // 11 (22)
 constexpr int LDA = WeightStageLDA<BK>;  // 112-byte weight rows: 8 ldmatrix rows on distinct banks
-static_assert(KP % BK == 0 && BK % 16 == 0, "whole k16 steps per stage");
+constexpr int COPIES = VS == 1 ? 2 : 1;  // patch copies (16-bit: the second shifted by 4 columns)
+static_assert(KP % BK == 0 && BK % 16 == 0, "whole k steps per stage");
 
-// The patch under RW output rows of NX columns (NX a multiple of 8): PR input rows x PW columns per
-// channel, per copy. Pixel NX-1 reads copy 1 up to 8*((NX-1)/2) + 15 = 4*NX + 7.
+// The patch under RW output rows of NX columns (NX a multiple of 8): PR input rows x PWV values
+// (PW slots, 16-byte rows) per channel, per copy. 16-bit: pixel NX-1 reads copy 1 up to
+// 8*((NX-1)/2) + 15 = 4*NX + 7; TF32: up to 4*NX + 11.
 template <int RW, int NX>
 struct Patch {
     static_assert(NX % 8 == 0, "whole n8 tiles");
     static constexpr int PR = S * (RW - 1) + KS;
-    static constexpr int PW = S * NX + 8;                          // a multiple of 8: 16-byte rows
-    static constexpr int CS = (CIN * PR * PW + 63) / 64 * 64 + 32;  // copy stride (halves): 64 B off mod 128
-    static constexpr int HALVES = 2 * CS;
+    static constexpr int PWV = VS == 1 ? S * NX + 8 : S * NX + 12;  // values per row: 16-byte rows
+    static constexpr int PW = PWV * VS;
+    static constexpr int CS = VS == 1 ? (CIN * PR * PW + 63) / 64 * 64 + 32 : CIN * PR * PW;  // copy stride: 64 B off mod 128
+    static constexpr int HALVES = COPIES * CS;  // slots
 };
 
-// Fill both copies of the patch from image xn (CIN x H x W, 16-bit): copy 0 at (c, r, j) holds
-// input (c, iy0 + r, ix0 + j), copy 1 holds column ix0 + 4 + j; zero outside the map (the zero
-// weights at kx >= 11 meet finite values only). A warp copies whole rows, RB rows at a time with all
+// Fill the patch from image xn (CIN x H x W): copy 0 at (c, r, j) holds input (c, iy0 + r, ix0 + j)
+// (rounded to TF32 for PREC 3), copy 1 (16-bit) holds column ix0 + 4 + j; zero outside the map (the
+// zero weights at kx >= 11 meet finite values only). A warp copies whole rows, RB rows at a time with all
 // their loads in flight before any store: per-value index arithmetic (divisions by the row length)
 // cost ~30 instructions per value, as much as the gather it replaces (ncu, perf-notes step 25).
 template <int RW, int NX, int NTHREADS, int RB = 2>
-__device__ __forceinline__ void load_patch(h16* patch, const h16* __restrict__ xn, int H, int W, int iy0, int ix0) {
+__device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
     using P = Patch<RW, NX>;
-    constexpr int JW = P::PW + 4, Q = (JW + 31) / 32, NWARP = NTHREADS / 32, ROWS = CIN * P::PR;
+    constexpr int JW = P::PWV + (COPIES - 1) * 4, Q = (JW + 31) / 32, NWARP = NTHREADS / 32, ROWS = CIN * P::PR;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int jin = W - ix0;  // columns inside the map
 #pragma unroll 1
     for (int cr0 = warp; cr0 < ROWS; cr0 += RB * NWARP) {
-        h16 v[RB][Q];
+        val_t v[RB][Q];
 #pragma unroll
         for (int b = 0; b < RB; ++b) {
             const int cr = cr0 + b * NWARP, c = cr / P::PR, iy = iy0 + cr - c * P::PR;
             const int jmax = (cr < ROWS && iy < H) ? min(JW, jin) : 0;
-            const h16* src = xn + ((size_t)c * H + iy) * W + ix0;
+            const val_t* src = xn + ((size_t)c * H + iy) * W + ix0;
 #pragma unroll
             for (int q = 0; q < Q; ++q) {
                 const int j = lane + 32 * q;
-                v[b][q] = j < jmax ? __ldg(src + j) : (h16)0;
+                v[b][q] = j < jmax ? __ldg(src + j) : (val_t)0;
             }
         }
 #pragma unroll
         for (int b = 0; b < RB; ++b) {
             const int cr = cr0 + b * NWARP;
             if (cr >= ROWS) break;
-            h16* d0 = patch + cr * P::PW;
-            h16* d1 = d0 + P::CS - 4;  // copy 1: column j - 4
+            val_t* d0 = reinterpret_cast<val_t*>(patch + cr * P::PW);
+#if PREC != 3
+            val_t* d1 = d0 + P::CS - 4;  // copy 1: column j - 4
+#endif
 #pragma unroll
             for (int q = 0; q < Q; ++q) {
                 const int j = lane + 32 * q;
-                if (j < P::PW) d0[j] = v[b][q];
+#if PREC == 3
+                if (j < P::PWV) d0[j] = tf32_round(v[b][q]);
+#else
+                if (j < P::PWV) d0[j] = v[b][q];
                 if (j >= 4 && j < JW) d1[j] = v[b][q];
+#endif
             }
         }
     }
@@ -97,23 +107,23 @@ using PartStage = PartRing<48, BK, KP, NTHREADS, MW, 3>;
 // The first NS - 1 weight stages (rows m0 .. m0 + 48*MW) go out here, before the caller loads the
 // patch, so their latency overlaps the patch's; conv1_patch_mma issues the rest.
 template <int MW, int NS, int NTHREADS>
-__device__ __forceinline__ void conv1_patch_prologue(h16* a_ring, const h16* __restrict__ w, int m0) {
+__device__ __forceinline__ void conv1_patch_prologue(h16* a_ring, const val_t* __restrict__ w, int m0) {
     using PS = PartStage<MW, NTHREADS>;
     const auto ws = PS::stage(m0);
     h16* ring = PS::template ring<NS>(a_ring);
 #pragma unroll
-    for (int t = 0; t < NS - 1; ++t) ws.template issue<NS>(ring, w, t);
+    for (int t = 0; t < NS - 1; ++t) ws.template issue<NS>(ring, reinterpret_cast<const h16*>(w), t);
 }
 
 // acc[i][j] = the warp's 48 channels x NT8W n8 tiles of conv1 over all of K: weights w (rows m0 ..
-// m0 + 48*MW of the packed [96][528]) streamed through an NS-deep ring of cp.async stages
-// (a_ring: NS * 48*MW * LDA halves; conv1_patch_prologue issued the first NS - 1), B from the patch
+// m0 + 48*MW of the packed [96][528] values) streamed through an NS-deep ring of cp.async stages
+// (a_ring: NS * 48*MW * LDA slots; conv1_patch_prologue issued the first NS - 1), B from the patch
 // (load_patch, visible after the first barrier here). Every thread of the block calls it, in the
 // order prologue, load_patch, conv1_patch_mma; the caller syncs before reusing the patch or the ring.
 // The stage loop is unrolled: every patch row offset is then an immediate.
 template <int MW, int RW, int CW, int NT8W, int NS, int NTHREADS>
 __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const h16* patch, h16* a_ring,
-                                                const h16* __restrict__ w, int m0) {
+                                                const val_t* __restrict__ wv, int m0) {
     static_assert(MW * RW * CW * 32 == NTHREADS, "one warp per (m half, row, column group)");
     static_assert(NS >= 2 && NS <= NSTAGE, "ring depth");
     using P = Patch<RW, CW * NT8W * 8>;
@@ -122,13 +132,15 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
     const WarpPlace<MW, RW> wp;
     const auto ws = PS::stage(m0);
     h16* ring = PS::template ring<NS>(a_ring);
+    const h16* w = reinterpret_cast<const h16*>(wv);
 
     // ldmatrix row of this lane for n-tile pair jp: pixel jp*16 + (lane&7) + 8*(lane>>4), k half (lane>>3)&1
     int boff[(NT8W + 1) / 2];
 #pragma unroll
     for (int jp = 0; jp < (NT8W + 1) / 2; ++jp) {
         const int ox = wp.cw * NT8W * 8 + jp * 16 + (lane & 7) + ((lane >> 4) << 3);
-        boff[jp] = (ox & 1) * P::CS + 8 * (ox >> 1) + ((lane >> 3) & 1) * 8 + wp.rw * S * P::PW;
+        const int col = VS == 1 ? (ox & 1) * P::CS + 8 * (ox >> 1) : 8 * ox;  // slot of input column 4*ox
+        boff[jp] = col + ((lane >> 3) & 1) * 8 + wp.rw * S * P::PW;
     }
     zero_acc(acc);
 #pragma unroll
@@ -142,8 +154,9 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
         const h16* a0 = ring + (t % NS) * 48 * LDA;
 #pragma unroll
         for (int kk = 0; kk < BK / 16; ++kk) {
-            const int s = t * (BK / 16) + kk, c = s / KS;
-            const int roff = (c * P::PR + s - c * KS) * P::PW;  // input row (c, ky) of the warp's output row
+            const int s = t * (BK / 16) + kk, cky = s / VS, c = cky / KS;
+            // input row (c, ky) of the warp's output row; TF32: its second 8 columns in odd steps
+            const int roff = (c * P::PR + cky - c * KS) * P::PW + (s % VS) * 16;
             unsigned a[3][4], b[NT8W][2];
 #pragma unroll
             for (int i = 0; i < 3; ++i) ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * LDA + kk * 16 + (lane >> 4) * 8);
@@ -163,7 +176,7 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
 #pragma unroll
             for (int i = 0; i < 3; ++i)
 #pragma unroll
-                for (int j = 0; j < NT8W; ++j) mma16816(acc[i][j], a[i], b[j]);
+                for (int j = 0; j < NT8W; ++j) mma_kstep(acc[i][j], a[i], b[j]);
         }
     }
     cp_async_wait<0>();

@@ -1,6 +1,7 @@
-// Fused AlexNet front end on the tensor cores (variants `fused-{reuse,recompute}-t<tile>-fp16/-bf16`): ONE
-// kernel for conv1 -> relu -> LRN -> pool1 -> conv2(groups 2) -> relu -> LRN -> pool2 with 16-bit
-// values, mma.sync m16n8k16 products and FP32 accumulation (kernels/tc.cuh). Intermediates live in
+// Fused AlexNet front end on the tensor cores (variants `fused-{reuse,recompute}-t<tile>-fp16/-bf16/
+// -tf32`): ONE kernel for conv1 -> relu -> LRN -> pool1 -> conv2(groups 2) -> relu -> LRN -> pool2
+// with 16-bit values (mma.sync m16n8k16) or FP32 values and TF32 products (m16n8k8), FP32
+// accumulation (kernels/tc.cuh; shared memory in 16-bit slots, VS per value). Intermediates live in
 // shared memory only; device memory sees the input, the weights (L2-resident) and pool2.
 //
 // A block (256 threads, 8 warps) owns a TILE_Y x TILE_X tile of pool2 (all 256 channels) of one image
@@ -23,7 +24,9 @@
 //      syncs on its own barrier. bias + ReLU -> c2 [pixel][256 + 8] (reusing conv1's space). With
 //      REUSE, c2's row 0 is the previous step's last conv2 row, and conv2 starts at row 1.
 //   4. LRN over 256 channels in place, 3x3/2 max pool to pool2 in device memory (NCHW).
-// 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2).
+// 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2). TF32
+// rounds what conv2 multiplies, norm1 (pool1 of TF32 values is the TF32 rounding of pool1, as lbl's
+// conv2 rounds it), and keeps all of FP32 elsewhere.
 // Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV2_CHUNK, EXPECT_SMEM_BYTES
 // (kernels/registry.py fused_tc_smem_bytes).
 #include "conv1_patch.cuh"
@@ -69,12 +72,13 @@ constexpr int P1H = 2 * TY + 5, P1W = 2 * TX + 5;      // pool1 tile incl. conv2
 constexpr int BAND = CONV1_BAND;
 constexpr int C1H = 2 * BAND + 1, C1W = 2 * P1W + 1;   // conv1 rows/cols under a band (at most)
 constexpr int C2H = 2 * TY + 1, C2W = 2 * TX + 1;      // conv2 tile
-constexpr int LD1 = C1 + 8, LD2 = C2 + 8;              // channels-last pixel strides (halves): 208 / 528 B
-constexpr int K2 = KS2 * KS2 * C1G;                    // 1200 = 25 (ky, kx) x 48 channels
+constexpr int LD1 = C1 * VS + 8, LD2 = C2 * VS + 8;    // channels-last pixel strides (slots): 208 / 528 B (TF32 400 / 1040)
+constexpr int K2 = KS2 * KS2 * C1G * VS;               // slots of 1200 values = 25 (ky, kx) x 48 channels
 constexpr int RW1 = 4, NX1 = (C1W + 7) / 8 * 8;       // conv1 chunks: 4 rows of a band, its columns padded
 constexpr int NS1 = 3;                                 // conv1 weight stages in flight
 using Patch1 = c1p::Patch<RW1, NX1>;
-constexpr int BK2 = C1G, LDA2 = BK2 + 8;              // conv2 weight stage: a group's 128 rows x one (ky, kx)
+constexpr int BK2 = 48, LDA2 = BK2 + 8;               // conv2 weight stage: a group's 128 rows x 48 slots, one (ky, kx) (TF32: half)
+constexpr int NST2 = K2 / BK2;                         // conv2 weight stages: 25 (50)
 constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
 // conv2 runs over its pixels in chunks (a multiple of 16, for ldmatrix pairs) of at most
 // CONV2_CHUNK, so a warp's accumulators (2 x chunk/8 x 4) stay in registers.
@@ -113,7 +117,7 @@ static_assert(SMEM_BYTES == EXPECT_SMEM_BYTES, "kernels/registry.py fused_tc_sme
 // after (2B new conv1 rows, whole chunks of RW1 = 4 where 2B is a multiple of 4)
 constexpr int BAND_CARRIED = BAND - BAND % 2 > 0 ? BAND - BAND % 2 : BAND;
 
-// Copy n halves (a multiple of 8) between 16-byte aligned shared regions, the whole block.
+// Copy n slots (a multiple of 8) between 16-byte aligned shared regions, the whole block.
 __device__ __forceinline__ void copy_block(h16* dst, const h16* src, int n) {
     for (int e = threadIdx.x; e < n / 8; e += NT) reinterpret_cast<uint4*>(dst)[e] = reinterpret_cast<const uint4*>(src)[e];
 }
@@ -132,25 +136,35 @@ __device__ __forceinline__ int tile_size(int i, int n) {
 // LRN across the channels of each pixel, in place. TPP threads (of one warp) share a pixel, each
 // owning CPT = C/TPP consecutive channels, read and written 4 at a time; the window's halo
 // channels come from the neighbouring threads by shuffle (the LRNs of a thread are independent, so
-// they overlap in the pipeline; a pixel per thread was a serial chain of C steps).
-template <int C, int LD, int TPP>
+// they overlap in the pipeline; a pixel per thread was a serial chain of C steps). OPERAND: the
+// output is a conv's operand (TF32: rounded to TF32; tc.cuh to_val).
+template <int C, int LD, int TPP, bool OPERAND>
 __device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_n, float beta, float kparam) {
     constexpr int CPT = C / TPP, PRE = (LRN_SIZE - 1) / 2, POST = LRN_SIZE - 1 - PRE;
     static_assert(C % TPP == 0 && 32 % TPP == 0, "a pixel's threads must split its channels within a warp");
-    static_assert(CPT % 4 == 0 && CPT >= PRE && CPT >= POST && LD % 4 == 0, "8-byte accesses; the halo from one neighbour");
+    static_assert(CPT % 4 == 0 && CPT >= PRE && CPT >= POST && LD % (4 * VS) == 0,
+                  "8- (TF32: 16-) byte accesses; the halo from one neighbour");
     const int sub = threadIdx.x % TPP;
     const int rounds = (npix + NT / TPP - 1) / (NT / TPP);  // every thread runs every round (shuffles)
     for (int rd = 0; rd < rounds; ++rd) {
         const int p = rd * (NT / TPP) + threadIdx.x / TPP;
-        uint2* v = reinterpret_cast<uint2*>(buf + (p < npix ? p : 0) * LD + sub * CPT);
+        h16* v = buf + (p < npix ? p : 0) * LD + sub * CPT * VS;
         float x[PRE + CPT + POST];  // x[i] = in[sub*CPT - PRE + i]
 #pragma unroll
         for (int q = 0; q < CPT / 4; ++q) {
-            const uint2 r = v[q];
+#if PREC == 3
+            const float4 r = reinterpret_cast<const float4*>(v)[q];
+            x[PRE + 4 * q + 0] = r.x;
+            x[PRE + 4 * q + 1] = r.y;
+            x[PRE + 4 * q + 2] = r.z;
+            x[PRE + 4 * q + 3] = r.w;
+#else
+            const uint2 r = reinterpret_cast<const uint2*>(v)[q];
             x[PRE + 4 * q + 0] = h2f(r.x & 0xffff);
             x[PRE + 4 * q + 1] = h2f(r.x >> 16);
             x[PRE + 4 * q + 2] = h2f(r.y & 0xffff);
             x[PRE + 4 * q + 3] = h2f(r.y >> 16);
+#endif
         }
 #pragma unroll
         for (int d = 0; d < PRE; ++d) {  // the previous thread's last channels; zero below channel 0
@@ -165,26 +179,31 @@ __device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_
         if (p < npix) {
 #pragma unroll
             for (int q = 0; q < CPT / 4; ++q) {
-                h16 y[4];
+                val_t y[4];
 #pragma unroll
                 for (int u = 0; u < 4; ++u) {
                     const int i = 4 * q + u;
                     float s = 0.f;
 #pragma unroll
                     for (int d = 0; d < PRE + POST + 1; ++d) s = fmaf(x[i + d], x[i + d], s);
-                    y[u] = f2h(lrn_value(x[i + PRE], s, alpha_over_n, beta, kparam));
+                    y[u] = to_val<OPERAND>(lrn_value(x[i + PRE], s, alpha_over_n, beta, kparam));
                 }
-                v[q] = make_uint2(pack2(y[0], y[1]), pack2(y[2], y[3]));
+#if PREC == 3
+                reinterpret_cast<float4*>(v)[q] = make_float4(y[0], y[1], y[2], y[3]);
+#else
+                reinterpret_cast<uint2*>(v)[q] = make_uint2(pack2(y[0], y[1]), pack2(y[2], y[3]));
+#endif
             }
         }
     }
 }
 
-// A warp's MT x NT8 grid of m16n8 accumulators (kernels/tc.cuh layout) + bias, ReLU, rounded into a
-// channels-last shared region dst[pixel * ld + channel], channels m0 + 0 .. 16*MT-1, by stmatrix (a
-// pixel's 8 channels per 16-byte row; 2-byte stores were a quarter of conv1's instructions): the
-// warp's pixel n (< NT8*8) goes to pixel_of(n), a map's spare pixel where n is not stored.
-// conv1's and conv2's epilogue.
+// A warp's MT x NT8 grid of m16n8 accumulators (kernels/tc.cuh layout) + bias, ReLU, stored into a
+// channels-last shared region dst[pixel * ld + channel * VS], channels m0 + 0 .. 16*MT-1: 16-bit
+// values rounded, by stmatrix (a pixel's 8 channels per 16-byte row; 2-byte stores were a quarter
+// of conv1's instructions); FP32 (TF32 builds, kept whole: LRN reads them) by 4-byte stores, the 8
+// lanes of a fragment row on 32 contiguous bytes. The warp's pixel n (< NT8*8) goes to
+// pixel_of(n), a map's spare pixel where n is not stored. conv1's and conv2's epilogue.
 template <int MT, int NT8, class PixelOf>
 __device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], h16* dst, int ld, int m0,
                                                 const float* __restrict__ bias, PixelOf pixel_of) {
@@ -194,6 +213,19 @@ __device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], 
     for (int i = 0; i < MT; ++i)
 #pragma unroll
         for (int rr = 0; rr < 2; ++rr) bv[i][rr] = __ldg(bias + m0 + i * 16 + (lane >> 2) + 8 * rr);
+#if PREC == 3
+    float* d = reinterpret_cast<float*>(dst);
+#pragma unroll
+    for (int j = 0; j < NT8; ++j)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+            float* px = d + pixel_of(j * 8 + 2 * (lane & 3) + h) * (ld / 2) + m0 + (lane >> 2);
+#pragma unroll
+            for (int i = 0; i < MT; ++i)
+#pragma unroll
+                for (int rr = 0; rr < 2; ++rr) px[i * 16 + 8 * rr] = fmaxf(acc[i][j][2 * rr + h] + bv[i][rr], 0.f);
+        }
+#else
     auto h2 = [](float a, float b, float bias_v) { return pack2(f2h(fmaxf(a + bias_v, 0.f)), f2h(fmaxf(b + bias_v, 0.f))); };
 #pragma unroll
     for (int j = 0; j < NT8; ++j) {
@@ -209,13 +241,14 @@ __device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], 
             stmatrix_x4_trans(row + (i + (lane >> 4)) * 16, r[i][0], r[i][1], r[i + 1][0], r[i + 1][1]);
         if (MT % 2) stmatrix_x2_trans(row + (MT - 1) * 16, r[MT - 1][0], r[MT - 1][1]);
     }
+#endif
 }
 
 // conv1 on the band's conv1 rows [first, cny) into c1 (channels-last, cnx pixels per row, cnx <= NXC):
 // chunks of RW1 rows of NXC columns; warp (wm, wr) computes channels wm*48 .. +48 of chunk row wr.
 template <int NXC>
-__device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const h16* __restrict__ xn,
-                                           const h16* __restrict__ w1, const float* __restrict__ b1, int H, int W,
+__device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const val_t* __restrict__ xn,
+                                           const val_t* __restrict__ w1, const float* __restrict__ b1, int H, int W,
                                            int cy0, int cx0, int first, int cny, int cnx) {
     const c1p::WarpPlace<2, RW1> wp;
     for (int r0 = first; r0 < cny; r0 += RW1) {
@@ -234,8 +267,8 @@ __device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const h1
 // [q0, q0+tw); the pool1 tile p1 holds pool1 rows 2r0-2 .. 2r0+2th+2. Pixels from P0 on: P0 = C2W
 // where c2's row 0 holds the previous step's last conv2 row (REUSE), normalised already.
 template <int P0>
-__device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2, const h16* __restrict__ w2,
-                                                const float* __restrict__ b2, h16* __restrict__ out, int n, int r0,
+__device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2, const val_t* __restrict__ w2,
+                                                const float* __restrict__ b2, val_t* __restrict__ out, int n, int r0,
                                                 int th, int q0, int tw, int HP2, int WP2, float alpha_over_n,
                                                 float beta, float kparam
 #if PHASE_TIMING
@@ -247,11 +280,11 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     // ---------------------------------------------------------------- 3. conv2 -> c2
     {
         const int grp = warp / 4, wm = warp % 4;  // warp: group grp, channels wm*32 .. +32 of it
-        // Each group's 4 warps stream its 128 weight rows (stage s = (ky, kx), 48 k) through its own
-        // ring and sync among themselves only (bar.sync 1 + grp, 128 threads).
+        // Each group's 4 warps stream its 128 weight rows (stage s: 48 slots of (ky, kx) = s / VS)
+        // through its own ring and sync among themselves only (bar.sync 1 + grp, 128 threads).
         const WeightStage<C2G, BK2, K2, NT / G2> ws(grp * C2G, tid % (NT / G2));
         h16* ring = a2s + grp * NS2 * C2G * LDA2;
-        auto load_a = [&](int s) { ws.template issue<NS2>(ring, w2, s); };
+        auto load_a = [&](int s) { ws.template issue<NS2>(ring, reinterpret_cast<const h16*>(w2), s); };
         auto sync_group = [&]() { bar_sync(1 + grp, NT / G2); };
         constexpr int NPIX = N2 - P0, NCH = (NPIX + CONV2_CHUNK - 1) / CONV2_CHUNK;
         constexpr int CH = ((NPIX + NCH - 1) / NCH + 15) / 16 * 16, NT8_2 = CH / 8;
@@ -262,18 +295,19 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
         for (int j = 0; j < NT8_2; j += 2) {
             int p = ch0 + j * 8 + (lane & 7) + ((lane >> 4) << 3);
             if (p >= N2 || (p % C2W) >= 2 * tw + 1 || (p / C2W) >= 2 * th + 1) p = 0;  // padding: any valid pixel
-            pixoff[j / 2] = ((p / C2W) * P1W + (p % C2W)) * LD1 + grp * C1G + ((lane >> 3) & 1) * 8;
+            pixoff[j / 2] = ((p / C2W) * P1W + (p % C2W)) * LD1 + grp * C1G * VS + ((lane >> 3) & 1) * 8;
         }
         float acc[2][NT8_2][4];
         zero_acc(acc);
         sync_group();  // the previous chunk no longer reads the group's weight stages
 #pragma unroll
         for (int s = 0; s < NS2 - 1; ++s) load_a(s);
-        for (int s = 0; s < KS2 * KS2; ++s) {
+        for (int s = 0; s < NST2; ++s) {
             cp_async_wait<NS2 - 2>();  // stage s landed (later ones may be in flight)
             sync_group();              // ... for the group's threads; and stage s - 1 is no longer read
             load_a(s + NS2 - 1);
-            const int koff = ((s / KS2) * P1W + s % KS2) * LD1;
+            const int pos = s / VS;    // (ky, kx); TF32: channels 24..47 in odd stages
+            const int koff = ((pos / KS2) * P1W + pos % KS2) * LD1 + (s % VS) * BK2;
             const h16* a0 = ring + (s % NS2) * C2G * LDA2 + wm * 32 * LDA2;
 #pragma unroll
             for (int kk = 0; kk < BK2; kk += 16) {
@@ -292,7 +326,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #pragma unroll
                 for (int i = 0; i < 2; ++i)
 #pragma unroll
-                    for (int j = 0; j < NT8_2; ++j) mma16816(acc[i][j], a[i], b[j]);
+                    for (int j = 0; j < NT8_2; ++j) mma_kstep(acc[i][j], a[i], b[j]);
             }
         }
         cp_async_wait<0>();
@@ -303,11 +337,11 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     PHASE_MARK(PH_CONV2);
 
     // ---------------------------------------------------------------- 4. LRN, pool2 -> out
-    lrn_pixels<C2, LD2, 32>(c2 + P0 * LD2, N2 - P0, alpha_over_n, beta, kparam);
+    lrn_pixels<C2, LD2, 32, false>(c2 + P0 * LD2, N2 - P0, alpha_over_n, beta, kparam);
     __syncthreads();
     PHASE_MARK(PH_NORM2);
-    for (int e = tid; e < C2 / 8 * TY * TX; e += NT) {  // 8 channels of a pixel per thread
-        const int pix = e % (TY * TX), c = e / (TY * TX) * 8, yl = pix / TX, xl = pix - yl * TX;
+    for (int e = tid; e < C2 * VS / 8 * TY * TX; e += NT) {  // a 16-byte word of a pixel (8 / VS channels) per thread
+        const int pix = e % (TY * TX), c = e / (TY * TX) * 8, yl = pix / TX, xl = pix - yl * TX;  // c: slot
         if (yl >= th || xl >= tw) continue;
         const h16* s = c2 + ((2 * yl) * C2W + 2 * xl) * LD2 + c;
         uint4 m = make_uint4(NEG_INF2, NEG_INF2, NEG_INF2, NEG_INF2);
@@ -316,9 +350,14 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #pragma unroll
             for (int dx = 0; dx < 3; ++dx) m = max8(m, *reinterpret_cast<const uint4*>(s + (dy * C2W + dx) * LD2));
         const unsigned mw[4] = {m.x, m.y, m.z, m.w};
-        h16* o = out + (((size_t)n * C2 + c) * HP2 + r0 + yl) * WP2 + q0 + xl;
+        val_t* o = out + (((size_t)n * C2 + c / VS) * HP2 + r0 + yl) * WP2 + q0 + xl;
+#if PREC == 3
+#pragma unroll
+        for (int u = 0; u < 4; ++u) o[(size_t)u * HP2 * WP2] = __uint_as_float(mw[u]);
+#else
 #pragma unroll
         for (int u = 0; u < 8; ++u) o[(size_t)u * HP2 * WP2] = static_cast<h16>(mw[u / 2] >> (16 * (u % 2)));
+#endif
     }
     if (REUSE) {  // the next step's first conv2 row is this step's last: keep it as row 0
         __syncthreads();
@@ -330,9 +369,9 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     PHASE_MARK(PH_POOL2);
 }
 
-__device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h16* __restrict__ w1,
-                                              const float* __restrict__ b1, const h16* __restrict__ w2,
-                                              const float* __restrict__ b2, h16* __restrict__ out, int N, int H,
+__device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const val_t* __restrict__ w1,
+                                              const float* __restrict__ b1, const val_t* __restrict__ w2,
+                                              const float* __restrict__ b2, val_t* __restrict__ out, int N, int H,
                                               int W, float alpha, float beta, float kparam, int images_per_group) {
     if (dynamic_smem_bytes() < (unsigned)SMEM_BYTES || images_per_group < 1) return;  // host checks first
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -363,7 +402,7 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
     const int pxa = max(px0, 0), pxb = min(px0 + pw, WP1);
     const int cx0 = 2 * pxa, cnx = 2 * (pxb - pxa) + 1;  // conv1 columns under them
     const float alpha_over_n = alpha / LRN_SIZE;
-    const h16* xn = x + (size_t)n * CIN * H * W;
+    const val_t* xn = x + (size_t)n * CIN * H * W;
 
 #if PHASE_TIMING
     long long phase_t = clock64();
@@ -387,13 +426,13 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
         __syncthreads();
         PHASE_MARK(PH_CONV1);
         // ------------------------------------------------------------ LRN, pool1 -> p1 rows [ta, tb)
-        lrn_pixels<C1, LD1, 8>(c1 + first * cnx * LD1, n1 - first * cnx, alpha_over_n, beta, kparam);
+        lrn_pixels<C1, LD1, 8, true>(c1 + first * cnx * LD1, n1 - first * cnx, alpha_over_n, beta, kparam);
         __syncthreads();
         PHASE_MARK(PH_NORM1);
         if (cny > 0) copy_block(row1, c1 + (cny - 1) * cnx * LD1, cnx * LD1);  // for the next band
         row1_y = cny > 0 ? cy0 + cny - 1 : -1;
-        for (int e = tid; e < (tb - ta) * P1W * (C1 / 8); e += NT) {  // 8 channels of a pixel per thread
-            const int c = e % (C1 / 8) * 8, pix = e / (C1 / 8), yl = ta + pix / P1W, xl = pix % P1W;
+        for (int e = tid; e < (tb - ta) * P1W * (C1 * VS / 8); e += NT) {  // a 16-byte word of a pixel per thread
+            const int c = e % (C1 * VS / 8) * 8, pix = e / (C1 * VS / 8), yl = ta + pix / P1W, xl = pix % P1W;
             const int py = py0 + yl, px = px0 + xl;
             uint4 m = make_uint4(0, 0, 0, 0);  // conv2's zero padding (and unused columns of a clipped tile)
             if (xl < pw && py >= 0 && py < HP1 && px >= 0 && px < WP1) {
@@ -465,10 +504,10 @@ __device__ __forceinline__ void fused_tc_body(const h16* __restrict__ x, const h
 // Grid: (tiles_x, tiles_y, N) of balanced tiles (reuse: (tiles_x, 1, N)); 256 threads; dynamic
 // shared memory SMEM_BYTES.
 // w1: [96][528] (k = (ci*11 + ky)*16 + kx, zero at kx >= 11), w2: [256][1200] (k = (ky*5 + kx)*48 + ci),
-// 16-bit.
+// 16-bit, or FP32 holding TF32 values.
 extern "C" __global__ void __launch_bounds__(256, 1)
-    FTC_ENTRY(const h16* __restrict__ x, const h16* __restrict__ w1, const float* __restrict__ b1,
-              const h16* __restrict__ w2, const float* __restrict__ b2, h16* __restrict__ out, int N, int H, int W,
+    FTC_ENTRY(const val_t* __restrict__ x, const val_t* __restrict__ w1, const float* __restrict__ b1,
+              const val_t* __restrict__ w2, const float* __restrict__ b2, val_t* __restrict__ out, int N, int H, int W,
               float alpha, float beta, float kparam, int images_per_group) {
     ftc::fused_tc_body(x, w1, b1, w2, b2, out, N, H, W, alpha, beta, kparam, images_per_group);
 }

@@ -1,13 +1,14 @@
-// Layer-by-layer baseline on the tensor cores (variants `lbl-fp16`, `lbl-bf16`): one kernel per
-// layer, every map in device memory as 16-bit values (NCHW), FP32 accumulation, LRN and pool in FP32.
-// All convs are implicit GEMMs on mma.sync m16n8k16 fed by ldmatrix, bias + ReLU in the epilogue.
+// Layer-by-layer baseline on the tensor cores (variants `lbl-fp16`, `lbl-bf16`, `lbl-tf32`): one
+// kernel per layer, every map in device memory (NCHW) as 16-bit values, or FP32 for TF32 (tc.cuh),
+// FP32 accumulation, LRN and pool in FP32. All convs are implicit GEMMs on mma.sync (m16n8k16;
+// m16n8k8 for TF32) fed by ldmatrix, bias + ReLU in the epilogue.
 // Each conv reads its B operand from a shared-memory patch of its input where one of two patch
 // kernels computes its shape (kernels/api.py picks; docs/perf-notes.md step 25):
 //   conv1 (3 -> 96, 11x11/4, no pad): the input patch twice, shifted, kx padded to 16
 //          (conv1_patch.cuh; entries lbl_tc_conv1_r2 / _r1);
 //   conv2 (48 channels per group, 5x5/1, pad 2): a channels-last patch (ConvCL below; entries
 //          lbl_tc_conv2cl_r4 / _r1), the layout fused_tc.cu reads its pool1 tile in.
-// Any other conv takes the general gather (conv_tc): M = out channels of a group, N = N*OH*OW
+// Any other conv takes the general gather (conv_tc; 16-bit values only, TF32 has the two above): M = out channels of a group, N = N*OH*OW
 //          pixels, K = Cin/g*KS*KS; block tile BM x BN x 32, 8 warps as 2 (M) x 4 (N), operands
 //          staged through double-buffered shared memory (A by 16-byte loads of the packed weights,
 //          B gathered through a k -> offset table). BM = 96 or 128; BN = 128 for full GPUs; BN = 32
@@ -23,6 +24,7 @@
 namespace {
 
 constexpr int NT = 256;
+#if PREC != 3
 constexpr int BK = 32;
 constexpr int LDS = BK + 8;  // shared row stride (halves): 80 bytes, ldmatrix rows on distinct banks
 constexpr int KTAB_MAX = 1536;
@@ -205,8 +207,10 @@ __device__ __forceinline__ void conv_tc(const h16* __restrict__ x, const h16* __
         }
 }
 
+#endif  // PREC != 3
 }  // namespace
 
+#if PREC != 3
 // Grid: (ceil(N*OH*OW / BN), ceil((M/groups) / BM), groups * ksplit); 256 threads; static shared
 // memory. The full tiles (n128) take ksplit = 1; ksplit > 1 (n32) needs partial (ksplit * N*M*OH*OW floats) and arrivals (one zeroed counter per
 // (x, y, group) block tile; each launch leaves them zero).
@@ -222,6 +226,7 @@ LBL_TC_CONV(lbl_tc_conv_m96, 96, 128, false, 256)
 LBL_TC_CONV(lbl_tc_conv_m128, 128, 128, false, 256)
 LBL_TC_CONV(lbl_tc_conv_m96_n32, 96, 32, true, 256, 2)  // ptxas' own choice (64 registers) spills
 LBL_TC_CONV(lbl_tc_conv_m128_n32, 128, 32, true, 256, 2)
+#endif  // PREC != 3: the gather
 
 // conv1 (AlexNet's 3 -> 96, 11x11/4, no padding) from a shared-memory input patch (conv1_patch.cuh):
 // a block computes RW output rows x NX = CW*NT8W*8 columns x 48*MW channels of one image; its warps
@@ -235,8 +240,8 @@ struct Conv1Patch {
     using P = c1p::Patch<RW, NX>;
     static constexpr int SMEM_BYTES = 2 * (P::HALVES + NS * BM * c1p::LDA);
 
-    static __device__ __forceinline__ void run(const h16* __restrict__ x, const h16* __restrict__ w,
-                                               const float* __restrict__ bias, h16* __restrict__ y, int H, int W,
+    static __device__ __forceinline__ void run(const val_t* __restrict__ x, const val_t* __restrict__ w,
+                                               const float* __restrict__ bias, val_t* __restrict__ y, int H, int W,
                                                int OH, int OW) {
         if (dynamic_smem_bytes() < (unsigned)SMEM_BYTES) return;  // the host passes the exported size
         extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -266,7 +271,7 @@ struct Conv1Patch {
                     for (int r = 0; r < 2; ++r) {
                         const int m = m0 + wp.mw * 48 + i * 16 + gq + 8 * r;
                         y[(((size_t)n * c1p::M + m) * OH + oy) * OW + ox] =
-                            f2h(fmaxf(acc[i][j][2 * r + h] + __ldg(bias + m), 0.f));
+                            to_val(fmaxf(acc[i][j][2 * r + h] + __ldg(bias + m), 0.f));
                     }
             }
     }
@@ -276,8 +281,8 @@ struct Conv1Patch {
     extern "C" __device__ int name##_smem_bytes = Conv1Patch<MW, RW, CW, NT8W, NS>::SMEM_BYTES;         \
     extern "C" __device__ int name##_tile[3] = {RW, CW * NT8W * 8, 48 * MW};                                \
     extern "C" __global__ void __launch_bounds__(__VA_ARGS__)                                                \
-        name(const h16* __restrict__ x, const h16* __restrict__ w, const float* __restrict__ bias,         \
-             h16* __restrict__ y, int H, int W, int OH, int OW) {                                          \
+        name(const val_t* __restrict__ x, const val_t* __restrict__ w, const float* __restrict__ bias,     \
+             val_t* __restrict__ y, int H, int W, int OH, int OW) {                                        \
         Conv1Patch<MW, RW, CW, NT8W, NS>::run(x, w, bias, y, H, W, OH, OW);                                  \
     }
 // Full batches: 2 rows x 64 columns x 96 channels, 2 blocks per SM (4 rows x 56 spilled at the 128
@@ -291,12 +296,13 @@ LBL_TC_CONV1(lbl_tc_conv1_r1, 1, 1, 8, 1, 11, 256, 2)
 // (plus a 2-pixel halo on each side, zeros outside the map) into [row][column][48 + 8] and ldmatrix reads a
 // pixel's 16 channels of one (ky, kx) as one 16-byte row; no k table, no bounds tests in the loop
 // (the gather spent ~30 instructions per value: perf-notes step 23). k = (ky*5 + kx)*48 + c; a
-// weight stage is one (ky, kx) (WeightStage, 48 k). Warps MW (MT m16 tiles each) x RW x CW (NT8W
+// weight stage is 48 slots, one (ky, kx) (VS stages for TF32: its 48 FP32 values are 96 slots). Warps MW (MT m16 tiles each) x RW x CW (NT8W
 // n8 tiles each). Grid: (ceil(OW / NX), ceil(OH / RW), N * groups * (M/groups) / BM); weights
 // [M][1200]; dynamic shared memory <entry>_smem_bytes, block tile <entry>_tile (as Conv1Patch).
 namespace ccl {
-constexpr int CG = 48, KS = 5, PAD = 2, KP = KS * KS * CG;
-constexpr int LDP = CG + 8;  // 112-byte pixel rows: the 8 rows of an ldmatrix on distinct banks
+constexpr int CG = 48, KS = 5, PAD = 2, KP = KS * KS * CG * VS;  // KP, BK: slots
+constexpr int BK = 48;
+constexpr int LDP = CG * VS + 8;  // 112- (208-) byte pixel rows: the 8 rows of an ldmatrix on distinct banks
 }  // namespace ccl
 
 template <int MW, int MT, int RW, int CW, int NT8W, int NS>
@@ -306,17 +312,17 @@ struct ConvCL {
     static constexpr int PATCH = PH * PWC * ccl::LDP;
     // each m part (the warps of one mw, MT*16 channels) streams its weight rows through its own ring
     // and syncs on its own named barrier 1 + mw once the patch is visible (tc.cuh PartRing)
-    using PR = PartRing<MT * 16, ccl::CG, ccl::KP, NT, MW, 1>;
+    using PR = PartRing<MT * 16, ccl::BK, ccl::KP, NT, MW, 1>;
     using WS = typename PR::WS;
     static constexpr int SMEM_BYTES = 2 * (PATCH + NS * BM * WS::LDA);
     static_assert(MW * RW * CW * 32 == NT, "one warp per (m part, row, column group)");
 
-    // The patch, a warp per line of (row, channel pair): lanes take consecutive columns (coalesced
-    // loads from two channel planes), each stores its two channels as one 32-bit word; RB lines'
-    // loads in flight before any store.
-    static __device__ __forceinline__ void load_patch(h16* patch, const h16* __restrict__ xg, int H, int W, int iy0,
+    // The patch, a warp per line of (row, 32-bit word of a pixel: two 16-bit channels, or one TF32):
+    // lanes take consecutive columns (coalesced loads from the word's channel planes), each stores
+    // its word; RB lines' loads in flight before any store.
+    static __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xg, int H, int W, int iy0,
                                                       int ix0) {
-        constexpr int PAIRS = ccl::CG / 2, LINES = PH * PAIRS, Q = (PWC + 31) / 32, RB = 4;
+        constexpr int PAIRS = ccl::CG * VS / 2, LINES = PH * PAIRS, Q = (PWC + 31) / 32, RB = 4;
         const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll 1
         for (int l0 = warp; l0 < LINES; l0 += RB * (NT / 32)) {
@@ -325,16 +331,21 @@ struct ConvCL {
             for (int b = 0; b < RB; ++b) {
                 const int l = l0 + b * (NT / 32), r = l / PAIRS, cp = l - r * PAIRS, iy = iy0 + r;
                 const bool row_in = l < LINES && (unsigned)iy < (unsigned)H;
-                const h16* src = xg + ((size_t)(2 * cp) * H + iy) * W;
+                const val_t* src = xg + ((size_t)(2 / VS * cp) * H + iy) * W;
 #pragma unroll
                 for (int q = 0; q < Q; ++q) {
                     const int j = lane + 32 * q, ix = ix0 + j;
+                    const bool in = row_in && j < PWC && (unsigned)ix < (unsigned)W;
+#if PREC == 3
+                    v[b][q] = __float_as_uint(in ? tf32_round(__ldg(src + ix)) : 0.f);
+#else
                     h16 lo = 0, hi = 0;
-                    if (row_in && j < PWC && (unsigned)ix < (unsigned)W) {
+                    if (in) {
                         lo = __ldg(src + ix);
                         hi = __ldg(src + (size_t)H * W + ix);
                     }
                     v[b][q] = pack2(lo, hi);
+#endif
                 }
             }
 #pragma unroll
@@ -350,8 +361,8 @@ struct ConvCL {
         }
     }
 
-    static __device__ __forceinline__ void run(const h16* __restrict__ x, const h16* __restrict__ w,
-                                               const float* __restrict__ bias, h16* __restrict__ y, int C, int H,
+    static __device__ __forceinline__ void run(const val_t* __restrict__ x, const val_t* __restrict__ wv,
+                                               const float* __restrict__ bias, val_t* __restrict__ y, int C, int H,
                                                int W, int M, int OH, int OW, int groups) {
         if (dynamic_smem_bytes() < (unsigned)SMEM_BYTES) return;  // the host passes the exported size
         extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -362,6 +373,7 @@ struct ConvCL {
         const int ox0 = blockIdx.x * NX, oy0 = blockIdx.y * RW;
         const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
         const int mw = warp % MW, rw = (warp / MW) % RW, cw = warp / (MW * RW);
+        const h16* w = reinterpret_cast<const h16*>(wv);
         // PR::stage(m0) and PR::ring<NS>(patch + PATCH), spelled out with this thread's mw: the
         // form measured (the calls compile to a different schedule)
         const WS ws(m0 + mw * MT * 16, warp / MW * 32 + lane);
@@ -385,10 +397,11 @@ struct ConvCL {
             else
                 PR::sync();  // ... for the part's threads; stage t - 1's slot is free
             ws.template issue<NS>(ring, w, t + NS - 1);
-            const int ky = t / ccl::KS, koff = (ky * PWC + t - ky * ccl::KS) * ccl::LDP;
+            const int pos = t / VS, ky = pos / ccl::KS;  // stage t: (ky, kx) = pos; TF32: its second 24 channels in odd stages
+            const int koff = (ky * PWC + pos - ky * ccl::KS) * ccl::LDP + (t % VS) * ccl::BK;
             const h16* a0 = ring + (t % NS) * MT * 16 * WS::LDA;
 #pragma unroll
-            for (int kk = 0; kk < ccl::CG; kk += 16) {
+            for (int kk = 0; kk < ccl::BK; kk += 16) {
                 unsigned a[MT][4], b[NT8W][2];
 #pragma unroll
                 for (int i = 0; i < MT; ++i) ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * WS::LDA + kk + (lane >> 4) * 8);
@@ -408,7 +421,7 @@ struct ConvCL {
 #pragma unroll
                 for (int i = 0; i < MT; ++i)
 #pragma unroll
-                    for (int j = 0; j < NT8W; ++j) mma16816(acc[i][j], a[i], b[j]);
+                    for (int j = 0; j < NT8W; ++j) mma_kstep(acc[i][j], a[i], b[j]);
             }
         }
         cp_async_wait<0>();
@@ -426,7 +439,7 @@ struct ConvCL {
 #pragma unroll
                     for (int r = 0; r < 2; ++r) {
                         const int m = m0 + mw * MT * 16 + i * 16 + gq + 8 * r;
-                        y[(((size_t)n * M + m) * OH + oy) * OW + ox] = f2h(fmaxf(acc[i][j][2 * r + h] + __ldg(bias + m), 0.f));
+                        y[(((size_t)n * M + m) * OH + oy) * OW + ox] = to_val(fmaxf(acc[i][j][2 * r + h] + __ldg(bias + m), 0.f));
                     }
             }
     }
@@ -436,8 +449,8 @@ struct ConvCL {
     extern "C" __device__ int name##_smem_bytes = ConvCL<MW, MT, RW, CW, NT8W, NS>::SMEM_BYTES;             \
     extern "C" __device__ int name##_tile[3] = {RW, CW * NT8W * 8, MW * MT * 16};                           \
     extern "C" __global__ void __launch_bounds__(__VA_ARGS__)                                                \
-        name(const h16* __restrict__ x, const h16* __restrict__ w, const float* __restrict__ bias,         \
-             h16* __restrict__ y, int C, int H, int W, int M, int OH, int OW, int groups) {                 \
+        name(const val_t* __restrict__ x, const val_t* __restrict__ w, const float* __restrict__ bias,     \
+             val_t* __restrict__ y, int C, int H, int W, int M, int OH, int OW, int groups) {               \
         ConvCL<MW, MT, RW, CW, NT8W, NS>::run(x, w, bias, y, C, H, W, M, OH, OW, groups);                    \
     }
 // Full batches: 4 rows x 32 columns x 128 channels. Small batches: one row x 32 columns x 32
@@ -445,14 +458,15 @@ struct ConvCL {
 LBL_TC_CONV_CL(lbl_tc_conv2cl_r4, 2, 4, 4, 1, 4, 3, 256, 2)
 LBL_TC_CONV_CL(lbl_tc_conv2cl_r1, 2, 1, 1, 4, 1, 9, 256, 2)
 
-// Caffe across-channel LRN and max pool on 16-bit maps, FP32 arithmetic: lbl.cu's kernels on h16
-// (common.cuh lrn_across_channels, maxpool_window; tc.cuh MapValue<h16>).
-extern "C" __global__ void lbl_tc_lrn(const h16* __restrict__ x, h16* __restrict__ y, int N, int C, int HW, int size,
-                                      float alpha, float beta, float k, int chunks) {
-    lrn_across_channels<h16>(x, y, N, C, HW, size, alpha, beta, k, chunks);
+// Caffe across-channel LRN and max pool on the stored maps, FP32 arithmetic: lbl.cu's kernels on
+// 16-bit or FP32 values (common.cuh lrn_across_channels, maxpool_window; tc.cuh MapValue<h16>).
+// TF32: their outputs keep all of FP32; conv2 rounds its input patch to TF32.
+extern "C" __global__ void lbl_tc_lrn(const val_t* __restrict__ x, val_t* __restrict__ y, int N, int C, int HW,
+                                      int size, float alpha, float beta, float k, int chunks) {
+    lrn_across_channels<val_t>(x, y, N, C, HW, size, alpha, beta, k, chunks);
 }
 
-extern "C" __global__ void lbl_tc_maxpool(const h16* __restrict__ x, h16* __restrict__ y, int NC, int H, int W, int OH,
-                                          int OW, int KS, int stride) {
-    maxpool_window<h16>(x, y, NC, H, W, OH, OW, KS, stride);
+extern "C" __global__ void lbl_tc_maxpool(const val_t* __restrict__ x, val_t* __restrict__ y, int NC, int H, int W,
+                                          int OH, int OW, int KS, int stride) {
+    maxpool_window<val_t>(x, y, NC, H, W, OH, OW, KS, stride);
 }

@@ -36,9 +36,10 @@ SMEM_LIMIT_SM90_BYTES = MAX_SMEM_PER_BLOCK_BYTES["sm_90"]  # opt-in dynamic shar
 
 # Value and arithmetic precision of a variant (PRECISIONS, BYTES_PER_VALUE: pipeline/core/precision.py):
 # fp32 on CUDA-core FMAs; fp16 and bf16 stored in 16 bits, multiplied on the tensor cores (mma.sync)
-# with FP32 accumulation, LRN and pool in FP32; tf32 has only generated kernels and PyTorch anchors.
-TENSOR_CORE_PRECISIONS = ("fp16", "bf16")
-TC_PREC_DEFINE = {"fp16": 1, "bf16": 2}  # -DPREC of kernels/tc.cuh
+# with FP32 accumulation, LRN and pool in FP32; tf32 stored in FP32, its products' operands rounded
+# to TF32 (the same kernels, kernels/tc.cuh PREC 3).
+TENSOR_CORE_PRECISIONS = ("tf32", "fp16", "bf16")
+TC_PREC_DEFINE = {"fp16": 1, "bf16": 2, "tf32": 3}  # -DPREC of kernels/tc.cuh
 DEFAULT_PRECISION = "fp32"
 # The vendor anchors a user could pick instead, at every precision: PyTorch eager NCHW (""), channels-
 # last with cudnn.benchmark ("cl": cuDNN free to pick FFT or Winograd), torch.compile max-autotune.
@@ -280,45 +281,66 @@ def fused_variant_name(strategy: str, tile: Tile) -> str:
     return Variant(Strategy(strategy), tile).name
 
 
-# Pool2 tiles of the tensor-core fused kernel (kernels/fused_tc.cu, both strategies): all fit 227 KB
-# with 16-bit channels-last maps; fused_tc_smem_bytes mirrors its layout.
-FUSED_TC_TILES: tuple[Tile, ...] = (2, 4, (2, 7), (4, 7))
+# Pool2 tiles of the tensor-core fused kernel (kernels/fused_tc.cu, both strategies) per precision:
+# all fit 227 KB; fused_tc_smem_bytes mirrors its layout. TF32's FP32 maps take twice the space: a
+# 2x7 tile would need 250 KB even at one pool1 row per band. Its widest tiles that fit: 2x5 (three
+# column strips) and 1x7 (two); 2 and 2x4 measured slower (22.7, 14.0 us/image against 10.8 for
+# 2x5 with reuse at batch 128: docs/perf-notes.md step 27).
+FUSED_TC_TILES_BY_PRECISION: dict[str, tuple[Tile, ...]] = {
+    "fp16": (2, 4, (2, 7), (4, 7)),
+    "bf16": (2, 4, (2, 7), (4, 7)),
+    "tf32": ((2, 5), (1, 7)),
+}
+FUSED_TC_TILES: tuple[Tile, ...] = tuple(dict.fromkeys(t for ts in FUSED_TC_TILES_BY_PRECISION.values() for t in ts))
 
 
-def conv1_patch_halves(rows: int, cols: int) -> int:
-    """16-bit values of conv1's input patch under ``rows`` x ``cols`` outputs, both copies
-    (kernels/conv1_patch.cuh Patch::HALVES): 3 channels x (4(rows-1)+11) rows x (4 cols + 8) columns
-    per copy, the copy stride rounded to 32 mod 64."""
+def tc_value_slots(precision: str) -> int:
+    """16-bit shared-memory slots per value of a tensor-core kernel (kernels/tc.cuh VS): 2 for tf32's
+    FP32 values, 1 for fp16/bf16."""
+    if precision not in TC_PREC_DEFINE:
+        raise ValueError(f"precision {precision!r} has no tensor-core kernels; allowed: {', '.join(TC_PREC_DEFINE)}")
+    return BYTES_PER_VALUE[precision] // 2
+
+
+def conv1_patch_halves(rows: int, cols: int, precision: str = "fp16") -> int:
+    """16-bit slots of conv1's input patch under ``rows`` x ``cols`` outputs (kernels/conv1_patch.cuh
+    Patch::HALVES): 3 channels x (4(rows-1)+11) rows x (4 cols + 8) values per copy, two copies with
+    the copy stride rounded to 32 mod 64 (16-bit values); one copy of 4 cols + 12 values for tf32."""
+    if tc_value_slots(precision) == 2:
+        return 3 * (4 * (rows - 1) + 11) * (4 * cols + 12) * 2
     per_copy = 3 * (4 * (rows - 1) + 11) * (4 * cols + 8)
     return 2 * (-(-per_copy // 64) * 64 + 32)
 
 
-def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None = None) -> int:
+def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None = None, precision: str = "fp16") -> int:
     """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
-    layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). Halves, each region
-    rounded to 8: the channels-last pool1 tile (2R+5 x 2C+5 pixels x 104, conv2 padding included);
-    phase 1 = {reuse: conv2's carried row (2C+1 x 264), the conv1 band (2B+1 x 2(2C+5)+1 pixels and
-    a spare, x 104; B = ``band`` pool1 rows, default :func:`fused_tc_band`), conv1's weight ring
-    (3 x 96 x 56) and input patch (4 rows, the band's columns padded to 8)}; phase 2 = {the conv2
-    tile (2R+1 x 2C+1 pixels and a spare, x 264), conv2 weight stages (3 x 256 x 56; a 4th where it
-    and conv1's carried row fit in phase 1's space)}; and conv1's carried row (2(2C+5)+1 x 104) past
-    both the conv1 band and phase 2."""
+    layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). 16-bit slots, each
+    region rounded to 8, VS = :func:`tc_value_slots` per value: the channels-last pool1 tile (2R+5 x
+    2C+5 pixels x 96VS+8, conv2 padding included); phase 1 = {reuse: conv2's carried row (2C+1 x
+    256VS+8), the conv1 band (2B+1 x 2(2C+5)+1 pixels and a spare, x 96VS+8; B = ``band`` pool1 rows,
+    default :func:`fused_tc_band`), conv1's weight ring (3 x 96 x 56) and input patch (4 rows, the
+    band's columns padded to 8)}; phase 2 = {the conv2 tile (2R+1 x 2C+1 pixels and a spare, x
+    256VS+8), conv2 weight stages (3 x 256 x 56; a 4th where it and conv1's carried row fit in phase
+    1's space)}; and conv1's carried row (2(2C+5)+1 x 96VS+8) past both the conv1 band and phase 2."""
     th, tw = tile_sides(tile)
-    band = fused_tc_band(tile, strategy) if band is None else band
+    vs = tc_value_slots(precision)
+    band = fused_tc_band(tile, strategy, precision=precision) if band is None else band
+    ld1, ld2 = 96 * vs + 8, 256 * vs + 8
     p1h, p1w = 2 * th + 5, 2 * tw + 5
     c1w = 2 * p1w + 1
     al8 = lambda v: (v + 7) // 8 * 8  # noqa: E731
-    sz_p1 = al8(p1h * p1w * 104)
-    sz_c1, sz_c2 = al8(((2 * band + 1) * c1w + 1) * 104), al8(((2 * th + 1) * (2 * tw + 1) + 1) * 264)
-    sz_row1 = al8(c1w * 104)
-    sz_row2 = al8((2 * tw + 1) * 264) if Strategy(strategy) == Strategy.REUSE else 0
-    sz_ph1 = sz_row2 + sz_c1 + 3 * 96 * 56 + conv1_patch_halves(4, al8(c1w))
+    sz_p1 = al8(p1h * p1w * ld1)
+    sz_c1, sz_c2 = al8(((2 * band + 1) * c1w + 1) * ld1), al8(((2 * th + 1) * (2 * tw + 1) + 1) * ld2)
+    sz_row1 = al8(c1w * ld1)
+    sz_row2 = al8((2 * tw + 1) * ld2) if Strategy(strategy) == Strategy.REUSE else 0
+    sz_ph1 = sz_row2 + sz_c1 + 3 * 96 * 56 + conv1_patch_halves(4, al8(c1w), precision)
     stages2 = 4 if sz_c2 + 4 * 256 * 56 + sz_row1 <= sz_ph1 else 3
     off_row1 = max(sz_row2 + sz_c1, sz_c2 + stages2 * 256 * 56)
     return 2 * (sz_p1 + max(sz_ph1, off_row1 + sz_row1))
 
 
-def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES) -> int:
+def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES,
+                  precision: str = "fp16") -> int:  # fmt: skip
     """Pool1 rows per conv1 pass of the tensor-core fused kernel (fused_tc.cu CONV1_BAND): a step's
     new rows (2R) or the 5 that steps share, lowered while the block would exceed the shared memory
     (4x7 tiles: 8 -> 5; 6 would need more than 227 KB). A band that starts on a carried conv1 row
@@ -326,7 +348,7 @@ def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = 
     BAND_CARRIED)."""
     th, _ = tile_sides(tile)
     band = max(2 * th, 5)
-    while band > 1 and fused_tc_smem_bytes(tile, strategy, band) > smem_limit_bytes:
+    while band > 1 and fused_tc_smem_bytes(tile, strategy, band, precision) > smem_limit_bytes:
         band -= 1
     return band
 
@@ -340,23 +362,30 @@ def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     th, tw = tile_sides(tile)
     defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
                ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
-               ("CONV1_BAND", fused_tc_band(tile, strategy)),
-               ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile, strategy)))  # fmt: skip
+               ("CONV1_BAND", fused_tc_band(tile, strategy, precision=precision)),
+               ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile, strategy, precision=precision)))  # fmt: skip
     return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",
                    entries=(f"fused_tc_{strategy}_t{tile_label(tile)}",), defines=defines)  # fmt: skip
+
+
+def _lbl_tc_entries(precision: str) -> tuple[str, ...]:
+    """lbl_tc.cu's entries in the order kernels/api.py reads them: the gather convs (16-bit only;
+    tf32's convs are the two patch kernels), LRN, pool, then the patch convs."""
+    patch = ("lbl_tc_conv1_r2", "lbl_tc_conv1_r1", "lbl_tc_conv2cl_r4", "lbl_tc_conv2cl_r1")
+    if tc_value_slots(precision) == 2:
+        return ("lbl_tc_lrn", "lbl_tc_maxpool", *patch)
+    return ("lbl_tc_conv_m96", "lbl_tc_conv_m128", "lbl_tc_lrn", "lbl_tc_maxpool", "lbl_tc_conv_m96_n32",
+            "lbl_tc_conv_m128_n32", *patch)  # fmt: skip
 
 
 _ALL = [
     Variant(Strategy.LBL, source="kernels/lbl.cu", entries=("lbl_conv_m96", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool")),
     *(Variant(Strategy.LBL, precision=p, source="kernels/lbl_tc.cu", defines=(("PREC", TC_PREC_DEFINE[p]),),
-              entries=("lbl_tc_conv_m96", "lbl_tc_conv_m128", "lbl_tc_lrn", "lbl_tc_maxpool", "lbl_tc_conv_m96_n32",
-                       "lbl_tc_conv_m128_n32", "lbl_tc_conv1_r2", "lbl_tc_conv1_r1", "lbl_tc_conv2cl_r4",
-                       "lbl_tc_conv2cl_r1"))
-      for p in TENSOR_CORE_PRECISIONS),
+              entries=_lbl_tc_entries(p)) for p in TENSOR_CORE_PRECISIONS),
     *(_fused(Strategy.REUSE, t) for t in FUSED_TILES),
     *(_fused(Strategy.RECOMPUTE, t) for t in FUSED_TILES),
     *(_fused_tc(s, t, p) for p in TENSOR_CORE_PRECISIONS for s in (Strategy.REUSE, Strategy.RECOMPUTE)
-      for t in FUSED_TC_TILES),
+      for t in FUSED_TC_TILES_BY_PRECISION[p]),
     *(Variant(Strategy.VENDOR, precision=p, impl=i) for p in PRECISIONS for i in VENDOR_IMPLS),
 ]
 VARIANTS: dict[str, Variant] = {v.name: v for v in _ALL}
@@ -381,7 +410,7 @@ def vendor_available() -> tuple[bool, str]:
 
 def check_fits(tile: Tile, strategy: str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES, precision: str = "fp32") -> None:
     """Raise a clear error when a fused tile's shared memory exceeds the GPU's per-block limit."""
-    need = fused_smem_bytes(tile, strategy) if precision == "fp32" else fused_tc_smem_bytes(tile, strategy)
+    need = fused_smem_bytes(tile, strategy) if precision == "fp32" else fused_tc_smem_bytes(tile, strategy, precision=precision)
     if need > smem_limit_bytes:
         raise ValueError(
             f"{fused_variant_name(strategy, tile)} needs {need} bytes of shared memory per block, more than "

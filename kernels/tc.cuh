@@ -1,21 +1,35 @@
-// Tensor-core building blocks shared by the half-precision kernels (lbl_tc.cu, fused_tc.cu).
+// Tensor-core building blocks shared by the tensor-core kernels (lbl_tc.cu, fused_tc.cu).
 //
-// Values are stored as 16-bit raw bits (`h16`): IEEE fp16 (PREC=1) or bf16 (PREC=2), chosen at
-// compile time. Products run on the tensor cores (mma.sync m16n8k16, FP32 accumulation); every
-// conversion is one cvt instruction with round-to-nearest-even, LRN computes in FP32, and max pool
-// compares packed pairs (max2 below: exact, so the same as an FP32 max).
-// No CUDA headers are needed, so NVRTC and nvcc build the same source.
+// PREC 1 / 2: values stored as 16-bit raw bits, IEEE fp16 / bf16, products on mma.sync m16n8k16.
+// PREC 3: values stored as FP32, products in TF32 on mma.sync m16n8k8; an operand is rounded to
+// TF32 (cvt.rna, to nearest, ties away) where it enters shared memory, the input patch and the maps
+// a conv reads, so a product never sees more than TF32's 10-bit mantissa; a map nobody multiplies
+// (a conv's output before LRN, the group's output) keeps all of FP32.
+// Shared memory is addressed in 16-bit slots (`h16`): a value is VS slots (1, or 2 for TF32). A k
+// step is 16 slots of a row, 32 bytes: 16 fp16/bf16 values (m16n8k16) or 8 TF32 values (m16n8k8),
+// and the two instructions take their fragments in the same registers from the same ldmatrix
+// addresses (an 8x8 b16 matrix is an 8x4 TF32 one, lane l holding row l/4, value l%4), so every
+// ldmatrix loop serves both. Accumulation is FP32, every 16-bit conversion is one cvt with
+// round-to-nearest-even, LRN computes in FP32, max pool compares stored values (max2 below: exact,
+// so the same as an FP32 max). No CUDA headers are needed, so NVRTC and nvcc build the same source.
 #pragma once
 #include "common.cuh"
 
 #ifndef PREC
-#define PREC 1  // 1: fp16, 2: bf16
+#define PREC 1  // 1: fp16, 2: bf16, 3: tf32
 #endif
-#if PREC != 1 && PREC != 2
-#error "PREC must be 1 (fp16) or 2 (bf16)"
+#if PREC != 1 && PREC != 2 && PREC != 3
+#error "PREC must be 1 (fp16), 2 (bf16) or 3 (tf32)"
 #endif
 
-typedef unsigned short h16;
+typedef unsigned short h16;  // a 16-bit shared-memory slot: an fp16/bf16 value, or half a TF32 one
+#if PREC == 3
+typedef float val_t;        // a stored value (device maps, weights)
+constexpr int VS = 2;       // slots per value
+#else
+typedef h16 val_t;
+constexpr int VS = 1;
+#endif
 
 __device__ __forceinline__ float h2f(h16 v) {
 #if PREC == 1
@@ -37,15 +51,46 @@ __device__ __forceinline__ h16 f2h(float f) {
     return r;
 }
 
+// FP32 rounded to TF32 (to nearest, ties away), as FP32 bits: what a TF32 operand holds.
+__device__ __forceinline__ float tf32_round(float f) {
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(f));
+    return __uint_as_float(r);
+}
+
+// A stored value from FP32: 16-bit rounded; TF32 kept whole (`operand`: rounded to TF32, for a map
+// a conv multiplies), and back.
+template <bool OPERAND = false>
+__device__ __forceinline__ val_t to_val(float f) {
+#if PREC == 3
+    return OPERAND ? tf32_round(f) : f;
+#else
+    return f2h(f);
+#endif
+}
+__device__ __forceinline__ float from_val(val_t v) {
+#if PREC == 3
+    return v;
+#else
+    return h2f(v);
+#endif
+}
+
+#if PREC != 3
 template <>
 struct MapValue<h16> {
     static __device__ __forceinline__ float load(h16 v) { return h2f(v); }
     static __device__ __forceinline__ h16 store(float v) { return f2h(v); }
 };
+#endif
 
-// Elementwise max of two packed pairs. Exact: the max of 16-bit values is one of them, the value
-// the FP32 max of the same values rounds back to (max-pool stays as if computed in FP32).
+// Elementwise max of the values in two 32-bit words (a packed pair, or one TF32-precision FP32
+// value). Exact: the max of stored values is one of them, the value the FP32 max of the same values
+// rounds back to (max-pool stays as if computed in FP32).
 __device__ __forceinline__ unsigned max2(unsigned a, unsigned b) {
+#if PREC == 3
+    return __float_as_uint(fmaxf(__uint_as_float(a), __uint_as_float(b)));
+#else
     unsigned r;
 #if PREC == 1
     asm("max.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
@@ -53,9 +98,11 @@ __device__ __forceinline__ unsigned max2(unsigned a, unsigned b) {
     asm("max.bf16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
 #endif
     return r;
+#endif
 }
+// the same over the 8 slots of a 16-byte word (8 / VS values)
 __device__ __forceinline__ uint4 max8(uint4 a, uint4 b) { return make_uint4(max2(a.x, b.x), max2(a.y, b.y), max2(a.z, b.z), max2(a.w, b.w)); }
-constexpr unsigned NEG_INF2 = PREC == 1 ? 0xfc00fc00u : 0xff80ff80u;  // -inf, packed twice
+constexpr unsigned NEG_INF2 = PREC == 1 ? 0xfc00fc00u : PREC == 2 ? 0xff80ff80u : 0xff800000u;  // a word of -inf values
 
 // stmatrix (sm_90): four / two 8x8 16-bit matrices held as mma fragments (lane l: row l/4, columns
 // 2(l%4), +1), stored transposed: lane 8q + k gives the address of row k of matrix q's transpose,
@@ -79,13 +126,16 @@ __device__ __forceinline__ void bar_sync(int id, int count) { asm volatile("bar.
 // Two values packed low/high into the 32-bit register an mma operand takes.
 __device__ __forceinline__ unsigned pack2(h16 lo, h16 hi) { return static_cast<unsigned>(lo) | (static_cast<unsigned>(hi) << 16); }
 
-// D += A(16x16, row) * B(16x8, col); a: 4 regs, b: 2 regs, d: 4 FP32 accumulators
-// (d0,d1: row g, cols 2t,2t+1; d2,d3: row g+8; g = lane/4, t = lane%4).
-__device__ __forceinline__ void mma16816(float* d, const unsigned* a, const unsigned* b) {
+// One k step (32 bytes of k): D += A(16 x k, row) * B(k x 8, col), k = 16 fp16/bf16 or 8 TF32
+// values; a: 4 regs, b: 2 regs, d: 4 FP32 accumulators (d0,d1: row g, cols 2t,2t+1; d2,d3: row g+8;
+// g = lane/4, t = lane%4).
+__device__ __forceinline__ void mma_kstep(float* d, const unsigned* a, const unsigned* b) {
 #if PREC == 1
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-#else
+#elif PREC == 2
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+#else
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
 #endif
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
@@ -119,7 +169,7 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[MT][NT8][4], const h16
 #pragma unroll
     for (int i = 0; i < MT; ++i)
 #pragma unroll
-        for (int j = 0; j < NT8; ++j) mma16816(acc[i][j], a[i], b[j]);
+        for (int j = 0; j < NT8; ++j) mma_kstep(acc[i][j], a[i], b[j]);
 }
 
 // Zero a warp's MT x NT8 grid of m16n8 accumulators.

@@ -83,7 +83,21 @@ def test_tensor_core_build_records_hmma(tmp_path):
 
 
 @needs_tools
-@pytest.mark.parametrize("variant", ["fused-reuse-t4x7-fp16", "fused-recompute-t2-bf16"])
+def test_tf32_lbl_build_has_the_patch_convs_on_tf32_mma(tmp_path):
+    """lbl-tf32: the same patch convs, on mma.sync m16n8k8 TF32 (SASS HMMA.1688.F32.TF32), no gather."""
+    rep = build_variant("lbl-tf32", "sm_90", tmp_path / "v.cubin", tmp_path / "v.json", tmp_path / "v.log")
+    counts = {k["name"]: k["tensor_core_instructions"] for k in rep["kernels"]}
+    assert set(counts) == {"lbl_tc_conv1_r2", "lbl_tc_conv1_r1", "lbl_tc_conv2cl_r4", "lbl_tc_conv2cl_r1", "lbl_tc_lrn",
+                           "lbl_tc_maxpool"}  # fmt: skip
+    assert all(counts[e] > 0 for e in ("lbl_tc_conv1_r2", "lbl_tc_conv1_r1", "lbl_tc_conv2cl_r4", "lbl_tc_conv2cl_r1"))
+    cuobjdump, env = find_cuobjdump()
+    sass = subprocess.run([cuobjdump, "-sass", str(tmp_path / "v.cubin")], capture_output=True, text=True, env=env,
+                          check=True).stdout  # fmt: skip
+    assert "HMMA.1688.F32.TF32" in sass and "HMMA.16816" not in sass
+
+
+@needs_tools
+@pytest.mark.parametrize("variant", ["fused-reuse-t4x7-fp16", "fused-recompute-t2-bf16", "fused-reuse-t2x5-tf32"])
 def test_fused_tc_builds_agree_with_the_registrys_layout(tmp_path, variant):
     """fused_tc.cu's static_assert holds the registry's shared-memory mirror (fused_tc_smem_bytes,
     fused_tc_band, conv1_patch_halves) to the kernel's layout: the build fails where they differ."""
@@ -98,12 +112,18 @@ def test_fused_tc_builds_agree_with_the_registrys_layout(tmp_path, variant):
 
 
 def test_fused_tc_band_is_lowered_only_where_the_block_would_not_fit():
-    from kernels.registry import FUSED_TC_TILES, SMEM_LIMIT_SM90_BYTES, fused_tc_band, fused_tc_smem_bytes
+    from kernels.registry import FUSED_TC_TILES_BY_PRECISION, SMEM_LIMIT_SM90_BYTES, fused_tc_band, fused_tc_smem_bytes
 
+    want = {"fp16": {2: 5, 4: 8, (2, 7): 5, (4, 7): 5}, "tf32": {(2, 5): 3, (1, 7): 2}}
+    want["bf16"] = want["fp16"]
+    for precision, tiles in FUSED_TC_TILES_BY_PRECISION.items():
+        for strategy in ("reuse", "recompute"):
+            assert {t: fused_tc_band(t, strategy, precision=precision) for t in tiles} == want[precision]
+            assert all(fused_tc_smem_bytes(t, strategy, precision=precision) <= SMEM_LIMIT_SM90_BYTES for t in tiles)
     for strategy in ("reuse", "recompute"):
-        assert {t: fused_tc_band(t, strategy) for t in FUSED_TC_TILES} == {2: 5, 4: 8, (2, 7): 5, (4, 7): 5}
         assert fused_tc_smem_bytes((4, 7), strategy, 8) > fused_tc_smem_bytes((4, 7), strategy, 6) > SMEM_LIMIT_SM90_BYTES
-        assert all(fused_tc_smem_bytes(t, strategy) <= SMEM_LIMIT_SM90_BYTES for t in FUSED_TC_TILES)
+        # tf32's FP32 maps: a 2x7 tile misses the shared memory even with one pool1 row per band
+        assert fused_tc_smem_bytes((2, 7), strategy, 1, "tf32") > SMEM_LIMIT_SM90_BYTES
     # reuse holds conv2's carried row on top (2C+1 pixels x 264 halves; 4x7: 15 x 528 bytes)
     assert fused_tc_smem_bytes((4, 7), "reuse") - fused_tc_smem_bytes((4, 7), "recompute") == 15 * 528
 

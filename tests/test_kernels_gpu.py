@@ -66,8 +66,8 @@ def cases():
         if (b, h, w, precision) not in cache:
             base = make_forward("lbl", b, h, w, seed=1000 + b + h)
             x32 = base.random_input(2000 + b + w)
-            # the reference of a precision is taken on its lbl's rounded values (tf32 has only the
-            # PyTorch anchor among these variants: its own rounding then)
+            # the reference of a precision is taken on its lbl's rounded values (the PyTorch
+            # anchor's where a precision has no lbl)
             holder = Variant(Strategy.LBL, precision=precision).name
             holder = holder if holder in VARIANTS else Variant(Strategy.VENDOR, precision=precision).name
             fwd = make_forward(holder, b, h, w, params=base.params)
@@ -101,7 +101,7 @@ def test_variant_matches_reference(variant, b, h, w, cases):
 test_variant_matches_reference = pytest.mark.gpu(test_variant_matches_reference)
 
 
-@pytest.mark.parametrize("variant", ["lbl", "fused-reuse-t4", "lbl-fp16", "lbl-bf16"])
+@pytest.mark.parametrize("variant", ["lbl", "fused-reuse-t4", "lbl-fp16", "lbl-bf16", "lbl-tf32"])
 def test_forward_contract(variant):
     if SKIP is not None:
         pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
@@ -271,7 +271,7 @@ def test_split_k_lbl_matches_reference_twice(variant, hw, monkeypatch):
 test_split_k_lbl_matches_reference_twice = pytest.mark.gpu(test_split_k_lbl_matches_reference_twice)
 
 
-@pytest.mark.parametrize("variant", ["lbl-fp16", "lbl-bf16"])
+@pytest.mark.parametrize("variant", ["lbl-fp16", "lbl-bf16", "lbl-tf32"])
 @pytest.mark.parametrize("batch,hw", [(1, (227, 227)), (1, (235, 299)), (3, (231, 199)), (16, (227, 227)), (10, (235, 299))])
 def test_patch_convs_match_reference(variant, batch, hw):
     """Both lbl convs from shared-memory patches (conv1's two shifted copies, conv2 channels-last) at
@@ -291,6 +291,41 @@ def test_patch_convs_match_reference(variant, batch, hw):
 
 
 test_patch_convs_match_reference = pytest.mark.gpu(test_patch_convs_match_reference)
+
+
+@pytest.mark.gpu
+def test_tf32_lbl_refuses_a_conv_its_patch_kernels_do_not_compute(monkeypatch):
+    """lbl-tf32 has no general gather conv: a conv neither patch kernel takes is a clear error at
+    setup, not a launch of a missing entry."""
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    import kernels.api as api
+
+    monkeypatch.setattr(api, "conv_cl_applies", lambda layer, in_channels: False)
+    with pytest.raises(ValueError, match=r"lbl-tf32: conv conv2 5x5/1 fits neither patch kernel, and tf32 has no general"):
+        api.make_forward("lbl-tf32", 1)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["lbl-tf32", "fused-reuse-t2x5-tf32"])
+def test_tf32_kernels_round_their_input_to_nearest_tf32(variant):
+    """The TF32 kernels round their FP32 input to TF32 as they stage it (cvt.rna, the rounding
+    round_to_precision models): an input of FP32 values gives bit for bit the output of the same
+    input rounded to TF32 on the host. Fed unrounded, mma.sync would drop the low 13 bits instead
+    (truncation), and the two outputs would differ."""
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    import cupy
+
+    from kernels.api import make_forward, round_to_precision
+
+    fwd = make_forward(variant, 2, seed=8)
+    x32 = cupy.random.RandomState(9).standard_normal(fwd.input_shape, dtype=cupy.float32)
+    x_tf32 = cupy.asarray(round_to_precision(cupy.asnumpy(x32), "tf32"))
+    assert int((x_tf32 != x32).sum()) > x32.size // 2  # FP32 values, most of them not TF32 ones
+    out_fp32 = cupy.asnumpy(fwd(x32))
+    out_tf32 = cupy.asnumpy(fwd(x_tf32))
+    assert np.isfinite(out_fp32).all() and np.array_equal(out_fp32, out_tf32)
 
 
 def test_patch_entry_tables_match_the_kernels_templates():
