@@ -29,7 +29,7 @@ CONVS_ALONE_HEAD = ("cuDNN's convolutions alone (vendor-cl: channels-last, cudnn
                     "convolutions (\"x cuDNN convs\" above: >1 beats it):")
 NOTES = ("x cuDNN convs: cuDNN's convolutions alone (listed below), summed, at the variant's precision and batch,\n"
          "over the variant's time. % compute ceiling: useful FLOPs (model) per second over the measured peak of the\n"
-         "variant's precision (FP32 FFMA; FP16/BF16 tensor-core mma.sync).")
+         "variant's precision (FP32 FFMA; TF32/FP16/BF16 tensor-core mma.sync).")
 MB_COLUMNS = ("dram_bytes_per_image", "model_dram_bytes_per_image")
 
 
