@@ -90,8 +90,8 @@ def convs_alone_reference(df: pd.DataFrame) -> np.ndarray:
 
 def roofline_flops(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """FLOPs per image the roofline counts, and where they come from. ncu's FLOP metrics count FP32
-    instructions (FADD, FMUL, FFMA) only, so they see none of a 16-bit variant's tensor-core (HMMA)
-    work: there the model's useful FLOPs are used. fp32 variants keep ncu's executed count."""
+    instructions (FADD, FMUL, FFMA) only, so they see none of a tensor-core variant's (tf32, fp16,
+    bf16) HMMA work: there the model's useful FLOPs are used. fp32 variants keep ncu's executed count."""
     fp32 = df["precision"].fillna(DEFAULT_PRECISION) == DEFAULT_PRECISION
     flops = df["flops_per_image"].where(fp32, df["model_useful_flops_per_image"])
     source = pd.Series(np.where(fp32, "ncu FP32 instructions", "model useful MACs x 2"), index=df.index)
@@ -100,7 +100,7 @@ def roofline_flops(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
 
 def compute_ceilings(df: pd.DataFrame, ceilings: pd.DataFrame | None) -> np.ndarray:
     """The measured compute ceiling of each row's own precision on its source and GPU (FP32 FMA for
-    fp32, the tensor-core mma.sync peak for fp16/bf16), NaN where ceilings.json lacks it (runs
+    fp32, the tensor-core mma.sync peak for tf32/fp16/bf16), NaN where ceilings.json lacks it (runs
     archived before the tensor-core ceilings were measured)."""
     out = np.full(len(df), np.nan)
     if ceilings is None or ceilings.empty:

@@ -60,7 +60,7 @@ LRN_MIN_CHANNELS_PER_CHUNK = 4
 # (in channels, out channels, kernel, stride, pad, groups), and its entries in lbl_tc.cu as
 # entry -> (output rows, output columns, blocks per pixel tile along the channels).
 CONV1_PATCH_SHAPE = (3, 96, 11, 4, 0, 1)
-CONV1_PATCH_KX = 16  # kx padded to 16: one k16 step per input row segment
+CONV1_PATCH_KX = 16  # kx padded to 16: one input row segment per k16 step (two k8 steps at TF32)
 CONV1_PATCH_ENTRIES = {"lbl_tc_conv1_r2": (2, 64, 1), "lbl_tc_conv1_r1": (1, 64, 2)}
 # conv2 from a channels-last patch (lbl_tc.cu ConvCL): (in channels per group, kernel, stride, pad),
 # and its entries as entry -> (output rows, output columns, output channels) per block.
@@ -229,7 +229,8 @@ class Forward(StoredMaps):
         self.useful_macs_per_image = int(sum(count_macs(self.layers, s_in).values()))
         if params is None:
             params = random_params(self.layers, s_in, seed)
-        # the weights as the kernels hold them (rounded to 16 bits for fp16/bf16; biases stay FP32)
+        # the weights as the kernels hold them (rounded to 16 bits for fp16/bf16, to TF32 for tf32;
+        # biases stay FP32)
         self.precision = self.variant.precision
         self.params = {k: (round_to_precision(_to_host(w), self.precision), _to_host(b)) for k, (w, b) in params.items()}
         self.dtype = STORAGE_DTYPES[self.precision]  # maps and weights on the device (bf16: raw bits)

@@ -2,8 +2,8 @@
 // ldmatrix from a shared-memory copy of the input patch: no gather, no k table (docs/perf-notes.md
 // step 25). Used by lbl_tc.cu (the lbl conv1 entries) and fused_tc.cu (conv1 of every band).
 //
-// k runs over (c, ky, kx) with kx padded from 11 to 16, so one k16 step is one input row segment:
-// output pixel ox's 16 values of step (c, ky) are the input row c, oy*4 + ky, columns 4*ox .. 4*ox+15,
+// k runs over (c, ky, kx) with kx padded from 11 to 16, so one k16 step (two k8 steps for TF32) is
+// one input row segment: output pixel ox's 16 values of (c, ky) are the input row c, oy*4 + ky, columns 4*ox .. 4*ox+15,
 // contiguous in the patch. K grows from 363 to 528 (the packed weights hold zeros at kx >= 11; the
 // tensor cores have the slack), and a pixel's B fragment is one ldmatrix row per k half.
 // ldmatrix needs 16-byte rows. 16-bit values: 4*ox values is 8*ox bytes, so the patch is held
@@ -35,7 +35,7 @@ struct Patch {
     static constexpr int PR = S * (RW - 1) + KS;
     static constexpr int PWV = VS == 1 ? S * NX + 8 : S * NX + 12;  // values per row: 16-byte rows
     static constexpr int PW = PWV * VS;
-    static constexpr int CS = VS == 1 ? (CIN * PR * PW + 63) / 64 * 64 + 32 : CIN * PR * PW;  // copy stride: 64 B off mod 128
+    static constexpr int CS = VS == 1 ? (CIN * PR * PW + 63) / 64 * 64 + 32 : CIN * PR * PW;  // copy stride (16-bit: 64 B off mod 128)
     static constexpr int HALVES = COPIES * CS;  // slots
 };
 

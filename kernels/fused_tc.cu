@@ -11,22 +11,24 @@
 //      K = 3*11*16 (kx padded), in chunks of 4 conv1 rows of 8-column tiles (one fewer for a
 //      clipped strip); B read by ldmatrix from a shared-memory copy of the chunk's input patch, A
 //      (weights) streamed through cp.async stages (conv1_patch.cuh, as the lbl conv1). bias + ReLU
-//      -> c1, channels-last [pixel][96 + 8 pad] in shared memory, stored by stmatrix.
+//      -> c1, channels-last [pixel][96 VS + 8 pad slots] in shared memory, stored by stmatrix
+//      (TF32: 4-byte stores).
 //   2. LRN in place over each pixel's 96 channels, then 3x3/2 max pool into the pool1 tile,
 //      channels-last, which carries conv2's 2-pixel zero padding. A band's last conv1 row is kept
 //      for the next band (the 3x3/2 windows share it); with REUSE, a step keeps the previous step's
 //      last 5 pool1 rows.
 //   3. conv2: implicit GEMM per group M = 128, N = the conv2 pixels under the pool2 tile, K = 5*5*48
 //      in (ky, kx, c) order; B is read by ldmatrix straight from the channels-last pool1 tile (a
-//      k16 step is 16 channels of one (ky, kx): 16 contiguous bytes x 2 per pixel), no im2col copy.
+//      k step is 16 channels of one (ky, kx), 8 for TF32: 16 contiguous bytes x 2 per pixel), no
+//      im2col copy.
 //      Warps 0-3 take group 0, 4-7 group 1, 32 channels each; each group streams its weights
 //      through its own ring of 3 or 4 cp.async stages (4 where it fits in phase 1's space) and
-//      syncs on its own barrier. bias + ReLU -> c2 [pixel][256 + 8] (reusing conv1's space). With
+//      syncs on its own barrier. bias + ReLU -> c2 [pixel][256 VS + 8] (reusing conv1's space). With
 //      REUSE, c2's row 0 is the previous step's last conv2 row, and conv2 starts at row 1.
 //   4. LRN over 256 channels in place, 3x3/2 max pool to pool2 in device memory (NCHW).
 // 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2). TF32
-// rounds what conv2 multiplies, norm1 (pool1 of TF32 values is the TF32 rounding of pool1, as lbl's
-// conv2 rounds it), and keeps all of FP32 elsewhere.
+// rounds what the convs multiply, the input patch and norm1 (pool1 of TF32 values is the TF32
+// rounding of pool1, as lbl's conv2 rounds it), and keeps all of FP32 elsewhere.
 // Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV2_CHUNK, EXPECT_SMEM_BYTES
 // (kernels/registry.py fused_tc_smem_bytes).
 #include "conv1_patch.cuh"
@@ -86,7 +88,7 @@ constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
 #define CONV2_CHUNK 80
 #endif
 
-constexpr int al8(int v) { return (v + 7) / 8 * 8; }   // halves -> 16-byte multiples
+constexpr int al8(int v) { return (v + 7) / 8 * 8; }   // slots -> 16-byte multiples
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
 constexpr int SZ_P1 = al8(P1H * P1W * LD1);
 constexpr int SZ_C1 = al8((C1H * C1W + 1) * LD1);  // + a spare pixel for the stores of unused columns

@@ -287,18 +287,19 @@ struct Conv1Patch {
     }
 // Full batches: 2 rows x 64 columns x 96 channels, 2 blocks per SM (4 rows x 56 spilled at the 128
 // registers of 2 blocks). Small batches: one row of 64 columns x 48 channels (110 blocks per 55 x 55
-// image), all 11 weight stages in flight at once.
+// image), all 11 weight stages in flight at once (11 of TF32's 22).
 LBL_TC_CONV1(lbl_tc_conv1_r2, 2, 2, 2, 4, 3, 256, 2)
 LBL_TC_CONV1(lbl_tc_conv1_r1, 1, 1, 8, 1, 11, 256, 2)
 
 // conv2 (48 input channels per group, 5x5, stride 1, pad 2) from a channels-last shared-memory patch,
 // as fused_tc.cu reads its pool1 tile: the block copies the NCHW input under its RW x NX outputs
-// (plus a 2-pixel halo on each side, zeros outside the map) into [row][column][48 + 8] and ldmatrix reads a
-// pixel's 16 channels of one (ky, kx) as one 16-byte row; no k table, no bounds tests in the loop
-// (the gather spent ~30 instructions per value: perf-notes step 23). k = (ky*5 + kx)*48 + c; a
-// weight stage is 48 slots, one (ky, kx) (VS stages for TF32: its 48 FP32 values are 96 slots). Warps MW (MT m16 tiles each) x RW x CW (NT8W
-// n8 tiles each). Grid: (ceil(OW / NX), ceil(OH / RW), N * groups * (M/groups) / BM); weights
-// [M][1200]; dynamic shared memory <entry>_smem_bytes, block tile <entry>_tile (as Conv1Patch).
+// (plus a 2-pixel halo on each side, zeros outside the map) into [row][column][48 VS + 8 slots], and
+// ldmatrix reads a pixel's k step of one (ky, kx), 16 channels (8 for TF32), as two 16-byte rows;
+// no k table, no bounds tests in the loop (the gather spent ~30 instructions per value: perf-notes
+// step 23). k = (ky*5 + kx)*48 + c; a weight stage is 48 slots, one (ky, kx) (VS stages for TF32:
+// its 48 FP32 values are 96 slots). Warps MW (MT m16 tiles each) x RW x CW (NT8W n8 tiles each).
+// Grid: (ceil(OW / NX), ceil(OH / RW), N * groups * (M/groups) / BM); weights [M][1200]; dynamic
+// shared memory <entry>_smem_bytes, block tile <entry>_tile (as Conv1Patch).
 namespace ccl {
 constexpr int CG = 48, KS = 5, PAD = 2, KP = KS * KS * CG * VS;  // KP, BK: slots
 constexpr int BK = 48;

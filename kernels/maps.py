@@ -52,12 +52,16 @@ class StoredMaps:
 
     def encode(self, a):
         """float32 values (NumPy or CuPy) -> a device array in this variant's storage, rounded to
-        nearest even (bf16 as raw uint16 bits: NumPy and CuPy have no bfloat16)."""
+        nearest even (bf16 as raw uint16 bits: NumPy and CuPy have no bfloat16); tf32: FP32 storage
+        holding the values rounded to TF32 (to nearest, ties away: the kernels' cvt.rna), the
+        values its products see, so a reference on the decoded input measures the arithmetic."""
         import cupy
 
         a = cupy.asarray(a, dtype=cupy.float32)
         if self.precision == "bf16":
             return float32_to_bf16_bits(a)
+        if self.precision == "tf32":
+            return ((a.view(cupy.uint32) + cupy.uint32(0x1000)) & cupy.uint32(0xFFFFE000)).view(cupy.float32)
         return a.astype(self.dtype)
 
     def decode(self, a) -> np.ndarray:
@@ -102,8 +106,9 @@ def _to_host(a) -> np.ndarray:
 
 
 def round_to_precision(a: np.ndarray, precision: str) -> np.ndarray:
-    """float32 values rounded (to nearest, ties to even) to the precision's storage and back: the
-    numbers a kernel of that precision actually holds. fp32 is the identity."""
+    """float32 values rounded to nearest (ties to even; tf32: ties away, as cvt.rna) to the
+    precision's storage and back: the numbers a kernel of that precision actually holds (tf32:
+    multiplies). fp32 is the identity."""
     a = np.ascontiguousarray(a, np.float32)
     if precision == "fp32":
         return a

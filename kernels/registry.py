@@ -283,9 +283,10 @@ def fused_variant_name(strategy: str, tile: Tile) -> str:
 
 # Pool2 tiles of the tensor-core fused kernel (kernels/fused_tc.cu, both strategies) per precision:
 # all fit 227 KB; fused_tc_smem_bytes mirrors its layout. TF32's FP32 maps take twice the space: a
-# 2x7 tile would need 250 KB even at one pool1 row per band. Its widest tiles that fit: 2x5 (three
-# column strips) and 1x7 (two); 2 and 2x4 measured slower (22.7, 14.0 us/image against 10.8 for
-# 2x5 with reuse at batch 128: docs/perf-notes.md step 27).
+# 2x7 tile would need 250 KB even at one pool1 row per band. Its tiles with the fewest column
+# strips that fit: 2x5 (three strips of AlexNet's 13 pool2 columns; 2x6 cuts them the same way)
+# and 1x7 (two); 2 and 2x4 measured slower (22.7, 14.0 us/image against 10.8 for 2x5 with reuse at
+# batch 128: docs/perf-notes.md step 27).
 FUSED_TC_TILES_BY_PRECISION: dict[str, tuple[Tile, ...]] = {
     "fp16": (2, 4, (2, 7), (4, 7)),
     "bf16": (2, 4, (2, 7), (4, 7)),

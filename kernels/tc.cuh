@@ -141,10 +141,10 @@ __device__ __forceinline__ void mma_kstep(float* d, const unsigned* a, const uns
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// One warp's MT x NT8 grid of m16n8 products over one 16-deep k step, operands in shared memory:
-//   A: M x K row-major (K contiguous), row stride lda halves, the warp's rows start at a0;
+// One warp's MT x NT8 grid of m16n8 products over one k step (16 slots), operands in shared memory:
+//   A: M x K row-major (K contiguous), row stride lda slots, the warp's rows start at a0;
 //   B: N x K row-major (K contiguous, i.e. the col-major B of mma.row.col), stride ldb, from b0.
-// Strides of (8 * odd) halves keep the 8 row addresses of each ldmatrix on distinct banks.
+// Strides of (8 * odd) slots keep the 8 row addresses of each ldmatrix on distinct banks.
 template <int MT, int NT8>
 __device__ __forceinline__ void warp_mma_k16(float (&acc)[MT][NT8][4], const h16* a0, int lda, const h16* b0, int ldb,
                                              int k) {
@@ -185,7 +185,7 @@ __device__ __forceinline__ void zero_acc(float (&acc)[MT][NT8][4]) {
 
 // Weight stages streamed through a ring in shared memory by cp.async (kernels/conv1_patch.cuh, the
 // channels-last conv2 of lbl_tc.cu and fused_tc.cu): rows m0 .. m0+BM of a row-major [M][KP] weight matrix, BK
-// k per stage, stage t in ring slot t % NS, rows LDA = BK + 8 halves apart (for BK = 48: 112 bytes,
+// slots of k per stage, stage t in ring slot t % NS, rows LDA = BK + 8 slots apart (for BK = 48: 112 bytes,
 // the 8 rows of an ldmatrix on distinct banks). A thread's 16-byte chunks of a stage are fixed:
 // their offsets are computed once, and a stage then costs a cp.async and two adds per chunk (a
 // strided loop with a division per chunk took ~150 instructions per warp and stage).

@@ -311,8 +311,8 @@ def test_tf32_lbl_refuses_a_conv_its_patch_kernels_do_not_compute(monkeypatch):
 def test_tf32_kernels_round_their_input_to_nearest_tf32(variant):
     """The TF32 kernels round their FP32 input to TF32 as they stage it (cvt.rna, the rounding
     round_to_precision models): an input of FP32 values gives bit for bit the output of the same
-    input rounded to TF32 on the host. Fed unrounded, mma.sync would drop the low 13 bits instead
-    (truncation), and the two outputs would differ."""
+    input rounded to TF32 on the host. Without the rounding the tensor cores would take the
+    unrounded bits (they do not round to nearest), and the two outputs would differ."""
     if SKIP is not None:
         pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
     import cupy
@@ -326,6 +326,33 @@ def test_tf32_kernels_round_their_input_to_nearest_tf32(variant):
     out_fp32 = cupy.asnumpy(fwd(x32))
     out_tf32 = cupy.asnumpy(fwd(x_tf32))
     assert np.isfinite(out_fp32).all() and np.array_equal(out_fp32, out_tf32)
+
+
+@pytest.mark.gpu
+def test_tf32_lbl_conv2_rounds_its_input_to_nearest_tf32():
+    """lbl-tf32's conv2 (ConvCL) rounds the pool1 map it stages: FP32 values in pool1's buffer give
+    bit for bit the conv2 output of their TF32 rounding (the input test above only reaches conv1)."""
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    import cupy
+
+    from kernels.api import make_forward
+
+    fwd = make_forward("lbl-tf32", 2, seed=8)
+    x = fwd.random_input(1)
+    fwd(x)  # every intermediate map in place
+    i = fwd.step_layers.index("conv2")
+    _, _, pool1, args, _ = fwd._steps[i]
+    conv2_out = args[2]
+    p32 = cupy.abs(cupy.random.RandomState(3).standard_normal(pool1.shape, dtype=cupy.float32))
+    p_tf32 = fwd.encode(p32)  # rounded to nearest TF32
+    assert int((p_tf32 != p32).sum()) > p32.size // 2
+    outs = []
+    for p in (p32, p_tf32):
+        pool1[...] = p
+        fwd.run_step(i, x)
+        outs.append(cupy.asnumpy(conv2_out))
+    assert np.isfinite(outs[0]).all() and outs[0].any() and np.array_equal(outs[0], outs[1])
 
 
 def test_patch_entry_tables_match_the_kernels_templates():

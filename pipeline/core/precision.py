@@ -2,7 +2,8 @@
 of the generated kernels and the report.
 
 fp32: FP32 values, CUDA-core FFMA. tf32: FP32 values, products on the tensor cores with TF32
-operands (the generated kernels and the PyTorch anchors). fp16, bf16: 16-bit values, tensor cores.
+operands (the hand-written and generated kernels, and the PyTorch anchors with TF32 allowed).
+fp16, bf16: 16-bit values, tensor cores.
 Accumulation is FP32 everywhere; biases stay FP32.
 """
 

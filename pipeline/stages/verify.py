@@ -42,9 +42,10 @@ def verify(variant: str, batch: int, height: int = 227, width: int = 227, cubin:
     (``DEFAULT_RTOL``); a wrong index or missed halo is still 1e-2..1 (for bf16, a missed halo at
     the map edge in one tile of 169 would give about 1e-2 but fail the max abs check).
 
-    tf32 (the generated kernels): maps stay FP32, but every conv rounds its operands to TF32's
-    10-bit mantissa (cvt.rna, u = 2^-11, the reference holds the rounded input and weights), so
-    the rounding budget is fp16's and so is the tolerance.
+    tf32 (hand-written and generated kernels): maps stay FP32, but every conv rounds its operands
+    to TF32's 10-bit mantissa (cvt.rna, u = 2^-11; the reference holds the rounded input and
+    weights: ``encode`` and ``Forward.params``), so the rounding budget is fp16's and so is the
+    tolerance.
     """
     from kernels.registry import Variant
 
@@ -71,7 +72,7 @@ def reference_output(fwd, x) -> np.ndarray:
     from pipeline.core.reference import forward as ref_forward
 
     # fwd.params and the decoded input are the values the kernels hold (rounded to 16 bits for
-    # fp16/bf16), so the reference measures the arithmetic, not the rounding of the data
+    # fp16/bf16, to TF32 for tf32), so the reference measures the arithmetic, not the rounding of the data
     ref_params = {k: (w.astype(np.float64), b.astype(np.float64)) for k, (w, b) in fwd.params.items()}
     return ref_forward(fwd.layers, fwd.decode(x).astype(np.float64), ref_params)
 
