@@ -1,5 +1,6 @@
 """Roofline ceilings: datasheet arithmetic (CPU), the microbenchmarks against it (GPU)."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -80,6 +81,8 @@ def test_mma_kernels_are_hmma_chains_on_sm90(tmp_path):
 
 @pytest.mark.gpu
 def test_measured_ceilings_are_near_the_datasheet(cupy_device):
+    if "PYTEST_XDIST_WORKER" in os.environ:  # pytest-xdist's -n: other test processes share the GPU
+        pytest.skip("measures the GPU's peak rates: run without pytest-xdist's -n, which shares the GPU")
     r = ceilings.measure_ceilings(repeats=5)
     assert 0.4 < r["dram_bytes_per_s_fraction_of_datasheet"] < 1.05, r
     assert 0.6 < r["fp32_flop_per_s_fraction_of_datasheet"] < 1.10, r

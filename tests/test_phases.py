@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -89,7 +90,8 @@ def test_measure_phases_on_the_gpu(variant, batch, h, w):
     else:
         assert [r["phase"] for r in rows] == list(fused_phase_names((REPO / VARIANTS[variant].source).read_text()))
         assert res["instrumented_max_rel_diff"] < 1e-5  # the marks change timing, not results
-        assert 0.8 < res["instrumented_over_timed"] < 1.25
+        if "PYTEST_XDIST_WORKER" not in os.environ:  # two timings apart: meaningless while xdist's -n shares the GPU
+            assert 0.8 < res["instrumented_over_timed"] < 1.25
         assert all(s > 0 for s in shares)
 
 
