@@ -284,24 +284,29 @@ class Forward(StoredMaps):
         self._kernel(entry).max_dynamic_shared_size_bytes = smem
         return smem
 
-    def _device_params(self):
+    def _device_biases(self):
         import cupy
 
-        (w1, b1), (w2, b2) = self.params["conv1"], self.params["conv2"]
+        self._b1 = cupy.asarray(self.params["conv1"][1], cupy.float32)
+        self._b2 = cupy.asarray(self.params["conv2"][1], cupy.float32)
+
+    def _gather_weights(self, layer: str):
+        """A conv's weights as the general lbl conv reads them, uploaded where that kernel runs
+        (the patch convs and the fused kernels pack their own): FP32 k-major (K padded to 16), or
+        the tensor cores' row-major (out, Kpad) in the storage precision."""
+        import cupy
+
+        w = self.params[layer][0]
         if self.precision == "fp32":
-            self._w1p = cupy.asarray(pack_weights(w1))
-            self._w2p = cupy.asarray(pack_weights(w2))
-        else:  # tensor cores: row-major (out, Kpad), K contiguous, in the storage precision
-            self._w1p = self.encode(pack_weights_rows(w1))
-            self._w2p = self.encode(pack_weights_rows(w2))
-        self._b1 = cupy.asarray(b1, cupy.float32)
-        self._b2 = cupy.asarray(b2, cupy.float32)
+            return cupy.asarray(pack_weights(w))
+        return self.encode(pack_weights_rows(w))
 
     # ---------------------------------------------------------------- lbl
     def _setup_lbl(self) -> None:
         import cupy
 
-        self._device_params()
+        self._device_biases()
+
         def entry(suffix: str) -> str | None:  # by name: lbl-tf32 has no gather convs, only the patch kernels
             return next((e for e in self.variant.entries if e.endswith(suffix)), None)
 
@@ -328,7 +333,7 @@ class Forward(StoredMaps):
             if layer.type == "conv":
                 if i + 1 >= len(self.layers) or self.layers[i + 1].type != "relu":
                     raise ValueError(f"lbl: conv {layer.name!r} must be followed by relu (fused epilogue)")
-                bp = self._b1 if layer.name == "conv1" else self._b2  # FP32 biases (_device_params)
+                bp = self._b1 if layer.name == "conv1" else self._b2  # FP32 biases (_device_biases)
             if layer.type == "conv" and has_conv1_patch and conv1_patch_applies(layer, s_in.channels):
                 entry, grid = conv1_patch_launch(n, s_out.height, s_out.width, sm_count)
                 wp = self.encode(pack_weights_kx16(self.params[layer.name][0]))
@@ -357,7 +362,7 @@ class Forward(StoredMaps):
                     raise ValueError(f"lbl conv {layer.name}: K={kg} exceeds the kernel's table (1536)")
                 if self.precision != "fp32" and (s_in.channels // layer.groups) * s_in.height * s_in.width >= 1 << 24:
                     raise ValueError(f"lbl conv {layer.name}: a group's input map exceeds the 24-bit k table offsets")
-                wp = self._w1p if layer.name == "conv1" else self._w2p
+                wp = self._gather_weights(layer.name)
                 kpad, pixels = wp.shape[kpad_axis], n * s_out.height * s_out.width
                 bn, ksplit = lbl_conv_launch(pixels, math.ceil(mg / bm), layer.groups, kpad, sm_count,
                                              small_tiles=bool(conv_small))  # fmt: skip
@@ -430,7 +435,7 @@ class Forward(StoredMaps):
         tile, strategy = v.tile, v.strategy
         self._check_fused_shapes()
         check_fits(tile, strategy, precision=self.precision)
-        self._device_params()
+        self._device_biases()
         (w1, _), (w2, _) = self.params["conv1"], self.params["conv2"]
         if self.precision == "fp32":
             self._w1p = cupy.asarray(interleave_channel_groups(pack_weights(w1), FUSED_RM[0]))
