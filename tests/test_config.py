@@ -162,6 +162,28 @@ def test_shipped_configs_generate_both_networks(config):
     assert "vgg_e.first5.vendor-compile-bf16" in names and "fused-recompute-t4x7-gen-fp16" in names
 
 
+def test_tf32_config_plans_the_hand_written_tf32_variants():
+    """config/tf32.yaml over the default: the hand-written TF32 kernels at the tiles that fit FP32
+    maps, lbl-tf32 and the TF32 anchor, no generated kernels; config/full.yaml holds the same TF32
+    variants beside the other precisions' (its 2x7 and 4x7 are 16-bit tiles, left out at tf32)."""
+    import yaml
+
+    from pipeline.stages.plan import kernel_variants
+
+    def over_default(name: str) -> dict:
+        cfg = load_config(ROOT / "config" / "config.yaml")
+        for section, values in yaml.safe_load((ROOT / "config" / name).read_text()).items():
+            cfg[section].update(values)
+        check_config(cfg)
+        return cfg
+
+    tf32 = ["lbl-tf32", "fused-reuse-t2x5-tf32", "fused-reuse-t1x7-tf32", "fused-recompute-t2x5-tf32",
+            "fused-recompute-t1x7-tf32", "vendor-cl-tf32"]  # fmt: skip
+    assert kernel_variants(over_default("tf32.yaml")) == tf32
+    full = kernel_variants(over_default("full.yaml"))
+    assert set(tf32) <= set(full) and "fused-reuse-t2x7-fp16" in full and "fused-reuse-t2x7-tf32" not in full
+
+
 def test_a_generated_tile_that_misses_the_configured_precisions_is_left_out_with_a_note(config):
     """An fp32-only run of the default config: vgg_e's 4x14 runs at 16 bits only, so at fp32 it is
     left out (a note), not an error; its lbl-gen and 2x7 variants still run."""
