@@ -307,10 +307,11 @@ class Forward(StoredMaps):
 
         self._device_biases()
 
-        def entry(suffix: str) -> str | None:  # by name: lbl-tf32 has no gather convs, only the patch kernels
+        def entry_named(suffix: str) -> str | None:  # by name: lbl-tf32 has no gather convs, only the patch kernels
             return next((e for e in self.variant.entries if e.endswith(suffix)), None)
 
-        conv_m96, conv_m128, lrn, maxpool = entry("_conv_m96"), entry("_conv_m128"), entry("_lrn"), entry("_maxpool")
+        conv_m96, conv_m128 = entry_named("_conv_m96"), entry_named("_conv_m128")
+        lrn, maxpool = entry_named("_lrn"), entry_named("_maxpool")
         # tensor cores: the 32-pixel tiles (split-K capable), conv1 from the input patch
         conv_small = dict(zip((96, 128), (e for e in self.variant.entries if e.endswith("_n32"))))
         has_conv1_patch = any(e in CONV1_PATCH_ENTRIES for e in self.variant.entries)

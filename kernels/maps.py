@@ -61,7 +61,7 @@ class StoredMaps:
         if self.precision == "bf16":
             return float32_to_bf16_bits(a)
         if self.precision == "tf32":
-            return ((a.view(cupy.uint32) + cupy.uint32(0x1000)) & cupy.uint32(0xFFFFE000)).view(cupy.float32)
+            return round_to_tf32(a)
         return a.astype(self.dtype)
 
     def decode(self, a) -> np.ndarray:
@@ -105,6 +105,13 @@ def _to_host(a) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=np.float32))
 
 
+def round_to_tf32(a):
+    """float32 values (a NumPy or CuPy array) rounded to TF32's 10-bit mantissa, to nearest with
+    ties away from zero (the kernels' cvt.rna.tf32), still as float32: on the magnitude bits, add
+    half a unit of the 13 dropped bits and clear them."""
+    return ((a.view(np.uint32) + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+
 def round_to_precision(a: np.ndarray, precision: str) -> np.ndarray:
     """float32 values rounded to nearest (ties to even; tf32: ties away, as cvt.rna) to the
     precision's storage and back: the numbers a kernel of that precision actually holds (tf32:
@@ -114,8 +121,8 @@ def round_to_precision(a: np.ndarray, precision: str) -> np.ndarray:
         return a
     if precision == "fp16":
         return a.astype(np.float16).astype(np.float32)
-    if precision == "tf32":  # 10-bit mantissa, round to nearest, ties away (the kernels' cvt.rna.tf32)
-        return ((a.view(np.uint32) + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+    if precision == "tf32":
+        return round_to_tf32(a)
     if precision == "bf16":
         return bf16_bits_to_float32(float32_to_bf16_bits(a))
     raise ValueError(f"unknown precision {precision!r}")
