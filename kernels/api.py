@@ -32,6 +32,7 @@ from kernels.registry import (
     fused_smem_bytes,
     fused_tc_smem_bytes,
     group_chain,
+    tc_value_slots,
     vendor_available,
     variant as lookup_variant,
 )
@@ -85,6 +86,17 @@ def pack_weights(w: np.ndarray) -> np.ndarray:
     packed = np.zeros((kpad, out_c), np.float32)
     packed[:k] = np.asarray(w, np.float32).reshape(out_c, k).T
     return packed
+
+
+def pack_weight_stages(rows: np.ndarray, groups: int, stage_values: int, pad_values: int) -> np.ndarray:
+    """Row-major (out, K) weights -> (groups, K / stage_values, out / groups, stage_values + pad_values),
+    zero pad: each group's stage of k in the padded row layout of its shared-memory ring, contiguous,
+    so one bulk copy fetches it (kernels/fused_tc.cu with clusters, tc.cuh ClusterRing)."""
+    out_c, k = rows.shape
+    if out_c % groups or k % stage_values:
+        raise ValueError(f"weights {rows.shape} do not split into {groups} groups of stages of {stage_values}")
+    staged = rows.reshape(groups, out_c // groups, k // stage_values, stage_values).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(np.pad(staged, ((0, 0), (0, 0), (0, 0), (0, pad_values))))
 
 
 def pack_weights_rows(w: np.ndarray, k_align: int = TC_K_ALIGN) -> np.ndarray:
@@ -434,6 +446,7 @@ class Forward(StoredMaps):
 
         v = self.variant
         tile, strategy = v.tile, v.strategy
+        self._wcluster = v.define.get("WCLUSTER", 1)
         self._check_fused_shapes()
         check_fits(tile, strategy, precision=self.precision)
         self._device_biases()
@@ -445,15 +458,21 @@ class Forward(StoredMaps):
         else:  # kernels/fused_tc.cu: conv1 from the input patch (kx padded to 16); conv2's k in (ky, kx, ci)
             # order, to read channels-last pool1 directly
             self._w1p = self.encode(pack_weights_kx16(w1))
-            self._w2p = self.encode(pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16))
-            smem = fused_tc_smem_bytes(tile, strategy, precision=self.precision)
+            w2rows = pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16)
+            if self._wcluster > 1:  # per group, stage by stage, in the ring's layout: 48 slots of k, 8 of padding
+                vs = tc_value_slots(self.precision)
+                w2rows = pack_weight_stages(w2rows, groups=2, stage_values=48 // vs, pad_values=8 // vs)
+            self._w2p = self.encode(w2rows)
+            smem = fused_tc_smem_bytes(tile, strategy, precision=self.precision, wcluster=self._wcluster)
         kern = self._kernel(v.entries[0])
         self.module = self._module()
         kern.max_dynamic_shared_size_bytes = smem
         n, c_out, hp2, wp2 = self.output_shape
         tile_h, tile_w = tile_sides(tile)
         tiles_x, tiles_y = math.ceil(wp2 / tile_w), math.ceil(hp2 / tile_h)
-        grid = (tiles_x, 1 if strategy == "reuse" else tiles_y, n)
+        # clusters (fused_tc.cu WCLUSTER): the blocks of one run the same tiles of WCLUSTER images
+        wcl = self._wcluster
+        grid = (tiles_x * wcl, 1 if strategy == "reuse" else tiles_y, math.ceil(n / wcl))
         sm_count = cupy.cuda.Device().attributes["MultiProcessorCount"]
         self.images_per_group = images_per_group(sm_count, grid[0] * grid[1])
         norm1 = _layer(self.layers, "norm1")

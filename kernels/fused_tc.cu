@@ -22,9 +22,15 @@
 //      k step is 16 channels of one (ky, kx), 8 for TF32: 16 contiguous bytes x 2 per pixel), no
 //      im2col copy.
 //      Warps 0-3 take group 0, 4-7 group 1, 32 channels each; each group streams its weights
-//      through its own ring of 3 or 4 cp.async stages (4 where it fits in phase 1's space) and
-//      syncs on its own barrier. bias + ReLU -> c2 [pixel][256 VS + 8] (reusing conv1's space). With
-//      REUSE, c2's row 0 is the previous step's last conv2 row, and conv2 starts at row 1.
+//      through its own ring of 3 or 4 stages (4 where it fits in phase 1's space). bias + ReLU -> c2
+//      [pixel][256 VS + 8] (reusing conv1's space). With REUSE, c2's row 0 is the previous step's
+//      last conv2 row, and conv2 starts at row 1.
+//      WCLUSTER 2 (every registry build): the blocks run as clusters of 2 on the same tiles of two
+//      images, so they need the same conv2 weight stages at the same time; each block fetches half
+//      of every stage by one bulk copy multicast to both (tc.cuh ClusterRing, mbarriers), and L2
+//      sends each stage once per cluster (conv2 was bound by L2 -> SM bytes: 21 steps x 1.2 MB per
+//      image at TF32; docs/perf-notes.md step 28). WCLUSTER 1: a cp.async ring per group, synced on
+//      its own named barrier.
 //   4. LRN over 256 channels in place, 3x3/2 max pool to pool2 in device memory (NCHW).
 // 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2). TF32
 // rounds what the convs multiply, the input patch and norm1 (pool1 of TF32 values is the TF32
@@ -45,6 +51,12 @@
 #endif
 #ifndef REUSE
 #define REUSE 0  // 1: a block walks its column strip and keeps the 5 pool1 rows tiles share (reuse in y)
+#endif
+#ifndef WCLUSTER
+#define WCLUSTER 1  // 2, 4: clusters of blocks that run the same tiles of 2 (4) images share the weight stages (sm_90a)
+#endif
+#if WCLUSTER != 1 && WCLUSTER != 2 && WCLUSTER != 4
+#error "WCLUSTER must be 1, 2 or 4"
 #endif
 
 namespace ftc {
@@ -111,7 +123,12 @@ constexpr int OFF_P1 = 0, OFF_U = SZ_P1;
 constexpr int OFF_C2 = OFF_U, OFF_A2 = OFF_C2 + SZ_C2;
 constexpr int OFF_C1 = OFF_U + SZ_ROW2, OFF_A1 = OFF_C1 + SZ_C1, OFF_B1 = OFF_A1 + SZ_A1;
 constexpr int OFF_ROW1 = OFF_U + cmax(SZ_ROW2 + SZ_C1, SZ_C2 + SZ_A2);
-constexpr int SMEM_BYTES = 2 * cmax(OFF_U + SZ_PH1, OFF_ROW1 + SZ_ROW1);
+// WCLUSTER > 1: each conv2 group's ring has NS2 full and NS2 empty mbarriers (tc.cuh ClusterRing), past
+// the rest
+constexpr int STAGE2_BYTES = C2G * LDA2 * 2;  // a group's conv2 weight stage
+constexpr int BAR_BYTES = WCLUSTER > 1 ? G2 * 2 * NS2 * 8 : 0;
+constexpr int OFF_BARS_BYTES = 2 * cmax(OFF_U + SZ_PH1, OFF_ROW1 + SZ_ROW1);
+constexpr int SMEM_BYTES = OFF_BARS_BYTES + BAR_BYTES;
 #ifdef EXPECT_SMEM_BYTES
 static_assert(SMEM_BYTES == EXPECT_SMEM_BYTES, "kernels/registry.py fused_tc_smem_bytes() disagrees with fused_tc.cu");
 #endif
@@ -270,24 +287,44 @@ __device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const va
 // where c2's row 0 holds the previous step's last conv2 row (REUSE), normalised already.
 template <int P0>
 __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2, const val_t* __restrict__ w2,
-                                                const float* __restrict__ b2, val_t* __restrict__ out, int n, int r0,
-                                                int th, int q0, int tw, int HP2, int WP2, float alpha_over_n,
-                                                float beta, float kparam
+                                                const float* __restrict__ b2, val_t* __restrict__ out, int n,
+                                                bool store_out, int r0, int th, int q0, int tw, int HP2, int WP2,
+                                                float alpha_over_n, float beta, float kparam,
+                                                unsigned long long* bars, unsigned& g2
 #if PHASE_TIMING
                                                 , long long& phase_t
 #endif
 ) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+#if WCLUSTER > 1
+    // conv1's space (a2s, c2) is free and the pool1 tile complete, in both blocks: the peer's
+    // copies land in this block's ring, which aliases phase 1's space (written by st.shared: the
+    // proxy fence orders those writes before the copies')
+    fence_proxy_async_smem();
+    cluster_sync_all();
+#else
     __syncthreads();  // conv1's space (a2s, c2) is free; the pool1 tile is complete
+#endif
     // ---------------------------------------------------------------- 3. conv2 -> c2
     {
         const int grp = warp / 4, wm = warp % 4;  // warp: group grp, channels wm*32 .. +32 of it
+#if WCLUSTER > 1
+        // Each group's 128 weight rows, stage by stage (s: 48 slots of (ky, kx) = s / VS, packed by the
+        // host in the ring's layout), come through a ring the cluster's blocks fill together; the
+        // group's 4 warps wait on its mbarriers only.
+        const ClusterRing<NS2, STAGE2_BYTES, WCLUSTER, 4> rg(bars + grp * 2 * NS2, a2s + grp * NS2 * C2G * LDA2);
+        const bool producer = wm == 0 && lane == 0;
+        const unsigned char* wsrc = reinterpret_cast<const unsigned char*>(w2) + (size_t)grp * NST2 * STAGE2_BYTES;
+#else
+        (void)bars;
+        (void)g2;
         // Each group's 4 warps stream its 128 weight rows (stage s: 48 slots of (ky, kx) = s / VS)
         // through its own ring and sync among themselves only (bar.sync 1 + grp, 128 threads).
         const WeightStage<C2G, BK2, K2, NT / G2> ws(grp * C2G, tid % (NT / G2));
         h16* ring = a2s + grp * NS2 * C2G * LDA2;
         auto load_a = [&](int s) { ws.template issue<NS2>(ring, reinterpret_cast<const h16*>(w2), s); };
         auto sync_group = [&]() { bar_sync(1 + grp, NT / G2); };
+#endif
         constexpr int NPIX = N2 - P0, NCH = (NPIX + CONV2_CHUNK - 1) / CONV2_CHUNK;
         constexpr int CH = ((NPIX + NCH - 1) / NCH + 15) / 16 * 16, NT8_2 = CH / 8;
         for (int ch0 = P0; ch0 < P0 + NCH * CH; ch0 += CH) {
@@ -301,6 +338,16 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
         }
         float acc[2][NT8_2][4];
         zero_acc(acc);
+#if WCLUSTER > 1
+        if (producer)
+            for (int s = 0; s < NS2 - 1; ++s) rg.produce(g2 + s, wsrc + s * STAGE2_BYTES);
+        for (int s = 0; s < NST2; ++s) {
+            const unsigned g = g2 + s;
+            rg.wait(g);  // stage s landed, in full
+            // refill the slot of stage s - 1, once the cluster's consumers have released it
+            if (producer && s + NS2 - 1 < NST2) rg.produce(g + NS2 - 1, wsrc + (s + NS2 - 1) * STAGE2_BYTES);
+            const h16* a0 = rg.slot(g) + wm * 32 * LDA2;
+#else
         sync_group();  // the previous chunk no longer reads the group's weight stages
 #pragma unroll
         for (int s = 0; s < NS2 - 1; ++s) load_a(s);
@@ -308,9 +355,10 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
             cp_async_wait<NS2 - 2>();  // stage s landed (later ones may be in flight)
             sync_group();              // ... for the group's threads; and stage s - 1 is no longer read
             load_a(s + NS2 - 1);
+            const h16* a0 = ring + (s % NS2) * C2G * LDA2 + wm * 32 * LDA2;
+#endif
             const int pos = s / VS;    // (ky, kx); TF32: channels 24..47 in odd stages
             const int koff = ((pos / KS2) * P1W + pos % KS2) * LD1 + (s % VS) * BK2;
-            const h16* a0 = ring + (s % NS2) * C2G * LDA2 + wm * 32 * LDA2;
 #pragma unroll
             for (int kk = 0; kk < BK2; kk += 16) {
                 unsigned a[2][4], b[NT8_2][2];
@@ -330,8 +378,15 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #pragma unroll
                     for (int j = 0; j < NT8_2; ++j) mma_kstep(acc[i][j], a[i], b[j]);
             }
+#if WCLUSTER > 1
+            rg.release(g);
+#endif
         }
+#if WCLUSTER > 1
+        g2 += NST2;
+#else
         cp_async_wait<0>();
+#endif
         store_bias_relu(acc, c2, LD2, grp * C2G + wm * 32, b2, [&](int i) { return ch0 + i < N2 ? ch0 + i : N2; });
         }
     }
@@ -344,7 +399,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     PHASE_MARK(PH_NORM2);
     for (int e = tid; e < C2 * VS / 8 * TY * TX; e += NT) {  // a 16-byte word of a pixel (8 / VS channels) per thread
         const int pix = e % (TY * TX), c = e / (TY * TX) * 8, yl = pix / TX, xl = pix - yl * TX;  // c: slot
-        if (yl >= th || xl >= tw) continue;
+        if (yl >= th || xl >= tw || !store_out) continue;
         const h16* s = c2 + ((2 * yl) * C2W + 2 * xl) * LD2 + c;
         uint4 m = make_uint4(NEG_INF2, NEG_INF2, NEG_INF2, NEG_INF2);
 #pragma unroll
@@ -386,19 +441,36 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
     h16* a2s = smem + OFF_A2;
     h16* row1 = smem + OFF_ROW1;
     int row1_y = -1;  // the conv1 row held in row1 (-1: none)
-
     const int tid = threadIdx.x;
+
     const int H1 = (H - KS1) / ST1 + 1, W1 = (W - KS1) / ST1 + 1;  // conv1
     const int HP1 = (H1 - 3) / 2 + 1, WP1 = (W1 - 3) / 2 + 1;      // pool1 = conv2 (pad 2, 5x5/1)
     const int HP2 = (HP1 - 3) / 2 + 1, WP2 = (WP1 - 3) / 2 + 1;    // pool2
-    // Block order as fused.cu: within groups of images_per_group images, tile-major.
-    const int ntiles = gridDim.x * gridDim.y;
-    const int lin = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+    // Block order as fused.cu: within groups of images_per_group images, tile-major. With clusters
+    // (WCLUSTER 2; grid (WCLUSTER x tiles_x, tiles_y, ceil(N / WCLUSTER))), the cluster takes the place
+    // of the block and an image slot (WCLUSTER images, block r of the cluster doing image
+    // slot*WCLUSTER + r) the place of the image; images_per_group counts slots. Past the batch's last
+    // image, a block runs image N-1 again, for the shared weight stream, and stores nothing.
+    const int gx = gridDim.x / WCLUSTER, slots = gridDim.z;
+    const int ntiles = gx * gridDim.y;
+    const int lin = blockIdx.x / WCLUSTER + gx * (blockIdx.y + gridDim.y * blockIdx.z);
     const int g0 = lin / (ntiles * images_per_group) * images_per_group;
-    const int gsz = min(images_per_group, N - g0);
+    const int gsz = min(images_per_group, slots - g0);
     const int r = lin - g0 * ntiles;
-    const int tile = r / gsz, n = g0 + r % gsz;
-    const int bx = tile % gridDim.x, by = tile / gridDim.x;
+    const int tile = r / gsz, slot = g0 + r % gsz;
+    const int n_run = slot * WCLUSTER + (WCLUSTER > 1 ? (int)cluster_rank() : 0);
+    const int n = min(n_run, N - 1);
+    const bool store_out = n_run < N;
+    const int bx = tile % gx, by = tile / gx;
+    unsigned long long* bars = reinterpret_cast<unsigned long long*>(smem_raw + OFF_BARS_BYTES);
+    unsigned g2 = 0;  // conv2 weight stages this block has consumed (WCLUSTER > 1: the same in every block of the cluster)
+#if WCLUSTER > 1
+    if (tid == 0) {
+        for (int gr = 0; gr < G2; ++gr) ClusterRing<NS2, STAGE2_BYTES, WCLUSTER, 4>(bars + gr * 2 * NS2, nullptr).init();
+        mbar_init_fence();
+    }
+    cluster_sync_all();  // the barriers are initialised before any block of the cluster uses them
+#endif
     const int q0 = tile_start<TX>(bx, WP2), tw = tile_size<TX>(bx, WP2);
     const int px0 = 2 * q0 - 2, pw = 2 * tw + 5;  // pool1 tile columns (origin may be -2)
     const int pxa = max(px0, 0), pxb = min(px0 + pw, WP1);
@@ -482,10 +554,15 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
 #define FTC_PHASE_ARG
 #endif
         if (REUSE && step > step0)  // c2's row 0 holds the previous step's last conv2 row
-            conv2_lrn_pool2<C2W>(p1, a2s, c2, w2, b2, out, n, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta, kparam FTC_PHASE_ARG);
+            conv2_lrn_pool2<C2W>(p1, a2s, c2, w2, b2, out, n, store_out, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta,
+                                 kparam, bars, g2 FTC_PHASE_ARG);
         else
-            conv2_lrn_pool2<0>(p1, a2s, c2, w2, b2, out, n, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta, kparam FTC_PHASE_ARG);
+            conv2_lrn_pool2<0>(p1, a2s, c2, w2, b2, out, n, store_out, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta,
+                               kparam, bars, g2 FTC_PHASE_ARG);
     }
+#if WCLUSTER > 1
+    cluster_sync_all();  // no block leaves while the peer may still arrive on its barriers
+#endif
 }
 
 }  // namespace ftc
@@ -503,11 +580,15 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
 #define FTC_ENTRY FTC_CAT(fused_tc_recompute_t, FTC_TILE_NAME)
 #endif
 
-// Grid: (tiles_x, tiles_y, N) of balanced tiles (reuse: (tiles_x, 1, N)); 256 threads; dynamic
-// shared memory SMEM_BYTES.
+// Grid: (WCLUSTER x tiles_x, tiles_y, ceil(N / WCLUSTER)) of balanced tiles (reuse: tiles_y = 1); 256
+// threads; dynamic shared memory SMEM_BYTES.
 // w1: [96][528] (k = (ci*11 + ky)*16 + kx, zero at kx >= 11), w2: [256][1200] (k = (ky*5 + kx)*48 + ci),
-// 16-bit, or FP32 holding TF32 values.
+// 16-bit, or FP32 holding TF32 values; with WCLUSTER > 1, w2 stage by stage in the ring's layout,
+// [2 groups][NST2 stages][128 rows][48 + 8 slots] (kernels/api.py pack_weight_stages).
 extern "C" __global__ void __launch_bounds__(256, 1)
+#if WCLUSTER > 1
+    __cluster_dims__(WCLUSTER, 1, 1)
+#endif
     FTC_ENTRY(const val_t* __restrict__ x, const val_t* __restrict__ w1, const float* __restrict__ b1,
               const val_t* __restrict__ w2, const float* __restrict__ b2, val_t* __restrict__ out, int N, int H, int W,
               float alpha, float beta, float kparam, int images_per_group) {

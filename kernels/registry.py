@@ -313,7 +313,13 @@ def conv1_patch_halves(rows: int, cols: int, precision: str = "fp16") -> int:
     return 2 * (-(-per_copy // 64) * 64 + 32)
 
 
-def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None = None, precision: str = "fp16") -> int:
+# Blocks per cluster of every fused_tc build (fused_tc.cu WCLUSTER): 2 blocks run the same tiles of two
+# images and fetch conv2's weight stages once for both, by multicast bulk copies (sm_90a).
+FUSED_TC_WCLUSTER = 2
+
+
+def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None = None, precision: str = "fp16",
+                        wcluster: int = FUSED_TC_WCLUSTER) -> int:  # fmt: skip
     """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). 16-bit slots, each
     region rounded to 8, VS = :func:`tc_value_slots` per value: the channels-last pool1 tile (2R+5 x
@@ -322,7 +328,9 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     default :func:`fused_tc_band`), conv1's weight ring (3 x 96 x 56) and input patch (4 rows, the
     band's columns padded to 8)}; phase 2 = {the conv2 tile (2R+1 x 2C+1 pixels and a spare, x
     256VS+8), conv2 weight stages (3 x 256 x 56; a 4th where it and conv1's carried row fit in phase
-    1's space)}; and conv1's carried row (2(2C+5)+1 x 96VS+8) past both the conv1 band and phase 2."""
+    1's space)}; conv1's carried row (2(2C+5)+1 x 96VS+8) past both the conv1 band and phase 2; and,
+    with clusters (``wcluster`` > 1), a full and an empty mbarrier (8 bytes) per stage of each conv2
+    group's ring."""
     th, tw = tile_sides(tile)
     vs = tc_value_slots(precision)
     band = fused_tc_band(tile, strategy, precision=precision) if band is None else band
@@ -337,7 +345,8 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     sz_ph1 = sz_row2 + sz_c1 + 3 * 96 * 56 + conv1_patch_halves(4, al8(c1w), precision)
     stages2 = 4 if sz_c2 + 4 * 256 * 56 + sz_row1 <= sz_ph1 else 3
     off_row1 = max(sz_row2 + sz_c1, sz_c2 + stages2 * 256 * 56)
-    return 2 * (sz_p1 + max(sz_ph1, off_row1 + sz_row1))
+    barrier_bytes = 2 * 2 * stages2 * 8 if wcluster > 1 else 0
+    return 2 * (sz_p1 + max(sz_ph1, off_row1 + sz_row1)) + barrier_bytes
 
 
 def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES,
@@ -363,6 +372,7 @@ def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     th, tw = tile_sides(tile)
     defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
                ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
+               ("WCLUSTER", FUSED_TC_WCLUSTER),
                ("CONV1_BAND", fused_tc_band(tile, strategy, precision=precision)),
                ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile, strategy, precision=precision)))  # fmt: skip
     return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",
@@ -390,6 +400,17 @@ _ALL = [
     *(Variant(Strategy.VENDOR, precision=p, impl=i) for p in PRECISIONS for i in VENDOR_IMPLS),
 ]
 VARIANTS: dict[str, Variant] = {v.name: v for v in _ALL}
+
+
+def build_arch(variant: Variant | str, arch: str) -> str:
+    """The nvcc target of a variant on a GPU of ``arch``: sm_90a for a build with clusters
+    (WCLUSTER > 1: multicast bulk copies are an sm_90a feature), else ``arch``."""
+    v = VARIANTS[variant] if isinstance(variant, str) else variant
+    if v.define.get("WCLUSTER", 1) <= 1:
+        return arch
+    if arch not in ("sm_90", "sm_90a"):
+        raise ValueError(f"{v.name} is built for sm_90a (clusters with multicast bulk copies), not for {arch}")
+    return "sm_90a"
 
 
 def nvcc_flags(variant: Variant | str) -> list[str]:

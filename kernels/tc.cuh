@@ -243,3 +243,104 @@ struct PartRing {
             bar_sync(BAR0 + part(), THREADS);
     }
 };
+
+// ---------------------------------------------------------------- a weight ring shared by a cluster
+// The blocks of a cluster that run the same schedule on different images (fused_tc.cu WCLUSTER) need
+// the same weight stages at the same time. Each block fetches 1/CL of a stage from L2 by a bulk copy
+// multicast to every block of the cluster (cp.async.bulk ... .multicast::cluster, sm_90a), so L2 sends
+// each stage once per cluster instead of once per block. Per ring slot two mbarriers in every block:
+// `full` (its producer's arrive.expect_tx of the whole stage; every block's copy completes its bytes
+// there) and `empty` (one arrival per consuming warp of every block: a slot is refilled only when all
+// of the cluster's consumers are done with it, since the refill lands in all of them).
+__device__ __forceinline__ unsigned smem_addr(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+__device__ __forceinline__ unsigned cluster_rank() {
+    unsigned r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+}
+// every thread of every block of the cluster; orders the shared-memory accesses before it (release)
+// against the cluster's accesses after it (acquire), remote ones included
+__device__ __forceinline__ void cluster_sync_all() {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+__device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned arrivals) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(arrivals) : "memory");
+}
+// makes the initialised barriers visible to the cluster's async copies (a cluster sync follows)
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+// wait until the barrier's phase of parity `parity` has completed (a fresh barrier counts the phase
+// before its first, parity 1, as completed)
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
+    unsigned done;
+    do {
+        asm volatile("{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n\t"
+                     "selp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(smem_addr(bar)), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+// one arrival on the barrier at `bar`'s offset in block `rank` of the cluster (this block included).
+// Default semantics (release at CTA scope): what it orders is a warp's ldmatrix reads of a stage
+// before the refill of its slot, and those reads have returned once the mma that uses them has
+// issued; a cluster-scope release costs a MEMBAR.ALL.GPU per arrival.
+__device__ __forceinline__ void mbar_arrive_cluster(unsigned long long* bar, unsigned rank) {
+    asm volatile("{\n\t.reg .b32 ra;\n\tmapa.shared::cluster.u32 ra, %0, %1;\n\t"
+                 "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}" ::"r"(smem_addr(bar)), "r"(rank)
+                 : "memory");
+}
+// orders this thread's generic-proxy shared-memory accesses before later async-proxy ones (bulk
+// copies) to the same addresses
+__device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+__device__ __forceinline__ void mbar_arrive_expect_tx(unsigned long long* bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes)
+                 : "memory");
+}
+// `bytes` (a multiple of 16, both ends 16-byte aligned) from global `src` to `dst`'s offset in every
+// block of `mask`, completing the bytes on the barrier at `bar`'s offset in each
+__device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, unsigned bytes, unsigned long long* bar,
+                                                    unsigned short mask) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1], %2, [%3], %4;"
+                 ::"r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar)), "h"(mask)
+                 : "memory");
+}
+
+// A ring of NS weight stages of BYTES each, filled by the CL blocks of a cluster together (a bulk
+// copy per block and stage, 1/CL of it, multicast to all CL). The stage sequence is counted per block (`g`, the same in every block
+// of the cluster: they run the same schedule); stage g sits in slot g % NS. CONSUMERS: warps per block
+// that read each stage. The source of stage g is contiguous: the host packs the weights stage by
+// stage, each in the ring's own padded layout.
+template <int NS, int BYTES, int CL, int CONSUMERS>
+struct ClusterRing {
+    static_assert(BYTES % (16 * CL) == 0, "each block's share of a stage is whole 16-byte units");
+    unsigned long long* bar;  // full[NS], empty[NS]
+    unsigned char* ring;
+    __device__ __forceinline__ ClusterRing(unsigned long long* bars, void* ring_smem)
+        : bar(bars), ring(static_cast<unsigned char*>(ring_smem)) {}
+    static constexpr int BAR_WORDS = 2 * NS;
+    // one thread, before the cluster sync that precedes any use
+    __device__ __forceinline__ void init() const {
+        for (int s = 0; s < NS; ++s) {
+            mbar_init(bar + s, 1);
+            mbar_init(bar + NS + s, CONSUMERS * CL);
+        }
+    }
+    __device__ __forceinline__ h16* slot(unsigned g) const { return reinterpret_cast<h16*>(ring + (g % NS) * BYTES); }
+    // producer (one thread per block): stage g from `src` once every block has released its slot
+    __device__ __forceinline__ void produce(unsigned g, const unsigned char* src) const {
+        const unsigned s = g % NS;
+        mbar_wait(bar + NS + s, ((g / NS) & 1) ^ 1);
+        mbar_arrive_expect_tx(bar + s, BYTES);
+        const unsigned part = CL > 1 ? cluster_rank() : 0;
+        bulk_copy_multicast(ring + s * BYTES + part * (BYTES / CL), src + part * (BYTES / CL), BYTES / CL, bar + s,
+                            static_cast<unsigned short>((1u << CL) - 1));
+    }
+    // every consumer thread: stage g has landed
+    __device__ __forceinline__ void wait(unsigned g) const { mbar_wait(bar + g % NS, (g / NS) & 1); }
+    // every consumer warp, once its reads of stage g are done: release the slot in every block
+    __device__ __forceinline__ void release(unsigned g) const {
+        __syncwarp();
+        const int lane = threadIdx.x & 31;
+        if (lane < CL) mbar_arrive_cluster(bar + NS + g % NS, lane);
+    }
+};

@@ -111,6 +111,32 @@ def test_fused_tc_builds_agree_with_the_registrys_layout(tmp_path, variant):
     assert dict(VARIANTS[variant].defines)["EXPECT_SMEM_BYTES"] <= SMEM_LIMIT_SM90_BYTES
 
 
+@needs_tools
+def test_fused_tc_build_shares_conv2_weights_across_a_cluster(tmp_path):
+    """fused_tc builds run as clusters of 2 blocks (WCLUSTER) that fetch conv2's weight stages once,
+    by multicast bulk copies: an sm_90a build (asked for sm_90) whose SASS holds them, the mbarrier
+    waits and the cluster barriers; lbl keeps the plain target."""
+    rep = build_variant("fused-reuse-t2x7-fp16", "sm_90", tmp_path / "v.cubin", tmp_path / "v.json", tmp_path / "v.log")
+    assert rep["arch"] == "sm_90a" and rep["defines"]["WCLUSTER"] == 2
+    cuobjdump, env = find_cuobjdump()
+    sass = subprocess.run([cuobjdump, "-sass", str(tmp_path / "v.cubin")], capture_output=True, text=True, env=env,
+                          check=True).stdout  # fmt: skip
+    assert "UBLKCP.S.G.MULTICAST" in sass and "SYNCS.PHASECHK.TRANS64.TRYWAIT" in sass
+    assert "UCGABAR_ARV" in sass and "UCGABAR_WAIT" in sass
+    assert "-arch=sm_90a" in (tmp_path / "v.log").read_text().splitlines()[0]
+
+
+def test_build_arch_is_sm90a_for_cluster_builds_only():
+    from kernels.registry import VARIANTS, build_arch
+
+    assert build_arch("fused-reuse-t2x5-tf32", "sm_90") == "sm_90a"
+    assert build_arch("fused-recompute-t2-bf16", "sm_90a") == "sm_90a"
+    assert build_arch("lbl-fp16", "sm_90") == "sm_90" and build_arch("fused-reuse-t2x7", "sm_80") == "sm_80"
+    with pytest.raises(ValueError, match="sm_90a"):
+        build_arch("fused-reuse-t2x7-fp16", "sm_80")
+    assert all(v.define["WCLUSTER"] == 2 for v in VARIANTS.values() if v.source == "kernels/fused_tc.cu")
+
+
 def test_fused_tc_band_is_lowered_only_where_the_block_would_not_fit():
     from kernels.registry import FUSED_TC_TILES_BY_PRECISION, SMEM_LIMIT_SM90_BYTES, fused_tc_band, fused_tc_smem_bytes
 
@@ -126,6 +152,9 @@ def test_fused_tc_band_is_lowered_only_where_the_block_would_not_fit():
         assert fused_tc_smem_bytes((2, 7), strategy, 1, "tf32") > SMEM_LIMIT_SM90_BYTES
     # reuse holds conv2's carried row on top (2C+1 pixels x 264 halves; 4x7: 15 x 528 bytes)
     assert fused_tc_smem_bytes((4, 7), "reuse") - fused_tc_smem_bytes((4, 7), "recompute") == 15 * 528
+    # clusters add a full and an empty mbarrier per conv2 stage and group: 4 stages at 2x7, 3 at 4x7
+    assert fused_tc_smem_bytes((2, 7), "reuse") - fused_tc_smem_bytes((2, 7), "reuse", wcluster=1) == 2 * 2 * 4 * 8
+    assert fused_tc_smem_bytes((4, 7), "reuse") - fused_tc_smem_bytes((4, 7), "reuse", wcluster=1) == 2 * 2 * 3 * 8
 
 
 @needs_tools

@@ -209,3 +209,22 @@ def test_group_chain_at_the_network_size_and_another():
     assert (layers[0].name, layers[-1].name, (s.channels, s.height, s.width)) == ("conv1_1", "relu3_1", (3, 224, 224))
     layers, s = group_chain("alexnet", "front", 231, 199)
     assert (layers[0].name, layers[-1].name, (s.height, s.width)) == ("conv1", "pool2", (231, 199))
+
+
+def test_weight_stages_pack_each_groups_stage_contiguously_in_the_rings_layout():
+    """kernels/api.py pack_weight_stages: what one bulk copy of fused_tc.cu's cluster ring fetches is
+    one group's k stage, rows padded as the ring pads them (conv2 at fp16: 128 rows x (48 + 8))."""
+    import numpy as np
+
+    from kernels.api import pack_weight_stages
+
+    rows = np.arange(256 * 1200, dtype=np.float32).reshape(256, 1200) + 1
+    packed = pack_weight_stages(rows, groups=2, stage_values=48, pad_values=8)
+    assert packed.shape == (2, 25, 128, 56) and packed.flags.c_contiguous
+    g, t, r, j = 1, 7, 93, 41
+    assert packed[g, t, r, j] == rows[g * 128 + r, t * 48 + j]
+    assert not packed[..., 48:].any() and np.count_nonzero(packed) == rows.size
+    tf32 = pack_weight_stages(rows, groups=2, stage_values=24, pad_values=4)  # FP32 values: 2 slots each
+    assert tf32.shape == (2, 50, 128, 28) and tf32[0, 49, 5, 23] == rows[5, 49 * 24 + 23]
+    with pytest.raises(ValueError, match="stages of 48"):
+        pack_weight_stages(rows[:, :1190], groups=2, stage_values=48, pad_values=8)

@@ -6,6 +6,7 @@ CuPy is imported lazily so every module that imports this one still imports on t
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,8 +62,39 @@ def compile_module(source: str, defines: tuple[tuple[str, int], ...] = ()):
     import cupy
 
     path = REPO / source
+    if dict(defines).get("WCLUSTER", 1) > 1:  # sm_90a, which CuPy's NVRTC call does not target
+        return cupy.RawModule(path=str(nvcc_cubin(source, defines, "sm_90a")))
     opts = ("-std=c++17", f"-I{path.parent}", *(f"-D{k}={v}" for k, v in defines))
     return cupy.RawModule(code=with_headers_stamp(path.read_text()), options=opts)
+
+
+def nvcc_cubin(source: str, defines: tuple[tuple[str, int], ...], arch: str) -> Path:
+    """A cubin of ``source`` built by nvcc for ``arch`` (an arch-specific target such as sm_90a),
+    cached under the system's temporary folder by the hash of the source, kernels/*.cuh, the
+    defines and the arch; a clear error when nvcc is missing or fails."""
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    from pipeline.stages.build import nvcc_command
+
+    code = with_headers_stamp((REPO / source).read_text())
+    key = hashlib.sha256(repr((code, tuple(defines), arch)).encode()).hexdigest()[:24]
+    cubin = Path(tempfile.gettempdir()) / "fused-layer-cubins" / f"{Path(source).stem}-{key}.cubin"
+    if cubin.exists():
+        return cubin
+    if shutil.which("nvcc") is None:
+        raise RuntimeError(f"{source} with {dict(defines)} needs nvcc on PATH to build for {arch} "
+                           "(CuPy's NVRTC targets the plain architecture)")  # fmt: skip
+    cubin.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cubin.with_suffix(f".{os.getpid()}.tmp")
+    cmd = nvcc_command(REPO / source, [f"-D{k}={v}" for k, v in defines], arch, tmp)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"nvcc failed for {source} ({arch}):\n{proc.stderr[-2000:]}")
+    tmp.replace(cubin)  # atomic: concurrent test processes never load a half-written cubin
+    return cubin
 
 
 @functools.lru_cache(maxsize=64)

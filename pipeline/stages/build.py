@@ -127,7 +127,7 @@ def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, 
     at its network's input size, the module ``ChainForward`` loads from the cubin; ``networks`` is
     the config's section that names its group (default: config/config.yaml's).
     """
-    from kernels.registry import TENSOR_CORE_PRECISIONS, Variant, nvcc_flags, variant as lookup
+    from kernels.registry import TENSOR_CORE_PRECISIONS, Variant, build_arch, nvcc_flags, variant as lookup
     from pipeline.stages.job import stamp, write_json
 
     if shutil.which("nvcc") is None:
@@ -147,6 +147,7 @@ def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, 
         if v.source is None:
             raise BuildError(f"variant {variant_name!r} has no CUDA source to build")
         src, defines, entries = REPO / v.source, nvcc_flags(v), list(v.entries)
+        arch = build_arch(v, arch)
     cmd = nvcc_command(src, defines, arch, cubin)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     log.parent.mkdir(parents=True, exist_ok=True)
