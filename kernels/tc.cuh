@@ -281,9 +281,12 @@ __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned pari
     } while (!done);
 }
 // one arrival on the barrier at `bar`'s offset in block `rank` of the cluster (this block included).
-// Default semantics (release at CTA scope): what it orders is a warp's ldmatrix reads of a stage
-// before the refill of its slot, and those reads have returned once the mma that uses them has
-// issued; a cluster-scope release costs a MEMBAR.ALL.GPU per arrival.
+// Default semantics (release at CTA scope), as CUTLASS's TMA pipelines release a slot: what it must
+// order is the warp's ldmatrix reads of a stage before the refill of that slot. ptxas issues the
+// arrival before the last k step's mma (whose ldmatrix data may still be in flight); the reads go
+// ahead of the arrival in the SM's shared-memory pipe, and the refill is an L2 round trip after the
+// peer sees it. The PTX model asks for a cluster-scope release there, which costs a MEMBAR.ALL.GPU
+// per arrival (measured in the SASS with `.release.cluster`).
 __device__ __forceinline__ void mbar_arrive_cluster(unsigned long long* bar, unsigned rank) {
     asm volatile("{\n\t.reg .b32 ra;\n\tmapa.shared::cluster.u32 ra, %0, %1;\n\t"
                  "mbarrier.arrive.shared::cluster.b64 _, [ra];\n}" ::"r"(smem_addr(bar)), "r"(rank)

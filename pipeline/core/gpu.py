@@ -63,6 +63,10 @@ def compile_module(source: str, defines: tuple[tuple[str, int], ...] = ()):
 
     path = REPO / source
     if dict(defines).get("WCLUSTER", 1) > 1:  # sm_90a, which CuPy's NVRTC call does not target
+        cc = cupy.cuda.Device().compute_capability
+        if cc != "90":
+            raise RuntimeError(f"{source} with WCLUSTER={dict(defines)['WCLUSTER']} runs on sm_90 GPUs (H100, H200) "
+                               f"only: clusters with multicast bulk copies; this GPU is sm_{cc}")  # fmt: skip
         return cupy.RawModule(path=str(nvcc_cubin(source, defines, "sm_90a")))
     opts = ("-std=c++17", f"-I{path.parent}", *(f"-D{k}={v}" for k, v in defines))
     return cupy.RawModule(code=with_headers_stamp(path.read_text()), options=opts)
@@ -77,7 +81,7 @@ def nvcc_cubin(source: str, defines: tuple[tuple[str, int], ...], arch: str) -> 
     import subprocess
     import tempfile
 
-    from pipeline.stages.build import nvcc_command
+    from pipeline.core.nvcc import nvcc_command
 
     code = with_headers_stamp((REPO / source).read_text())
     key = hashlib.sha256(repr((code, tuple(defines), arch)).encode()).hexdigest()[:24]

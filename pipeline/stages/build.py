@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from pipeline.core.arch import SM_LIMITS
+from pipeline.core.nvcc import nvcc_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -109,13 +110,6 @@ def register_limited_occupancy_pct(registers: int, arch: str) -> float:
     regs_per_warp = -(-registers * 32 // unit) * unit  # rounded up to the allocation unit
     warps = min(max_warps, regs_per_sm // regs_per_warp)
     return 100.0 * warps / max_warps
-
-
-def nvcc_command(source: Path, defines: list[str], arch: str, cubin: Path) -> list[str]:
-    return [
-        "nvcc", "-cubin", f"-arch={arch}", "-O3", "-std=c++17", "-lineinfo",
-        "-Xptxas", "-v", f"-I{REPO / 'kernels'}", *defines, str(source), "-o", str(cubin),
-    ]  # fmt: skip
 
 
 def build_variant(variant_name: str, arch: str, cubin: Path, report_json: Path, log: Path,
