@@ -6,7 +6,8 @@
 //
 // A block (256 threads, 8 warps) owns a TILE_Y x TILE_X tile of pool2 (all 256 channels) of one image
 // and builds its whole pyramid (recompute; grid (tiles_x, tiles_y, N), balanced tiles as fused.cu),
-// or walks a column strip of such tiles top to bottom (REUSE; grid (tiles_x, 1, N)):
+// or walks a column strip of such tiles top to bottom (REUSE; grid (tiles_x, 1, N)); with clusters
+// (WCLUSTER, below) x counts the cluster's blocks too and z image slots of WCLUSTER images:
 //   1. conv1: implicit GEMM M = 96, N = the conv1 pixels under a band of the tile's pool1 rows,
 //      K = 3*11*16 (kx padded), in chunks of 4 conv1 rows of 8-column tiles (one fewer for a
 //      clipped strip); B read by ldmatrix from a shared-memory copy of the chunk's input patch, A

@@ -208,3 +208,23 @@ def test_generated_16_bit_variant_records_hmma(tmp_path):
     assert k["name"] == "chain_fused" and k["tensor_core_instructions"] > 0
     assert k["dynamic_shared_bytes"] == rep["generated"]["smem_bytes"] > 0 and rep["tile"] == "2x14"
     assert (tmp_path / "v.cu").read_text().startswith("#define PREC 1\n")
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_nvcc_cubin_builds_an_sm90a_fallback_once_per_source_and_defines(tmp_path, monkeypatch):
+    """pipeline/core/gpu.py nvcc_cubin: the run-time build of a cluster variant (CuPy's NVRTC call
+    cannot target sm_90a), cached by source, headers, defines and arch."""
+    import tempfile
+
+    from kernels.registry import VARIANTS
+    from pipeline.core.gpu import nvcc_cubin
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    v = VARIANTS["fused-recompute-t2-fp16"]
+    first = nvcc_cubin(v.source, v.defines, "sm_90a")
+    assert first.parent == tmp_path / "fused-layer-cubins" and first.stat().st_size > 0
+    stamp = first.stat().st_mtime_ns
+    assert nvcc_cubin(v.source, v.defines, "sm_90a") == first and first.stat().st_mtime_ns == stamp
+    other = dict(v.defines) | {"PREC": 2}
+    assert nvcc_cubin(v.source, tuple(other.items()), "sm_90a") != first
+    assert not list(first.parent.glob("*.tmp"))  # written under a temporary name, then moved
