@@ -1,7 +1,8 @@
 """A/B loop for kernel work: build, check and time several variants in ONE device call.
 
     python -m pipeline.bench [--variants a,b] [--batch 128] [--repeats 30] [--checks 1x227x227;3x231x199]
-                             [--arch sm_90] [--out DIR] [--no-time] [--against REV [--rounds 2]]
+                             [--arch sm_90] [--out DIR] [--no-time]
+                             [--against REV | --set NAME=VALUE[,NAME=VALUE] [--rounds 2]]
 
 A thin command over the workflow's own stage functions, so every number it prints is one the
 workflow would measure the same way:
@@ -19,6 +20,12 @@ hand-written variant is also built from REV's source with REV's registry defines
 same inputs and reference as the tree's, and the two are timed alternately ``--rounds`` times in
 one process (the A/B of docs/perf-notes.md). Both sides then compile with NVRTC, so they differ
 in their kernel source only; the host code is the tree's.
+
+``--set NAME=VALUE`` makes it an A/B of the tree's kernels against themselves with other -D values
+(``<variant>@NAME=VALUE``), the same way: ``--set WCLUSTER=1`` runs the fused tensor-core kernels
+without clusters, ``--set CONV2_CHUNK=64`` another chunk. A fused_tc build's EXPECT_SMEM_BYTES is
+recomputed for the new values (pipeline/revision.py defines_with); the host code reads the
+variant's defines (its clusters, for one), so it follows.
 Generated variants (``lbl-gen``, ``vgg_e.first5.fused-reuse-t2x14-gen-fp16``) are built at their
 network's input size: a check at another size compiles them with NVRTC, and they are timed at
 that size.
@@ -158,8 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-time", action="store_true")
     ap.add_argument("--against", metavar="REV", help="A/B: also build each hand-written variant as of git revision "
                     "REV (its source, its registry's defines), check both, time them alternately")  # fmt: skip
-    ap.add_argument("--rounds", type=int, default=2, help="with --against: alternations of the two timings")
+    ap.add_argument("--set", metavar="NAME=VALUE[,...]", help="A/B: also run each hand-written variant with these "
+                    "-D values in place of (or beside) its registry's, check both, time them alternately")  # fmt: skip
+    ap.add_argument("--rounds", type=int, default=2, help="with --against or --set: alternations of the two timings")
     a = ap.parse_args(argv)
+    if a.against and a.set:
+        ap.error("--against and --set are two kinds of A/B: give one")
     names = [n for n in a.variants.split(",") if n]
     for n in names:
         try:
@@ -186,6 +197,18 @@ def main(argv: list[str] | None = None) -> int:
         rev = resolve(a.against)[:8]
         builds = revision_builds(export_revision(a.against), names)
         print(f"A/B against {a.against} ({rev}): {', '.join(builds) or 'no variant'} built by both; both sides NVRTC")
+        cubins = {n: None for n in names}
+    elif a.set:
+        from pipeline.revision import defines_with, parse_set
+
+        try:
+            overrides = parse_set(a.set)
+        except ValueError as err:
+            ap.error(str(err))
+        rev = ",".join(f"{k}={v}" for k, v in overrides.items())
+        builds = {n: {"source": VARIANTS[n].source, "defines": defines_with(n, overrides)}
+                  for n in names if n in VARIANTS and VARIANTS[n].source}  # fmt: skip
+        print(f"A/B with {rev}: {', '.join(builds) or 'no variant'} built both ways; both sides NVRTC")
         cubins = {n: None for n in names}
     else:
         t0 = time.time()

@@ -1,5 +1,5 @@
-"""Another git revision's kernels, for an A/B against the working tree in one process
-(``python -m pipeline.bench --against REV``).
+"""Another git revision's kernels, or the tree's with other defines, for an A/B against the working
+tree in one process (``python -m pipeline.bench --against REV`` or ``--set NAME=VALUE``).
 
 A revision's build of a hand-written variant is its kernel source and the defines ITS registry
 gives it (tile bands, shared-memory sizes and chunk sizes change between revisions), compiled
@@ -69,6 +69,40 @@ def revision_builds(root: Path, names: list[str]) -> dict[str, dict]:
     builds = json.loads(r.stdout)
     return {n: {"source": str(root / b["source"]), "defines": tuple((k, v) for k, v in b["defines"])}
             for n, b in builds.items()}  # fmt: skip
+
+
+def parse_set(spec: str) -> dict[str, int]:
+    """``"WCLUSTER=1,CONV2_CHUNK=64"`` -> {"WCLUSTER": 1, "CONV2_CHUNK": 64}; a ValueError that says
+    what was expected."""
+    out = {}
+    for item in (i.strip() for i in spec.split(",") if i.strip()):
+        name, eq, value = item.partition("=")
+        if not eq or not name.isidentifier():
+            raise ValueError(f"--set {spec!r}: expected NAME=INTEGER[,NAME=INTEGER], got {item!r}")
+        try:
+            out[name] = int(value)
+        except ValueError:
+            raise ValueError(f"--set {spec!r}: {name}'s value {value!r} is not an integer") from None
+    if not out:
+        raise ValueError(f"--set {spec!r}: no NAME=INTEGER given")
+    return out
+
+
+def defines_with(name: str, overrides: dict[str, int]) -> tuple[tuple[str, int], ...]:
+    """The registry's defines of the hand-written variant ``name`` with ``overrides`` replacing or
+    adding values, in registry order (added ones last). A fused_tc build whose overrides leave
+    EXPECT_SMEM_BYTES alone gets it recomputed from the new values (tile, precision, band, clusters),
+    so its static_assert checks the layout it will have, not the registry's."""
+    from kernels.registry import TC_PREC_DEFINE, VARIANTS, fused_tc_smem_bytes
+
+    v = VARIANTS[name]
+    d = dict(v.defines) | overrides
+    if v.source == "kernels/fused_tc.cu" and "EXPECT_SMEM_BYTES" not in overrides:
+        precision = {value: key for key, value in TC_PREC_DEFINE.items()}[d["PREC"]]
+        strategy = "reuse" if d["REUSE"] else "recompute"
+        d["EXPECT_SMEM_BYTES"] = fused_tc_smem_bytes((d["TILE_Y"], d["TILE_X"]), strategy, d["CONV1_BAND"], precision,
+                                                     d.get("WCLUSTER", 1))  # fmt: skip
+    return tuple(d.items())
 
 
 @contextmanager

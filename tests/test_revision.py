@@ -121,3 +121,55 @@ def test_bench_against_head_checks_and_times_both_sides(cupy_device, tmp_path):
     assert labels == {"fused-reuse-t2x7-fp16", f"fused-reuse-t2x7-fp16@{head}"}
     assert rc == 0 and all(r["passed"] for r in res["checks"])
     assert all(t[0] > 0 for t in res["us_per_image"].values()) and len(res["us_per_image"]) == 2
+
+
+def test_set_parses_integer_defines_or_says_what_it_expected():
+    from pipeline.revision import parse_set
+
+    assert parse_set("WCLUSTER=1, CONV2_CHUNK=64") == {"WCLUSTER": 1, "CONV2_CHUNK": 64}
+    for bad, why in [("WCLUSTER", "NAME=INTEGER"), ("1X=2", "NAME=INTEGER"), ("WCLUSTER=two", "not an integer"),
+                     (" , ", "no NAME=INTEGER")]:  # fmt: skip
+        with pytest.raises(ValueError, match=why):
+            parse_set(bad)
+
+
+def test_bench_refuses_two_kinds_of_ab_at_once():
+    from pipeline import bench
+
+    with pytest.raises(SystemExit):
+        bench.main(["--variants", "lbl-fp16", "--against", "HEAD", "--set", "PREC=2"])
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_defines_with_recomputes_the_fused_tc_layout_it_changes(tmp_path):
+    """--set WCLUSTER=1: the fused_tc build without clusters, its EXPECT_SMEM_BYTES recomputed (no
+    mbarriers), which its static_assert accepts; nvcc builds it for plain sm_90, without multicast."""
+    from kernels.registry import VARIANTS, fused_tc_smem_bytes
+    from pipeline.core.nvcc import REPO, nvcc_command
+    from pipeline.revision import defines_with
+
+    d = dict(defines_with("fused-reuse-t2x5-tf32", {"WCLUSTER": 1}))
+    assert d["WCLUSTER"] == 1 and d["EXPECT_SMEM_BYTES"] == fused_tc_smem_bytes((2, 5), "reuse", 3, "tf32", 1)
+    assert d["EXPECT_SMEM_BYTES"] < VARIANTS["fused-reuse-t2x5-tf32"].define["EXPECT_SMEM_BYTES"]
+    flags = [f"-D{k}={v}" for k, v in d.items()]
+    r = subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", flags, "sm_90", tmp_path / "k.cubin"),
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    # an override of another source's define only replaces it
+    assert dict(defines_with("lbl-fp16", {"PREC": 2})) == {"PREC": 2}
+    assert defines_with("fused-reuse-t2x7-fp16", {"EXPECT_SMEM_BYTES": 5})[-1] == ("EXPECT_SMEM_BYTES", 5)
+
+
+@pytest.mark.gpu
+def test_bench_set_runs_the_tree_with_other_defines(cupy_device, tmp_path):
+    """--set WCLUSTER=1 end to end on the GPU: the clustered fused kernel and the same kernel without
+    clusters, both checked against float64 (at an odd batch: the cluster's spare block) and timed."""
+    import json
+
+    from pipeline import bench
+
+    rc = bench.main(["--variants", "fused-reuse-t2x7-fp16", "--batch", "16", "--checks", "3x227x227",
+                     "--repeats", "5", "--rounds", "1", "--set", "WCLUSTER=1", "--out", str(tmp_path)])  # fmt: skip
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert {r["variant"] for r in res["checks"]} == {"fused-reuse-t2x7-fp16", "fused-reuse-t2x7-fp16@WCLUSTER=1"}
+    assert rc == 0 and all(r["passed"] for r in res["checks"]) and len(res["us_per_image"]) == 2
