@@ -269,15 +269,29 @@ __device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned arri
 // makes the initialised barriers visible to the cluster's async copies (a cluster sync follows)
 __device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
 // wait until the barrier's phase of parity `parity` has completed (a fresh barrier counts the phase
-// before its first, parity 1, as completed)
+// before its first, parity 1, as completed). RING_WAIT_CLUSTER 1 (as measured in perf-notes step 28):
+// acquire at cluster scope, which ptxas follows with an L1 invalidate (CCTL.IVALL) per wait; 0: the
+// default CTA scope, as CUTLASS's TMA pipelines wait; a lead to measure (pipeline.bench --set
+// RING_WAIT_CLUSTER=0), not yet measured.
+#ifndef RING_WAIT_CLUSTER
+#define RING_WAIT_CLUSTER 1
+#endif
 __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
     unsigned done;
     do {
+#if RING_WAIT_CLUSTER
         asm volatile("{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n\t"
                      "selp.u32 %0, 1, 0, p;\n}"
                      : "=r"(done)
                      : "r"(smem_addr(bar)), "r"(parity)
                      : "memory");
+#else
+        asm volatile("{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+                     "selp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done)
+                     : "r"(smem_addr(bar)), "r"(parity)
+                     : "memory");
+#endif
     } while (!done);
 }
 // one arrival on the barrier at `bar`'s offset in block `rank` of the cluster (this block included).

@@ -228,3 +228,22 @@ def test_nvcc_cubin_builds_an_sm90a_fallback_once_per_source_and_defines(tmp_pat
     other = dict(v.defines) | {"PREC": 2}
     assert nvcc_cubin(v.source, tuple(other.items()), "sm_90a") != first
     assert not list(first.parent.glob("*.tmp"))  # written under a temporary name, then moved
+
+
+@needs_tools
+def test_ring_wait_scope_knob_drops_the_l1_invalidates(tmp_path):
+    """RING_WAIT_CLUSTER=0 (a lead of perf-notes step 28, for pipeline.bench --set): the ring's waits
+    at CTA scope compile without the CCTL.IVALL that each cluster-scope wait carries."""
+    from pipeline.core.nvcc import REPO, nvcc_command
+    from pipeline.revision import defines_with
+
+    cuobjdump, env = find_cuobjdump()
+    ivall = {}
+    for scope in (1, 0):
+        flags = [f"-D{k}={v}" for k, v in defines_with("fused-reuse-t2x7-fp16", {"RING_WAIT_CLUSTER": scope})]
+        cubin = tmp_path / f"k{scope}.cubin"
+        subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", flags, "sm_90a", cubin), check=True,
+                       capture_output=True)  # fmt: skip
+        sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, env=env, check=True).stdout
+        ivall[scope] = sass.count("CCTL.IVALL")
+    assert ivall[0] < ivall[1]
