@@ -18,8 +18,9 @@ Prints a short table last; writes ``results.json`` and the build reports under `
 ``--against REV`` makes it an A/B against a git revision's kernels (pipeline/revision.py): each
 hand-written variant is also built from REV's source with REV's registry defines, checked on the
 same inputs and reference as the tree's, and the two are timed alternately ``--rounds`` times in
-one process (the A/B of docs/perf-notes.md). Both sides then compile with NVRTC, so they differ
-in their kernel source only; the host code is the tree's.
+one process (the A/B of docs/perf-notes.md). Both sides then compile at run time, so they differ
+in their kernel source only (NVRTC; except a build with clusters, which nvcc compiles for sm_90a
+where the other side may be NVRTC's); the host code is the tree's.
 
 ``--set NAME=VALUE`` makes it an A/B of the tree's kernels against themselves with other -D values
 (``<variant>@NAME=VALUE``), the same way: ``--set WCLUSTER=1`` runs the fused tensor-core kernels
@@ -141,7 +142,7 @@ def time_all(names: list[str], cubins: dict, batch: int, repeats: int, builds: d
                 try:
                     h, w = network_input_hw(Variant.parse(n).network)
                     with built:
-                        cubin = cubins[n] if label == n else None  # a revision's side: NVRTC
+                        cubin = cubins[n] if label == n else None  # the other side: compiled at run time
                         us = time_variant(n, batch, cubin, height=h, width=w, warmup=5, repeats=repeats,
                                           min_seconds=0.2)["us_per_image_median"]  # fmt: skip
                 except Exception as err:
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rev = resolve(a.against)[:8]
         builds = revision_builds(export_revision(a.against), names)
-        print(f"A/B against {a.against} ({rev}): {', '.join(builds) or 'no variant'} built by both; both sides NVRTC")
+        print(f"A/B against {a.against} ({rev}): {', '.join(builds) or 'no variant'} built by both; both sides compiled at run time")
         cubins = {n: None for n in names}
     elif a.set:
         from pipeline.revision import defines_with, parse_set
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         rev = ",".join(f"{k}={v}" for k, v in overrides.items())
         builds = {n: {"source": VARIANTS[n].source, "defines": defines_with(n, overrides)}
                   for n in names if n in VARIANTS and VARIANTS[n].source}  # fmt: skip
-        print(f"A/B with {rev}: {', '.join(builds) or 'no variant'} built both ways; both sides NVRTC")
+        print(f"A/B with {rev}: {', '.join(builds) or 'no variant'} built both ways; both sides compiled at run time")
         cubins = {n: None for n in names}
     else:
         t0 = time.time()

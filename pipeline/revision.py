@@ -2,8 +2,9 @@
 tree in one process (``python -m pipeline.bench --against REV`` or ``--set NAME=VALUE``).
 
 A revision's build of a hand-written variant is its kernel source and the defines ITS registry
-gives it (tile bands, shared-memory sizes and chunk sizes change between revisions), compiled
-with NVRTC like the tree's side of the A/B. Only the kernels come from the revision: the host code
+gives it (tile bands, shared-memory sizes and chunk sizes change between revisions), compiled at
+run time like the tree's side of the A/B (NVRTC, or nvcc for an sm_90a cluster build:
+pipeline/core/gpu.py compile_module). Only the kernels come from the revision: the host code
 (``kernels/api.py``: argument lists, grids, shared-memory sizes) is the tree's, so an A/B across a
 change of the kernel's interface fails its float64 check instead of timing a wrong kernel.
 """
