@@ -448,7 +448,7 @@ class Forward(StoredMaps):
 
         v = self.variant
         tile, strategy = v.tile, v.strategy
-        self._wcluster = v.define.get("WCLUSTER", 1)
+        wcluster = v.define.get("WCLUSTER", 1)  # fused_tc.cu: blocks per cluster, on the same tiles of as many images
         self._check_fused_shapes()
         check_fits(tile, strategy, precision=self.precision)
         self._device_biases()
@@ -461,20 +461,19 @@ class Forward(StoredMaps):
             # order, to read channels-last pool1 directly
             self._w1p = self.encode(pack_weights_kx16(w1))
             w2rows = pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16)
-            if self._wcluster > 1:  # per group, stage by stage, in the ring's layout: 48 slots of k, 8 of padding
+            if wcluster > 1:  # per group, stage by stage, in the ring's layout: 48 slots of k, 8 of padding
                 vs = tc_value_slots(self.precision)
                 w2rows = pack_weight_stages(w2rows, groups=2, stage_values=48 // vs, pad_values=8 // vs)
             self._w2p = self.encode(w2rows)
-            smem = fused_tc_smem_bytes(tile, strategy, precision=self.precision, wcluster=self._wcluster)
+            smem = fused_tc_smem_bytes(tile, strategy, precision=self.precision, wcluster=wcluster)
         kern = self._kernel(v.entries[0])
         self.module = self._module()
         kern.max_dynamic_shared_size_bytes = smem
         n, c_out, hp2, wp2 = self.output_shape
         tile_h, tile_w = tile_sides(tile)
         tiles_x, tiles_y = math.ceil(wp2 / tile_w), math.ceil(hp2 / tile_h)
-        # clusters (fused_tc.cu WCLUSTER): the blocks of one run the same tiles of WCLUSTER images
-        wcl = self._wcluster
-        grid = (tiles_x * wcl, 1 if strategy == "reuse" else tiles_y, math.ceil(n / wcl))
+        # with clusters, x counts the cluster's blocks and z image slots of wcluster images
+        grid = (tiles_x * wcluster, 1 if strategy == "reuse" else tiles_y, math.ceil(n / wcluster))
         sm_count = cupy.cuda.Device().attributes["MultiProcessorCount"]
         self.images_per_group = images_per_group(sm_count, grid[0] * grid[1])
         norm1 = _layer(self.layers, "norm1")

@@ -127,7 +127,8 @@ constexpr int OFF_ROW1 = OFF_U + cmax(SZ_ROW2 + SZ_C1, SZ_C2 + SZ_A2);
 // WCLUSTER > 1: each conv2 group's ring has NS2 full and NS2 empty mbarriers (tc.cuh ClusterRing), past
 // the rest
 constexpr int STAGE2_BYTES = C2G * LDA2 * 2;  // a group's conv2 weight stage
-constexpr int BAR_BYTES = WCLUSTER > 1 ? G2 * 2 * NS2 * 8 : 0;
+using Ring2 = ClusterRing<NS2, STAGE2_BYTES, WCLUSTER, 4>;  // a conv2 group's ring, read by its 4 warps
+constexpr int BAR_BYTES = WCLUSTER > 1 ? G2 * Ring2::BAR_WORDS * 8 : 0;
 constexpr int OFF_BARS_BYTES = 2 * cmax(OFF_U + SZ_PH1, OFF_ROW1 + SZ_ROW1);
 constexpr int SMEM_BYTES = OFF_BARS_BYTES + BAR_BYTES;
 #ifdef EXPECT_SMEM_BYTES
@@ -313,7 +314,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
         // Each group's 128 weight rows, stage by stage (s: 48 slots of (ky, kx) = s / VS, packed by the
         // host in the ring's layout), come through a ring the cluster's blocks fill together; the
         // group's 4 warps wait on its mbarriers only.
-        const ClusterRing<NS2, STAGE2_BYTES, WCLUSTER, 4> rg(bars + grp * 2 * NS2, a2s + grp * NS2 * C2G * LDA2);
+        const Ring2 rg(bars + grp * Ring2::BAR_WORDS, a2s + grp * NS2 * C2G * LDA2);
         const bool producer = wm == 0 && lane == 0;
         const unsigned char* wsrc = reinterpret_cast<const unsigned char*>(w2) + (size_t)grp * NST2 * STAGE2_BYTES;
 #else
@@ -467,7 +468,7 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
     unsigned g2 = 0;  // conv2 weight stages this block has consumed (WCLUSTER > 1: the same in every block of the cluster)
 #if WCLUSTER > 1
     if (tid == 0) {
-        for (int gr = 0; gr < G2; ++gr) ClusterRing<NS2, STAGE2_BYTES, WCLUSTER, 4>(bars + gr * 2 * NS2, nullptr).init();
+        for (int gr = 0; gr < G2; ++gr) Ring2(bars + gr * Ring2::BAR_WORDS, nullptr).init();
         mbar_init_fence();
     }
     cluster_sync_all();  // the barriers are initialised before any block of the cluster uses them

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipeline.core.arch import MAX_SMEM_PER_BLOCK_BYTES
+from pipeline.core.nvcc import target_arch
 from pipeline.core.precision import BYTES_PER_VALUE, PRECISIONS  # noqa: F401 - the registry's names too
 from pipeline.core.strategy import Strategy
 from pipeline.core.tiles import Tile, parse_tile, tile_label, tile_sides
@@ -349,6 +350,16 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     return 2 * (sz_p1 + max(sz_ph1, off_row1 + sz_row1)) + barrier_bytes
 
 
+def fused_tc_smem_bytes_of(defines: dict[str, int]) -> int:
+    """fused_tc_smem_bytes of a fused_tc build given by its -D values (TILE_Y, TILE_X, REUSE, PREC,
+    CONV1_BAND, WCLUSTER; kernel defaults where absent): the EXPECT_SMEM_BYTES of a build whose
+    values differ from the registry's (pipeline.bench --set)."""
+    precision = {value: key for key, value in TC_PREC_DEFINE.items()}[defines.get("PREC", 1)]
+    strategy = Strategy.REUSE if defines.get("REUSE", 0) else Strategy.RECOMPUTE
+    return fused_tc_smem_bytes((defines["TILE_Y"], defines["TILE_X"]), strategy, defines["CONV1_BAND"], precision,
+                               defines.get("WCLUSTER", 1))  # fmt: skip
+
+
 def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES,
                   precision: str = "fp16") -> int:  # fmt: skip
     """Pool1 rows per conv1 pass of the tensor-core fused kernel (fused_tc.cu CONV1_BAND): a step's
@@ -406,11 +417,7 @@ def build_arch(variant: Variant | str, arch: str) -> str:
     """The nvcc target of a variant on a GPU of ``arch``: sm_90a for a build with clusters
     (WCLUSTER > 1: multicast bulk copies are an sm_90a feature), else ``arch``."""
     v = VARIANTS[variant] if isinstance(variant, str) else variant
-    if v.define.get("WCLUSTER", 1) <= 1:
-        return arch
-    if arch not in ("sm_90", "sm_90a"):
-        raise ValueError(f"{v.name} is built for sm_90a (clusters with multicast bulk copies), not for {arch}")
-    return "sm_90a"
+    return target_arch(v.define, arch, v.name)
 
 
 def nvcc_flags(variant: Variant | str) -> list[str]:

@@ -276,22 +276,19 @@ __device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier
 #ifndef RING_WAIT_CLUSTER
 #define RING_WAIT_CLUSTER 1
 #endif
+#if RING_WAIT_CLUSTER
+#define TC_MBAR_WAIT_SEM ".acquire.cluster"
+#else
+#define TC_MBAR_WAIT_SEM ""
+#endif
 __device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
     unsigned done;
     do {
-#if RING_WAIT_CLUSTER
-        asm volatile("{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2;\n\t"
+        asm volatile("{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity" TC_MBAR_WAIT_SEM ".shared::cta.b64 p, [%1], %2;\n\t"
                      "selp.u32 %0, 1, 0, p;\n}"
                      : "=r"(done)
                      : "r"(smem_addr(bar)), "r"(parity)
                      : "memory");
-#else
-        asm volatile("{\n\t.reg .pred p;\n\tmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
-                     "selp.u32 %0, 1, 0, p;\n}"
-                     : "=r"(done)
-                     : "r"(smem_addr(bar)), "r"(parity)
-                     : "memory");
-#endif
     } while (!done);
 }
 // one arrival on the barrier at `bar`'s offset in block `rank` of the cluster (this block included).
@@ -334,7 +331,7 @@ struct ClusterRing {
     unsigned char* ring;
     __device__ __forceinline__ ClusterRing(unsigned long long* bars, void* ring_smem)
         : bar(bars), ring(static_cast<unsigned char*>(ring_smem)) {}
-    static constexpr int BAR_WORDS = 2 * NS;
+    static constexpr int BAR_WORDS = 2 * NS;  // 8-byte barrier words per ring: full[NS], empty[NS]
     // one thread, before the cluster sync that precedes any use
     __device__ __forceinline__ void init() const {
         for (int s = 0; s < NS; ++s) {

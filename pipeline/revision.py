@@ -94,15 +94,12 @@ def defines_with(name: str, overrides: dict[str, int]) -> tuple[tuple[str, int],
     adding values, in registry order (added ones last). A fused_tc build whose overrides leave
     EXPECT_SMEM_BYTES alone gets it recomputed from the new values (tile, precision, band, clusters),
     so its static_assert checks the layout it will have, not the registry's."""
-    from kernels.registry import TC_PREC_DEFINE, VARIANTS, fused_tc_smem_bytes
+    from kernels.registry import VARIANTS, fused_tc_smem_bytes_of
 
     v = VARIANTS[name]
     d = dict(v.defines) | overrides
     if v.source == "kernels/fused_tc.cu" and "EXPECT_SMEM_BYTES" not in overrides:
-        precision = {value: key for key, value in TC_PREC_DEFINE.items()}[d["PREC"]]
-        strategy = "reuse" if d["REUSE"] else "recompute"
-        d["EXPECT_SMEM_BYTES"] = fused_tc_smem_bytes((d["TILE_Y"], d["TILE_X"]), strategy, d["CONV1_BAND"], precision,
-                                                     d.get("WCLUSTER", 1))  # fmt: skip
+        d["EXPECT_SMEM_BYTES"] = fused_tc_smem_bytes_of(d)
     return tuple(d.items())
 
 

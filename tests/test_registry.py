@@ -228,3 +228,14 @@ def test_weight_stages_pack_each_groups_stage_contiguously_in_the_rings_layout()
     assert tf32.shape == (2, 50, 128, 28) and tf32[0, 49, 5, 23] == rows[5, 49 * 24 + 23]
     with pytest.raises(ValueError, match="stages of 48"):
         pack_weight_stages(rows[:, :1190], groups=2, stage_values=48, pad_values=8)
+
+
+def test_fused_tc_layout_of_its_defines_is_the_registrys():
+    """fused_tc_smem_bytes_of reads a build's -D values back into its layout (pipeline.bench --set
+    recomputes EXPECT_SMEM_BYTES with it): for every registry build it gives the registry's number."""
+    from kernels.registry import fused_tc_smem_bytes_of
+
+    builds = [v for v in VARIANTS.values() if v.source == "kernels/fused_tc.cu"]
+    assert builds and all(fused_tc_smem_bytes_of(v.define) == v.define["EXPECT_SMEM_BYTES"] for v in builds)
+    two = next(v for v in builds if v.name == "fused-reuse-t2x7-fp16").define
+    assert fused_tc_smem_bytes_of(two | {"WCLUSTER": 1}) == two["EXPECT_SMEM_BYTES"] - 2 * 2 * 4 * 8

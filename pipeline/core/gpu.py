@@ -9,6 +9,8 @@ import functools
 import os
 from pathlib import Path
 
+from pipeline.core.nvcc import nvcc_command, target_arch
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -62,12 +64,9 @@ def compile_module(source: str, defines: tuple[tuple[str, int], ...] = ()):
     import cupy
 
     path = REPO / source
-    if dict(defines).get("WCLUSTER", 1) > 1:  # sm_90a, which CuPy's NVRTC call does not target
-        cc = cupy.cuda.Device().compute_capability
-        if cc != "90":
-            raise RuntimeError(f"{source} with WCLUSTER={dict(defines)['WCLUSTER']} runs on sm_90 GPUs (H100, H200) "
-                               f"only: clusters with multicast bulk copies; this GPU is sm_{cc}")  # fmt: skip
-        return cupy.RawModule(path=str(nvcc_cubin(source, defines, "sm_90a")))
+    arch = target_arch(dict(defines), f"sm_{cupy.cuda.Device().compute_capability}", f"{source} {dict(defines)}")
+    if arch.endswith("a"):  # an arch-specific target, which CuPy's NVRTC call does not give
+        return cupy.RawModule(path=str(nvcc_cubin(source, defines, arch)))
     opts = ("-std=c++17", f"-I{path.parent}", *(f"-D{k}={v}" for k, v in defines))
     return cupy.RawModule(code=with_headers_stamp(path.read_text()), options=opts)
 
@@ -80,8 +79,6 @@ def nvcc_cubin(source: str, defines: tuple[tuple[str, int], ...], arch: str) -> 
     import shutil
     import subprocess
     import tempfile
-
-    from pipeline.core.nvcc import nvcc_command
 
     code = with_headers_stamp((REPO / source).read_text())
     key = hashlib.sha256(repr((code, tuple(defines), arch)).encode()).hexdigest()[:24]
