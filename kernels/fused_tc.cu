@@ -59,6 +59,14 @@
 #if WCLUSTER != 1 && WCLUSTER != 2 && WCLUSTER != 4
 #error "WCLUSTER must be 1, 2 or 4"
 #endif
+// How a conv2 phase starts with clusters (its ring aliases phase 1's space, and the peer's copies land
+// in it): 1 (as measured in perf-notes step 28), a cluster barrier, whose release ptxas compiles to a
+// MEMBAR.ALL.GPU (it waits for the previous step's pool2 stores too); 0, each block arrives on a
+// `phase 1 done` mbarrier in both blocks and only the producers wait on it, before their first copy.
+// 0 with RING_WAIT_CLUSTER 0 measured 0.99-1.00x the time of the default (perf-notes step 28d).
+#ifndef CONV2_START_CLUSTER_SYNC
+#define CONV2_START_CLUSTER_SYNC 1
+#endif
 
 namespace ftc {
 
@@ -128,7 +136,8 @@ constexpr int OFF_ROW1 = OFF_U + cmax(SZ_ROW2 + SZ_C1, SZ_C2 + SZ_A2);
 // the rest
 constexpr int STAGE2_BYTES = C2G * LDA2 * 2;  // a group's conv2 weight stage
 using Ring2 = ClusterRing<NS2, STAGE2_BYTES, WCLUSTER, 4>;  // a conv2 group's ring, read by its 4 warps
-constexpr int BAR_BYTES = WCLUSTER > 1 ? G2 * Ring2::BAR_WORDS * 8 : 0;
+// and with CONV2_START_CLUSTER_SYNC 0 one more: the cluster's blocks are done with phase 1
+constexpr int BAR_BYTES = WCLUSTER > 1 ? (G2 * Ring2::BAR_WORDS + (CONV2_START_CLUSTER_SYNC ? 0 : 1)) * 8 : 0;
 constexpr int OFF_BARS_BYTES = 2 * cmax(OFF_U + SZ_PH1, OFF_ROW1 + SZ_ROW1);
 constexpr int SMEM_BYTES = OFF_BARS_BYTES + BAR_BYTES;
 #ifdef EXPECT_SMEM_BYTES
@@ -292,7 +301,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
                                                 const float* __restrict__ b2, val_t* __restrict__ out, int n,
                                                 bool store_out, int r0, int th, int q0, int tw, int HP2, int WP2,
                                                 float alpha_over_n, float beta, float kparam,
-                                                unsigned long long* bars, unsigned& g2
+                                                unsigned long long* bars, unsigned& g2, unsigned conv2_phase
 #if PHASE_TIMING
                                                 , long long& phase_t
 #endif
@@ -303,7 +312,15 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     // copies land in this block's ring, which aliases phase 1's space (written by st.shared: the
     // proxy fence orders those writes before the copies')
     fence_proxy_async_smem();
+#if CONV2_START_CLUSTER_SYNC
     cluster_sync_all();
+#else
+    // this block is done with phase 1: tell both blocks' producers (CTA-scope release, as the ring's
+    // slot releases; the producers wait on it before this phase's first copy)
+    __syncthreads();
+    unsigned long long* phase1_done = bars + G2 * Ring2::BAR_WORDS;
+    if (tid < WCLUSTER) mbar_arrive_cluster(phase1_done, tid);
+#endif
 #else
     __syncthreads();  // conv1's space (a2s, c2) is free; the pool1 tile is complete
 #endif
@@ -316,10 +333,14 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
         // group's 4 warps wait on its mbarriers only.
         const Ring2 rg(bars + grp * Ring2::BAR_WORDS, a2s + grp * NS2 * C2G * LDA2);
         const bool producer = wm == 0 && lane == 0;
+#if !CONV2_START_CLUSTER_SYNC
+        if (producer) mbar_wait(phase1_done, conv2_phase & 1);  // both blocks are done with phase 1
+#endif
         const unsigned char* wsrc = reinterpret_cast<const unsigned char*>(w2) + (size_t)grp * NST2 * STAGE2_BYTES;
 #else
         (void)bars;
         (void)g2;
+        (void)conv2_phase;
         // Each group's 4 warps stream its 128 weight rows (stage s: 48 slots of (ky, kx) = s / VS)
         // through its own ring and sync among themselves only (bar.sync 1 + grp, 128 threads).
         const WeightStage<C2G, BK2, K2, NT / G2> ws(grp * C2G, tid % (NT / G2));
@@ -469,6 +490,9 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
 #if WCLUSTER > 1
     if (tid == 0) {
         for (int gr = 0; gr < G2; ++gr) Ring2(bars + gr * Ring2::BAR_WORDS, nullptr).init();
+#if !CONV2_START_CLUSTER_SYNC
+        mbar_init(bars + G2 * Ring2::BAR_WORDS, WCLUSTER);  // phase 1 done: an arrival per block
+#endif
         mbar_init_fence();
     }
     cluster_sync_all();  // the barriers are initialised before any block of the cluster uses them
@@ -557,10 +581,10 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
 #endif
         if (REUSE && step > step0)  // c2's row 0 holds the previous step's last conv2 row
             conv2_lrn_pool2<C2W>(p1, a2s, c2, w2, b2, out, n, store_out, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta,
-                                 kparam, bars, g2 FTC_PHASE_ARG);
+                                 kparam, bars, g2, step - step0 FTC_PHASE_ARG);
         else
             conv2_lrn_pool2<0>(p1, a2s, c2, w2, b2, out, n, store_out, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta,
-                               kparam, bars, g2 FTC_PHASE_ARG);
+                               kparam, bars, g2, step - step0 FTC_PHASE_ARG);
     }
 #if WCLUSTER > 1
     cluster_sync_all();  // no block leaves while the peer may still arrive on its barriers

@@ -271,8 +271,8 @@ __device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier
 // wait until the barrier's phase of parity `parity` has completed (a fresh barrier counts the phase
 // before its first, parity 1, as completed). RING_WAIT_CLUSTER 1 (as measured in perf-notes step 28):
 // acquire at cluster scope, which ptxas follows with an L1 invalidate (CCTL.IVALL) per wait; 0: the
-// default CTA scope, as CUTLASS's TMA pipelines wait; a lead to measure (pipeline.bench --set
-// RING_WAIT_CLUSTER=0), not yet measured.
+// default CTA scope, as CUTLASS's TMA pipelines wait. 0 measured 0.98-1.00x the time of 1 (perf-notes
+// step 28d, pipeline.bench --set RING_WAIT_CLUSTER=0); the default stays the build the workflow measured.
 #ifndef RING_WAIT_CLUSTER
 #define RING_WAIT_CLUSTER 1
 #endif

@@ -247,3 +247,27 @@ def test_ring_wait_scope_knob_drops_the_l1_invalidates(tmp_path):
         sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, env=env, check=True).stdout
         ivall[scope] = sass.count("CCTL.IVALL")
     assert ivall[0] < ivall[1]
+
+
+@needs_tools
+def test_conv2_start_knob_drops_the_gpu_membar_per_step(tmp_path):
+    """CONV2_START_CLUSTER_SYNC=0 (perf-notes step 28d): a conv2 phase starts on a `phase 1 done`
+    mbarrier instead of a cluster barrier, so the loop body loses the barrier's MEMBAR.ALL.GPU (the
+    kernel's first and last cluster barriers keep theirs), and the layout grows by that barrier's 8
+    bytes (EXPECT_SMEM_BYTES recomputed by defines_with; the static_assert checks it)."""
+    from pipeline.core.nvcc import REPO, nvcc_command
+    from pipeline.revision import defines_with
+
+    cuobjdump, env = find_cuobjdump()
+    membar, smem = {}, {}
+    for sync in (1, 0):
+        defines = defines_with("fused-reuse-t2x7-fp16", {"CONV2_START_CLUSTER_SYNC": sync})
+        smem[sync] = dict(defines)["EXPECT_SMEM_BYTES"]
+        cubin = tmp_path / f"k{sync}.cubin"
+        subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", [f"-D{k}={v}" for k, v in defines], "sm_90a", cubin),
+                       check=True, capture_output=True)  # fmt: skip
+        sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, env=env, check=True).stdout
+        membar[sync] = (sass.count("MEMBAR.ALL.GPU"), sass.count("UCGABAR_ARV"))
+    assert smem[0] == smem[1] + 8
+    assert membar[0][1] == 2 < membar[1][1]  # the kernel's first and last cluster barriers only
+    assert membar[0][0] < membar[1][0]
