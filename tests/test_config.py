@@ -178,7 +178,7 @@ def test_tf32_config_plans_the_hand_written_tf32_variants():
         return cfg
 
     tf32 = ["lbl-tf32", "fused-reuse-t2x5-tf32", "fused-reuse-t1x7-tf32", "fused-recompute-t2x5-tf32",
-            "fused-recompute-t1x7-tf32", "vendor-cl-tf32"]  # fmt: skip
+            "fused-recompute-t1x7-tf32", "vendor-cl-tf32", "vendor-compile-tf32"]  # fmt: skip
     assert kernel_variants(over_default("tf32.yaml")) == tf32
     full = kernel_variants(over_default("full.yaml"))
     assert set(tf32) <= set(full) and "fused-reuse-t2x7-fp16" in full and "fused-reuse-t2x7-tf32" not in full

@@ -37,7 +37,8 @@ def generated_variants(config: dict) -> tuple[list[tuple[str, dict]], list[str]]
 
     Per entry and precision of ``kernels.precisions``: ``lbl-gen``, ``fused-<strategy>-t<tile>-gen``
     per strategy of ``kernels.strategies`` and tile of the entry, and for a group other than
-    alexnet/front the vendor anchors of ``kernels.vendor`` (alexnet/front has its own above); a
+    alexnet/front the vendor anchors of the entry's ``vendor`` (default ``kernels.vendor``;
+    alexnet/front has its own above); a
     group's variants carry the ``<network>.<group>.`` prefix. A tile that fits no precision is
     ``pipeline.config.check_config``'s error, not a note."""
     from kernels.chain import fit_problem
@@ -64,7 +65,7 @@ def generated_variants(config: dict) -> tuple[list[tuple[str, dict]], list[str]]
                                  f"({', '.join(missed)}): its rings exceed the shared memory of a block")  # fmt: skip
             if (net, group) != ("alexnet", "front"):
                 records += [Variant(Strategy.VENDOR, None, precision, net, group, impl="" if i == "eager" else i)
-                            for i in k["vendor"]]  # fmt: skip
+                            for i in entry.get("vendor", k["vendor"])]  # fmt: skip
             out += [(v.name, entry) for v in records]
     return out, notes
 
