@@ -30,7 +30,7 @@ from kernels.registry import (
     Variant,
     check_fits,
     fused_smem_bytes,
-    fused_tc_smem_bytes,
+    fused_tc_smem_bytes_of,
     group_chain,
     tc_value_slots,
     vendor_available,
@@ -97,6 +97,21 @@ def pack_weight_stages(rows: np.ndarray, groups: int, stage_values: int, pad_val
         raise ValueError(f"weights {rows.shape} do not split into {groups} groups of stages of {stage_values}")
     staged = rows.reshape(groups, out_c // groups, k // stage_values, stage_values).transpose(0, 2, 1, 3)
     return np.ascontiguousarray(np.pad(staged, ((0, 0), (0, 0), (0, 0), (0, pad_values))))
+
+
+def pack_weight_stages_core(rows: np.ndarray, groups: int, stage_values: int, unit_values: int) -> np.ndarray:
+    """Row-major (out, K) weights -> (groups, K / stage_values, out / groups / 8, stage_values /
+    unit_values, 8, unit_values): each group's stage of k as wgmma's core matrices (8 rows x 16 bytes
+    of k, ``unit_values`` values, contiguous), k-fastest, no padding: the B operand that
+    kernels/fused_tc.cu's CONV2_WGMMA reads from its ring by a shared-memory descriptor (LBO, the
+    next core matrix along k: 128 bytes; SBO, the next 8 rows: 8 x the stage's bytes per row, 768)."""
+    out_c, k = rows.shape
+    if out_c % (8 * groups) or k % stage_values or stage_values % unit_values:
+        raise ValueError(f"weights {rows.shape} do not split into {groups} groups of 8-row core matrices and stages of "
+                         f"{stage_values} values in units of {unit_values}")  # fmt: skip
+    rows_g = out_c // groups
+    staged = rows.reshape(groups, rows_g // 8, 8, k // stage_values, stage_values // unit_values, unit_values)
+    return np.ascontiguousarray(staged.transpose(0, 3, 1, 4, 2, 5))
 
 
 def pack_weights_rows(w: np.ndarray, k_align: int = TC_K_ALIGN) -> np.ndarray:
@@ -461,11 +476,15 @@ class Forward(StoredMaps):
             # order, to read channels-last pool1 directly
             self._w1p = self.encode(pack_weights_kx16(w1))
             w2rows = pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16)
-            if wcluster > 1:  # per group, stage by stage, in the ring's layout: 48 slots of k, 8 of padding
-                vs = tc_value_slots(self.precision)
+            vs = tc_value_slots(self.precision)
+            if wcluster > 1 and v.define.get("CONV2_WGMMA", 0):  # per group, stage by stage, as core matrices
+                w2rows = pack_weight_stages_core(w2rows, groups=2, stage_values=48 // vs, unit_values=8 // vs)
+            elif wcluster > 1:  # per group, stage by stage, in the ring's layout: 48 slots of k, 8 of padding
                 w2rows = pack_weight_stages(w2rows, groups=2, stage_values=48 // vs, pad_values=8 // vs)
             self._w2p = self.encode(w2rows)
-            smem = fused_tc_smem_bytes(tile, strategy, precision=self.precision, wcluster=wcluster)
+            # the layout of this build's -D values (pipeline.bench --set may change them: a knob that
+            # adds a barrier adds its bytes), not the registry default's
+            smem = fused_tc_smem_bytes_of(v.define)
         kern = self._kernel(v.entries[0])
         self.module = self._module()
         kern.max_dynamic_shared_size_bytes = smem

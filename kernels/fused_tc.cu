@@ -36,8 +36,10 @@
 // 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2). TF32
 // rounds what the convs multiply, the input patch and norm1 (pool1 of TF32 values is the TF32
 // rounding of pool1, as lbl's conv2 rounds it), and keeps all of FP32 elsewhere.
-// Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV2_CHUNK, EXPECT_SMEM_BYTES
-// (kernels/registry.py fused_tc_smem_bytes).
+// Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV2_CHUNK, WCLUSTER, EXPECT_SMEM_BYTES
+// (kernels/registry.py fused_tc_smem_bytes); knobs measured but off in the registry's builds
+// (pipeline.bench --set; docs/perf-notes.md steps 28d, 28e): CONV2_START_CLUSTER_SYNC, CONV2_WGMMA,
+// and tc.cuh's RING_WAIT_CLUSTER.
 #include "conv1_patch.cuh"
 #include "tc.cuh"
 
@@ -66,6 +68,20 @@
 // 0 with RING_WAIT_CLUSTER 0 measured 0.99-1.00x the time of the default (perf-notes step 28d).
 #ifndef CONV2_START_CLUSTER_SYNC
 #define CONV2_START_CLUSTER_SYNC 1
+#endif
+// conv2's products (with clusters only: the host packs the weight stages for it): 0, mma.sync, the
+// weights as A (128 channels x k) through ldmatrix and the pool1 pixels as B; 1, wgmma (sm_90a): a
+// warpgroup per conv2 group, the pixels as A from registers (ldmatrix, 64 per product: 16 per warp,
+// up to 2 x 64 per pass) and the weights as B straight from the ring (a shared-memory descriptor;
+// the host packs each stage in wgmma's core-matrix layout, api.pack_weight_stages_core), 3 products
+// of m64n128 per stage in flight at once. Measured (perf-notes step 28e): reuse-t4x7-fp16 0.94x the
+// time of 0, the fastest FP16 build then (4.38 us/image); 2x7 level; TF32's 1x7 and 2x5 slower (30
+// to 55 new pixels a step fill 64-row products poorly).
+#ifndef CONV2_WGMMA
+#define CONV2_WGMMA 0
+#endif
+#if CONV2_WGMMA && WCLUSTER == 1
+#error "CONV2_WGMMA needs the cluster ring (WCLUSTER > 1)"
 #endif
 
 namespace ftc {
@@ -134,7 +150,8 @@ constexpr int OFF_C1 = OFF_U + SZ_ROW2, OFF_A1 = OFF_C1 + SZ_C1, OFF_B1 = OFF_A1
 constexpr int OFF_ROW1 = OFF_U + cmax(SZ_ROW2 + SZ_C1, SZ_C2 + SZ_A2);
 // WCLUSTER > 1: each conv2 group's ring has NS2 full and NS2 empty mbarriers (tc.cuh ClusterRing), past
 // the rest
-constexpr int STAGE2_BYTES = C2G * LDA2 * 2;  // a group's conv2 weight stage
+// a group's conv2 weight stage: padded rows (ldmatrix), or wgmma's core matrices (no padding)
+constexpr int STAGE2_BYTES = C2G * (CONV2_WGMMA ? BK2 : LDA2) * 2;
 using Ring2 = ClusterRing<NS2, STAGE2_BYTES, WCLUSTER, 4>;  // a conv2 group's ring, read by its 4 warps
 // and with CONV2_START_CLUSTER_SYNC 0 one more: the cluster's blocks are done with phase 1
 constexpr int BAR_BYTES = WCLUSTER > 1 ? (G2 * Ring2::BAR_WORDS + (CONV2_START_CLUSTER_SYNC ? 0 : 1)) * 8 : 0;
@@ -293,6 +310,147 @@ __device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const va
     }
 }
 
+#if CONV2_WGMMA
+// ---------------------------------------------------------------- conv2 on wgmma (CONV2_WGMMA 1)
+// A shared-memory matrix descriptor (no swizzle): start, LBO (next core matrix along k), SBO (next 8
+// rows along n), each in 16-byte units. A stage of 128 rows x 96 bytes of k is 16 x 6 core matrices
+// (8 rows x 16 bytes, contiguous), k-fastest: LBO 128 bytes, SBO 768.
+constexpr unsigned WG_LBO = 128, WG_SBO = BK2 * 2 * 8;
+__device__ __forceinline__ unsigned long long wg_desc(unsigned smem_byte_addr) {
+    return (unsigned long long)((smem_byte_addr >> 4) & 0x3fff) | ((unsigned long long)(WG_LBO >> 4) << 16) |
+           ((unsigned long long)(WG_SBO >> 4) << 32);
+}
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wg_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+// keeps the compiler from moving accumulator reads or writes across the asynchronous products
+template <int N>
+__device__ __forceinline__ void wg_fence_operands(float (&d)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// D(64 x 128) += A(64 x k step, registers: this warp's 16 rows as an m16 mma fragment) * B(k step x 128,
+// the descriptor's core matrices, k-major). D: this warp's rows 16w + lane/4 (+8), d[4j + e] at
+// column 8j + 2(lane%4) + e%2, row +8 for e >= 2.
+__device__ __forceinline__ void wg_mma(float (&d)[64], const unsigned (&a)[4], unsigned long long desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+#if PREC == 1
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+#elif PREC == 2
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+#else
+                 "wgmma.mma_async.sync.aligned.m64n128k8.f32.tf32.tf32 "
+#endif
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1"
+#if PREC != 3
+                 ", 0"  // B k-major (TF32 has no transpose operand)
+#endif
+                 ";\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc)
+                 : "memory");
+}
+__device__ __forceinline__ void stmatrix_x4(void* smem_row, unsigned r0, unsigned r1, unsigned r2, unsigned r3) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(s), "r"(r0), "r"(r1), "r"(r2),
+                 "r"(r3)
+                 : "memory");
+}
+
+// One pass of conv2 for group grp over MT x 64 pixels from ch0 (a warpgroup: its warp wm takes pixels
+// 16wm .. +16 of each 64): every stage of the group's ring, then bias + ReLU -> c2.
+template <int MT>
+__device__ __forceinline__ void conv2_pass_wgmma(const h16* p1, const Ring2& rg, bool producer,
+                                                 const unsigned char* wsrc, h16* c2, const float* __restrict__ b2,
+                                                 int grp, int wm, int ch0, int th, int tw, unsigned& g2) {
+    const int lane = threadIdx.x & 31;
+    int pixoff[MT];  // ldmatrix rows of this lane: pixel 16wm + (lane & 15) of each 64, k half lane >> 4
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+        int p = ch0 + 64 * mt + 16 * wm + (lane & 15);
+        if (p >= N2 || (p % C2W) >= 2 * tw + 1 || (p / C2W) >= 2 * th + 1) p = 0;  // padding: any valid pixel
+        pixoff[mt] = ((p / C2W) * P1W + (p % C2W)) * LD1 + grp * C1G * VS + (lane >> 4) * 8;
+    }
+    float acc[MT][64];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int i = 0; i < 64; ++i) acc[mt][i] = 0.f;
+    // The ring keeps NS2 stages in flight: stage s's slot is refilled with stage s + NS2 as soon as the
+    // cluster's consumers have released it. Each stage's products run asynchronously while the
+    // warpgroup waits for them (waiting only for the previous stage, with two sets of A registers,
+    // measured slower: the refill then comes a stage later; perf-notes step 28e).
+    if (producer)
+        for (int s = 0; s < NS2; ++s) rg.produce(g2 + s, wsrc + s * STAGE2_BYTES);
+    __syncwarp();
+    for (int s = 0; s < NST2; ++s) {
+        const unsigned g = g2 + s;
+        rg.wait(g);  // stage s landed, in full
+        const int pos = s / VS;  // (ky, kx); TF32: channels 24..47 in odd stages
+        const int koff = ((pos / KS2) * P1W + pos % KS2) * LD1 + (s % VS) * BK2;
+        unsigned a[MT][BK2 / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BK2 / 16; ++kk)
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) ldmatrix_x4(a[mt][kk], p1 + pixoff[mt] + koff + kk * 16);
+        const unsigned base = smem_addr(rg.slot(g));
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BK2 / 16; ++kk)  // a k step is 32 bytes of k: two core matrices along k
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) wg_mma(acc[mt], a[mt][kk], wg_desc(base + kk * 2 * WG_LBO));
+        wg_commit();
+        wg_wait<0>();  // the products have read the stage (and the A registers)
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
+        rg.release(g);
+        if (producer && s + NS2 < NST2) rg.produce(g + NS2, wsrc + (s + NS2) * STAGE2_BYTES);
+        __syncwarp();
+    }
+    g2 += NST2;
+    // bias + ReLU -> c2: this lane's pixels 16wm + lane/4 (+8) of each 64, channels 8j + 2(lane%4) (+1)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+        const int pbase = ch0 + 64 * mt + 16 * wm;
+#if PREC == 3
+        float* d = reinterpret_cast<float*>(c2);
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+            const int c = grp * C2G + 8 * j + 2 * (lane & 3);
+            const float bv0 = __ldg(b2 + c), bv1 = __ldg(b2 + c + 1);
+#pragma unroll
+            for (int h = 0; h < 2; ++h) {
+                const int pix = pbase + (lane >> 2) + 8 * h;
+                *reinterpret_cast<float2*>(d + (pix < N2 ? pix : N2) * (LD2 / 2) + c) =
+                    make_float2(fmaxf(acc[mt][4 * j + 2 * h] + bv0, 0.f), fmaxf(acc[mt][4 * j + 2 * h + 1] + bv1, 0.f));
+            }
+        }
+#else
+        // stmatrix: matrix q = (pixels +8(q&1), channels 8(j + q/2)); lane 8q + k addresses its row k
+        const int q = lane >> 3, srow = pbase + (lane & 7) + 8 * (q & 1);
+        h16* row = c2 + (srow < N2 ? srow : N2) * LD2 + grp * C2G + 8 * (q >> 1);
+#pragma unroll
+        for (int j = 0; j < 16; j += 2) {
+            unsigned r[4];
+#pragma unroll
+            for (int u = 0; u < 2; ++u) {
+                const int c = grp * C2G + 8 * (j + u) + 2 * (lane & 3);
+                const float bv0 = __ldg(b2 + c), bv1 = __ldg(b2 + c + 1);
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    r[2 * u + h] = pack2(f2h(fmaxf(acc[mt][4 * (j + u) + 2 * h] + bv0, 0.f)),
+                                         f2h(fmaxf(acc[mt][4 * (j + u) + 2 * h + 1] + bv1, 0.f)));
+            }
+            stmatrix_x4(row + 8 * j, r[0], r[1], r[2], r[3]);
+        }
+#endif
+    }
+}
+#endif
+
 // conv2 (per group), bias + ReLU -> c2, LRN, pool2 -> out for the pool2 tile rows [r0, r0+th), cols
 // [q0, q0+tw); the pool1 tile p1 holds pool1 rows 2r0-2 .. 2r0+2th+2. Pixels from P0 on: P0 = C2W
 // where c2's row 0 holds the previous step's last conv2 row (REUSE), normalised already.
@@ -348,6 +506,16 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
         auto load_a = [&](int s) { ws.template issue<NS2>(ring, reinterpret_cast<const h16*>(w2), s); };
         auto sync_group = [&]() { bar_sync(1 + grp, NT / G2); };
 #endif
+#if CONV2_WGMMA
+        constexpr int NSUB = (N2 - P0 + 63) / 64;  // passes of 2 x 64 pixels (64 for the last of an odd count)
+#pragma unroll
+        for (int sub = 0; sub < NSUB; sub += 2) {
+            if (NSUB - sub >= 2)
+                conv2_pass_wgmma<2>(p1, rg, producer, wsrc, c2, b2, grp, wm, P0 + 64 * sub, th, tw, g2);
+            else
+                conv2_pass_wgmma<1>(p1, rg, producer, wsrc, c2, b2, grp, wm, P0 + 64 * sub, th, tw, g2);
+        }
+#else
         constexpr int NPIX = N2 - P0, NCH = (NPIX + CONV2_CHUNK - 1) / CONV2_CHUNK;
         constexpr int CH = ((NPIX + NCH - 1) / NCH + 15) / 16 * 16, NT8_2 = CH / 8;
         for (int ch0 = P0; ch0 < P0 + NCH * CH; ch0 += CH) {
@@ -412,6 +580,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #endif
         store_bias_relu(acc, c2, LD2, grp * C2G + wm * 32, b2, [&](int i) { return ch0 + i < N2 ? ch0 + i : N2; });
         }
+#endif
     }
     __syncthreads();
     PHASE_MARK(PH_CONV2);

@@ -250,6 +250,27 @@ def test_ring_wait_scope_knob_drops_the_l1_invalidates(tmp_path):
 
 
 @needs_tools
+@pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t4x7-bf16", "fused-reuse-t2x5-tf32"])
+def test_conv2_wgmma_knob_builds_warpgroup_mmas(tmp_path, name):
+    """CONV2_WGMMA=1 (perf-notes step 28e): conv2 on wgmma at every tensor-core precision, sm_90a:
+    the SASS holds HGMMA (which the build stage counts as tensor-core instructions, beside conv1's
+    HMMA), and the build spills at most a few bytes."""
+    from pipeline.core.nvcc import REPO, nvcc_command
+    from pipeline.revision import defines_with
+    from pipeline.stages.build import parse_ptxas
+
+    cuobjdump, env = find_cuobjdump()
+    defines = defines_with(name, {"CONV2_WGMMA": 1})
+    cubin = tmp_path / "k.cubin"
+    r = subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", [f"-D{k}={v}" for k, v in defines], "sm_90a", cubin),
+                       check=True, capture_output=True, text=True)  # fmt: skip
+    sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, env=env, check=True).stdout
+    precision = name.rsplit("-", 1)[1]
+    assert sass.count("HGMMA.64x128x" + ("8.F32.TF32" if precision == "tf32" else "16.F32")) >= 3
+    assert "HMMA." in sass  # conv1 stays on mma.sync
+    assert all(k["spill_store_bytes"] <= 16 for k in parse_ptxas(r.stderr))
+
+@needs_tools
 def test_conv2_start_knob_drops_the_gpu_membar_per_step(tmp_path):
     """CONV2_START_CLUSTER_SYNC=0 (perf-notes step 28d): a conv2 phase starts on a `phase 1 done`
     mbarrier instead of a cluster barrier, so the loop body loses the barrier's MEMBAR.ALL.GPU (the

@@ -230,6 +230,27 @@ def test_weight_stages_pack_each_groups_stage_contiguously_in_the_rings_layout()
         pack_weight_stages(rows[:, :1190], groups=2, stage_values=48, pad_values=8)
 
 
+def test_pack_weight_stages_core_is_wgmmas_core_matrix_layout():
+    """kernels/api.py pack_weight_stages_core (fused_tc.cu CONV2_WGMMA): a group's stage as core
+    matrices of 8 rows x 16 bytes, k-fastest, so the descriptor's LBO (next core matrix along k) is
+    128 bytes and its SBO (next 8 rows) 768: value (row n, k j) of a stage at byte
+    (n // 8) * 768 + (j // unit) * 128 + (n % 8) * 16 + (j % unit) * value bytes."""
+    import numpy as np
+
+    from kernels.api import pack_weight_stages_core
+
+    rows = np.arange(256 * 1200, dtype=np.float32).reshape(256, 1200) + 1
+    for stage, unit, nbytes in ((48, 8, 2), (24, 4, 4)):  # fp16/bf16, tf32
+        packed = pack_weight_stages_core(rows, groups=2, stage_values=stage, unit_values=unit)
+        assert packed.shape == (2, 1200 // stage, 16, 6, 8, unit) and packed.flags.c_contiguous
+        per_stage = packed.reshape(2, 1200 // stage, -1)
+        for g, s, n, j in ((1, 7, 93, 41 % stage), (0, 1200 // stage - 1, 5, stage - 1), (1, 0, 127, 0)):
+            byte = (n // 8) * 768 + (j // unit) * 128 + (n % 8) * 16 + (j % unit) * nbytes
+            assert per_stage[g, s, byte // nbytes] == rows[g * 128 + n, s * stage + j]
+    with pytest.raises(ValueError, match="core matrices"):
+        pack_weight_stages_core(rows[:250], groups=2, stage_values=48, unit_values=8)
+
+
 def test_fused_tc_layout_of_its_defines_is_the_registrys():
     """fused_tc_smem_bytes_of reads a build's -D values back into its layout (pipeline.bench --set
     recomputes EXPECT_SMEM_BYTES with it): for every registry build it gives the registry's number."""

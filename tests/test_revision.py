@@ -173,3 +173,25 @@ def test_bench_set_runs_the_tree_with_other_defines(cupy_device, tmp_path):
     res = json.loads((tmp_path / "results.json").read_text())
     assert {r["variant"] for r in res["checks"]} == {"fused-reuse-t2x7-fp16", "fused-reuse-t2x7-fp16@WCLUSTER=1"}
     assert rc == 0 and all(r["passed"] for r in res["checks"]) and len(res["us_per_image"]) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name, knobs", [
+    ("fused-reuse-t4x7-fp16", "CONV2_WGMMA=1"),
+    ("fused-reuse-t2x5-tf32", "CONV2_WGMMA=1"),
+    ("fused-reuse-t2x7-fp16", "CONV2_START_CLUSTER_SYNC=0,RING_WAIT_CLUSTER=0"),
+])  # fmt: skip
+def test_fused_tc_knobs_off_by_default_still_compute_the_block(cupy_device, tmp_path, name, knobs):
+    """The fused kernel's knobs that are measured but not the registry's builds (perf-notes steps 28d
+    and 28e): conv2 on wgmma, and the ring's lighter synchronisation. pipeline.bench --set checks
+    both builds against float64, at an odd batch (the cluster's spare block) and an odd size."""
+    import json
+
+    from pipeline import bench
+
+    rc = bench.main(["--variants", name, "--checks", "3x231x199;5x227x227", "--no-time", "--set", knobs,
+                     "--out", str(tmp_path)])  # fmt: skip
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert {r["variant"] for r in res["checks"]} == {name, f"{name}@{knobs}"}
+    assert rc == 0 and len(res["checks"]) == 4 and all(r["passed"] for r in res["checks"])
+
