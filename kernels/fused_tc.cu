@@ -74,9 +74,9 @@
 // warpgroup per conv2 group, the pixels as A from registers (ldmatrix, 64 per product: 16 per warp,
 // up to 2 x 64 per pass) and the weights as B straight from the ring (a shared-memory descriptor;
 // the host packs each stage in wgmma's core-matrix layout, api.pack_weight_stages_core), 3 products
-// of m64n128 per stage in flight at once. Measured (perf-notes step 28e): reuse-t4x7-fp16 0.94x the
-// time of 0, the fastest FP16 build then (4.38 us/image); 2x7 level; TF32's 1x7 and 2x5 slower (30
-// to 55 new pixels a step fill 64-row products poorly).
+// of m64n128 per 64 pixels and stage in flight at once. Measured (perf-notes step 28e):
+// reuse-t4x7-fp16 0.94x the time of 0, the fastest FP16 build then (4.38 us/image); 2x7 level;
+// TF32's 1x7 and 2x5 slower (30 and 44 new pixels a step fill 64-row products poorly).
 #ifndef CONV2_WGMMA
 #define CONV2_WGMMA 0
 #endif
@@ -473,8 +473,10 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #if CONV2_START_CLUSTER_SYNC
     cluster_sync_all();
 #else
-    // this block is done with phase 1: tell both blocks' producers (CTA-scope release, as the ring's
-    // slot releases; the producers wait on it before this phase's first copy)
+    // this block is done with phase 1: tell both blocks' producers, which wait on it before this
+    // phase's first copy. A CTA-scope release, the trade-off of the ring's slot releases (tc.cuh
+    // mbar_arrive_cluster): the PTX model asks for cluster scope, whose MEMBAR.ALL.GPU is what this
+    // knob removes; the __syncthreads before it has every warp done with phase 1.
     __syncthreads();
     unsigned long long* phase1_done = bars + G2 * Ring2::BAR_WORDS;
     if (tid < WCLUSTER) mbar_arrive_cluster(phase1_done, tid);
@@ -779,7 +781,9 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
 // threads; dynamic shared memory SMEM_BYTES.
 // w1: [96][528] (k = (ci*11 + ky)*16 + kx, zero at kx >= 11), w2: [256][1200] (k = (ky*5 + kx)*48 + ci),
 // 16-bit, or FP32 holding TF32 values; with WCLUSTER > 1, w2 stage by stage in the ring's layout,
-// [2 groups][NST2 stages][128 rows][48 + 8 slots] (kernels/api.py pack_weight_stages).
+// [2 groups][NST2 stages][128 rows][48 + 8 slots] (kernels/api.py pack_weight_stages), or with
+// CONV2_WGMMA as wgmma's core matrices, [2][NST2][16 row octets][6 k units][8 rows][16 bytes]
+// (pack_weight_stages_core).
 extern "C" __global__ void __launch_bounds__(256, 1)
 #if WCLUSTER > 1
     __cluster_dims__(WCLUSTER, 1, 1)
