@@ -2,7 +2,7 @@
 
     python -m pipeline.bench [--variants a,b] [--batch 128] [--repeats 30] [--checks 1x227x227;3x231x199]
                              [--arch sm_90] [--out DIR] [--no-time]
-                             [--against REV | --set NAME=VALUE[,NAME=VALUE] [--rounds 2]]
+                             [--against REV | --set NAME=VALUE[,NAME=VALUE] [--set ...] [--rounds 2]]
 
 A thin command over the workflow's own stage functions, so every number it prints is one the
 workflow would measure the same way:
@@ -24,7 +24,9 @@ where the other side may be NVRTC's); the host code is the tree's.
 
 ``--set NAME=VALUE`` makes it an A/B of the tree's kernels against themselves with other -D values
 (``<variant>@NAME=VALUE``), the same way: ``--set WCLUSTER=1`` runs the fused tensor-core kernels
-without clusters, ``--set CONV2_CHUNK=64`` another chunk. A fused_tc build's EXPECT_SMEM_BYTES is
+without clusters, ``--set CONV2_CHUNK=64`` another chunk. ``--set`` may be given several times:
+each is one more build of every hand-written variant, all checked and timed in turn in the same
+process (``--set CONV2_WGMMA=1 --set CONV2_WGMMA=1,RING_WAIT_CLUSTER=0``). A fused_tc build's EXPECT_SMEM_BYTES is
 recomputed for the new values (pipeline/revision.py defines_with); the host code reads the
 variant's defines (its clusters, for one), so it follows.
 Generated variants (``lbl-gen``, ``vgg_e.first5.fused-reuse-t2x14-gen-fp16``) are built at their
@@ -62,24 +64,25 @@ def build_all(names: list[str], arch: str, out: Path) -> dict[str, str | None]:
         return dict(ex.map(one, names))
 
 
-def _sides(n: str, builds: dict | None, rev: str) -> list[tuple]:
-    """(label, context) for each build of ``n`` to run: the tree's, and with ``builds`` holding it,
-    ``rev``'s (``<variant>@<rev>``, the registry's record swapped for the block)."""
+def _sides(n: str, alts: dict | None) -> list[tuple]:
+    """(label, context) for each build of ``n`` to run: the tree's, then each other build that
+    ``alts`` holds for it ({variant: {label: {"source", "defines"}}}): ``<variant>@<label>``, the
+    registry's record swapped for the block."""
     from contextlib import nullcontext
 
     from pipeline.revision import variant_built_as
 
     sides = [(n, nullcontext())]
-    if builds and n in builds:
-        sides.append((f"{n}@{rev}", variant_built_as(n, builds[n]["source"], builds[n]["defines"])))
+    for label, b in ((alts or {}).get(n) or {}).items():
+        sides.append((f"{n}@{label}", variant_built_as(n, b["source"], b["defines"])))
     return sides
 
 
 def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = None,
-              builds: dict | None = None, rev: str = "") -> list[dict]:  # fmt: skip
-    """Every variant on every check shape, against one float64 reference per shape; with ``builds``
-    (pipeline.revision.revision_builds), each variant in it also as built at ``rev``, reported as
-    ``<variant>@<rev>``."""
+              alts: dict | None = None) -> list[dict]:  # fmt: skip
+    """Every variant on every check shape, against one float64 reference per shape; with ``alts``
+    (see :func:`_sides`), each variant in it also as each of its other builds, reported as
+    ``<variant>@<label>``."""
     import numpy as np
 
     from kernels.api import make_forward, random_params
@@ -107,7 +110,7 @@ def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = 
                              "check": spec})  # fmt: skip
                 print(f"  {spec:>12} {n:24s} passed=False {err!r}"[:300], flush=True)
                 continue
-            for label, built in _sides(n, builds, rev):
+            for label, built in _sides(n, alts):
                 try:
                     with built:
                         fwd = make_forward(n, b, h, w, params=params, cubin=cubin if label == n else None)
@@ -127,18 +130,18 @@ def check_all(names: list[str], cubins: dict, checks: str, rtol: float | None = 
     return rows
 
 
-def time_all(names: list[str], cubins: dict, batch: int, repeats: int, builds: dict | None = None, rev: str = "",
+def time_all(names: list[str], cubins: dict, batch: int, repeats: int, alts: dict | None = None,
              rounds: int = 1) -> dict[str, list[float]]:  # fmt: skip
-    """us/image per variant (lbl twice, for the run-to-run spread); with ``builds``, the tree's and
-    ``rev``'s build of each variant in it alternately, ``rounds`` times (``<variant>@<rev>``)."""
+    """us/image per variant (lbl twice, for the run-to-run spread); with ``alts``, the tree's build
+    and each other build of each variant in it in turn, ``rounds`` times (``<variant>@<label>``)."""
     from kernels.registry import Variant
     from pipeline.stages.time import time_variant
 
     times: dict[str, list[float]] = {}
-    plain = names + (["lbl"] if "lbl" in names and not builds else [])
+    plain = names + (["lbl"] if "lbl" in names and not alts else [])
     for _ in range(rounds):
         for n in plain:
-            for label, built in _sides(n, builds, rev):
+            for label, built in _sides(n, alts):
                 try:
                     h, w = network_input_hw(Variant.parse(n).network)
                     with built:
@@ -166,12 +169,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-time", action="store_true")
     ap.add_argument("--against", metavar="REV", help="A/B: also build each hand-written variant as of git revision "
                     "REV (its source, its registry's defines), check both, time them alternately")  # fmt: skip
-    ap.add_argument("--set", metavar="NAME=VALUE[,...]", help="A/B: also run each hand-written variant with these "
-                    "-D values in place of (or beside) its registry's, check both, time them alternately")  # fmt: skip
-    ap.add_argument("--rounds", type=int, default=2, help="with --against or --set: alternations of the two timings")
+    ap.add_argument("--set", metavar="NAME=VALUE[,...]", action="append",
+                    help="A/B: also run each hand-written variant with these -D values in place of (or beside) its "
+                    "registry's, check both, time them alternately; repeat for more builds")  # fmt: skip
+    ap.add_argument("--rounds", type=int, default=2, help="with --against or --set: alternations of the timings")
     a = ap.parse_args(argv)
     if a.against and a.set:
         ap.error("--against and --set are two kinds of A/B: give one")
+    if a.set:  # before the GPU imports: a mistyped --set fails at once, on any machine
+        from pipeline.revision import parse_set
+
+        try:
+            sets = [parse_set(spec) for spec in a.set]
+        except ValueError as err:
+            ap.error(str(err))
+        labels = [",".join(f"{k}={v}" for k, v in o.items()) for o in sets]
+        if len(set(labels)) < len(labels):
+            ap.error(f"--set given twice with the same values: {' | '.join(labels)}")
     names = [n for n in a.variants.split(",") if n]
     for n in names:
         try:
@@ -191,46 +205,44 @@ def main(argv: list[str] | None = None) -> int:
     gpus = detect_gpus()
     arch = a.arch or (gpus[0].arch if gpus else "sm_90")
     a.out.mkdir(parents=True, exist_ok=True)
-    builds, rev = {}, ""
+    alts: dict[str, dict[str, dict]] = {}  # variant -> {label: its other build}
     if a.against:
         from pipeline.revision import export_revision, resolve, revision_builds
 
         rev = resolve(a.against)[:8]
-        builds = revision_builds(export_revision(a.against), names)
-        print(f"A/B against {a.against} ({rev}): {', '.join(builds) or 'no variant'} built by both; both sides compiled at run time")
+        alts = {n: {rev: b} for n, b in revision_builds(export_revision(a.against), names).items()}
+        print(f"A/B against {a.against} ({rev}): {', '.join(alts) or 'no variant'} built by both; both sides compiled at run time")
         cubins = {n: None for n in names}
     elif a.set:
-        from pipeline.revision import defines_with, parse_set
+        from pipeline.revision import defines_with
 
-        try:
-            overrides = parse_set(a.set)
-        except ValueError as err:
-            ap.error(str(err))
-        rev = ",".join(f"{k}={v}" for k, v in overrides.items())
-        builds = {n: {"source": VARIANTS[n].source, "defines": defines_with(n, overrides)}
-                  for n in names if n in VARIANTS and VARIANTS[n].source}  # fmt: skip
-        print(f"A/B with {rev}: {', '.join(builds) or 'no variant'} built both ways; both sides compiled at run time")
+        alts = {n: {lab: {"source": VARIANTS[n].source, "defines": defines_with(n, o)} for lab, o in zip(labels, sets)}
+                for n in names if n in VARIANTS and VARIANTS[n].source}  # fmt: skip
+        print(f"A/B with {' | '.join(labels)}: {', '.join(alts) or 'no variant'} built {len(labels) + 1} ways; all compiled "
+              "at run time")  # fmt: skip
         cubins = {n: None for n in names}
     else:
         t0 = time.time()
         cubins = build_all(names, arch, a.out)
         print(f"built {len(cubins)} for {arch} in {time.time() - t0:.1f} s")
     device = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
-    checks = check_all(names, cubins, a.checks, a.rtol, builds, rev)
-    rounds = a.rounds if builds else 1
-    times = {} if a.no_time else time_all(names, cubins, a.batch, a.repeats, builds, rev, rounds)
+    checks = check_all(names, cubins, a.checks, a.rtol, alts)
+    rounds = a.rounds if alts else 1
+    times = {} if a.no_time else time_all(names, cubins, a.batch, a.repeats, alts, rounds)
     (a.out / "results.json").write_text(json.dumps({"device": device, "arch": arch, "batch": a.batch,
                                                     "checks": checks, "us_per_image": times}, indent=1))  # fmt: skip
     print(f"\n{device}, batch {a.batch} (us/image: median of >= {a.repeats} CUDA-event-timed launches)")
     print(f"{'variant':33s} {'max rel err':>11s} {'all passed':>10s} {'us/image':>14s}")
-    for n in [m for n in names for m in (n, f"{n}@{rev}") if m == n or n in builds]:
+    for n in [label for n in names for label, _ in _sides(n, alts)]:
         mine = [r for r in checks if r["variant"] == n]
         worst = max(r["rel_l2_error"] for r in mine)
         passed = all(r["passed"] for r in mine)
         print(f"{n:33s} {worst:11.2e} {str(passed):>10s} {' / '.join(f'{v:.2f}' for v in times.get(n, [])):>14s}")
-    for n in builds:  # the A/B: best of the rounds, the tree over the revision
-        ours, theirs = min(times.get(n, [float("nan")])), min(times.get(f"{n}@{rev}", [float("nan")]))
-        print(f"A/B {n}: {ours:.3f} us/image here, {theirs:.3f} at {rev}: {theirs / ours:.3f}x")
+    for n, others in alts.items():  # the A/B: best of the rounds, each other build over the tree's
+        ours = min(times.get(n, [float("nan")]))
+        for label in others:
+            theirs = min(times.get(f"{n}@{label}", [float("nan")]))
+            print(f"A/B {n}: {ours:.3f} us/image here, {theirs:.3f} at {label}: {theirs / ours:.3f}x")
     return 0 if all(r["passed"] for r in checks) else 1
 
 

@@ -95,14 +95,17 @@ def test_bench_runs_each_variant_as_the_tree_and_as_the_revision_builds_it():
     from kernels import registry
     from pipeline.bench import _sides
 
-    sides = _sides("lbl-fp16", {"lbl-fp16": {"source": "/rev/kernels/lbl_tc.cu", "defines": (("PREC", 1),)}}, "abc")
-    assert [label for label, _ in sides] == ["lbl-fp16", "lbl-fp16@abc"]
+    sides = _sides("lbl-fp16", {"lbl-fp16": {"abc": {"source": "/rev/kernels/lbl_tc.cu", "defines": (("PREC", 1),)},
+                                             "PREC=2": {"source": "kernels/lbl_tc.cu", "defines": (("PREC", 2),)}}})
+    assert [label for label, _ in sides] == ["lbl-fp16", "lbl-fp16@abc", "lbl-fp16@PREC=2"]
     with sides[0][1]:
         assert registry.VARIANTS["lbl-fp16"].source == "kernels/lbl_tc.cu"
     with sides[1][1]:
         assert registry.VARIANTS["lbl-fp16"].source == "/rev/kernels/lbl_tc.cu"
+    with sides[2][1]:
+        assert registry.VARIANTS["lbl-fp16"].define == {"PREC": 2}
     assert registry.VARIANTS["lbl-fp16"].source == "kernels/lbl_tc.cu"
-    assert [label for label, _ in _sides("lbl-fp16", {}, "abc")] == ["lbl-fp16"]
+    assert [label for label, _ in _sides("lbl-fp16", {})] == ["lbl-fp16"]
 
 
 @pytest.mark.gpu
@@ -138,6 +141,21 @@ def test_bench_refuses_two_kinds_of_ab_at_once():
 
     with pytest.raises(SystemExit):
         bench.main(["--variants", "lbl-fp16", "--against", "HEAD", "--set", "PREC=2"])
+
+
+@pytest.mark.parametrize("sets, why", [(["WCLUSTER=1", "WCLUSTER=1"], "twice with the same values"),
+                                       (["WCLUSTER=1", "WCLUSTER=one"], "not an integer")])  # fmt: skip
+def test_bench_checks_every_set_before_touching_the_gpu(capsys, sets, why):
+    """Several --set builds in one call (one more build each): a repeated or mistyped one is a usage
+    error, on a machine without a GPU too."""
+    from pipeline import bench
+
+    args = ["--variants", "fused-reuse-t2x7-fp16"]
+    for spec in sets:
+        args += ["--set", spec]
+    with pytest.raises(SystemExit):
+        bench.main(args)
+    assert why in capsys.readouterr().err
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
@@ -176,22 +194,23 @@ def test_bench_set_runs_the_tree_with_other_defines(cupy_device, tmp_path):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name, knobs", [
-    ("fused-reuse-t4x7-fp16", "CONV2_WGMMA=1"),
-    ("fused-reuse-t2x5-tf32", "CONV2_WGMMA=1"),
-    ("fused-reuse-t2x7-fp16", "CONV2_START_CLUSTER_SYNC=0,RING_WAIT_CLUSTER=0"),
-])  # fmt: skip
-def test_fused_tc_knobs_off_by_default_still_compute_the_block(cupy_device, tmp_path, name, knobs):
+@pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t4x7-bf16", "fused-reuse-t2x5-tf32"])
+def test_fused_tc_knobs_off_by_default_still_compute_the_block(cupy_device, tmp_path, name):
     """The fused kernel's knobs that are measured but not the registry's builds (perf-notes steps 28d
-    and 28e): conv2 on wgmma, and the ring's lighter synchronisation. pipeline.bench --set checks
-    both builds against float64, at an odd batch (the cluster's spare block) and an odd size."""
+    and 28e): conv2 on wgmma, and the ring's lighter synchronisation, each and together, in one
+    pipeline.bench call with three --set builds, checked against float64 at an odd batch (the
+    cluster's spare block) and an odd size."""
     import json
 
     from pipeline import bench
 
-    rc = bench.main(["--variants", name, "--checks", "3x231x199;5x227x227", "--no-time", "--set", knobs,
-                     "--out", str(tmp_path)])  # fmt: skip
+    sets = ["CONV2_WGMMA=1", "CONV2_START_CLUSTER_SYNC=0,RING_WAIT_CLUSTER=0",
+            "CONV2_WGMMA=1,CONV2_START_CLUSTER_SYNC=0,RING_WAIT_CLUSTER=0"]  # fmt: skip
+    args = ["--variants", name, "--checks", "3x231x199;5x227x227", "--no-time", "--out", str(tmp_path)]
+    for spec in sets:
+        args += ["--set", spec]
+    rc = bench.main(args)
     res = json.loads((tmp_path / "results.json").read_text())
-    assert {r["variant"] for r in res["checks"]} == {name, f"{name}@{knobs}"}
-    assert rc == 0 and len(res["checks"]) == 4 and all(r["passed"] for r in res["checks"])
+    assert {r["variant"] for r in res["checks"]} == {name} | {f"{name}@{spec}" for spec in sets}
+    assert rc == 0 and len(res["checks"]) == 8 and all(r["passed"] for r in res["checks"])
 
