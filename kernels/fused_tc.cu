@@ -310,6 +310,13 @@ __device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const va
     }
 }
 
+// conv2's stage s, for both product paths: the pool1 offset (slots) of its (ky, kx) and channels
+// (TF32: channels 24..47 in odd stages)
+__device__ __forceinline__ int conv2_stage_offset(int s) {
+    const int pos = s / VS;
+    return ((pos / KS2) * P1W + pos % KS2) * LD1 + (s % VS) * BK2;
+}
+
 #if CONV2_WGMMA
 // ---------------------------------------------------------------- conv2 on wgmma (CONV2_WGMMA 1)
 // A shared-memory matrix descriptor (no swizzle): start, LBO (next core matrix along k), SBO (next 8
@@ -351,12 +358,6 @@ __device__ __forceinline__ void wg_mma(float (&d)[64], const unsigned (&a)[4], u
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc)
                  : "memory");
 }
-__device__ __forceinline__ void stmatrix_x4(void* smem_row, unsigned r0, unsigned r1, unsigned r2, unsigned r3) {
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
-    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(s), "r"(r0), "r"(r1), "r"(r2),
-                 "r"(r3)
-                 : "memory");
-}
 
 // One pass of conv2 for group grp over MT x 64 pixels from ch0 (a warpgroup: its warp wm takes pixels
 // 16wm .. +16 of each 64): every stage of the group's ring, then bias + ReLU -> c2.
@@ -387,8 +388,7 @@ __device__ __forceinline__ void conv2_pass_wgmma(const h16* p1, const Ring2& rg,
     for (int s = 0; s < NST2; ++s) {
         const unsigned g = g2 + s;
         rg.wait(g);  // stage s landed, in full
-        const int pos = s / VS;  // (ky, kx); TF32: channels 24..47 in odd stages
-        const int koff = ((pos / KS2) * P1W + pos % KS2) * LD1 + (s % VS) * BK2;
+        const int koff = conv2_stage_offset(s);
         unsigned a[MT][BK2 / 16][4];
 #pragma unroll
         for (int kk = 0; kk < BK2 / 16; ++kk)
@@ -550,8 +550,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
             load_a(s + NS2 - 1);
             const h16* a0 = ring + (s % NS2) * C2G * LDA2 + wm * 32 * LDA2;
 #endif
-            const int pos = s / VS;    // (ky, kx); TF32: channels 24..47 in odd stages
-            const int koff = ((pos / KS2) * P1W + pos % KS2) * LD1 + (s % VS) * BK2;
+            const int koff = conv2_stage_offset(s);
 #pragma unroll
             for (int kk = 0; kk < BK2; kk += 16) {
                 unsigned a[2][4], b[NT8_2][2];

@@ -118,6 +118,14 @@ __device__ __forceinline__ void stmatrix_x2_trans(void* smem_row, unsigned r0, u
     const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
     asm volatile("stmatrix.sync.aligned.m8n8.x2.trans.shared.b16 [%0], {%1,%2};\n" ::"r"(s), "r"(r0), "r"(r1) : "memory");
 }
+// the same, not transposed: lane 8q + k gives the address of row k of matrix q (an accumulator tile
+// whose rows are pixels: fused_tc.cu's wgmma epilogue)
+__device__ __forceinline__ void stmatrix_x4(void* smem_row, unsigned r0, unsigned r1, unsigned r2, unsigned r3) {
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+    asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1,%2,%3,%4};\n" ::"r"(s), "r"(r0), "r"(r1), "r"(r2),
+                 "r"(r3)
+                 : "memory");
+}
 
 // Named barrier `id` (1-15; 0 is __syncthreads) among `count` threads, a multiple of 32: the warps
 // that share one weight ring sync among themselves, and the others run on.
