@@ -105,13 +105,13 @@ def pack_weight_stages_core(rows: np.ndarray, groups: int, stage_values: int, un
     of k, ``unit_values`` values, contiguous), k-fastest, no padding: the B operand that
     kernels/fused_tc.cu's CONV2_WGMMA reads from its ring by a shared-memory descriptor (LBO, the
     next core matrix along k: 128 bytes; SBO, the next 8 rows: 8 x the stage's bytes per row, 768)."""
-    out_c, k = rows.shape
-    if out_c % (8 * groups) or k % stage_values or stage_values % unit_values:
+    if rows.shape[0] % (8 * groups) or stage_values % unit_values:
         raise ValueError(f"weights {rows.shape} do not split into {groups} groups of 8-row core matrices and stages of "
                          f"{stage_values} values in units of {unit_values}")  # fmt: skip
-    rows_g = out_c // groups
-    staged = rows.reshape(groups, rows_g // 8, 8, k // stage_values, stage_values // unit_values, unit_values)
-    return np.ascontiguousarray(staged.transpose(0, 3, 1, 4, 2, 5))
+    staged = pack_weight_stages(rows, groups, stage_values, pad_values=0)  # (groups, stages, rows, k)
+    g, n_stages, rows_g, _ = staged.shape
+    cores = staged.reshape(g, n_stages, rows_g // 8, 8, stage_values // unit_values, unit_values)
+    return np.ascontiguousarray(cores.transpose(0, 1, 2, 4, 3, 5))
 
 
 def pack_weights_rows(w: np.ndarray, k_align: int = TC_K_ALIGN) -> np.ndarray:

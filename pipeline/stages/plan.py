@@ -38,8 +38,7 @@ def generated_variants(config: dict) -> tuple[list[tuple[str, dict]], list[str]]
     Per entry and precision of ``kernels.precisions``: ``lbl-gen``, ``fused-<strategy>-t<tile>-gen``
     per strategy of ``kernels.strategies`` and tile of the entry, and for a group other than
     alexnet/front the vendor anchors of the entry's ``vendor`` (default ``kernels.vendor``;
-    alexnet/front has its own above); a
-    group's variants carry the ``<network>.<group>.`` prefix. A tile that fits no precision is
+    alexnet/front has its own above); a group's variants carry the ``<network>.<group>.`` prefix. A tile that fits no precision is
     ``pipeline.config.check_config``'s error, not a note."""
     from kernels.chain import fit_problem
     from kernels.registry import GEN_IMPL, Strategy, Variant
