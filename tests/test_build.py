@@ -230,21 +230,28 @@ def test_nvcc_cubin_builds_an_sm90a_fallback_once_per_source_and_defines(tmp_pat
     assert not list(first.parent.glob("*.tmp"))  # written under a temporary name, then moved
 
 
-@needs_tools
-def test_ring_wait_scope_knob_drops_the_l1_invalidates(tmp_path):
-    """RING_WAIT_CLUSTER=0 (a lead of perf-notes step 28, for pipeline.bench --set): the ring's waits
-    at CTA scope compile without the CCTL.IVALL that each cluster-scope wait carries."""
+def fused_tc_sass_with(tmp_path, name: str, overrides: dict[str, int]) -> tuple[str, str, tuple]:
+    """The registry's fused_tc build ``name`` with ``overrides`` (pipeline.revision.defines_with, as
+    pipeline.bench --set builds it), compiled by the real nvcc for sm_90a: (SASS, ptxas log, defines)."""
     from pipeline.core.nvcc import REPO, nvcc_command
     from pipeline.revision import defines_with
 
     cuobjdump, env = find_cuobjdump()
+    defines = defines_with(name, overrides)
+    cubin = tmp_path / f"{name}-{'-'.join(f'{k}{v}' for k, v in overrides.items())}.cubin"
+    r = subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", [f"-D{k}={v}" for k, v in defines], "sm_90a", cubin),
+                       check=True, capture_output=True, text=True)  # fmt: skip
+    sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, env=env, check=True).stdout
+    return sass, r.stderr, defines
+
+
+@needs_tools
+def test_ring_wait_scope_knob_drops_the_l1_invalidates(tmp_path):
+    """RING_WAIT_CLUSTER=0 (a lead of perf-notes step 28, for pipeline.bench --set): the ring's waits
+    at CTA scope compile without the CCTL.IVALL that each cluster-scope wait carries."""
     ivall = {}
     for scope in (1, 0):
-        flags = [f"-D{k}={v}" for k, v in defines_with("fused-reuse-t2x7-fp16", {"RING_WAIT_CLUSTER": scope})]
-        cubin = tmp_path / f"k{scope}.cubin"
-        subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", flags, "sm_90a", cubin), check=True,
-                       capture_output=True)  # fmt: skip
-        sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, env=env, check=True).stdout
+        sass, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t2x7-fp16", {"RING_WAIT_CLUSTER": scope})
         ivall[scope] = sass.count("CCTL.IVALL")
     assert ivall[0] < ivall[1]
 
@@ -255,20 +262,14 @@ def test_conv2_wgmma_knob_builds_warpgroup_mmas(tmp_path, name):
     """CONV2_WGMMA=1 (perf-notes step 28e): conv2 on wgmma at every tensor-core precision, sm_90a:
     the SASS holds HGMMA (which the build stage counts as tensor-core instructions, beside conv1's
     HMMA), and the build spills at most a few bytes."""
-    from pipeline.core.nvcc import REPO, nvcc_command
-    from pipeline.revision import defines_with
     from pipeline.stages.build import parse_ptxas
 
-    cuobjdump, env = find_cuobjdump()
-    defines = defines_with(name, {"CONV2_WGMMA": 1})
-    cubin = tmp_path / "k.cubin"
-    r = subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", [f"-D{k}={v}" for k, v in defines], "sm_90a", cubin),
-                       check=True, capture_output=True, text=True)  # fmt: skip
-    sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, env=env, check=True).stdout
+    sass, log, _ = fused_tc_sass_with(tmp_path, name, {"CONV2_WGMMA": 1})
     precision = name.rsplit("-", 1)[1]
     assert sass.count("HGMMA.64x128x" + ("8.F32.TF32" if precision == "tf32" else "16.F32")) >= 3
     assert "HMMA." in sass  # conv1 stays on mma.sync
-    assert all(k["spill_store_bytes"] <= 16 for k in parse_ptxas(r.stderr))
+    assert all(k["spill_store_bytes"] <= 16 for k in parse_ptxas(log))
+
 
 @needs_tools
 def test_conv2_start_knob_drops_the_gpu_membar_per_step(tmp_path):
@@ -276,18 +277,10 @@ def test_conv2_start_knob_drops_the_gpu_membar_per_step(tmp_path):
     mbarrier instead of a cluster barrier, so the loop body loses the barrier's MEMBAR.ALL.GPU (the
     kernel's first and last cluster barriers keep theirs), and the layout grows by that barrier's 8
     bytes (EXPECT_SMEM_BYTES recomputed by defines_with; the static_assert checks it)."""
-    from pipeline.core.nvcc import REPO, nvcc_command
-    from pipeline.revision import defines_with
-
-    cuobjdump, env = find_cuobjdump()
     membar, smem = {}, {}
     for sync in (1, 0):
-        defines = defines_with("fused-reuse-t2x7-fp16", {"CONV2_START_CLUSTER_SYNC": sync})
+        sass, _, defines = fused_tc_sass_with(tmp_path, "fused-reuse-t2x7-fp16", {"CONV2_START_CLUSTER_SYNC": sync})
         smem[sync] = dict(defines)["EXPECT_SMEM_BYTES"]
-        cubin = tmp_path / f"k{sync}.cubin"
-        subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", [f"-D{k}={v}" for k, v in defines], "sm_90a", cubin),
-                       check=True, capture_output=True)  # fmt: skip
-        sass = subprocess.run([cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, env=env, check=True).stdout
         membar[sync] = (sass.count("MEMBAR.ALL.GPU"), sass.count("UCGABAR_ARV"))
     assert smem[0] == smem[1] + 8
     assert membar[0][1] == 2 < membar[1][1]  # the kernel's first and last cluster barriers only
