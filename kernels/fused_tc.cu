@@ -21,7 +21,8 @@
 //   3. conv2: implicit GEMM per group M = 128, N = the conv2 pixels under the pool2 tile, K = 5*5*48
 //      in (ky, kx, c) order; B is read by ldmatrix straight from the channels-last pool1 tile (a
 //      k step is 16 channels of one (ky, kx), 8 for TF32: 16 contiguous bytes x 2 per pixel), no
-//      im2col copy.
+//      im2col copy. (CONV2_WGMMA 1, the 16-bit builds: wgmma, the pixels as A and the weights as B;
+//      below.)
 //      Warps 0-3 take group 0, 4-7 group 1, 32 channels each; each group streams its weights
 //      through its own ring of 3 or 4 stages (4 where it fits in phase 1's space). bias + ReLU -> c2
 //      [pixel][256 VS + 8] (reusing conv1's space). With REUSE, c2's row 0 is the previous step's
@@ -36,10 +37,10 @@
 // 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2). TF32
 // rounds what the convs multiply, the input patch and norm1 (pool1 of TF32 values is the TF32
 // rounding of pool1, as lbl's conv2 rounds it), and keeps all of FP32 elsewhere.
-// Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV2_CHUNK, WCLUSTER, EXPECT_SMEM_BYTES
-// (kernels/registry.py fused_tc_smem_bytes); knobs measured but off in the registry's builds
-// (pipeline.bench --set; docs/perf-notes.md steps 28d, 28e): CONV2_START_CLUSTER_SYNC, CONV2_WGMMA,
-// and tc.cuh's RING_WAIT_CLUSTER.
+// Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV2_CHUNK, WCLUSTER, CONV2_WGMMA,
+// EXPECT_SMEM_BYTES (kernels/registry.py fused_tc_smem_bytes); knobs whose other value is kept for
+// an A/B (pipeline.bench --set; docs/perf-notes.md steps 28d and 29): CONV2_START_CLUSTER_SYNC and
+// tc.cuh's RING_WAIT_CLUSTER.
 #include "conv1_patch.cuh"
 #include "tc.cuh"
 
@@ -62,21 +63,22 @@
 #error "WCLUSTER must be 1, 2 or 4"
 #endif
 // How a conv2 phase starts with clusters (its ring aliases phase 1's space, and the peer's copies land
-// in it): 1 (as measured in perf-notes step 28), a cluster barrier, whose release ptxas compiles to a
-// MEMBAR.ALL.GPU (it waits for the previous step's pool2 stores too); 0, each block arrives on a
-// `phase 1 done` mbarrier in both blocks and only the producers wait on it, before their first copy.
-// 0 with RING_WAIT_CLUSTER 0 measured 0.99-1.00x the time of the default (perf-notes step 28d).
+// in it): 0 (the default since perf-notes step 29), each block arrives on a `phase 1 done` mbarrier in
+// both blocks and only the producers wait on it, before their first copy; 1 (as measured in step 28),
+// a cluster barrier, whose release ptxas compiles to a MEMBAR.ALL.GPU (it waits for the previous
+// step's pool2 stores too). 0 with RING_WAIT_CLUSTER 0 measured 0.97-1.00x the time of both at 1.
 #ifndef CONV2_START_CLUSTER_SYNC
-#define CONV2_START_CLUSTER_SYNC 1
+#define CONV2_START_CLUSTER_SYNC 0
 #endif
 // conv2's products (with clusters only: the host packs the weight stages for it): 0, mma.sync, the
 // weights as A (128 channels x k) through ldmatrix and the pool1 pixels as B; 1, wgmma (sm_90a): a
 // warpgroup per conv2 group, the pixels as A from registers (ldmatrix, 64 per product: 16 per warp,
-// up to 2 x 64 per pass) and the weights as B straight from the ring (a shared-memory descriptor;
-// the host packs each stage in wgmma's core-matrix layout, api.pack_weight_stages_core), 3 products
-// of m64n128 per 64 pixels and stage in flight at once. Measured (perf-notes step 28e):
-// reuse-t4x7-fp16 0.94x the time of 0, the fastest FP16 build then (4.38 us/image); 2x7 level;
-// TF32's 1x7 and 2x5 slower (30 and 44 new pixels a step fill 64-row products poorly).
+// up to 2 x 64 per pass; the next stage's loaded while this stage's products run) and the weights as
+// B straight from the ring (a shared-memory descriptor; the host packs each stage in wgmma's
+// core-matrix layout, api.pack_weight_stages_core), 3 products of m64n128 per 64 pixels and stage in
+// flight at once. The registry's FP16 and BF16 builds take 1: reuse-t4x7-fp16 0.87x the time of 0,
+// 2x7 0.93x (perf-notes step 29); TF32's take 0 (1x7 1.03-1.09x slower: its 30 new pixels a step
+// fill 64-row products poorly).
 #ifndef CONV2_WGMMA
 #define CONV2_WGMMA 0
 #endif
@@ -380,20 +382,24 @@ __device__ __forceinline__ void conv2_pass_wgmma(const h16* p1, const Ring2& rg,
         for (int i = 0; i < 64; ++i) acc[mt][i] = 0.f;
     // The ring keeps NS2 stages in flight: stage s's slot is refilled with stage s + NS2 as soon as the
     // cluster's consumers have released it. Each stage's products run asynchronously while the
-    // warpgroup waits for them (waiting only for the previous stage, with two sets of A registers,
-    // measured slower: the refill then comes a stage later; perf-notes step 28e).
+    // warpgroup loads the next stage's pixels (a second set of A registers), then waits for them.
+    // Measured slower (perf-notes steps 28e and 29): waiting only for the previous stage (the refill
+    // then comes a stage later), and a producer that refills only what is free without waiting.
     if (producer)
         for (int s = 0; s < NS2; ++s) rg.produce(g2 + s, wsrc + s * STAGE2_BYTES);
     __syncwarp();
-    for (int s = 0; s < NST2; ++s) {
-        const unsigned g = g2 + s;
-        rg.wait(g);  // stage s landed, in full
+    using AFrag = unsigned[MT][BK2 / 16][4];
+    auto load_a = [&](AFrag& a, int s) {
         const int koff = conv2_stage_offset(s);
-        unsigned a[MT][BK2 / 16][4];
 #pragma unroll
         for (int kk = 0; kk < BK2 / 16; ++kk)
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) ldmatrix_x4(a[mt][kk], p1 + pixoff[mt] + koff + kk * 16);
+    };
+    // stage s from the A registers `a` (loaded already), loading stage s + 1's into `a_next`
+    auto stage = [&](int s, AFrag& a, AFrag& a_next) {
+        const unsigned g = g2 + s;
+        rg.wait(g);  // stage s landed, in full
         const unsigned base = smem_addr(rg.slot(g));
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
@@ -403,12 +409,19 @@ __device__ __forceinline__ void conv2_pass_wgmma(const h16* p1, const Ring2& rg,
 #pragma unroll
             for (int mt = 0; mt < MT; ++mt) wg_mma(acc[mt], a[mt][kk], wg_desc(base + kk * 2 * WG_LBO));
         wg_commit();
+        if (s + 1 < NST2) load_a(a_next, s + 1);  // while the products run
         wg_wait<0>();  // the products have read the stage (and the A registers)
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
         rg.release(g);
         if (producer && s + NS2 < NST2) rg.produce(g + NS2, wsrc + (s + NS2) * STAGE2_BYTES);
         __syncwarp();
+    };
+    AFrag a0, a1;  // the two sets, alternating by stage
+    load_a(a0, 0);
+    for (int s = 0; s < NST2; s += 2) {
+        stage(s, a0, a1);
+        if (s + 1 < NST2) stage(s + 1, a1, a0);
     }
     g2 += NST2;
     // bias + ReLU -> c2: this lane's pixels 16wm + lane/4 (+8) of each 64, channels 8j + 2(lane%4) (+1)

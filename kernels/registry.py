@@ -320,7 +320,7 @@ FUSED_TC_WCLUSTER = 2
 
 
 def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None = None, precision: str = "fp16",
-                        wcluster: int = FUSED_TC_WCLUSTER, phase1_barrier: bool = False) -> int:  # fmt: skip
+                        wcluster: int = FUSED_TC_WCLUSTER, phase1_barrier: bool = True) -> int:  # fmt: skip
     """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). 16-bit slots, each
     region rounded to 8, VS = :func:`tc_value_slots` per value: the channels-last pool1 tile (2R+5 x
@@ -331,8 +331,8 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     256VS+8), conv2 weight stages (3 x 256 x 56; a 4th where it and conv1's carried row fit in phase
     1's space)}; conv1's carried row (2(2C+5)+1 x 96VS+8) past both the conv1 band and phase 2; and,
     with clusters (``wcluster`` > 1), a full and an empty mbarrier (8 bytes) per stage of each conv2
-    group's ring, and with ``phase1_barrier`` (-DCONV2_START_CLUSTER_SYNC=0) one more that says both
-    blocks are done with phase 1."""
+    group's ring, and with ``phase1_barrier`` (fused_tc.cu's default, CONV2_START_CLUSTER_SYNC 0) one
+    more that says both blocks are done with phase 1."""
     th, tw = tile_sides(tile)
     vs = tc_value_slots(precision)
     band = fused_tc_band(tile, strategy, precision=precision) if band is None else band
@@ -358,7 +358,7 @@ def fused_tc_smem_bytes_of(defines: dict[str, int]) -> int:
     precision = {value: key for key, value in TC_PREC_DEFINE.items()}[defines.get("PREC", 1)]
     strategy = Strategy.REUSE if defines.get("REUSE", 0) else Strategy.RECOMPUTE
     return fused_tc_smem_bytes((defines["TILE_Y"], defines["TILE_X"]), strategy, defines["CONV1_BAND"], precision,
-                               defines.get("WCLUSTER", 1), not defines.get("CONV2_START_CLUSTER_SYNC", 1))  # fmt: skip
+                               defines.get("WCLUSTER", 1), not defines.get("CONV2_START_CLUSTER_SYNC", 0))  # fmt: skip
 
 
 def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES,
@@ -379,12 +379,17 @@ def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = 
 # tile (64 streams the weights again); the builds spill at most 56 bytes (perf-notes step 26).
 FUSED_TC_CONV2_CHUNK = 80
 
+# conv2 on wgmma (fused_tc.cu CONV2_WGMMA) per precision: the 16-bit builds (reuse-t4x7-fp16 0.87x the
+# time of mma.sync, 2x7 0.93x, recompute-t4x7 0.97x); not TF32, whose 1x7 tile's 30 new pixels a step
+# fill wgmma's 64-row products poorly (1.03x; perf-notes step 29).
+FUSED_TC_CONV2_WGMMA = {"fp16": 1, "bf16": 1, "tf32": 0}
+
 
 def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     th, tw = tile_sides(tile)
     defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
                ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
-               ("WCLUSTER", FUSED_TC_WCLUSTER),
+               ("WCLUSTER", FUSED_TC_WCLUSTER), ("CONV2_WGMMA", FUSED_TC_CONV2_WGMMA[precision]),
                ("CONV1_BAND", fused_tc_band(tile, strategy, precision=precision)),
                ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile, strategy, precision=precision)))  # fmt: skip
     return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",

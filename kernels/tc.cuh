@@ -277,12 +277,12 @@ __device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned arri
 // makes the initialised barriers visible to the cluster's async copies (a cluster sync follows)
 __device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
 // wait until the barrier's phase of parity `parity` has completed (a fresh barrier counts the phase
-// before its first, parity 1, as completed). RING_WAIT_CLUSTER 1 (as measured in perf-notes step 28):
-// acquire at cluster scope, which ptxas follows with an L1 invalidate (CCTL.IVALL) per wait; 0: the
-// default CTA scope, as CUTLASS's TMA pipelines wait. 0 measured 0.98-1.00x the time of 1 (perf-notes
-// step 28d, pipeline.bench --set RING_WAIT_CLUSTER=0); the default stays the build the workflow measured.
+// before its first, parity 1, as completed). RING_WAIT_CLUSTER 0 (the default since perf-notes step
+// 29): the default CTA scope, as CUTLASS's TMA pipelines wait; 1 (as measured in step 28): acquire at
+// cluster scope, which ptxas follows with an L1 invalidate (CCTL.IVALL) per wait. 0 measured
+// 0.97-1.00x the time of 1 (steps 28d and 29, pipeline.bench --set RING_WAIT_CLUSTER=1 for the A/B).
 #ifndef RING_WAIT_CLUSTER
-#define RING_WAIT_CLUSTER 1
+#define RING_WAIT_CLUSTER 0
 #endif
 #if RING_WAIT_CLUSTER
 #define TC_MBAR_WAIT_SEM ".acquire.cluster"

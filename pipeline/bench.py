@@ -26,7 +26,7 @@ where the other side may be NVRTC's); the host code is the tree's.
 (``<variant>@NAME=VALUE``), the same way: ``--set WCLUSTER=1`` runs the fused tensor-core kernels
 without clusters, ``--set CONV2_CHUNK=64`` another chunk. ``--set`` may be given several times:
 each is one more build of every hand-written variant, all checked and timed in turn in the same
-process (``--set CONV2_WGMMA=1 --set CONV2_WGMMA=1,RING_WAIT_CLUSTER=0``). A fused_tc build's EXPECT_SMEM_BYTES is
+process (``--set CONV2_WGMMA=0 --set CONV2_WGMMA=0,RING_WAIT_CLUSTER=1``). A fused_tc build's EXPECT_SMEM_BYTES is
 recomputed for the new values (pipeline/revision.py defines_with); the host code reads the
 variant's defines (its clusters, for one), so it follows.
 Generated variants (``lbl-gen``, ``vgg_e.first5.fused-reuse-t2x14-gen-fp16``) are built at their

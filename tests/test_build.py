@@ -152,9 +152,10 @@ def test_fused_tc_band_is_lowered_only_where_the_block_would_not_fit():
         assert fused_tc_smem_bytes((2, 7), strategy, 1, "tf32") > SMEM_LIMIT_SM90_BYTES
     # reuse holds conv2's carried row on top (2C+1 pixels x 264 halves; 4x7: 15 x 528 bytes)
     assert fused_tc_smem_bytes((4, 7), "reuse") - fused_tc_smem_bytes((4, 7), "recompute") == 15 * 528
-    # clusters add a full and an empty mbarrier per conv2 stage and group: 4 stages at 2x7, 3 at 4x7
-    assert fused_tc_smem_bytes((2, 7), "reuse") - fused_tc_smem_bytes((2, 7), "reuse", wcluster=1) == 2 * 2 * 4 * 8
-    assert fused_tc_smem_bytes((4, 7), "reuse") - fused_tc_smem_bytes((4, 7), "reuse", wcluster=1) == 2 * 2 * 3 * 8
+    # clusters add a full and an empty mbarrier per conv2 stage and group (4 stages at 2x7, 3 at 4x7)
+    # and the `phase 1 done` barrier
+    assert fused_tc_smem_bytes((2, 7), "reuse") - fused_tc_smem_bytes((2, 7), "reuse", wcluster=1) == (2 * 2 * 4 + 1) * 8
+    assert fused_tc_smem_bytes((4, 7), "reuse") - fused_tc_smem_bytes((4, 7), "reuse", wcluster=1) == (2 * 2 * 3 + 1) * 8
 
 
 @needs_tools
@@ -247,8 +248,8 @@ def fused_tc_sass_with(tmp_path, name: str, overrides: dict[str, int]) -> tuple[
 
 @needs_tools
 def test_ring_wait_scope_knob_drops_the_l1_invalidates(tmp_path):
-    """RING_WAIT_CLUSTER=0 (a lead of perf-notes step 28, for pipeline.bench --set): the ring's waits
-    at CTA scope compile without the CCTL.IVALL that each cluster-scope wait carries."""
+    """RING_WAIT_CLUSTER=0 (the default since perf-notes step 29; 1 is step 28's build): the ring's
+    waits at CTA scope compile without the CCTL.IVALL that each cluster-scope wait carries."""
     ivall = {}
     for scope in (1, 0):
         sass, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t2x7-fp16", {"RING_WAIT_CLUSTER": scope})
@@ -259,8 +260,8 @@ def test_ring_wait_scope_knob_drops_the_l1_invalidates(tmp_path):
 @needs_tools
 @pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t4x7-bf16", "fused-reuse-t2x5-tf32"])
 def test_conv2_wgmma_knob_builds_warpgroup_mmas(tmp_path, name):
-    """CONV2_WGMMA=1 (perf-notes step 28e): conv2 on wgmma at every tensor-core precision, sm_90a:
-    the SASS holds HGMMA (which the build stage counts as tensor-core instructions, beside conv1's
+    """CONV2_WGMMA=1 (perf-notes steps 28e and 29; the registry's 16-bit builds): conv2 on wgmma at
+    every tensor-core precision, sm_90a: the SASS holds HGMMA (which the build stage counts as tensor-core instructions, beside conv1's
     HMMA), and the build spills at most a few bytes."""
     from pipeline.stages.build import parse_ptxas
 
@@ -273,7 +274,7 @@ def test_conv2_wgmma_knob_builds_warpgroup_mmas(tmp_path, name):
 
 @needs_tools
 def test_conv2_start_knob_drops_the_gpu_membar_per_step(tmp_path):
-    """CONV2_START_CLUSTER_SYNC=0 (perf-notes step 28d): a conv2 phase starts on a `phase 1 done`
+    """CONV2_START_CLUSTER_SYNC=0 (perf-notes step 28d; the default since step 29): a conv2 phase starts on a `phase 1 done`
     mbarrier instead of a cluster barrier, so the loop body loses the barrier's MEMBAR.ALL.GPU (the
     kernel's first and last cluster barriers keep theirs), and the layout grows by that barrier's 8
     bytes (EXPECT_SMEM_BYTES recomputed by defines_with; the static_assert checks it)."""

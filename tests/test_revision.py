@@ -195,17 +195,18 @@ def test_bench_set_runs_the_tree_with_other_defines(cupy_device, tmp_path):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t4x7-bf16", "fused-reuse-t2x5-tf32"])
-def test_fused_tc_knobs_off_by_default_still_compute_the_block(cupy_device, tmp_path, name):
-    """The fused kernel's knobs that are measured but not the registry's builds (perf-notes steps 28d
-    and 28e): conv2 on wgmma, and the ring's lighter synchronisation, each and together, in one
-    pipeline.bench call with three --set builds, checked against float64 at an odd batch (the
-    cluster's spare block) and an odd size."""
+def test_fused_tc_knobs_other_values_still_compute_the_block(cupy_device, tmp_path, name):
+    """The fused kernel's knobs at the values the registry does not build (perf-notes steps 28d, 28e
+    and 29): conv2 on the other mma (wgmma for TF32, mma.sync for 16 bits), the ring's cluster-scope
+    synchronisation of step 28, and both, in one pipeline.bench call with three --set builds, checked
+    against float64 at an odd batch (the cluster's spare block) and an odd size."""
     import json
 
+    from kernels.registry import VARIANTS
     from pipeline import bench
 
-    sets = ["CONV2_WGMMA=1", "CONV2_START_CLUSTER_SYNC=0,RING_WAIT_CLUSTER=0",
-            "CONV2_WGMMA=1,CONV2_START_CLUSTER_SYNC=0,RING_WAIT_CLUSTER=0"]  # fmt: skip
+    other_mma = f"CONV2_WGMMA={1 - VARIANTS[name].define['CONV2_WGMMA']}"
+    sets = [other_mma, "CONV2_START_CLUSTER_SYNC=1,RING_WAIT_CLUSTER=1", f"{other_mma},CONV2_START_CLUSTER_SYNC=1,RING_WAIT_CLUSTER=1"]
     args = ["--variants", name, "--checks", "3x231x199;5x227x227", "--no-time", "--out", str(tmp_path)]
     for spec in sets:
         args += ["--set", spec]
