@@ -181,15 +181,16 @@ def test_defines_with_recomputes_the_fused_tc_layout_it_changes(tmp_path):
 @pytest.mark.gpu
 def test_bench_set_runs_the_tree_with_other_defines(cupy_device, tmp_path):
     """--set WCLUSTER=1 end to end on the GPU: the clustered fused kernel and the same kernel without
-    clusters, both checked against float64 (at an odd batch: the cluster's spare block) and timed."""
+    clusters (and so on mma.sync: wgmma reads the cluster ring), both checked against float64 (at an
+    odd batch: the cluster's spare block) and timed."""
     import json
 
     from pipeline import bench
 
     rc = bench.main(["--variants", "fused-reuse-t2x7-fp16", "--batch", "16", "--checks", "3x227x227",
-                     "--repeats", "5", "--rounds", "1", "--set", "WCLUSTER=1", "--out", str(tmp_path)])  # fmt: skip
+                     "--repeats", "5", "--rounds", "1", "--set", "WCLUSTER=1,CONV2_WGMMA=0", "--out", str(tmp_path)])  # fmt: skip
     res = json.loads((tmp_path / "results.json").read_text())
-    assert {r["variant"] for r in res["checks"]} == {"fused-reuse-t2x7-fp16", "fused-reuse-t2x7-fp16@WCLUSTER=1"}
+    assert {r["variant"] for r in res["checks"]} == {"fused-reuse-t2x7-fp16", "fused-reuse-t2x7-fp16@WCLUSTER=1,CONV2_WGMMA=0"}
     assert rc == 0 and all(r["passed"] for r in res["checks"]) and len(res["us_per_image"]) == 2
 
 
