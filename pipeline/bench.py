@@ -1,7 +1,7 @@
 """A/B loop for kernel work: build, check and time several variants in ONE device call.
 
     python -m pipeline.bench [--variants a,b] [--batch 128] [--repeats 30] [--checks 1x227x227;3x231x199]
-                             [--arch sm_90] [--out DIR] [--no-time]
+                             [--arch sm_90] [--out DIR] [--no-time] [--phases] [--cubin-cache DIR [--prebuild]]
                              [--against REV | --set NAME=VALUE[,NAME=VALUE] [--set ...] [--rounds 2]]
 
 A thin command over the workflow's own stage functions, so every number it prints is one the
@@ -23,12 +23,25 @@ in their kernel source only (NVRTC; except a build with clusters, which nvcc com
 where the other side may be NVRTC's); the host code is the tree's.
 
 ``--set NAME=VALUE`` makes it an A/B of the tree's kernels against themselves with other -D values
-(``<variant>@NAME=VALUE``), the same way: ``--set WCLUSTER=1`` runs the fused tensor-core kernels
-without clusters, ``--set CONV2_CHUNK=64`` another chunk. ``--set`` may be given several times:
+(``<variant>@NAME=VALUE``), the same way: ``--set WCLUSTER=1,CONV2_WGMMA=0`` runs the fused
+tensor-core kernels without clusters (wgmma reads the cluster ring), ``--set CONV2_CHUNK=64``
+another chunk. ``--set`` may be given several times:
 each is one more build of every hand-written variant, all checked and timed in turn in the same
 process (``--set CONV2_WGMMA=0 --set CONV2_WGMMA=0,RING_WAIT_CLUSTER=1``). A fused_tc build's EXPECT_SMEM_BYTES is
 recomputed for the new values (pipeline/revision.py defines_with); the host code reads the
 variant's defines (its clusters, for one), so it follows.
+``--phases`` adds the phases stage's breakdown (``pipeline.stages.phases.measure_phases``: per lbl
+kernel, or per fused phase from a ``-DPHASE_TIMING=1`` build) of every build at ``--batch``.
+
+The builds compiled at run time for an arch-specific target (sm_90a: the fused tensor-core kernels
+with clusters) go through nvcc into a cache (``pipeline.core.gpu.nvcc_cubin``). ``--cubin-cache
+DIR`` puts that cache in DIR, and ``--prebuild`` fills it and stops, on a machine without a GPU
+(nvcc only): carried to the GPU machine and named again there, the call then spends its device
+time checking and timing, not compiling (docs/perf-notes.md step 29, a script over the same cache:
+14 builds checked at 3 shapes and timed twice in a 33 s call).
+What --prebuild builds: every ``--set`` side and, with ``--phases``, every fused build's
+instrumented twin; the plain builds (no ``--set``) are the build stage's own, made in the call.
+
 Generated variants (``lbl-gen``, ``vgg_e.first5.fused-reuse-t2x14-gen-fp16``) are built at their
 network's input size: a check at another size compiles them with NVRTC, and they are timed at
 that size.
@@ -155,6 +168,72 @@ def time_all(names: list[str], cubins: dict, batch: int, repeats: int, alts: dic
     return times
 
 
+def run_time_nvcc_builds(names: list[str], alts: dict, arch: str, phases: bool) -> list[tuple[str, str, tuple, str]]:
+    """(label, source, defines, target) of every build that this call compiles at run time with
+    nvcc: the sides of ``alts`` (the tree's included, since those calls compile every side at run
+    time) and, with ``phases``, each fused side's PHASE_TIMING twin, where the target is
+    arch-specific (``pipeline.core.nvcc.target_arch``; the others go to NVRTC). The defines are
+    spelled as ``kernels.api`` passes them, so the cache keys match."""
+    from kernels.registry import VARIANTS, Variant
+    from pipeline.core.nvcc import target_arch
+    from pipeline.stages.phases import PHASE_DEFINE
+
+    out = []
+    for n in names:
+        v = VARIANTS.get(n)
+        if v is None or not v.source:
+            continue
+        sides = [(label, b["defines"]) for label, b in (alts.get(n) or {}).items()]
+        sides = [(n, v.defines)] + [(f"{n}@{label}", d) for label, d in sides] if alts else []
+        if phases and Variant.parse(n).strategy in ("reuse", "recompute"):  # lbl's phases are its own kernels
+            sides += [(f"{label}+phases", d + PHASE_DEFINE) for label, d in (sides or [(n, v.defines)])]
+        for label, d in sides:
+            target = target_arch(dict(d), arch, label)
+            if target.endswith("a"):
+                out.append((label, v.source, tuple(d), target))
+    return out
+
+
+def prebuild(builds: list[tuple[str, str, tuple, str]]) -> int:
+    """nvcc each of :func:`run_time_nvcc_builds` into the cubin cache, in parallel; no GPU needed."""
+    from pipeline.core.gpu import cubin_cache_dir, nvcc_cubin
+
+    def one(b: tuple) -> str:
+        label, source, defines, target = b
+        t0 = time.time()
+        return f"  {label} ({target}): {nvcc_cubin(source, defines, target).name}, {time.time() - t0:.0f} s"
+
+    t0 = time.time()
+    with cf.ThreadPoolExecutor(8) as ex:
+        for line in ex.map(one, builds):
+            print(line, flush=True)
+    print(f"prebuilt {len(builds)} cubins in {time.time() - t0:.0f} s into {cubin_cache_dir()}")
+    return 0
+
+
+def phases_all(names: list[str], cubins: dict, batch: int, alts: dict | None = None) -> dict[str, dict]:
+    """The phases stage's record of every hand-written variant's builds at ``batch`` (label ->
+    {phase: us/image}, with "total"), printed as it goes."""
+    from kernels.registry import Variant
+    from pipeline.stages.phases import measure_phases
+
+    out: dict[str, dict] = {}
+    for n in names:
+        v = Variant.parse(n)
+        if not v.strategy.own_kernels or v.generated:
+            continue
+        for label, built in _sides(n, alts):
+            try:
+                with built:
+                    r = measure_phases(n, batch, cubin=cubins[n] if label == n else None, launches=10)
+                out[label] = {"total": r["us_per_image_median"], **{p["phase"]: p["us_per_image"] for p in r["phases"]}}
+                print(f"phases {label}: {out[label]['total']:.2f} us/image; "
+                      + ", ".join(f"{p['phase']} {p['us_per_image']:.2f}" for p in r["phases"]), flush=True)  # fmt: skip
+            except Exception as err:
+                print(f"phases {label}: {err!r}"[:300], flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from kernels.registry import VARIANTS, variant, vendor_available
 
@@ -173,9 +252,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="A/B: also run each hand-written variant with these -D values in place of (or beside) its "
                     "registry's, check both, time them alternately; repeat for more builds")  # fmt: skip
     ap.add_argument("--rounds", type=int, default=2, help="with --against or --set: alternations of the timings")
+    ap.add_argument("--phases", action="store_true", help="also each build's phases (per lbl kernel, per fused phase)")
+    ap.add_argument("--cubin-cache", type=Path, metavar="DIR", help="keep the run-time nvcc builds in DIR "
+                    "(default: the temporary folder)")  # fmt: skip
+    ap.add_argument("--prebuild", action="store_true", help="only nvcc the run-time builds into --cubin-cache, "
+                    "without a GPU, and stop")  # fmt: skip
     a = ap.parse_args(argv)
     if a.against and a.set:
         ap.error("--against and --set are two kinds of A/B: give one")
+    if a.prebuild and (a.against or not a.cubin_cache):
+        ap.error("--prebuild fills --cubin-cache DIR (give one) with the --set and --phases builds; "
+                 "--against's sides come from another revision's tree")  # fmt: skip
+    if a.cubin_cache:
+        import os
+
+        from pipeline.core.gpu import CUBIN_CACHE_ENV
+
+        os.environ[CUBIN_CACHE_ENV] = str(a.cubin_cache.resolve())
     if a.set:  # before the GPU imports: a mistyped --set fails at once, on any machine
         from pipeline.revision import parse_set
 
@@ -193,6 +286,15 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             ap.error(f"{err}; hand-written: {', '.join(VARIANTS)}; generated: lbl-gen, fused-reuse-t2x7-gen-fp16, "
                      "vgg_e.first5.fused-reuse-t2x14-gen-fp16, ...")  # fmt: skip
+    set_alts: dict[str, dict[str, dict]] = {}  # variant -> {label: its --set build}
+    if a.set:
+        from pipeline.revision import defines_with
+
+        set_alts = {n: {lab: {"source": VARIANTS[n].source, "defines": defines_with(n, o)}
+                        for lab, o in zip(labels, sets)}
+                    for n in names if n in VARIANTS and VARIANTS[n].source}  # fmt: skip
+    if a.prebuild:
+        return prebuild(run_time_nvcc_builds(names, set_alts, a.arch or "sm_90", a.phases))
     ok, why = vendor_available()
     anchors = [n for n in names if variant(n).strategy == "vendor"]
     if not ok and anchors:
@@ -214,10 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"A/B against {a.against} ({rev}): {', '.join(alts) or 'no variant'} built by both; both sides compiled at run time")
         cubins = {n: None for n in names}
     elif a.set:
-        from pipeline.revision import defines_with
-
-        alts = {n: {lab: {"source": VARIANTS[n].source, "defines": defines_with(n, o)} for lab, o in zip(labels, sets)}
-                for n in names if n in VARIANTS and VARIANTS[n].source}  # fmt: skip
+        alts = set_alts
         print(f"A/B with {' | '.join(labels)}: {', '.join(alts) or 'no variant'} built {len(labels) + 1} ways; all compiled "
               "at run time")  # fmt: skip
         cubins = {n: None for n in names}
@@ -229,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     checks = check_all(names, cubins, a.checks, a.rtol, alts)
     rounds = a.rounds if alts else 1
     times = {} if a.no_time else time_all(names, cubins, a.batch, a.repeats, alts, rounds)
-    (a.out / "results.json").write_text(json.dumps({"device": device, "arch": arch, "batch": a.batch,
-                                                    "checks": checks, "us_per_image": times}, indent=1))  # fmt: skip
+    phases = phases_all(names, cubins, a.batch, alts) if a.phases else {}
+    (a.out / "results.json").write_text(json.dumps({"device": device, "arch": arch, "batch": a.batch, "checks": checks,
+                                                    "us_per_image": times, "phases": phases}, indent=1))  # fmt: skip
     print(f"\n{device}, batch {a.batch} (us/image: median of >= {a.repeats} CUDA-event-timed launches)")
     print(f"{'variant':33s} {'max rel err':>11s} {'all passed':>10s} {'us/image':>14s}")
     for n in [label for n in names for label, _ in _sides(n, alts)]:

@@ -216,3 +216,62 @@ def test_fused_tc_knobs_other_values_still_compute_the_block(cupy_device, tmp_pa
     assert {r["variant"] for r in res["checks"]} == {name} | {f"{name}@{spec}" for spec in sets}
     assert rc == 0 and len(res["checks"]) == 8 and all(r["passed"] for r in res["checks"])
 
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_bench_prebuild_fills_the_cache_the_run_time_builds_read(tmp_path, monkeypatch):
+    """--prebuild --cubin-cache DIR, with no GPU: nvcc builds every run-time sm_90a build of the call
+    (the tree's side and the --set side, each with its PHASE_TIMING twin for --phases) into DIR, and
+    at run time kernels.api asks nvcc_cubin for exactly those files (same source, defines, target),
+    so the GPU call finds them there instead of compiling. lbl-fp16 compiles with NVRTC: none."""
+    from kernels.registry import VARIANTS
+    from pipeline import bench
+    from pipeline.core import gpu
+    from pipeline.revision import defines_with
+    from pipeline.stages.phases import PHASE_DEFINE
+
+    cache = tmp_path / "cubins"
+    name = "fused-reuse-t2x7-fp16"
+    rc = bench.main(["--variants", f"{name},lbl-fp16", "--set", "CONV2_WGMMA=0", "--phases", "--prebuild",
+                     "--cubin-cache", str(cache)])  # fmt: skip
+    assert rc == 0 and len(list(cache.glob("fused_tc-*.cubin"))) == 4
+    monkeypatch.setenv(gpu.CUBIN_CACHE_ENV, str(cache))
+    stamps = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
+    v = VARIANTS[name]
+    # what compile_module passes for each side (Forward: the record's defines + make_forward's)
+    asked = [v.defines, defines_with(name, {"CONV2_WGMMA": 0})]
+    asked += [d + PHASE_DEFINE for d in asked]
+    assert {gpu.nvcc_cubin(v.source, d, "sm_90a") for d in asked} == set(stamps)
+    assert {p: p.stat().st_mtime_ns for p in cache.iterdir()} == stamps  # found, not rebuilt
+
+
+def test_bench_prebuild_needs_a_cache_and_no_revision(capsys):
+    from pipeline import bench
+
+    for args in (["--prebuild"], ["--prebuild", "--cubin-cache", "/tmp/x", "--against", "HEAD"]):
+        with pytest.raises(SystemExit):
+            bench.main(["--variants", "lbl-fp16", *args])
+        assert "--prebuild fills --cubin-cache DIR" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_bench_phases_read_the_prebuilt_cache(cupy_device, tmp_path):
+    """--phases end to end: the fused build and its --set side, each with its phases (from the
+    PHASE_TIMING twin, prebuilt into the cache first, as on a machine without a GPU), which sum to
+    the timed median."""
+    import json
+
+    from pipeline import bench
+
+    cache, name = tmp_path / "cubins", "fused-reuse-t2x7-fp16"
+    common = ["--variants", name, "--set", "CONV2_WGMMA=0", "--phases", "--cubin-cache", str(cache)]
+    assert bench.main([*common, "--prebuild"]) == 0
+    built = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
+    rc = bench.main([*common, "--batch", "16", "--checks", "3x227x227", "--repeats", "5", "--rounds", "1",
+                     "--out", str(tmp_path)])  # fmt: skip
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert rc == 0 and set(res["phases"]) == {name, f"{name}@CONV2_WGMMA=0"}
+    for rec in res["phases"].values():
+        assert {"conv1", "conv2", "pool2"} <= set(rec)
+        assert sum(v for k, v in rec.items() if k != "total") == pytest.approx(rec["total"], rel=1e-6)
+    assert {p: p.stat().st_mtime_ns for p in cache.iterdir()} == built  # nothing compiled again

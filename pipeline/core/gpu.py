@@ -71,18 +71,29 @@ def compile_module(source: str, defines: tuple[tuple[str, int], ...] = ()):
     return cupy.RawModule(code=with_headers_stamp(path.read_text()), options=opts)
 
 
+# where nvcc_cubin keeps its cubins when set (pipeline.bench --cubin-cache): a folder that can be
+# filled on a machine without a GPU (pipeline.bench --prebuild) and carried to the GPU's
+CUBIN_CACHE_ENV = "FUSED_LAYER_CUBIN_CACHE"
+
+
+def cubin_cache_dir() -> Path:
+    """nvcc_cubin's cache: $FUSED_LAYER_CUBIN_CACHE, else fused-layer-cubins in the temporary folder."""
+    import tempfile
+
+    return Path(os.environ.get(CUBIN_CACHE_ENV) or Path(tempfile.gettempdir()) / "fused-layer-cubins")
+
+
 def nvcc_cubin(source: str, defines: tuple[tuple[str, int], ...], arch: str) -> Path:
     """A cubin of ``source`` built by nvcc for ``arch`` (an arch-specific target such as sm_90a),
-    cached under the system's temporary folder by the hash of the source, kernels/*.cuh, the
-    defines and the arch; a clear error when nvcc is missing or fails."""
+    cached in :func:`cubin_cache_dir` by the hash of the source, kernels/*.cuh, the defines and the
+    arch; a clear error when nvcc is missing or fails."""
     import hashlib
     import shutil
     import subprocess
-    import tempfile
 
     code = with_headers_stamp((REPO / source).read_text())
     key = hashlib.sha256(repr((code, tuple(defines), arch)).encode()).hexdigest()[:24]
-    cubin = Path(tempfile.gettempdir()) / "fused-layer-cubins" / f"{Path(source).stem}-{key}.cubin"
+    cubin = cubin_cache_dir() / f"{Path(source).stem}-{key}.cubin"
     if cubin.exists():
         return cubin
     if shutil.which("nvcc") is None:
