@@ -10,8 +10,8 @@
 // Caffe LRN: b = a * (k + alpha/n * sum a^2)^(-beta), as exp2(-beta * log2(base)) on the SFU
 // (lg2.approx / ex2.approx: ~2 ulp each, so ~1e-7 relative for the bases LRN sees, k > 0).
 // powf cost ~40 instructions with branches per value and was ~14 % of the fused kernel's samples.
-// The flush-to-zero forms: the base is at least k, a normal number, so only a scale under 2^-126
-// (flushed to 0) can differ. exp2f and __log2f add a denormal test and fix-up per value, whose
+// The flush-to-zero forms: the base is at least k (> 0, and taken to be a normal number, >= 2^-126),
+// so only a scale under 2^-126 (flushed to 0) can differ. exp2f and __log2f add a denormal test and fix-up per value, whose
 // predicates ptxas serialised through one register in the wgmma builds of the fused kernel (its
 // LRN phases 1.5x slower; perf-notes step 29).
 __device__ __forceinline__ float lrn_value(float a, float sumsq, float alpha_over_n, float beta, float k) {

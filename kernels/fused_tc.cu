@@ -21,8 +21,8 @@
 //   3. conv2: implicit GEMM per group M = 128, N = the conv2 pixels under the pool2 tile, K = 5*5*48
 //      in (ky, kx, c) order; B is read by ldmatrix straight from the channels-last pool1 tile (a
 //      k step is 16 channels of one (ky, kx), 8 for TF32: 16 contiguous bytes x 2 per pixel), no
-//      im2col copy. (CONV2_WGMMA 1, the 16-bit builds: wgmma, the pixels as A and the weights as B;
-//      below.)
+//      im2col copy. (CONV2_WGMMA 1, the 16-bit builds at tiles 2x7 and 4x7: wgmma, the pixels as A
+//      and the weights as B; below.)
 //      Warps 0-3 take group 0, 4-7 group 1, 32 channels each; each group streams its weights
 //      through its own ring of 3 or 4 stages (4 where it fits in phase 1's space). bias + ReLU -> c2
 //      [pixel][256 VS + 8] (reusing conv1's space). With REUSE, c2's row 0 is the previous step's
@@ -76,9 +76,9 @@
 // up to 2 x 64 per pass; the next stage's loaded while this stage's products run) and the weights as
 // B straight from the ring (a shared-memory descriptor; the host packs each stage in wgmma's
 // core-matrix layout, api.pack_weight_stages_core), 3 products of m64n128 per 64 pixels and stage in
-// flight at once. The registry's FP16 and BF16 builds take 1: reuse-t4x7-fp16 0.87x the time of 0,
-// 2x7 0.93x (perf-notes step 29); TF32's take 0 (1x7 1.03-1.09x slower: its 30 new pixels a step
-// fill 64-row products poorly).
+// flight at once. The registry's 16-bit builds at tiles 2x7 and 4x7 take 1 (registry.
+// FUSED_TC_CONV2_WGMMA_TILES): reuse-t4x7-fp16 0.87x the time of 0, 2x7 0.93x (perf-notes step 29);
+// the others 0 (TF32 1x7 1.03-1.09x slower: its 30 new pixels a step fill 64-row products poorly).
 #ifndef CONV2_WGMMA
 #define CONV2_WGMMA 0
 #endif

@@ -375,21 +375,26 @@ def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = 
     return band
 
 
-# conv2 pixels per chunk in every fused_tc build (fused_tc.cu CONV2_CHUNK): 80 beat 64 at every 7-wide
-# tile (64 streams the weights again); the builds spill at most 56 bytes (perf-notes step 26).
+# conv2 pixels per chunk of the mma.sync conv2 (fused_tc.cu CONV2_CHUNK; the wgmma builds take 64-row
+# products instead): 80 beat 64 at every 7-wide tile (64 streams the weights again); the mma.sync
+# builds spill at most 56 bytes (perf-notes step 26).
 FUSED_TC_CONV2_CHUNK = 80
 
-# conv2 on wgmma (fused_tc.cu CONV2_WGMMA) per precision: the 16-bit builds (reuse-t4x7-fp16 0.87x the
-# time of mma.sync, 2x7 0.93x, recompute-t4x7 0.97x); not TF32, whose 1x7 tile's 30 new pixels a step
-# fill wgmma's 64-row products poorly (1.03x; perf-notes step 29).
-FUSED_TC_CONV2_WGMMA = {"fp16": 1, "bf16": 1, "tf32": 0}
+# Tiles whose conv2 runs on wgmma (fused_tc.cu CONV2_WGMMA), 16-bit builds only: those where a
+# step's new conv2 pixels fill wgmma's 64-row products well and the A/B measured it faster
+# (perf-notes step 29: reuse-t4x7-fp16 0.87x the time of mma.sync, 120 new pixels in 128 rows;
+# reuse-t2x7 0.93x, 60 in 64; recompute-t4x7 0.97x, 135 in 192). Tiles 2 and 4 keep mma.sync (20
+# new pixels in 64 rows, 72 in 128; not measured on wgmma), and so does TF32 (1x7: 30 new pixels in
+# 64 rows, 1.03x slower; 2x5 measured 0.98x, left for the TF32 workflow's next run to confirm).
+FUSED_TC_CONV2_WGMMA_TILES: dict[str, tuple[Tile, ...]] = {"fp16": ((2, 7), (4, 7)), "bf16": ((2, 7), (4, 7)),
+                                                           "tf32": ()}  # fmt: skip
 
 
 def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     th, tw = tile_sides(tile)
     defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
                ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
-               ("WCLUSTER", FUSED_TC_WCLUSTER), ("CONV2_WGMMA", FUSED_TC_CONV2_WGMMA[precision]),
+               ("WCLUSTER", FUSED_TC_WCLUSTER), ("CONV2_WGMMA", int(tile in FUSED_TC_CONV2_WGMMA_TILES[precision])),
                ("CONV1_BAND", fused_tc_band(tile, strategy, precision=precision)),
                ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile, strategy, precision=precision)))  # fmt: skip
     return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",

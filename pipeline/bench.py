@@ -189,8 +189,9 @@ def run_time_nvcc_builds(names: list[str], alts: dict, arch: str, phases: bool) 
             sides += [(f"{label}+phases", d + PHASE_DEFINE) for label, d in (sides or [(n, v.defines)])]
         for label, d in sides:
             target = target_arch(dict(d), arch, label)
-            if target.endswith("a"):
-                out.append((label, v.source, tuple(d), target))
+            key = (v.source, tuple(d), target)
+            if target.endswith("a") and key not in [b[1:] for b in out]:  # a --set of the registry's own value
+                out.append((label, *key))
     return out
 
 
@@ -198,17 +199,22 @@ def prebuild(builds: list[tuple[str, str, tuple, str]]) -> int:
     """nvcc each of :func:`run_time_nvcc_builds` into the cubin cache, in parallel; no GPU needed."""
     from pipeline.core.gpu import cubin_cache_dir, nvcc_cubin
 
-    def one(b: tuple) -> str:
+    def one(b: tuple) -> tuple[bool, str]:
         label, source, defines, target = b
         t0 = time.time()
-        return f"  {label} ({target}): {nvcc_cubin(source, defines, target).name}, {time.time() - t0:.0f} s"
+        try:  # report and go on: one build that fails must not hide the rest
+            return True, f"  {label} ({target}): {nvcc_cubin(source, defines, target).name}, {time.time() - t0:.0f} s"
+        except RuntimeError as err:
+            return False, f"  {label} ({target}) FAILED: {err}"[:2000]
 
     t0 = time.time()
     with cf.ThreadPoolExecutor(8) as ex:
-        for line in ex.map(one, builds):
-            print(line, flush=True)
-    print(f"prebuilt {len(builds)} cubins in {time.time() - t0:.0f} s into {cubin_cache_dir()}")
-    return 0
+        results = list(ex.map(one, builds))
+    for _, line in results:
+        print(line, flush=True)
+    failed = sum(not ok for ok, _ in results)
+    print(f"prebuilt {len(builds) - failed} of {len(builds)} cubins in {time.time() - t0:.0f} s into {cubin_cache_dir()}")
+    return 1 if failed else 0
 
 
 def phases_all(names: list[str], cubins: dict, batch: int, alts: dict | None = None) -> dict[str, dict]:

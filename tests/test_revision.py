@@ -223,7 +223,9 @@ def test_bench_prebuild_fills_the_cache_the_run_time_builds_read(tmp_path, monke
     """--prebuild --cubin-cache DIR, with no GPU: nvcc builds every run-time sm_90a build of the call
     (the tree's side and the --set side, each with its PHASE_TIMING twin for --phases) into DIR, and
     at run time kernels.api asks nvcc_cubin for exactly those files (same source, defines, target),
-    so the GPU call finds them there instead of compiling. lbl-fp16 compiles with NVRTC: none."""
+    so the GPU call finds them there instead of compiling. lbl-fp16 compiles with NVRTC: none. A
+    --set of the registry's own value is the tree's build: nothing more (built once, not twice at
+    once into the same file)."""
     from kernels.registry import VARIANTS
     from pipeline import bench
     from pipeline.core import gpu
@@ -232,10 +234,12 @@ def test_bench_prebuild_fills_the_cache_the_run_time_builds_read(tmp_path, monke
 
     cache = tmp_path / "cubins"
     name = "fused-reuse-t2x7-fp16"
+    monkeypatch.setenv(gpu.CUBIN_CACHE_ENV, str(cache))  # first, so the teardown undoes bench's setting too
     rc = bench.main(["--variants", f"{name},lbl-fp16", "--set", "CONV2_WGMMA=0", "--phases", "--prebuild",
                      "--cubin-cache", str(cache)])  # fmt: skip
     assert rc == 0 and len(list(cache.glob("fused_tc-*.cubin"))) == 4
-    monkeypatch.setenv(gpu.CUBIN_CACHE_ENV, str(cache))
+    assert bench.main(["--variants", name, "--set", "CONV2_WGMMA=1", "--prebuild", "--cubin-cache", str(cache)]) == 0
+    assert len(list(cache.iterdir())) == 4
     stamps = {p: p.stat().st_mtime_ns for p in cache.iterdir()}
     v = VARIANTS[name]
     # what compile_module passes for each side (Forward: the record's defines + make_forward's)
@@ -255,7 +259,7 @@ def test_bench_prebuild_needs_a_cache_and_no_revision(capsys):
 
 
 @pytest.mark.gpu
-def test_bench_phases_read_the_prebuilt_cache(cupy_device, tmp_path):
+def test_bench_phases_read_the_prebuilt_cache(cupy_device, tmp_path, monkeypatch):
     """--phases end to end: the fused build and its --set side, each with its phases (from the
     PHASE_TIMING twin, prebuilt into the cache first, as on a machine without a GPU), which sum to
     the timed median."""
@@ -264,6 +268,7 @@ def test_bench_phases_read_the_prebuilt_cache(cupy_device, tmp_path):
     from pipeline import bench
 
     cache, name = tmp_path / "cubins", "fused-reuse-t2x7-fp16"
+    monkeypatch.setenv("FUSED_LAYER_CUBIN_CACHE", str(cache))  # undone at teardown, with bench's setting
     common = ["--variants", name, "--set", "CONV2_WGMMA=0", "--phases", "--cubin-cache", str(cache)]
     assert bench.main([*common, "--prebuild"]) == 0
     built = {p: p.stat().st_mtime_ns for p in cache.iterdir()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from pathlib import Path
 
 from pipeline.core.nvcc import nvcc_command, target_arch
@@ -86,7 +87,8 @@ def cubin_cache_dir() -> Path:
 def nvcc_cubin(source: str, defines: tuple[tuple[str, int], ...], arch: str) -> Path:
     """A cubin of ``source`` built by nvcc for ``arch`` (an arch-specific target such as sm_90a),
     cached in :func:`cubin_cache_dir` by the hash of the source, kernels/*.cuh, the defines and the
-    arch; a clear error when nvcc is missing or fails."""
+    arch (not nvcc's version: empty a kept cache after changing nvcc); a clear error when nvcc is
+    missing or fails."""
     import hashlib
     import shutil
     import subprocess
@@ -100,7 +102,7 @@ def nvcc_cubin(source: str, defines: tuple[tuple[str, int], ...], arch: str) -> 
         raise RuntimeError(f"{source} with {dict(defines)} needs nvcc on PATH to build for {arch} "
                            "(CuPy's NVRTC targets the plain architecture)")  # fmt: skip
     cubin.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cubin.with_suffix(f".{os.getpid()}.tmp")
+    tmp = cubin.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")  # per process and thread
     cmd = nvcc_command(REPO / source, [f"-D{k}={v}" for k, v in defines], arch, tmp)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
