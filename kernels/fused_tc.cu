@@ -85,6 +85,22 @@
 #if CONV2_WGMMA && WCLUSTER == 1
 #error "CONV2_WGMMA needs the cluster ring (WCLUSTER > 1)"
 #endif
+// conv1's products: 0 (every registry build), mma.sync through conv1_patch.cuh, the core lbl's conv1
+// shares; 1 (sm_90a, NOT YET RUN ON A GPU: perf-notes step 29's first lead), wgmma: a warpgroup per
+// 48-channel part, B = the part's weight stage as core matrices in its own cp.async ring, A = the
+// chunk's pixels (64 per product, 16 per warp) by ldmatrix from the same input patch.
+#ifndef CONV1_WGMMA
+#define CONV1_WGMMA 0
+#endif
+// CONV1_WGMMA's loop: 1 loads the next stage's pixels while a stage's products run (as conv2's);
+// 0 (default) loads them after the stage's barrier: with two register sets the 16-bit builds spill
+// 320-460 bytes (ptxas), with one none.
+#ifndef CONV1_WGMMA_PREFETCH
+#define CONV1_WGMMA_PREFETCH 0
+#endif
+#if CONV1_WGMMA && WCLUSTER == 1
+#error "CONV1_WGMMA needs the sm_90a build, which WCLUSTER > 1 selects (pipeline/core/nvcc.py target_arch)"
+#endif
 
 namespace ftc {
 
@@ -319,8 +335,8 @@ __device__ __forceinline__ int conv2_stage_offset(int s) {
     return ((pos / KS2) * P1W + pos % KS2) * LD1 + (s % VS) * BK2;
 }
 
-#if CONV2_WGMMA
-// ---------------------------------------------------------------- conv2 on wgmma (CONV2_WGMMA 1)
+#if CONV2_WGMMA || CONV1_WGMMA
+// ---------------------------------------------------------------- wgmma (CONV2_WGMMA 1, CONV1_WGMMA 1)
 // A shared-memory matrix descriptor (no swizzle): start, LBO (next core matrix along k), SBO (next 8
 // rows along n), each in 16-byte units. A stage of 128 rows x 96 bytes of k is 16 x 6 core matrices
 // (8 rows x 16 bytes, contiguous), k-fastest: LBO 128 bytes, SBO 768.
@@ -360,7 +376,184 @@ __device__ __forceinline__ void wg_mma(float (&d)[64], const unsigned (&a)[4], u
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc)
                  : "memory");
 }
+#endif
 
+#if CONV1_WGMMA
+// ---------------------------------------------------------------- conv1 on wgmma (CONV1_WGMMA 1)
+// D(64 x 48) += A(64 x k step, registers) * B(k step x 48, the descriptor's core matrices): as wg_mma
+// with N = 48, d[4j + e] at column 8j + 2(lane%4) + e%2 (j < 6).
+__device__ __forceinline__ void wg_mma_n48(float (&d)[24], const unsigned (&a)[4], unsigned long long desc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+#if PREC == 1
+                 "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 "
+#elif PREC == 2
+                 "wgmma.mma_async.sync.aligned.m64n48k16.f32.bf16.bf16 "
+#else
+                 "wgmma.mma_async.sync.aligned.m64n48k8.f32.tf32.tf32 "
+#endif
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, {%24, %25, %26, %27}, %28, p, 1, 1"
+#if PREC != 3
+                 ", 0"  // B k-major
+#endif
+                 ";\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc)
+                 : "memory");
+}
+
+// A part's conv1 weight stages (48 rows of the packed [96][KP] slots, BK = 48 slots a stage) through its
+// own ring of NS1 slots, each stage laid out as wgmma's core matrices (8 rows x 16 bytes, k-fastest:
+// LBO 128 bytes, SBO 768, as conv2's stages): the cp.async of each 16-byte chunk lands where the
+// descriptor reads it, so the host's packing is the mma.sync path's.
+struct Conv1CoreStage {
+    static constexpr int ROWS = 48, UNITS = c1p::BK / 8, CHUNKS = ROWS * UNITS, THREADS = NT / 2;
+    static constexpr int PER = (CHUNKS + THREADS - 1) / THREADS, SLOT = ROWS * c1p::BK;  // slots per stage
+    static_assert(c1p::BK == BK2, "the descriptor's offsets (WG_LBO, WG_SBO) assume 48-slot stages");
+    int sm[PER], gm[PER];
+    __device__ __forceinline__ Conv1CoreStage(int part, int thread) {
+#pragma unroll
+        for (int i = 0; i < PER; ++i) {
+            const int e = thread + i * THREADS, row = e / UNITS, q = e - row * UNITS;
+            sm[i] = e < CHUNKS ? ((row / 8) * UNITS + q) * 64 + (row % 8) * 8 : -1;
+            gm[i] = (part * ROWS + row) * c1p::KP + q * 8;
+        }
+    }
+    // stage t into slot t % NS1, then commit (an empty group past the last stage keeps the counts uniform)
+    __device__ __forceinline__ void issue(h16* ring, const h16* __restrict__ w, int t) const {
+        if (t < c1p::NSTAGE) {
+#pragma unroll
+            for (int i = 0; i < PER; ++i)
+                if (sm[i] >= 0) cp_async16(ring + (t % NS1) * SLOT + sm[i], w + gm[i] + t * c1p::BK);
+        }
+        cp_async_commit();
+    }
+};
+
+// conv1 + bias + ReLU -> c1 over the band's rows [first, cny), chunks of RW1 rows x NXC columns, as
+// conv1_rows, on wgmma: warps 0-3 (part 0) take channels 0-47, warps 4-7 channels 48-95, each
+// over all of the chunk's RW1 * NXC pixels (MT products of 64; CONV1_WGMMA_PREFETCH: the next
+// stage's pixels loaded while a stage's products run, as conv2_pass_wgmma).
+template <int NXC>
+__device__ __forceinline__ void conv1_rows_wgmma(h16* c1, h16* a1s, h16* b1s, const val_t* __restrict__ xn,
+                                                 const val_t* __restrict__ w1, const float* __restrict__ b1, int H,
+                                                 int W, int cy0, int cx0, int first, int cny, int cnx) {
+    using P = c1p::Patch<RW1, NXC>;
+    constexpr int NPX = RW1 * NXC, MT = (NPX + 63) / 64;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, part = warp / 4, wm = warp % 4;
+    const Conv1CoreStage ws(part, tid % (NT / 2));
+    h16* ring = a1s + part * NS1 * Conv1CoreStage::SLOT;
+    const h16* w = reinterpret_cast<const h16*>(w1);
+    int aoff[MT];  // ldmatrix row of this lane: pixel 64mt + 16wm + (lane & 15), k half lane >> 4
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+        int p = 64 * mt + 16 * wm + (lane & 15);
+        if (p >= NPX) p = 0;  // padding rows: any valid pixel (stored to the spare pixel)
+        const int rw = p / NXC, ox = p % NXC;
+        const int col = VS == 1 ? (ox & 1) * P::CS + 8 * (ox >> 1) : 8 * ox;  // slot of input column 4*ox
+        aoff[mt] = col + (lane >> 4) * 8 + rw * c1p::S * P::PW;
+    }
+    using AFrag = unsigned[MT][c1p::BK / 16][4];
+    auto load_a = [&](AFrag& a, int t) {
+#pragma unroll
+        for (int kk = 0; kk < c1p::BK / 16; ++kk) {
+            const int s = t * (c1p::BK / 16) + kk, cky = s / VS, c = cky / c1p::KS;
+            const int roff = (c * P::PR + cky - c * c1p::KS) * P::PW + (s % VS) * 16;  // input row (c, ky)
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) ldmatrix_x4(a[mt][kk], b1s + aoff[mt] + roff);
+        }
+    };
+    for (int r0 = first; r0 < cny; r0 += RW1) {
+        __syncthreads();  // the previous chunk no longer reads the patch or the weight rings
+#pragma unroll
+        for (int t = 0; t < NS1 - 1; ++t) ws.issue(ring, w, t);
+        c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
+        float acc[MT][24];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int i = 0; i < 24; ++i) acc[mt][i] = 0.f;
+        // stage t from the A registers `a` (stage 0's loaded here), loading stage t + 1's into a_next
+        auto stage = [&](int t, AFrag& a, AFrag& a_next) {
+            cp_async_wait<NS1 - 2>();  // this thread's copies of stage t landed ...
+            fence_proxy_async_smem();  // ... and are visible to the products' (async proxy) reads
+            if (t == 0)
+                __syncthreads();  // every thread's: the stage and the patch; the previous chunk's products done
+            else
+                bar_sync(3 + part, NT / 2);  // the part's; and stage t - 1's slot is free (its products waited)
+            ws.issue(ring, w, t + NS1 - 1);
+#if CONV1_WGMMA_PREFETCH
+            if (t == 0) load_a(a, 0);
+#else
+            load_a(a, t);
+#endif
+            const unsigned base = smem_addr(ring + (t % NS1) * Conv1CoreStage::SLOT);
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < c1p::BK / 16; ++kk)
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) wg_mma_n48(acc[mt], a[mt][kk], wg_desc(base + kk * 2 * WG_LBO));
+            wg_commit();
+#if CONV1_WGMMA_PREFETCH
+            if (t + 1 < c1p::NSTAGE) load_a(a_next, t + 1);  // while the products run
+#else
+            (void)a_next;
+#endif
+            wg_wait<0>();
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
+        };
+        AFrag a0, a1;
+        for (int t = 0; t < c1p::NSTAGE; t += 2) {
+            stage(t, a0, a1);
+            if (t + 1 < c1p::NSTAGE) stage(t + 1, a1, a0);
+        }
+        cp_async_wait<0>();
+        // bias + ReLU -> c1: this lane's pixels 64mt + 16wm + lane/4 (+8), channels 48 part + 8j + 2(lane%4) (+1)
+        auto c1_index = [&](int p) {  // chunk pixel -> c1 pixel; the spare pixel for padding and clipped ones
+            const int row = r0 + p / NXC, x = p % NXC;
+            return p < NPX && x < cnx && row < cny ? row * cnx + x : C1H * C1W;
+        };
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+            const int pbase = 64 * mt + 16 * wm;
+#if PREC == 3
+            float* d = reinterpret_cast<float*>(c1);
+#pragma unroll
+            for (int j = 0; j < 6; ++j) {
+                const int c = part * 48 + 8 * j + 2 * (lane & 3);
+                const float bv0 = __ldg(b1 + c), bv1 = __ldg(b1 + c + 1);
+#pragma unroll
+                for (int h = 0; h < 2; ++h)
+                    *reinterpret_cast<float2*>(d + c1_index(pbase + (lane >> 2) + 8 * h) * (LD1 / 2) + c) =
+                        make_float2(fmaxf(acc[mt][4 * j + 2 * h] + bv0, 0.f), fmaxf(acc[mt][4 * j + 2 * h + 1] + bv1, 0.f));
+            }
+#else
+            // stmatrix: matrix q = (pixels +8(q&1), channels 8(j + q/2)); lane 8q + k addresses its row k
+            const int q = lane >> 3;
+            h16* row = c1 + c1_index(pbase + (lane & 7) + 8 * (q & 1)) * LD1 + part * 48 + 8 * (q >> 1);
+#pragma unroll
+            for (int j = 0; j < 6; j += 2) {
+                unsigned r[4];
+#pragma unroll
+                for (int u = 0; u < 2; ++u) {
+                    const int c = part * 48 + 8 * (j + u) + 2 * (lane & 3);
+                    const float bv0 = __ldg(b1 + c), bv1 = __ldg(b1 + c + 1);
+#pragma unroll
+                    for (int h = 0; h < 2; ++h)
+                        r[2 * u + h] = pack2(f2h(fmaxf(acc[mt][4 * (j + u) + 2 * h] + bv0, 0.f)),
+                                             f2h(fmaxf(acc[mt][4 * (j + u) + 2 * h + 1] + bv1, 0.f)));
+                }
+                stmatrix_x4(row + 8 * j, r[0], r[1], r[2], r[3]);
+            }
+#endif
+        }
+    }
+}
+#endif
+
+#if CONV2_WGMMA
 // One pass of conv2 for group grp over MT x 64 pixels from ch0 (a warpgroup: its warp wm takes pixels
 // 16wm .. +16 of each 64): every stage of the group's ring, then bias + ReLU -> c2.
 template <int MT>
@@ -702,10 +895,16 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
         const int first = cny > 0 && cy0 == row1_y ? 1 : 0;  // conv1 rows [first, cny) to compute
         if (first) copy_block(c1, row1, cnx * LD1);          // (the conv1 loop's barrier follows)
         // ------------------------------------------------------------ conv1 -> c1
+#if CONV1_WGMMA
+#define CONV1_ROWS conv1_rows_wgmma
+#else
+#define CONV1_ROWS conv1_rows
+#endif
         if (NX1 > 8 && cnx <= NX1 - 8)  // a clipped strip (AlexNet 227: the second of two): an n8 tile less per row
-            conv1_rows<(NX1 > 8 ? NX1 - 8 : NX1)>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
+            CONV1_ROWS<(NX1 > 8 ? NX1 - 8 : NX1)>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
         else
-            conv1_rows<NX1>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
+            CONV1_ROWS<NX1>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
+#undef CONV1_ROWS
         __syncthreads();
         PHASE_MARK(PH_CONV1);
         // ------------------------------------------------------------ LRN, pool1 -> p1 rows [ta, tb)

@@ -273,6 +273,22 @@ def test_conv2_wgmma_knob_builds_warpgroup_mmas(tmp_path, name):
 
 
 @needs_tools
+@pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t2x7-bf16", "fused-reuse-t1x7-tf32"])
+def test_conv1_wgmma_knob_builds_warpgroup_mmas_without_spills(tmp_path, name):
+    """CONV1_WGMMA=1 (perf-notes step 29's first lead; not yet run on a GPU): conv1 on wgmma, a
+    warpgroup per 48-channel part (HGMMA 64x48), beside conv2's products (wgmma at 16 bits, so
+    no mma.sync is left there; mma.sync at TF32), and no spill: its loop keeps one set of A
+    registers by default (two spilled 320-460 bytes)."""
+    from pipeline.stages.build import parse_ptxas
+
+    sass, log, _ = fused_tc_sass_with(tmp_path, name, {"CONV1_WGMMA": 1})
+    precision = name.rsplit("-", 1)[1]
+    assert sass.count("HGMMA.64x48x" + ("8.F32.TF32" if precision == "tf32" else "16.F32")) >= 3
+    assert ("HMMA." in sass) == (precision == "tf32")
+    assert all(k["spill_store_bytes"] == 0 for k in parse_ptxas(log))
+
+
+@needs_tools
 def test_conv2_start_knob_drops_the_gpu_membar_per_step(tmp_path):
     """CONV2_START_CLUSTER_SYNC=0 (perf-notes step 28d; the default since step 29): a conv2 phase starts on a `phase 1 done`
     mbarrier instead of a cluster barrier, so the loop body loses the barrier's MEMBAR.ALL.GPU (the
