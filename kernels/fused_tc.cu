@@ -93,10 +93,17 @@
 #define CONV1_WGMMA 0
 #endif
 // CONV1_WGMMA's loop: 1 loads the next stage's pixels while a stage's products run (as conv2's);
-// 0 (default) loads them after the stage's barrier: with two register sets the 16-bit builds spill
-// 320-460 bytes (ptxas), with one none.
+// 0 (default) loads them after the stage's barrier. ptxas: one register set spills nothing; two, in
+// the loop as it is, spill 320-460 bytes at 16 bits and serialise the wgmma (warning C7512); two
+// with the loop unrolled (CONV1_WGMMA_UNROLL 16) spill 24-48 bytes, without serialising.
 #ifndef CONV1_WGMMA_PREFETCH
 #define CONV1_WGMMA_PREFETCH 0
+#endif
+// CONV1_WGMMA's stage loop unrolled this many times (pairs of stages): 1 (default) keeps it a loop,
+// 0 spill; unrolled fully (e.g. 16), every patch row offset is an immediate, as in conv1_patch_mma,
+// and ptxas spills 20-48 bytes
+#ifndef CONV1_WGMMA_UNROLL
+#define CONV1_WGMMA_UNROLL 1
 #endif
 #if CONV1_WGMMA && WCLUSTER == 1
 #error "CONV1_WGMMA needs the sm_90a build, which WCLUSTER > 1 selects (pipeline/core/nvcc.py target_arch)"
@@ -405,6 +412,8 @@ __device__ __forceinline__ void wg_mma_n48(float (&d)[24], const unsigned (&a)[4
 // own ring of NS1 slots, each stage laid out as wgmma's core matrices (8 rows x 16 bytes, k-fastest:
 // LBO 128 bytes, SBO 768, as conv2's stages): the cp.async of each 16-byte chunk lands where the
 // descriptor reads it, so the host's packing is the mma.sync path's.
+constexpr int C1WG_UNROLL = CONV1_WGMMA_UNROLL;  // (#pragma unroll takes a constant, not a macro)
+
 struct Conv1CoreStage {
     static constexpr int ROWS = 48, UNITS = c1p::BK / 8, CHUNKS = ROWS * UNITS, THREADS = NT / 2;
     static constexpr int PER = (CHUNKS + THREADS - 1) / THREADS, SLOT = ROWS * c1p::BK;  // slots per stage
@@ -505,6 +514,7 @@ __device__ __forceinline__ void conv1_rows_wgmma(h16* c1, h16* a1s, h16* b1s, co
             for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
         };
         AFrag a0, a1;
+#pragma unroll C1WG_UNROLL
         for (int t = 0; t < c1p::NSTAGE; t += 2) {
             stage(t, a0, a1);
             if (t + 1 < c1p::NSTAGE) stage(t + 1, a1, a0);

@@ -199,9 +199,9 @@ def test_bench_set_runs_the_tree_with_other_defines(cupy_device, tmp_path):
 def test_fused_tc_knobs_other_values_still_compute_the_block(cupy_device, tmp_path, name):
     """The fused kernel's knobs at the values the registry does not build (perf-notes steps 28d, 28e
     and 29): conv2 on the other mma (wgmma for TF32, mma.sync for 16 bits), the ring's cluster-scope
-    synchronisation of step 28, both, and conv1 on wgmma (with one or two sets of A registers), in one
-    pipeline.bench call with five --set builds, checked against float64 at an odd batch (the
-    cluster's spare block) and an odd size."""
+    synchronisation of step 28, both, and conv1 on wgmma (one set of A registers in a loop; two,
+    unrolled), in one pipeline.bench call with five --set builds, checked against float64 at an odd
+    batch (the cluster's spare block) and an odd size."""
     import json
 
     from kernels.registry import VARIANTS
@@ -209,7 +209,7 @@ def test_fused_tc_knobs_other_values_still_compute_the_block(cupy_device, tmp_pa
 
     other_mma = f"CONV2_WGMMA={1 - VARIANTS[name].define['CONV2_WGMMA']}"
     sets = [other_mma, "CONV2_START_CLUSTER_SYNC=1,RING_WAIT_CLUSTER=1", f"{other_mma},CONV2_START_CLUSTER_SYNC=1,RING_WAIT_CLUSTER=1",
-            "CONV1_WGMMA=1", "CONV1_WGMMA=1,CONV1_WGMMA_PREFETCH=1"]  # fmt: skip
+            "CONV1_WGMMA=1", "CONV1_WGMMA=1,CONV1_WGMMA_PREFETCH=1,CONV1_WGMMA_UNROLL=16"]  # fmt: skip
     args = ["--variants", name, "--checks", "3x231x199;5x227x227", "--no-time", "--out", str(tmp_path)]
     for spec in sets:
         args += ["--set", spec]
