@@ -383,13 +383,10 @@ __device__ __forceinline__ void wg_mma(float (&d)[64], const unsigned (&a)[4], u
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc)
                  : "memory");
 }
-#endif
 
-#if CONV1_WGMMA
-// ---------------------------------------------------------------- conv1 on wgmma (CONV1_WGMMA 1)
 // D(64 x 48) += A(64 x k step, registers) * B(k step x 48, the descriptor's core matrices): as wg_mma
 // with N = 48, d[4j + e] at column 8j + 2(lane%4) + e%2 (j < 6).
-__device__ __forceinline__ void wg_mma_n48(float (&d)[24], const unsigned (&a)[4], unsigned long long desc) {
+__device__ __forceinline__ void wg_mma(float (&d)[24], const unsigned (&a)[4], unsigned long long desc) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
 #if PREC == 1
                  "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 "
@@ -408,6 +405,72 @@ __device__ __forceinline__ void wg_mma_n48(float (&d)[24], const unsigned (&a)[4
                  : "memory");
 }
 
+// One stage's products, committed as one group: acc[mt] += A (this warp's 16 rows of 64mt.., as m16
+// fragments for the stage's BK2 / 16 k steps) * B (the stage's core matrices at shared address
+// `base`; a k step is 32 bytes of k: two core matrices along k). wg_mma picks N by acc's size.
+template <int MT, int ND>
+__device__ __forceinline__ void wg_stage_products(float (&acc)[MT][ND], const unsigned (&a)[MT][BK2 / 16][4],
+                                                  unsigned base) {
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BK2 / 16; ++kk)
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) wg_mma(acc[mt], a[mt][kk], wg_desc(base + kk * 2 * WG_LBO));
+    wg_commit();
+}
+// waits for every product in flight (they have read their stages and A registers)
+template <int MT, int ND>
+__device__ __forceinline__ void wg_wait_products(float (&acc)[MT][ND]) {
+    wg_wait<0>();
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
+}
+
+// bias + ReLU of this warp's part of a wgmma accumulator tile -> dst: its pixels pbase + lane/4 (+8)
+// (pbase: the warp's first row), channels c0 + 8j + 2(lane%4) (+1) for j < NJ, at dst's pixel
+// pixel_of(p) (stride ld slots). 16-bit: stmatrix, matrix q = (pixels +8(q&1), channels 8(j + q/2)),
+// lane 8q + k addressing its row k; TF32: 8-byte stores.
+template <int NJ, class PixelOf>
+__device__ __forceinline__ void wg_store_bias_relu(const float (&acc)[4 * NJ], h16* dst, int ld, int c0,
+                                                   const float* __restrict__ bias, int pbase, PixelOf pixel_of) {
+    const int lane = threadIdx.x & 31;
+#if PREC == 3
+    float* d = reinterpret_cast<float*>(dst);
+#pragma unroll
+    for (int j = 0; j < NJ; ++j) {
+        const int c = c0 + 8 * j + 2 * (lane & 3);
+        const float bv0 = __ldg(bias + c), bv1 = __ldg(bias + c + 1);
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+            *reinterpret_cast<float2*>(d + pixel_of(pbase + (lane >> 2) + 8 * h) * (ld / 2) + c) =
+                make_float2(fmaxf(acc[4 * j + 2 * h] + bv0, 0.f), fmaxf(acc[4 * j + 2 * h + 1] + bv1, 0.f));
+    }
+#else
+    static_assert(NJ % 2 == 0, "stmatrix x4 takes two n8 tiles");
+    const int q = lane >> 3;
+    h16* row = dst + pixel_of(pbase + (lane & 7) + 8 * (q & 1)) * ld + c0 + 8 * (q >> 1);
+#pragma unroll
+    for (int j = 0; j < NJ; j += 2) {
+        unsigned r[4];
+#pragma unroll
+        for (int u = 0; u < 2; ++u) {
+            const int c = c0 + 8 * (j + u) + 2 * (lane & 3);
+            const float bv0 = __ldg(bias + c), bv1 = __ldg(bias + c + 1);
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+                r[2 * u + h] = pack2(f2h(fmaxf(acc[4 * (j + u) + 2 * h] + bv0, 0.f)),
+                                     f2h(fmaxf(acc[4 * (j + u) + 2 * h + 1] + bv1, 0.f)));
+        }
+        stmatrix_x4(row + 8 * j, r[0], r[1], r[2], r[3]);
+    }
+#endif
+}
+#endif
+
+#if CONV1_WGMMA
+// ---------------------------------------------------------------- conv1 on wgmma (CONV1_WGMMA 1)
 // A part's conv1 weight stages (48 rows of the packed [96][KP] slots, BK = 48 slots a stage) through its
 // own ring of NS1 slots, each stage laid out as wgmma's core matrices (8 rows x 16 bytes, k-fastest:
 // LBO 128 bytes, SBO 768, as conv2's stages): the cp.async of each 16-byte chunk lands where the
@@ -495,23 +558,13 @@ __device__ __forceinline__ void conv1_rows_wgmma(h16* c1, h16* a1s, h16* b1s, co
 #else
             load_a(a, t);
 #endif
-            const unsigned base = smem_addr(ring + (t % NS1) * Conv1CoreStage::SLOT);
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
-            wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < c1p::BK / 16; ++kk)
-#pragma unroll
-                for (int mt = 0; mt < MT; ++mt) wg_mma_n48(acc[mt], a[mt][kk], wg_desc(base + kk * 2 * WG_LBO));
-            wg_commit();
+            wg_stage_products(acc, a, smem_addr(ring + (t % NS1) * Conv1CoreStage::SLOT));
 #if CONV1_WGMMA_PREFETCH
             if (t + 1 < c1p::NSTAGE) load_a(a_next, t + 1);  // while the products run
 #else
             (void)a_next;
 #endif
-            wg_wait<0>();
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
+            wg_wait_products(acc);
         };
         AFrag a0, a1;
 #pragma unroll C1WG_UNROLL
@@ -520,45 +573,13 @@ __device__ __forceinline__ void conv1_rows_wgmma(h16* c1, h16* a1s, h16* b1s, co
             if (t + 1 < c1p::NSTAGE) stage(t + 1, a1, a0);
         }
         cp_async_wait<0>();
-        // bias + ReLU -> c1: this lane's pixels 64mt + 16wm + lane/4 (+8), channels 48 part + 8j + 2(lane%4) (+1)
+        // bias + ReLU -> c1: channels 48 part .. + 48 of the chunk's pixels
         auto c1_index = [&](int p) {  // chunk pixel -> c1 pixel; the spare pixel for padding and clipped ones
             const int row = r0 + p / NXC, x = p % NXC;
             return p < NPX && x < cnx && row < cny ? row * cnx + x : C1H * C1W;
         };
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-            const int pbase = 64 * mt + 16 * wm;
-#if PREC == 3
-            float* d = reinterpret_cast<float*>(c1);
-#pragma unroll
-            for (int j = 0; j < 6; ++j) {
-                const int c = part * 48 + 8 * j + 2 * (lane & 3);
-                const float bv0 = __ldg(b1 + c), bv1 = __ldg(b1 + c + 1);
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                    *reinterpret_cast<float2*>(d + c1_index(pbase + (lane >> 2) + 8 * h) * (LD1 / 2) + c) =
-                        make_float2(fmaxf(acc[mt][4 * j + 2 * h] + bv0, 0.f), fmaxf(acc[mt][4 * j + 2 * h + 1] + bv1, 0.f));
-            }
-#else
-            // stmatrix: matrix q = (pixels +8(q&1), channels 8(j + q/2)); lane 8q + k addresses its row k
-            const int q = lane >> 3;
-            h16* row = c1 + c1_index(pbase + (lane & 7) + 8 * (q & 1)) * LD1 + part * 48 + 8 * (q >> 1);
-#pragma unroll
-            for (int j = 0; j < 6; j += 2) {
-                unsigned r[4];
-#pragma unroll
-                for (int u = 0; u < 2; ++u) {
-                    const int c = part * 48 + 8 * (j + u) + 2 * (lane & 3);
-                    const float bv0 = __ldg(b1 + c), bv1 = __ldg(b1 + c + 1);
-#pragma unroll
-                    for (int h = 0; h < 2; ++h)
-                        r[2 * u + h] = pack2(f2h(fmaxf(acc[mt][4 * (j + u) + 2 * h] + bv0, 0.f)),
-                                             f2h(fmaxf(acc[mt][4 * (j + u) + 2 * h + 1] + bv1, 0.f)));
-                }
-                stmatrix_x4(row + 8 * j, r[0], r[1], r[2], r[3]);
-            }
-#endif
-        }
+        for (int mt = 0; mt < MT; ++mt) wg_store_bias_relu<6>(acc[mt], c1, LD1, part * 48, b1, 64 * mt + 16 * wm, c1_index);
     }
 }
 #endif
@@ -603,19 +624,9 @@ __device__ __forceinline__ void conv2_pass_wgmma(const h16* p1, const Ring2& rg,
     auto stage = [&](int s, AFrag& a, AFrag& a_next) {
         const unsigned g = g2 + s;
         rg.wait(g);  // stage s landed, in full
-        const unsigned base = smem_addr(rg.slot(g));
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < BK2 / 16; ++kk)  // a k step is 32 bytes of k: two core matrices along k
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) wg_mma(acc[mt], a[mt][kk], wg_desc(base + kk * 2 * WG_LBO));
-        wg_commit();
+        wg_stage_products(acc, a, smem_addr(rg.slot(g)));
         if (s + 1 < NST2) load_a(a_next, s + 1);  // while the products run
-        wg_wait<0>();  // the products have read the stage (and the A registers)
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
+        wg_wait_products(acc);  // the products have read the stage (and the A registers)
         rg.release(g);
         if (producer && s + NS2 < NST2) rg.produce(g + NS2, wsrc + (s + NS2) * STAGE2_BYTES);
         __syncwarp();
@@ -627,43 +638,11 @@ __device__ __forceinline__ void conv2_pass_wgmma(const h16* p1, const Ring2& rg,
         if (s + 1 < NST2) stage(s + 1, a1, a0);
     }
     g2 += NST2;
-    // bias + ReLU -> c2: this lane's pixels 16wm + lane/4 (+8) of each 64, channels 8j + 2(lane%4) (+1)
+    // bias + ReLU -> c2: the group's channels of the pass's pixels (past N2: the spare pixel)
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
-        const int pbase = ch0 + 64 * mt + 16 * wm;
-#if PREC == 3
-        float* d = reinterpret_cast<float*>(c2);
-#pragma unroll
-        for (int j = 0; j < 16; ++j) {
-            const int c = grp * C2G + 8 * j + 2 * (lane & 3);
-            const float bv0 = __ldg(b2 + c), bv1 = __ldg(b2 + c + 1);
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const int pix = pbase + (lane >> 2) + 8 * h;
-                *reinterpret_cast<float2*>(d + (pix < N2 ? pix : N2) * (LD2 / 2) + c) =
-                    make_float2(fmaxf(acc[mt][4 * j + 2 * h] + bv0, 0.f), fmaxf(acc[mt][4 * j + 2 * h + 1] + bv1, 0.f));
-            }
-        }
-#else
-        // stmatrix: matrix q = (pixels +8(q&1), channels 8(j + q/2)); lane 8q + k addresses its row k
-        const int q = lane >> 3, srow = pbase + (lane & 7) + 8 * (q & 1);
-        h16* row = c2 + (srow < N2 ? srow : N2) * LD2 + grp * C2G + 8 * (q >> 1);
-#pragma unroll
-        for (int j = 0; j < 16; j += 2) {
-            unsigned r[4];
-#pragma unroll
-            for (int u = 0; u < 2; ++u) {
-                const int c = grp * C2G + 8 * (j + u) + 2 * (lane & 3);
-                const float bv0 = __ldg(b2 + c), bv1 = __ldg(b2 + c + 1);
-#pragma unroll
-                for (int h = 0; h < 2; ++h)
-                    r[2 * u + h] = pack2(f2h(fmaxf(acc[mt][4 * (j + u) + 2 * h] + bv0, 0.f)),
-                                         f2h(fmaxf(acc[mt][4 * (j + u) + 2 * h + 1] + bv1, 0.f)));
-            }
-            stmatrix_x4(row + 8 * j, r[0], r[1], r[2], r[3]);
-        }
-#endif
-    }
+    for (int mt = 0; mt < MT; ++mt)
+        wg_store_bias_relu<16>(acc[mt], c2, LD2, grp * C2G, b2, ch0 + 64 * mt + 16 * wm,
+                               [](int p) { return p < N2 ? p : N2; });
 }
 #endif
 

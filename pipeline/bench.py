@@ -178,19 +178,20 @@ def run_time_nvcc_builds(names: list[str], alts: dict, arch: str, phases: bool) 
     from pipeline.core.nvcc import target_arch
     from pipeline.stages.phases import PHASE_DEFINE
 
-    out = []
+    out, seen = [], set()
     for n in names:
         v = VARIANTS.get(n)
         if v is None or not v.source:
             continue
-        sides = [(label, b["defines"]) for label, b in (alts.get(n) or {}).items()]
-        sides = [(n, v.defines)] + [(f"{n}@{label}", d) for label, d in sides] if alts else []
+        every = [(n, v.defines)] + [(f"{n}@{label}", b["defines"]) for label, b in (alts.get(n) or {}).items()]
+        sides = every if alts else []  # without alts the tree's build is the build stage's
         if phases and Variant.parse(n).strategy in ("reuse", "recompute"):  # lbl's phases are its own kernels
-            sides += [(f"{label}+phases", d + PHASE_DEFINE) for label, d in (sides or [(n, v.defines)])]
+            sides += [(f"{label}+phases", d + PHASE_DEFINE) for label, d in every]
         for label, d in sides:
             target = target_arch(dict(d), arch, label)
             key = (v.source, tuple(d), target)
-            if target.endswith("a") and key not in [b[1:] for b in out]:  # a --set of the registry's own value
+            if target.endswith("a") and key not in seen:  # a --set of the registry's own value: built once
+                seen.add(key)
                 out.append((label, *key))
     return out
 
