@@ -136,6 +136,21 @@ def pack_weights_kx16(w: np.ndarray) -> np.ndarray:
     return packed.reshape(out_c, -1)
 
 
+def pack_weights_s2d(w: np.ndarray, stride: int = 4) -> np.ndarray:
+    """(out, in, k, k) -> row-major (out, taps*taps*in*stride*stride) float32: conv1 as a taps x taps
+    convolution over the input's stride x stride space-to-depth (kernels/fused_tc.cu CONV1_S2D), k =
+    (dy*taps + dx)*in*stride**2 + (c*stride + a)*stride + b for w(c, stride*dy + a, stride*dx + b),
+    zero where that passes k - 1."""
+    out_c, cin, kh, kw = w.shape
+    if kh != kw:
+        raise ValueError(f"space-to-depth weights: a square kernel, not {kh}x{kw}")
+    taps = -(-kh // stride)
+    padded = np.zeros((out_c, cin, taps * stride, taps * stride), np.float32)
+    padded[:, :, :kh, :kw] = np.asarray(w, np.float32)
+    split = padded.reshape(out_c, cin, taps, stride, taps, stride)  # (m, c, dy, a, dx, b)
+    return np.ascontiguousarray(split.transpose(0, 2, 4, 1, 3, 5)).reshape(out_c, -1)
+
+
 def conv1_patch_applies(layer: Layer, in_channels: int) -> bool:
     """Whether the tensor-core lbl computes ``layer`` from the input patch (conv1_patch.cuh's shape)."""
     shape = (in_channels, layer.out_channels, layer.kernel, layer.stride, layer.pad, layer.groups)
@@ -474,7 +489,8 @@ class Forward(StoredMaps):
             smem = fused_smem_bytes(tile, strategy)
         else:  # kernels/fused_tc.cu: conv1 from the input patch (kx padded to 16); conv2's k in (ky, kx, ci)
             # order, to read channels-last pool1 directly
-            self._w1p = self.encode(pack_weights_kx16(w1))
+            s2d = v.define.get("CONV1_S2D", 0)  # conv1 over the input's 4x4 space-to-depth
+            self._w1p = self.encode(pack_weights_s2d(w1) if s2d else pack_weights_kx16(w1))
             w2rows = pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16)
             vs = tc_value_slots(self.precision)
             if wcluster > 1 and v.define.get("CONV2_WGMMA", 0):  # per group, stage by stage, as core matrices

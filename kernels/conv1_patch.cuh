@@ -44,7 +44,13 @@ struct Patch {
 // zero weights at kx >= 11 meet finite values only). A warp copies whole rows, RB rows at a time with all
 // their loads in flight before any store: per-value index arithmetic (divisions by the row length)
 // cost ~30 instructions per value, as much as the gather it replaces (ncu, perf-notes step 25).
-template <int RW, int NX, int NTHREADS, int RB = 2>
+// Rows a warp has in flight in load_patch (its loads before its stores). Each round trip waits on
+// L2 or DRAM with no products to hide it (the patch is loaded between chunks).
+#ifndef CONV1_PATCH_RB
+#define CONV1_PATCH_RB 2
+#endif
+
+template <int RW, int NX, int NTHREADS, int RB = CONV1_PATCH_RB>
 __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
     using P = Patch<RW, NX>;
     constexpr int JW = P::PWV + (COPIES - 1) * 4, Q = (JW + 31) / 32, NWARP = NTHREADS / 32, ROWS = CIN * P::PR;
@@ -83,6 +89,22 @@ __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__
 #endif
             }
         }
+    }
+}
+
+// Ask L2 for the input rows load_patch<RW, NX> would read at (iy0, ix0), one prefetch per 128-byte
+// line of each row, so that a later chunk's load waits on L2 rather than DRAM. Rows past the map
+// are left out; nothing waits for the prefetches.
+template <int RW, int NX, int NTHREADS>
+__device__ __forceinline__ void prefetch_patch_l2(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
+    using P = Patch<RW, NX>;
+    constexpr int JW = P::PWV + (COPIES - 1) * 4, ROWS = CIN * P::PR;
+    constexpr int VPL = 128 / sizeof(val_t), LINES = (JW + VPL - 1) / VPL + 1;  // an unaligned row's lines
+    const int jlast = min(JW, W - ix0) - 1;
+    for (int e = threadIdx.x; e < ROWS * LINES; e += NTHREADS) {
+        const int cr = e / LINES, l = e - cr * LINES, c = cr / P::PR, iy = iy0 + cr - c * P::PR;
+        if (iy < H && jlast >= 0)
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(xn + ((size_t)c * H + iy) * W + ix0 + min(l * VPL, jlast)));
     }
 }
 

@@ -85,28 +85,26 @@
 #if CONV2_WGMMA && WCLUSTER == 1
 #error "CONV2_WGMMA needs the cluster ring (WCLUSTER > 1)"
 #endif
-// conv1's products: 0 (every registry build), mma.sync through conv1_patch.cuh, the core lbl's conv1
-// shares; 1 (sm_90a, NOT YET RUN ON A GPU: perf-notes step 29's first lead), wgmma: a warpgroup per
-// 48-channel part, B = the part's weight stage as core matrices in its own cp.async ring, A = the
-// chunk's pixels (64 per product, 16 per warp) by ldmatrix from the same input patch.
-#ifndef CONV1_WGMMA
-#define CONV1_WGMMA 0
+// 1: while a conv1 chunk's products run, L2 is asked for the next chunk's input rows
+// (c1p::prefetch_patch_l2), so that chunk's patch load waits on L2, not DRAM
+#ifndef CONV1_PATCH_PREFETCH
+#define CONV1_PATCH_PREFETCH 0
 #endif
-// CONV1_WGMMA's loop: 1 loads the next stage's pixels while a stage's products run (as conv2's);
-// 0 (default) loads them after the stage's barrier. ptxas: one register set spills nothing; two, in
-// the loop as it is, spill 320-460 bytes at 16 bits and serialise the wgmma (warning C7512); two
-// with the loop unrolled (CONV1_WGMMA_UNROLL 16) spill 24-48 bytes, without serialising.
-#ifndef CONV1_WGMMA_PREFETCH
-#define CONV1_WGMMA_PREFETCH 0
+// conv1 as a 3x3 convolution over the input's 4x4 space-to-depth (48 channels: c, dy, dx), on wgmma
+// with both operands in shared memory (sm_90a, 16-bit only; perf-notes step 30): A = 64 pixels of the
+// chunk, read by a descriptor straight from a patch of 8-channel planes (a pixel's 8 values are one
+// 16-byte core-matrix row, a row of pixels one run of rows, so every (dy, dx) is a shifted start
+// address); B = a part's 48 weight rows of a stage, one (dy, dx) x 48 channels (K 432 for 363, where
+// the kx16 patch pads to 528). The host packs the weights for it (kernels/api.py pack_weights_s2d).
+#ifndef CONV1_S2D
+#define CONV1_S2D 0
 #endif
-// CONV1_WGMMA's stage loop unrolled this many times (pairs of stages): 1 (default) keeps it a loop,
-// 0 spill; unrolled fully (e.g. 16), every patch row offset is an immediate, as in conv1_patch_mma,
-// and ptxas spills 20-48 bytes
-#ifndef CONV1_WGMMA_UNROLL
-#define CONV1_WGMMA_UNROLL 1
+// CONV1_S2D's weight ring depth per part (stage t + depth - 2 is issued while stage t's products run)
+#ifndef CONV1_S2D_STAGES
+#define CONV1_S2D_STAGES 4
 #endif
-#if CONV1_WGMMA && WCLUSTER == 1
-#error "CONV1_WGMMA needs the sm_90a build, which WCLUSTER > 1 selects (pipeline/core/nvcc.py target_arch)"
+#if CONV1_S2D && (PREC == 3 || WCLUSTER == 1)
+#error "CONV1_S2D: 16-bit values and the sm_90a build, which WCLUSTER > 1 selects (pipeline/core/nvcc.py target_arch)"
 #endif
 
 namespace ftc {
@@ -327,6 +325,10 @@ __device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const va
         __syncthreads();  // the previous chunk no longer reads the patch or the weight ring
         c1p::conv1_patch_prologue<2, NS1, NT>(a1s, w1, 0);
         c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
+#if CONV1_PATCH_PREFETCH
+        // the next chunk's rows (past the band: the next band's, which a reuse strip computes next)
+        c1p::prefetch_patch_l2<RW1, NXC, NT>(xn, H, W, (cy0 + r0 + RW1) * ST1, cx0 * ST1);
+#endif
         float acc[3][NXC / 8][4];
         c1p::conv1_patch_mma<2, RW1, 1, NXC / 8, NS1, NT>(acc, b1s, a1s, w1, 0);
         const int row = r0 + wp.rw;
@@ -342,15 +344,16 @@ __device__ __forceinline__ int conv2_stage_offset(int s) {
     return ((pos / KS2) * P1W + pos % KS2) * LD1 + (s % VS) * BK2;
 }
 
-#if CONV2_WGMMA || CONV1_WGMMA
-// ---------------------------------------------------------------- wgmma (CONV2_WGMMA 1, CONV1_WGMMA 1)
+#if CONV2_WGMMA || CONV1_S2D
+// ---------------------------------------------------------------- wgmma (CONV2_WGMMA 1, CONV1_S2D 1)
 // A shared-memory matrix descriptor (no swizzle): start, LBO (next core matrix along k), SBO (next 8
 // rows along n), each in 16-byte units. A stage of 128 rows x 96 bytes of k is 16 x 6 core matrices
 // (8 rows x 16 bytes, contiguous), k-fastest: LBO 128 bytes, SBO 768.
 constexpr unsigned WG_LBO = 128, WG_SBO = BK2 * 2 * 8;
-__device__ __forceinline__ unsigned long long wg_desc(unsigned smem_byte_addr) {
-    return (unsigned long long)((smem_byte_addr >> 4) & 0x3fff) | ((unsigned long long)(WG_LBO >> 4) << 16) |
-           ((unsigned long long)(WG_SBO >> 4) << 32);
+__device__ __forceinline__ unsigned long long wg_desc(unsigned smem_byte_addr, unsigned lbo = WG_LBO,
+                                                     unsigned sbo = WG_SBO) {
+    return (unsigned long long)((smem_byte_addr >> 4) & 0x3fff) | ((unsigned long long)((lbo >> 4) & 0x3fff) << 16) |
+           ((unsigned long long)((sbo >> 4) & 0x3fff) << 32);
 }
 __device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -384,30 +387,26 @@ __device__ __forceinline__ void wg_mma(float (&d)[64], const unsigned (&a)[4], u
                  : "memory");
 }
 
-// D(64 x 48) += A(64 x k step, registers) * B(k step x 48, the descriptor's core matrices): as wg_mma
-// with N = 48, d[4j + e] at column 8j + 2(lane%4) + e%2 (j < 6).
-__device__ __forceinline__ void wg_mma(float (&d)[24], const unsigned (&a)[4], unsigned long long desc) {
+#if PREC != 3
+// D(64 x 48) += A(64 x k16, descriptor da: k-major core matrices) * B(k16 x 48, descriptor db): as the
+// register form, both operands from shared memory (16-bit values).
+__device__ __forceinline__ void wg_mma_ss(float (&d)[24], unsigned long long da, unsigned long long db) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
 #if PREC == 1
                  "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 "
-#elif PREC == 2
-                 "wgmma.mma_async.sync.aligned.m64n48k16.f32.bf16.bf16 "
 #else
-                 "wgmma.mma_async.sync.aligned.m64n48k8.f32.tf32.tf32 "
+                 "wgmma.mma_async.sync.aligned.m64n48k16.f32.bf16.bf16 "
 #endif
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, {%24, %25, %26, %27}, %28, p, 1, 1"
-#if PREC != 3
-                 ", 0"  // B k-major
-#endif
-                 ";\n}\n"
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23}, %24, %25, p, 1, 1, 0, 0;\n}\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc)
+                 : "l"(da), "l"(db)
                  : "memory");
 }
+#endif
 
 // One stage's products, committed as one group: acc[mt] += A (this warp's 16 rows of 64mt.., as m16
 // fragments for the stage's BK2 / 16 k steps) * B (the stage's core matrices at shared address
-// `base`; a k step is 32 bytes of k: two core matrices along k). wg_mma picks N by acc's size.
+// `base`; a k step is 32 bytes of k: two core matrices along k).
 template <int MT, int ND>
 __device__ __forceinline__ void wg_stage_products(float (&acc)[MT][ND], const unsigned (&a)[MT][BK2 / 16][4],
                                                   unsigned base) {
@@ -469,117 +468,163 @@ __device__ __forceinline__ void wg_store_bias_relu(const float (&acc)[4 * NJ], h
 }
 #endif
 
-#if CONV1_WGMMA
-// ---------------------------------------------------------------- conv1 on wgmma (CONV1_WGMMA 1)
-// A part's conv1 weight stages (48 rows of the packed [96][KP] slots, BK = 48 slots a stage) through its
-// own ring of NS1 slots, each stage laid out as wgmma's core matrices (8 rows x 16 bytes, k-fastest:
-// LBO 128 bytes, SBO 768, as conv2's stages): the cp.async of each 16-byte chunk lands where the
-// descriptor reads it, so the host's packing is the mma.sync path's.
-constexpr int C1WG_UNROLL = CONV1_WGMMA_UNROLL;  // (#pragma unroll takes a constant, not a macro)
-
-struct Conv1CoreStage {
+#if CONV1_S2D
+// ---------------------------------------------------------------- conv1 over the space-to-depth input (CONV1_S2D 1)
+// out(oy, ox) = sum over dy, dx < 3 and the 48 channels q = 16c + 4a + b of S(oy + dy, ox + dx, q) *
+// W'(dy, dx, q), where S(Y, X, 16c + 4a + b) = x(c, 4Y + a, 4X + b) and W'(dy, dx, 16c + 4a + b) =
+// w(c, 4dy + a, 4dx + b), zero at 4dy + a or 4dx + b = 11 (kernels/api.py pack_weights_s2d).
+//
+// A part's weight stages (its 48 rows of the packed [96][KPW] values, c1p::BK = 48 a stage) through
+// its own ring of NSR slots, each stage laid out as wgmma's core matrices (8 rows x 16 bytes,
+// k-fastest: LBO 128 bytes, SBO 768, as conv2's stages): each 16-byte cp.async lands where the
+// descriptor reads it.
+template <int KPW, int NSTG, int NSR>
+struct Conv1CoreStageT {
     static constexpr int ROWS = 48, UNITS = c1p::BK / 8, CHUNKS = ROWS * UNITS, THREADS = NT / 2;
     static constexpr int PER = (CHUNKS + THREADS - 1) / THREADS, SLOT = ROWS * c1p::BK;  // slots per stage
     static_assert(c1p::BK == BK2, "the descriptor's offsets (WG_LBO, WG_SBO) assume 48-slot stages");
     int sm[PER], gm[PER];
-    __device__ __forceinline__ Conv1CoreStage(int part, int thread) {
+    __device__ __forceinline__ Conv1CoreStageT(int part, int thread) {
 #pragma unroll
         for (int i = 0; i < PER; ++i) {
             const int e = thread + i * THREADS, row = e / UNITS, q = e - row * UNITS;
             sm[i] = e < CHUNKS ? ((row / 8) * UNITS + q) * 64 + (row % 8) * 8 : -1;
-            gm[i] = (part * ROWS + row) * c1p::KP + q * 8;
+            gm[i] = (part * ROWS + row) * KPW + q * 8;
         }
     }
-    // stage t into slot t % NS1, then commit (an empty group past the last stage keeps the counts uniform)
+    // stage t into slot t % NSR, then commit (an empty group past the last stage keeps the counts uniform)
     __device__ __forceinline__ void issue(h16* ring, const h16* __restrict__ w, int t) const {
-        if (t < c1p::NSTAGE) {
+        if (t < NSTG) {
 #pragma unroll
             for (int i = 0; i < PER; ++i)
-                if (sm[i] >= 0) cp_async16(ring + (t % NS1) * SLOT + sm[i], w + gm[i] + t * c1p::BK);
+                if (sm[i] >= 0) cp_async16(ring + (t % NSR) * SLOT + sm[i], w + gm[i] + t * c1p::BK);
         }
         cp_async_commit();
     }
 };
 
-// conv1 + bias + ReLU -> c1 over the band's rows [first, cny), chunks of RW1 rows x NXC columns, as
-// conv1_rows, on wgmma: warps 0-3 (part 0) take channels 0-47, warps 4-7 channels 48-95, each
-// over all of the chunk's RW1 * NXC pixels (MT products of 64; CONV1_WGMMA_PREFETCH: the next
-// stage's pixels loaded while a stage's products run, as conv2_pass_wgmma).
+namespace s2d {
+constexpr int Q = CIN * ST1 * ST1, PLANES = Q / 8;  // 48 channels in 8-channel planes (16 bytes a pixel)
+constexpr int TAPS = (KS1 + ST1 - 1) / ST1;         // 3 x 3 (dy, dx)
+constexpr int KP = TAPS * TAPS * Q;                 // 432 values of a packed weight row
+constexpr int NSTAGE = TAPS * TAPS;                 // a stage per (dy, dx): 48 values, c1p::BK
+constexpr int NSR = CONV1_S2D_STAGES;
+static_assert(Q == c1p::BK, "a stage is one (dy, dx)");
+static_assert(NSR >= 3 && NSR <= NSTAGE, "ring depth");
+using Stage = Conv1CoreStageT<KP, NSTAGE, NSR>;
+
+// A chunk of RW1 conv1 rows x NXC columns: the products run over WX = NXC + 2 columns of each row
+// (pixel p = row * WX + x, so a (dy, dx) shifts every row's start by dy * WX + dx), MT x 64 of them;
+// the patch holds PROWS rows of S (the rows the padding pixels read too) in PLANES planes.
 template <int NXC>
-__device__ __forceinline__ void conv1_rows_wgmma(h16* c1, h16* a1s, h16* b1s, const val_t* __restrict__ xn,
-                                                 const val_t* __restrict__ w1, const float* __restrict__ b1, int H,
-                                                 int W, int cy0, int cx0, int first, int cny, int cnx) {
-    using P = c1p::Patch<RW1, NXC>;
-    constexpr int NPX = RW1 * NXC, MT = (NPX + 63) / 64;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, part = warp / 4, wm = warp % 4;
-    const Conv1CoreStage ws(part, tid % (NT / 2));
-    h16* ring = a1s + part * NS1 * Conv1CoreStage::SLOT;
-    const h16* w = reinterpret_cast<const h16*>(w1);
-    int aoff[MT];  // ldmatrix row of this lane: pixel 64mt + 16wm + (lane & 15), k half lane >> 4
+struct Geom {
+    static constexpr int WX = NXC + 2, NPX = RW1 * WX, MT = (NPX + 63) / 64;
+    static constexpr int PROWS = (64 * MT - 1 + (TAPS - 1) * (WX + 1)) / WX + 1, LOADED = RW1 + TAPS - 1;
+    static constexpr int PLANE = PROWS * WX * 8;  // slots
+    static constexpr int SLOTS = 2 * NSR * Stage::SLOT + PLANES * PLANE;
+    static_assert(SLOTS <= SZ_A1 + SZ_B1, "the rings and the patch fit conv1's weight ring and patch space");
+};
+
+// S rows Y0 .. Y0 + LOADED - 1 (input rows iy0 .. + 4 LOADED) x WX columns (input columns ix0 ..) into the
+// planes; zero outside the map. A warp takes whole input rows, RB of them in flight (conv1_patch.cuh).
+// Rows PROWS > LOADED are never loaded: only padding pixels, whose results are dropped, read them.
+template <int NXC, int RB = CONV1_PATCH_RB>
+__device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
+    using G = Geom<NXC>;
+    constexpr int IR = G::LOADED * ST1, ROWS = CIN * IR, JW = ST1 * G::WX, NQ = (JW + 31) / 32, NWARP = NT / 32;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, jin = W - ix0;
+#pragma unroll 1
+    for (int cr0 = warp; cr0 < ROWS; cr0 += RB * NWARP) {
+        val_t v[RB][NQ];
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
-        int p = 64 * mt + 16 * wm + (lane & 15);
-        if (p >= NPX) p = 0;  // padding rows: any valid pixel (stored to the spare pixel)
-        const int rw = p / NXC, ox = p % NXC;
-        const int col = VS == 1 ? (ox & 1) * P::CS + 8 * (ox >> 1) : 8 * ox;  // slot of input column 4*ox
-        aoff[mt] = col + (lane >> 4) * 8 + rw * c1p::S * P::PW;
-    }
-    using AFrag = unsigned[MT][c1p::BK / 16][4];
-    auto load_a = [&](AFrag& a, int t) {
+        for (int b = 0; b < RB; ++b) {
+            const int cr = cr0 + b * NWARP, c = cr / IR, iy = iy0 + cr - c * IR;
+            const int jmax = (cr < ROWS && iy < H) ? min(JW, jin) : 0;
+            const val_t* src = xn + ((size_t)c * H + iy) * W + ix0;
 #pragma unroll
-        for (int kk = 0; kk < c1p::BK / 16; ++kk) {
-            const int s = t * (c1p::BK / 16) + kk, cky = s / VS, c = cky / c1p::KS;
-            const int roff = (c * P::PR + cky - c * c1p::KS) * P::PW + (s % VS) * 16;  // input row (c, ky)
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) ldmatrix_x4(a[mt][kk], b1s + aoff[mt] + roff);
+            for (int q = 0; q < NQ; ++q) {
+                const int j = lane + 32 * q;
+                v[b][q] = j < jmax ? __ldg(src + j) : (val_t)0;
+            }
         }
-    };
-    for (int r0 = first; r0 < cny; r0 += RW1) {
-        __syncthreads();  // the previous chunk no longer reads the patch or the weight rings
 #pragma unroll
-        for (int t = 0; t < NS1 - 1; ++t) ws.issue(ring, w, t);
-        c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
+        for (int b = 0; b < RB; ++b) {
+            const int cr = cr0 + b * NWARP;
+            if (cr >= ROWS) break;
+            const int c = cr / IR, r = cr - c * IR, Y = r / ST1, a = r % ST1;  // S row Y, channels 16c + 4a + (0..3)
+            val_t* d = reinterpret_cast<val_t*>(patch + (c * 2 + a / 2) * G::PLANE + Y * G::WX * 8 + (a % 2) * 4);
+#pragma unroll
+            for (int q = 0; q < NQ; ++q) {
+                const int j = lane + 32 * q;
+                if (j < JW) d[(j / ST1) * 8 + j % ST1] = v[b][q];
+            }
+        }
+    }
+}
+}  // namespace s2d
+
+// conv1 + bias + ReLU -> c1 over the band's rows [first, cny), as conv1_rows: warps 0-3 (part 0)
+// take channels 0-47, warps 4-7 channels 48-95, each over all of a chunk's pixels (MT products of
+// 64, both operands by descriptor). A part's ring refills stage t + NSR - 2 at stage t, into the slot
+// of stage t - 2, whose products every warp of the part waited for before the part's barrier.
+template <int NXC>
+__device__ __forceinline__ void conv1_rows_s2d(h16* c1, h16* a1s, h16*, const val_t* __restrict__ xn,
+                                               const val_t* __restrict__ w1, const float* __restrict__ b1, int H, int W,
+                                               int cy0, int cx0, int first, int cny, int cnx) {
+    using G = s2d::Geom<NXC>;
+    constexpr int MT = G::MT, NSR = s2d::NSR;
+    const int tid = threadIdx.x, warp = tid >> 5, part = warp / 4, wm = warp % 4;
+    const s2d::Stage ws(part, tid % (NT / 2));
+    h16* ring = a1s + part * NSR * s2d::Stage::SLOT;
+    h16* patch = a1s + 2 * NSR * s2d::Stage::SLOT;
+    const unsigned ring_addr = smem_addr(ring), patch_addr = smem_addr(patch);
+    const h16* w = reinterpret_cast<const h16*>(w1);
+    for (int r0 = first; r0 < cny; r0 += RW1) {
+        __syncthreads();  // the previous chunk no longer reads the patch or the rings
+#pragma unroll
+        for (int t = 0; t < NSR - 2; ++t) ws.issue(ring, w, t);
+        s2d::load_patch<NXC>(patch, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
         float acc[MT][24];
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
             for (int i = 0; i < 24; ++i) acc[mt][i] = 0.f;
-        // stage t from the A registers `a` (stage 0's loaded here), loading stage t + 1's into a_next
-        auto stage = [&](int t, AFrag& a, AFrag& a_next) {
-            cp_async_wait<NS1 - 2>();  // this thread's copies of stage t landed ...
-            fence_proxy_async_smem();  // ... and are visible to the products' (async proxy) reads
+#pragma unroll 1  // unrolled (9 stages), t4x7 spills 16 bytes
+        for (int t = 0; t < s2d::NSTAGE; ++t) {
+            cp_async_wait<NSR - 3>();  // this thread's copies of stage t landed ...
+            fence_proxy_async_smem();  // ... and, with its patch stores, are visible to the products
             if (t == 0)
-                __syncthreads();  // every thread's: the stage and the patch; the previous chunk's products done
+                __syncthreads();  // every thread's (the patch)
             else
-                bar_sync(3 + part, NT / 2);  // the part's; and stage t - 1's slot is free (its products waited)
-            ws.issue(ring, w, t + NS1 - 1);
-#if CONV1_WGMMA_PREFETCH
-            if (t == 0) load_a(a, 0);
-#else
-            load_a(a, t);
-#endif
-            wg_stage_products(acc, a, smem_addr(ring + (t % NS1) * Conv1CoreStage::SLOT));
-#if CONV1_WGMMA_PREFETCH
-            if (t + 1 < c1p::NSTAGE) load_a(a_next, t + 1);  // while the products run
-#else
-            (void)a_next;
-#endif
-            wg_wait_products(acc);
-        };
-        AFrag a0, a1;
-#pragma unroll C1WG_UNROLL
-        for (int t = 0; t < c1p::NSTAGE; t += 2) {
-            stage(t, a0, a1);
-            if (t + 1 < c1p::NSTAGE) stage(t + 1, a1, a0);
+                bar_sync(3 + part, NT / 2);  // the part's; every warp has waited for stage t - 2's products
+            ws.issue(ring, w, t + NSR - 2);
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
+            wg_fence();
+            const int shift = (t / s2d::TAPS) * G::WX + t % s2d::TAPS;  // (dy, dx)
+#pragma unroll
+            for (int kk = 0; kk < c1p::BK / 16; ++kk)  // planes 2kk, 2kk + 1
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt)
+                    wg_mma_ss(acc[mt],
+                              wg_desc(patch_addr + 2 * (2 * kk * G::PLANE + (shift + 64 * mt) * 8), 2 * G::PLANE, 128),
+                              wg_desc(ring_addr + 2 * (t % NSR) * s2d::Stage::SLOT + kk * 2 * WG_LBO));
+            wg_commit();
+            wg_wait<1>();  // stage t - 1's products are done
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
         }
+        wg_wait<0>();
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) wg_fence_operands(acc[mt]);
         cp_async_wait<0>();
-        // bias + ReLU -> c1: channels 48 part .. + 48 of the chunk's pixels
-        auto c1_index = [&](int p) {  // chunk pixel -> c1 pixel; the spare pixel for padding and clipped ones
-            const int row = r0 + p / NXC, x = p % NXC;
-            return p < NPX && x < cnx && row < cny ? row * cnx + x : C1H * C1W;
+        auto c1_index = [&](int p) {  // product row -> c1 pixel; the spare pixel for padding and clipped ones
+            const int row = r0 + p / G::WX, x = p % G::WX;
+            return p < G::NPX && x < cnx && row < cny ? row * cnx + x : C1H * C1W;
         };
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt) wg_store_bias_relu<6>(acc[mt], c1, LD1, part * 48, b1, 64 * mt + 16 * wm, c1_index);
+        for (int mt = 0; mt < MT; ++mt)
+            wg_store_bias_relu<6>(acc[mt], c1, LD1, part * 48, b1, 64 * mt + 16 * wm, c1_index);
     }
 }
 #endif
@@ -884,8 +929,8 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
         const int first = cny > 0 && cy0 == row1_y ? 1 : 0;  // conv1 rows [first, cny) to compute
         if (first) copy_block(c1, row1, cnx * LD1);          // (the conv1 loop's barrier follows)
         // ------------------------------------------------------------ conv1 -> c1
-#if CONV1_WGMMA
-#define CONV1_ROWS conv1_rows_wgmma
+#if CONV1_S2D
+#define CONV1_ROWS conv1_rows_s2d
 #else
 #define CONV1_ROWS conv1_rows
 #endif

@@ -273,19 +273,34 @@ def test_conv2_wgmma_knob_builds_warpgroup_mmas(tmp_path, name):
 
 
 @needs_tools
-@pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t2x7-bf16", "fused-reuse-t1x7-tf32"])
-def test_conv1_wgmma_knob_builds_warpgroup_mmas_without_spills(tmp_path, name):
-    """CONV1_WGMMA=1 (perf-notes step 29's first lead; not yet run on a GPU): conv1 on wgmma, a
-    warpgroup per 48-channel part (HGMMA 64x48), beside conv2's products (wgmma at 16 bits, so
-    no mma.sync is left there; mma.sync at TF32), and no spill: its loop keeps one set of A
-    registers by default (two spilled 320-460 bytes)."""
+@pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t2x7-bf16", "fused-recompute-t4x7-fp16"])
+def test_conv1_s2d_knob_builds_shared_memory_warpgroup_mmas_without_spills(tmp_path, name):
+    """CONV1_S2D=1 (perf-notes step 30): conv1 over the space-to-depth input on wgmma with both
+    operands read by descriptor (HGMMA 64x48, its A from shared memory: no register operand
+    R in the instruction), beside conv2's wgmma, so no mma.sync is left; 0 bytes of spill at the
+    default ring depth."""
+    import re
+
     from pipeline.stages.build import parse_ptxas
 
-    sass, log, _ = fused_tc_sass_with(tmp_path, name, {"CONV1_WGMMA": 1})
-    precision = name.rsplit("-", 1)[1]
-    assert sass.count("HGMMA.64x48x" + ("8.F32.TF32" if precision == "tf32" else "16.F32")) >= 3
-    assert ("HMMA." in sass) == (precision == "tf32")
+    sass, log, _ = fused_tc_sass_with(tmp_path, name, {"CONV1_S2D": 1})
+    conv1 = re.findall(r"HGMMA\.64x48x16\.F32[^;]*", sass)
+    assert len(conv1) >= 3 and not any(re.search(r"\bR\d+\b", i.split(",")[1]) for i in conv1)
+    assert "HMMA." not in sass
     assert all(k["spill_store_bytes"] == 0 for k in parse_ptxas(log))
+
+
+@needs_tools
+def test_conv1_s2d_knob_is_refused_where_it_has_no_build(tmp_path):
+    """CONV1_S2D needs 16-bit values and the sm_90a (cluster) build: a TF32 build stops at the
+    kernel's #error with its reason, not at a wrong result."""
+    from pipeline.core.nvcc import REPO, nvcc_command
+    from pipeline.revision import defines_with
+
+    defines = defines_with("fused-reuse-t1x7-tf32", {"CONV1_S2D": 1})
+    r = subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", [f"-D{k}={v}" for k, v in defines], "sm_90a",
+                                    tmp_path / "k.cubin"), capture_output=True, text=True)  # fmt: skip
+    assert r.returncode != 0 and "CONV1_S2D: 16-bit values" in r.stderr
 
 
 @needs_tools

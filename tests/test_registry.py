@@ -252,6 +252,31 @@ def test_pack_weight_stages_core_is_wgmmas_core_matrix_layout():
         pack_weight_stages_core(rows[:250], groups=2, stage_values=48, unit_values=8)
 
 
+def test_pack_weights_s2d_turns_conv1_into_a_3x3_convolution_over_the_space_to_depth_input():
+    """kernels/api.py pack_weights_s2d (fused_tc.cu CONV1_S2D): AlexNet's conv1 (11x11, stride 4)
+    equals, at every output pixel, the packed rows times the input's 4x4 space-to-depth
+    S(Y, X, 16c + 4a + b) = x(c, 4Y + a, 4X + b) gathered over the 3x3 (dy, dx) window, k =
+    (3 dy + dx) * 48 + q: 432 values, zero where 4 dy + a or 4 dx + b reaches 11."""
+    import numpy as np
+
+    from kernels.api import pack_weights_s2d
+
+    rng = np.random.default_rng(7)
+    w, x = rng.standard_normal((96, 3, 11, 11)), rng.standard_normal((3, 51, 43))
+    packed = pack_weights_s2d(w)
+    assert packed.shape == (96, 432) and packed.dtype == np.float32
+    xp = np.zeros((3, 52, 44))
+    xp[:, :51, :43] = x  # the last row and column of a 4x4 cell: under zero weights only
+    s2d = xp.reshape(3, 13, 4, 11, 4).transpose(1, 3, 0, 2, 4).reshape(13, 11, 48)
+    for oy, ox in ((0, 0), (10, 8), (3, 5)):
+        direct = np.einsum("mcij,cij->m", w, x[:, 4 * oy : 4 * oy + 11, 4 * ox : 4 * ox + 11])
+        window = s2d[oy : oy + 3, ox : ox + 3].reshape(-1)
+        np.testing.assert_allclose(packed @ window, direct, rtol=1e-5, atol=1e-5)
+    assert not packed.reshape(96, 3, 3, 3, 4, 4)[:, 2, :, :, 3, :].any()  # ky = 11
+    with pytest.raises(ValueError, match="square"):
+        pack_weights_s2d(w[..., :7])
+
+
 def test_fused_tc_layout_of_its_defines_is_the_registrys():
     """fused_tc_smem_bytes_of reads a build's -D values back into its layout (pipeline.bench --set
     recomputes EXPECT_SMEM_BYTES with it): for every registry build it gives the registry's number."""

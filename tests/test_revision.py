@@ -197,11 +197,12 @@ def test_bench_set_runs_the_tree_with_other_defines(cupy_device, tmp_path):
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t4x7-bf16", "fused-reuse-t2x5-tf32"])
 def test_fused_tc_knobs_other_values_still_compute_the_block(cupy_device, tmp_path, name):
-    """The fused kernel's knobs at the values the registry does not build (perf-notes steps 28d, 28e
-    and 29): conv2 on the other mma (wgmma for TF32, mma.sync for 16 bits), the ring's cluster-scope
-    synchronisation of step 28, both, and conv1 on wgmma (one set of A registers in a loop; two,
-    unrolled), in one pipeline.bench call with five --set builds, checked against float64 at an odd
-    batch (the cluster's spare block) and an odd size."""
+    """The fused kernel's knobs at the values the registry does not build (perf-notes steps 28d, 28e,
+    29 and 30): conv2 on the other mma (wgmma for TF32, mma.sync for 16 bits), the ring's
+    cluster-scope synchronisation of step 28, both, conv1's patch with more rows in flight and the
+    next chunk's rows asked of L2, and at 16 bits conv1 over the space-to-depth input on wgmma (two
+    ring depths), in one pipeline.bench call, checked against float64 at an odd batch (the
+    cluster's spare block) and an odd size."""
     import json
 
     from kernels.registry import VARIANTS
@@ -209,14 +210,16 @@ def test_fused_tc_knobs_other_values_still_compute_the_block(cupy_device, tmp_pa
 
     other_mma = f"CONV2_WGMMA={1 - VARIANTS[name].define['CONV2_WGMMA']}"
     sets = [other_mma, "CONV2_START_CLUSTER_SYNC=1,RING_WAIT_CLUSTER=1", f"{other_mma},CONV2_START_CLUSTER_SYNC=1,RING_WAIT_CLUSTER=1",
-            "CONV1_WGMMA=1", "CONV1_WGMMA=1,CONV1_WGMMA_PREFETCH=1,CONV1_WGMMA_UNROLL=16"]  # fmt: skip
+            "CONV1_PATCH_PREFETCH=1,CONV1_PATCH_RB=6"]  # fmt: skip
+    if not name.endswith("tf32"):
+        sets += ["CONV1_S2D=1", "CONV1_S2D=1,CONV1_S2D_STAGES=5,CONV1_PATCH_RB=4"]
     args = ["--variants", name, "--checks", "3x231x199;5x227x227", "--no-time", "--out", str(tmp_path)]
     for spec in sets:
         args += ["--set", spec]
     rc = bench.main(args)
     res = json.loads((tmp_path / "results.json").read_text())
     assert {r["variant"] for r in res["checks"]} == {name} | {f"{name}@{spec}" for spec in sets}
-    assert rc == 0 and len(res["checks"]) == 12 and all(r["passed"] for r in res["checks"])
+    assert rc == 0 and len(res["checks"]) == 2 * (1 + len(sets)) and all(r["passed"] for r in res["checks"])
 
 
 
