@@ -50,8 +50,98 @@ struct Patch {
 #define CONV1_PATCH_RB 2
 #endif
 
+// 1: load_patch moves 16-byte chunks (load_patch_vec) instead of one value per lane and load
+#ifndef CONV1_PATCH_VEC
+#define CONV1_PATCH_VEC 0
+#endif
+
+// The 16 bytes that start `sh` values into the 32 bytes (a, b), by uniform selects (no register
+// array indexed at run time, which would go to local memory).
+__device__ __forceinline__ uint4 shift_chunk(uint4 a, uint4 b, int sh) {
+    const unsigned u[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+    const int bytes = sh * (int)sizeof(val_t), wsh = bytes >> 2;
+    unsigned v[6], t[5], o[4];
+#pragma unroll
+    for (int i = 0; i < 6; ++i) v[i] = (wsh & 2) ? u[i + 2] : u[i];
+#pragma unroll
+    for (int i = 0; i < 5; ++i) t[i] = (wsh & 1) ? v[i + 1] : v[i];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) o[i] = (bytes & 2) ? __funnelshift_r(t[i], t[i + 1], 16) : t[i];
+    return make_uint4(o[0], o[1], o[2], o[3]);
+}
+
+// Zero the values of chunk w (relative columns j0 .. j0 + 16 / sizeof(val_t) - 1) at columns >= jin;
+// TF32: round the rest (load_patch's tf32_round).
+__device__ __forceinline__ uint4 mask_chunk(uint4 w, int j0, int jin) {
+    unsigned o[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#if PREC == 3
+        o[i] = j0 + i < jin ? __float_as_uint(tf32_round(__uint_as_float(o[i]))) : 0u;
+#else
+        o[i] &= (j0 + 2 * i < jin ? 0xffffu : 0u) | (j0 + 2 * i + 1 < jin ? 0xffff0000u : 0u);
+#endif
+    }
+    return make_uint4(o[0], o[1], o[2], o[3]);
+}
+
+// load_patch by 16-byte chunks: lane k of a row's warp stores the row's chunk k of each copy, shifted
+// out of the aligned chunks k, k + 1 (and k + 2 for copy 1) of the input row, which starts at any
+// value (227-value rows). A chunk with no value inside the row (column < W) is not read.
+template <int RW, int NX, int NTHREADS, int RB>
+__device__ __forceinline__ void load_patch_vec(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0,
+                                               int ix0) {
+    using P = Patch<RW, NX>;
+    constexpr int E = 16 / (int)sizeof(val_t), NCH = P::PWV / E, NQ = (NCH + 31) / 32, NL = COPIES + 1;
+    static_assert(P::PWV % E == 0 && P::PW % 8 == 0 && P::CS % 8 == 0, "16-byte chunks");
+    constexpr int NWARP = NTHREADS / 32, ROWS = CIN * P::PR;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int jin = W - ix0;  // columns inside the map
+#pragma unroll 1
+    for (int cr0 = warp; cr0 < ROWS; cr0 += RB * NWARP) {
+        uint4 v[RB][NQ][NL];
+        int sh[RB];
+#pragma unroll
+        for (int b = 0; b < RB; ++b) {
+            const int cr = cr0 + b * NWARP, c = cr / P::PR, iy = iy0 + cr - c * P::PR;
+            const val_t* row = xn + ((size_t)c * H + iy) * W + ix0;
+            sh[b] = (int)((reinterpret_cast<size_t>(row) & 15) / sizeof(val_t));
+            const uint4* base = reinterpret_cast<const uint4*>(row - sh[b]);
+            const bool live = cr < ROWS && iy < H;
+#pragma unroll
+            for (int q = 0; q < NQ; ++q)
+#pragma unroll
+                for (int l = 0; l < NL; ++l) {
+                    const int g = lane + 32 * q + l;
+                    v[b][q][l] = live && lane + 32 * q < NCH && E * g - sh[b] < jin ? __ldg(base + g) : make_uint4(0, 0, 0, 0);
+                }
+        }
+#pragma unroll
+        for (int b = 0; b < RB; ++b) {
+            const int cr = cr0 + b * NWARP;
+            if (cr >= ROWS) break;
+#pragma unroll
+            for (int q = 0; q < NQ; ++q) {
+                const int k = lane + 32 * q;
+                if (k >= NCH) continue;
+                *reinterpret_cast<uint4*>(patch + cr * P::PW + 8 * k) =
+                    mask_chunk(shift_chunk(v[b][q][0], v[b][q][1], sh[b]), E * k, jin);
+#if PREC != 3
+                // copy 1: columns 4 + 8k ..
+                const uint4 c1 = sh[b] < 4 ? shift_chunk(v[b][q][0], v[b][q][1], sh[b] + 4)
+                                           : shift_chunk(v[b][q][1], v[b][q][2], sh[b] - 4);
+                *reinterpret_cast<uint4*>(patch + P::CS + cr * P::PW + 8 * k) = mask_chunk(c1, E * k + 4, jin);
+#endif
+            }
+        }
+    }
+}
+
 template <int RW, int NX, int NTHREADS, int RB = CONV1_PATCH_RB>
 __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
+#if CONV1_PATCH_VEC
+    return load_patch_vec<RW, NX, NTHREADS, RB>(patch, xn, H, W, iy0, ix0);
+#endif
     using P = Patch<RW, NX>;
     constexpr int JW = P::PWV + (COPIES - 1) * 4, Q = (JW + 31) / 32, NWARP = NTHREADS / 32, ROWS = CIN * P::PR;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;

@@ -291,6 +291,22 @@ def test_conv1_s2d_knob_builds_shared_memory_warpgroup_mmas_without_spills(tmp_p
 
 
 @needs_tools
+def test_conv1_patch_knobs_change_the_patch_loads_they_name(tmp_path):
+    """conv1's patch knobs (perf-notes step 30; off by default): CONV1_PATCH_VEC=1 loads and stores the
+    input patch in 16-byte chunks (LDG.E.128, no 2-byte LDG.E.U16 or STS.U16 left), and
+    CONV1_PATCH_PREFETCH=1 adds the L2 prefetches of the next chunk's rows (CCTL.E.PF2); neither spills."""
+    from pipeline.stages.build import parse_ptxas
+
+    base, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {})
+    vec, vec_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_VEC": 1})
+    pf, pf_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 1})
+    assert "LDG.E.U16" in base and "LDG.E.128" not in base and "CCTL.E.PF2" not in base
+    assert "LDG.E.128" in vec and "LDG.E.U16" not in vec and "STS.U16" not in vec
+    assert "CCTL.E.PF2" in pf
+    assert all(k["spill_store_bytes"] == 0 for k in parse_ptxas(vec_log) + parse_ptxas(pf_log))
+
+
+@needs_tools
 def test_conv1_s2d_knob_is_refused_where_it_has_no_build(tmp_path):
     """CONV1_S2D needs 16-bit values and the sm_90a (cluster) build: a TF32 build stops at the
     kernel's #error with its reason, not at a wrong result."""
