@@ -44,6 +44,14 @@ struct Patch {
 // zero weights at kx >= 11 meet finite values only). A warp copies whole rows, RB rows at a time with all
 // their loads in flight before any store: per-value index arithmetic (divisions by the row length)
 // cost ~30 instructions per value, as much as the gather it replaces (ncu, perf-notes step 25).
+// Diagnostic builds only, WRONG RESULTS by design (never in the registry; `pipeline.bench --set`
+// times them and reports the failed check): a bit mask of conv1 work left out, to bound what each
+// part costs (perf-notes step 30). 1: the fused kernel loads the input patch for a band's first
+// chunk only; 2: no ring waits or part barriers after a chunk's first stage; 4: no ldmatrix or mma.
+#ifndef CONV1_ABLATE
+#define CONV1_ABLATE 0
+#endif
+
 // Rows a warp has in flight in load_patch (its loads before its stores). Each round trip waits on
 // L2 or DRAM with no products to hide it (the patch is loaded between chunks).
 #ifndef CONV1_PATCH_RB
@@ -257,10 +265,10 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
     zero_acc(acc);
 #pragma unroll
     for (int t = 0; t < NSTAGE; ++t) {
-        cp_async_wait<NS - 2>();  // stage t landed (later ones may be in flight)
+        if (t == 0 || !(CONV1_ABLATE & 2)) cp_async_wait<NS - 2>();  // stage t landed (later ones may be in flight)
         if (t == 0)
             __syncthreads();  // ... for every thread (all of them wrote the patch); the patch is visible
-        else
+        else if (!(CONV1_ABLATE & 2))
             PS::sync();  // ... for every thread of the part; stage t - 1's slot is free
         ws.template issue<NS>(ring, w, t + NS - 1);
         const h16* a0 = ring + (t % NS) * 48 * LDA;
@@ -269,6 +277,7 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
             const int s = t * (BK / 16) + kk, cky = s / VS, c = cky / KS;
             // input row (c, ky) of the warp's output row; TF32: its second 8 columns in odd steps
             const int roff = (c * P::PR + cky - c * KS) * P::PW + (s % VS) * 16;
+#if !(CONV1_ABLATE & 4)
             unsigned a[3][4], b[NT8W][2];
 #pragma unroll
             for (int i = 0; i < 3; ++i) ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * LDA + kk * 16 + (lane >> 4) * 8);
@@ -289,6 +298,9 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
             for (int i = 0; i < 3; ++i)
 #pragma unroll
                 for (int j = 0; j < NT8W; ++j) mma_kstep(acc[i][j], a[i], b[j]);
+#else
+            (void)roff, (void)a0;
+#endif
         }
     }
     cp_async_wait<0>();

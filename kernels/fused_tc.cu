@@ -324,7 +324,7 @@ __device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const va
     for (int r0 = first; r0 < cny; r0 += RW1) {
         __syncthreads();  // the previous chunk no longer reads the patch or the weight ring
         c1p::conv1_patch_prologue<2, NS1, NT>(a1s, w1, 0);
-        c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
+        if (!(CONV1_ABLATE & 1) || r0 == first) c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
 #if CONV1_PATCH_PREFETCH
         // the next chunk's rows (past the band: the next band's, which a reuse strip computes next)
         c1p::prefetch_patch_l2<RW1, NXC, NT>(xn, H, W, (cy0 + r0 + RW1) * ST1, cx0 * ST1);

@@ -307,6 +307,18 @@ def test_conv1_patch_knobs_change_the_patch_loads_they_name(tmp_path):
 
 
 @needs_tools
+def test_conv1_ablation_builds_leave_out_what_they_name(tmp_path):
+    """CONV1_ABLATE (diagnostic, wrong results by design, perf-notes step 30): 4 leaves out conv1's
+    products (no HMMA left at 4x7 FP16, whose conv2 is on wgmma), 2 its ring's part barriers (the
+    named barriers go: ptxas reserves 1 barrier instead of 16)."""
+    no_mma, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_ABLATE": 4})
+    assert "HMMA." not in no_mma and "HGMMA." in no_mma
+    _, log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_ABLATE": 2})
+    _, base_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {})
+    assert "used 1 barriers" in log and "used 16 barriers" in base_log
+
+
+@needs_tools
 def test_conv1_s2d_knob_is_refused_where_it_has_no_build(tmp_path):
     """CONV1_S2D needs 16-bit values and the sm_90a (cluster) build: a TF32 build stops at the
     kernel's #error with its reason, not at a wrong result."""
