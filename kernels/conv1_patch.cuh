@@ -1,6 +1,7 @@
 // conv1 (3 -> 96 channels, 11x11, stride 4, no padding) on the tensor cores, its B operand read by
 // ldmatrix from a shared-memory copy of the input patch: no gather, no k table (docs/perf-notes.md
-// step 25). Used by lbl_tc.cu (the lbl conv1 entries) and fused_tc.cu (conv1 of every band).
+// step 25). Used by lbl_tc.cu (the lbl conv1 entries) and fused_tc.cu (conv1 of every band, unless
+// CONV1_S2D).
 //
 // k runs over (c, ky, kx) with kx padded from 11 to 16, so one k16 step (two k8 steps for TF32) is
 // one input row segment: output pixel ox's 16 values of (c, ky) are the input row c, oy*4 + ky, columns 4*ox .. 4*ox+15,
@@ -39,11 +40,6 @@ struct Patch {
     static constexpr int HALVES = COPIES * CS;  // slots
 };
 
-// Fill the patch from image xn (CIN x H x W): copy 0 at (c, r, j) holds input (c, iy0 + r, ix0 + j)
-// (rounded to TF32 for PREC 3), copy 1 (16-bit) holds column ix0 + 4 + j; zero outside the map (the
-// zero weights at kx >= 11 meet finite values only). A warp copies whole rows, RB rows at a time with all
-// their loads in flight before any store: per-value index arithmetic (divisions by the row length)
-// cost ~30 instructions per value, as much as the gather it replaces (ncu, perf-notes step 25).
 // Diagnostic builds only, WRONG RESULTS by design (never in the registry; `pipeline.bench --set`
 // times them and reports the failed check): a bit mask of conv1 work left out, to bound what each
 // part costs (perf-notes step 30). 1: the fused kernel loads the input patch for a band's first
@@ -95,7 +91,11 @@ __device__ __forceinline__ uint4 mask_chunk(uint4 w, int j0, int jin) {
 
 // load_patch by 16-byte chunks: lane k of a row's warp stores the row's chunk k of each copy, shifted
 // out of the aligned chunks k, k + 1 (and k + 2 for copy 1) of the input row, which starts at any
-// value (227-value rows). A chunk with no value inside the row (column < W) is not read.
+// value (227-value rows): three 16-byte loads per lane and row at 16 bits (two at TF32), where
+// neighbouring lanes load the same chunks. A chunk with no value of the row segment (column < W) is
+// not read; one that holds some is read whole, so at the input's two ends up to 14 bytes outside it
+// are read, always within the 16-byte block of a value of it (device allocations are 256-byte
+// aligned, so no fault; compute-sanitizer may flag them).
 template <int RW, int NX, int NTHREADS, int RB>
 __device__ __forceinline__ void load_patch_vec(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0,
                                                int ix0) {
@@ -145,6 +145,11 @@ __device__ __forceinline__ void load_patch_vec(h16* patch, const val_t* __restri
     }
 }
 
+// Fill the patch from image xn (CIN x H x W): copy 0 at (c, r, j) holds input (c, iy0 + r, ix0 + j)
+// (rounded to TF32 for PREC 3), copy 1 (16-bit) holds column ix0 + 4 + j; zero outside the map (the
+// zero weights at kx >= 11 meet finite values only). A warp copies whole rows, RB rows at a time with all
+// their loads in flight before any store: per-value index arithmetic (divisions by the row length)
+// cost ~30 instructions per value, as much as the gather it replaces (ncu, perf-notes step 25).
 template <int RW, int NX, int NTHREADS, int RB = CONV1_PATCH_RB>
 __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
 #if CONV1_PATCH_VEC

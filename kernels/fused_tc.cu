@@ -39,8 +39,9 @@
 // rounding of pool1, as lbl's conv2 rounds it), and keeps all of FP32 elsewhere.
 // Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV2_CHUNK, WCLUSTER, CONV2_WGMMA,
 // EXPECT_SMEM_BYTES (kernels/registry.py fused_tc_smem_bytes); knobs whose other value is kept for
-// an A/B (pipeline.bench --set; docs/perf-notes.md steps 28d and 29): CONV2_START_CLUSTER_SYNC and
-// tc.cuh's RING_WAIT_CLUSTER.
+// an A/B (pipeline.bench --set; docs/perf-notes.md steps 28d, 29 and 30): CONV2_START_CLUSTER_SYNC,
+// tc.cuh's RING_WAIT_CLUSTER, conv1's CONV1_S2D (and CONV1_S2D_STAGES), conv1_patch.cuh's
+// CONV1_PATCH_RB, CONV1_PATCH_PREFETCH and CONV1_PATCH_VEC; and the diagnostic CONV1_ABLATE.
 #include "conv1_patch.cuh"
 #include "tc.cuh"
 
@@ -105,6 +106,9 @@
 #endif
 #if CONV1_S2D && (PREC == 3 || WCLUSTER == 1)
 #error "CONV1_S2D: 16-bit values and the sm_90a build, which WCLUSTER > 1 selects (pipeline/core/nvcc.py target_arch)"
+#endif
+#if CONV1_S2D && (CONV1_PATCH_PREFETCH || CONV1_PATCH_VEC || CONV1_ABLATE)
+#error "CONV1_S2D has its own patch load: CONV1_PATCH_PREFETCH, CONV1_PATCH_VEC and CONV1_ABLATE do not apply to it"
 #endif
 
 namespace ftc {
@@ -346,8 +350,8 @@ __device__ __forceinline__ int conv2_stage_offset(int s) {
 
 #if CONV2_WGMMA || CONV1_S2D
 // ---------------------------------------------------------------- wgmma (CONV2_WGMMA 1, CONV1_S2D 1)
-// A shared-memory matrix descriptor (no swizzle): start, LBO (next core matrix along k), SBO (next 8
-// rows along n), each in 16-byte units. A stage of 128 rows x 96 bytes of k is 16 x 6 core matrices
+// A shared-memory matrix descriptor (no swizzle, k-major): start, LBO (next core matrix along k), SBO
+// (next 8 rows: n for B, m for A), each in 16-byte units. A stage of 128 rows x 96 bytes of k is 16 x 6 core matrices
 // (8 rows x 16 bytes, contiguous), k-fastest: LBO 128 bytes, SBO 768.
 constexpr unsigned WG_LBO = 128, WG_SBO = BK2 * 2 * 8;
 __device__ __forceinline__ unsigned long long wg_desc(unsigned smem_byte_addr, unsigned lbo = WG_LBO,
@@ -525,9 +529,10 @@ struct Geom {
     static_assert(SLOTS <= SZ_A1 + SZ_B1, "the rings and the patch fit conv1's weight ring and patch space");
 };
 
-// S rows Y0 .. Y0 + LOADED - 1 (input rows iy0 .. + 4 LOADED) x WX columns (input columns ix0 ..) into the
-// planes; zero outside the map. A warp takes whole input rows, RB of them in flight (conv1_patch.cuh).
-// Rows PROWS > LOADED are never loaded: only padding pixels, whose results are dropped, read them.
+// S rows Y0 .. Y0 + LOADED - 1 (input rows iy0 .. iy0 + 4 LOADED - 1) x WX columns (input columns ix0 ..)
+// into the planes; zero outside the map. A warp takes whole input rows, RB of them in flight
+// (conv1_patch.cuh). Rows LOADED .. PROWS - 1 are never loaded: only padding pixels, whose results
+// are dropped, read them.
 template <int NXC, int RB = CONV1_PATCH_RB>
 __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
     using G = Geom<NXC>;
@@ -589,7 +594,7 @@ __device__ __forceinline__ void conv1_rows_s2d(h16* c1, h16* a1s, h16*, const va
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
             for (int i = 0; i < 24; ++i) acc[mt][i] = 0.f;
-#pragma unroll 1  // unrolled (9 stages), t4x7 spills 16 bytes
+#pragma unroll 1  // unrolled (9 stages), t4x7 spills (16-36 bytes)
         for (int t = 0; t < s2d::NSTAGE; ++t) {
             cp_async_wait<NSR - 3>();  // this thread's copies of stage t landed ...
             fence_proxy_async_smem();  // ... and, with its patch stores, are visible to the products

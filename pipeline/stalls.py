@@ -12,10 +12,10 @@ instruction with its samples and their stall reasons. The table printed (and ``s
 ``--out``, with the report and the raw export) has one row per kernel and instruction class: the
 instructions, their share of the kernel's samples and the three largest stall reasons among them.
 
-A sample is a warp caught at an instruction it has not issued yet, so a class's share is where the
-warps wait, which is not the same as where the time would go if that wait were removed: step 30
-found 40 % of conv1's samples at its patch load, and a patch load with a sixth of the loads no
-faster. Set FUSED_LAYER_CUBIN_CACHE to reuse cubins prebuilt by ``pipeline.bench --prebuild``.
+A sample is a warp's state at an instruction: mostly waiting to issue it (the reasons), sometimes
+issuing it (`selected`). So a class's share is where the warps wait, which is not the same as where
+the time would go if that wait were removed: step 30 found 40 % of conv1's samples at its patch
+load, and a patch load with half the load instructions no faster. Set FUSED_LAYER_CUBIN_CACHE to reuse cubins prebuilt by ``pipeline.bench --prebuild``.
 """
 
 import argparse

@@ -320,15 +320,18 @@ def test_conv1_ablation_builds_leave_out_what_they_name(tmp_path):
 
 @needs_tools
 def test_conv1_s2d_knob_is_refused_where_it_has_no_build(tmp_path):
-    """CONV1_S2D needs 16-bit values and the sm_90a (cluster) build: a TF32 build stops at the
-    kernel's #error with its reason, not at a wrong result."""
+    """CONV1_S2D needs 16-bit values and the sm_90a (cluster) build, and has its own patch load: a
+    TF32 build, a build without clusters and one with a patch knob that does not apply stop at the
+    kernel's #error with the reason, not at a wrong result."""
     from pipeline.core.nvcc import REPO, nvcc_command
     from pipeline.revision import defines_with
 
-    defines = defines_with("fused-reuse-t1x7-tf32", {"CONV1_S2D": 1})
-    r = subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", [f"-D{k}={v}" for k, v in defines], "sm_90a",
-                                    tmp_path / "k.cubin"), capture_output=True, text=True)  # fmt: skip
-    assert r.returncode != 0 and "CONV1_S2D: 16-bit values" in r.stderr
+    for name, extra in (("fused-reuse-t1x7-tf32", {}), ("fused-reuse-t4x7-fp16", {"WCLUSTER": 1, "CONV2_WGMMA": 0}),
+                        ("fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 1})):  # fmt: skip
+        defines = defines_with(name, {"CONV1_S2D": 1, **extra})
+        r = subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", [f"-D{k}={v}" for k, v in defines], "sm_90a",
+                                        tmp_path / "k.cubin"), capture_output=True, text=True)  # fmt: skip
+        assert r.returncode != 0 and "CONV1_S2D" in r.stderr, (name, extra)
 
 
 @needs_tools

@@ -1,7 +1,8 @@
 """pipeline.stalls: ncu's source page (warp-state samples per SASS instruction) parsed and summed by
-instruction class. The parser runs on a genuine export: 305 instructions of fused-reuse-t4x7-fp16's
-conv1 (the registry build at batch 128 on the H200, perf-notes step 30: ncu 2025.3.1 with
-SourceCounters and WarpStateStats, `--page source --csv --print-source sass`)."""
+instruction class. The parser runs on a genuine export: 305 instructions (rows 795-1099 of 6616,
+the start of conv1's first chunk loop) of fused-reuse-t4x7-fp16 (the registry build at batch 128 on
+the H200, perf-notes step 30: ncu 2025.3.1 with SourceCounters and WarpStateStats, `--page source
+--csv --print-source sass`)."""
 
 import csv
 import shutil
@@ -56,6 +57,18 @@ def test_summary_shares_and_the_patch_loads_wait():
     row = lambda c: s[s["class"] == c].iloc[0]  # noqa: E731
     assert row("shared store")["top_stalls"].startswith("long_sb")
     assert row("mma.sync")["top_stalls"].split(",")[0].split()[0] in ("wait", "math")
+
+
+def test_each_kernel_block_is_its_own_kernel():
+    """An export of several kernels repeats the kernel line and the header per kernel; each kernel's
+    shares are of its own samples (the genuine block, twice, under a second name with half the rows)."""
+    lines = SOURCE.read_text().splitlines()
+    second = [lines[0].replace("fused_tc_reuse_t4x7", "other_kernel"), lines[1], *lines[2:150]]
+    df = stalls.parse_source_csv("\n".join(lines + second) + "\n")
+    assert df.groupby("kernel").size().to_dict() == {"fused_tc_reuse_t4x7": 305, "other_kernel": 148}
+    s = stalls.stall_summary(df)
+    for _, k in s[s["class"] != "all"].groupby("kernel"):
+        assert k["samples_share"].sum() == pytest.approx(1.0)
 
 
 def test_a_page_without_warp_sampling_is_refused():
