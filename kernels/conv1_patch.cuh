@@ -150,13 +150,13 @@ __device__ __forceinline__ void load_patch_vec(h16* patch, const val_t* __restri
 // zero weights at kx >= 11 meet finite values only). A warp copies whole rows, RB rows at a time with all
 // their loads in flight before any store: per-value index arithmetic (divisions by the row length)
 // cost ~30 instructions per value, as much as the gather it replaces (ncu, perf-notes step 25).
-template <int RW, int NX, int NTHREADS, int RB = CONV1_PATCH_RB>
-__device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
-#if CONV1_PATCH_VEC
-    return load_patch_vec<RW, NX, NTHREADS, RB>(patch, xn, H, W, iy0, ix0);
-#endif
-    using P = Patch<RW, NX>;
-    constexpr int JW = P::PWV + (COPIES - 1) * 4, Q = (JW + 31) / 32, NWARP = NTHREADS / 32, ROWS = CIN * P::PR;
+// The patch loaders' reading: row cr = c * RPC + r (cr < CIN * RPC) is input row (c, iy0 + r), its
+// values ix0 .. ix0 + JW - 1 (zero outside the map). A warp takes whole rows, RB at a time with all
+// their loads in flight before store_row(cr, v) (v[q]: value lane + 32q) writes any of them.
+template <int RPC, int JW, int NTHREADS, int RB, class StoreRow>
+__device__ __forceinline__ void read_input_rows(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0,
+                                                StoreRow store_row) {
+    constexpr int Q = (JW + 31) / 32, NWARP = NTHREADS / 32, ROWS = CIN * RPC;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int jin = W - ix0;  // columns inside the map
 #pragma unroll 1
@@ -164,7 +164,7 @@ __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__
         val_t v[RB][Q];
 #pragma unroll
         for (int b = 0; b < RB; ++b) {
-            const int cr = cr0 + b * NWARP, c = cr / P::PR, iy = iy0 + cr - c * P::PR;
+            const int cr = cr0 + b * NWARP, c = cr / RPC, iy = iy0 + cr - c * RPC;
             const int jmax = (cr < ROWS && iy < H) ? min(JW, jin) : 0;
             const val_t* src = xn + ((size_t)c * H + iy) * W + ix0;
 #pragma unroll
@@ -177,22 +177,35 @@ __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__
         for (int b = 0; b < RB; ++b) {
             const int cr = cr0 + b * NWARP;
             if (cr >= ROWS) break;
-            val_t* d0 = reinterpret_cast<val_t*>(patch + cr * P::PW);
-#if PREC != 3
-            val_t* d1 = d0 + P::CS - 4;  // copy 1: column j - 4
-#endif
-#pragma unroll
-            for (int q = 0; q < Q; ++q) {
-                const int j = lane + 32 * q;
-#if PREC == 3
-                if (j < P::PWV) d0[j] = tf32_round(v[b][q]);
-#else
-                if (j < P::PWV) d0[j] = v[b][q];
-                if (j >= 4 && j < JW) d1[j] = v[b][q];
-#endif
-            }
+            store_row(cr, v[b]);
         }
     }
+}
+
+template <int RW, int NX, int NTHREADS, int RB = CONV1_PATCH_RB>
+__device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
+#if CONV1_PATCH_VEC
+    return load_patch_vec<RW, NX, NTHREADS, RB>(patch, xn, H, W, iy0, ix0);
+#endif
+    using P = Patch<RW, NX>;
+    constexpr int JW = P::PWV + (COPIES - 1) * 4, Q = (JW + 31) / 32;
+    const int lane = threadIdx.x & 31;
+    read_input_rows<P::PR, JW, NTHREADS, RB>(xn, H, W, iy0, ix0, [&](int cr, const val_t (&v)[Q]) {
+        val_t* d0 = reinterpret_cast<val_t*>(patch + cr * P::PW);
+#if PREC != 3
+        val_t* d1 = d0 + P::CS - 4;  // copy 1: column j - 4
+#endif
+#pragma unroll
+        for (int q = 0; q < Q; ++q) {
+            const int j = lane + 32 * q;
+#if PREC == 3
+            if (j < P::PWV) d0[j] = tf32_round(v[q]);
+#else
+            if (j < P::PWV) d0[j] = v[q];
+            if (j >= 4 && j < JW) d1[j] = v[q];
+#endif
+        }
+    });
 }
 
 // Ask L2 for the input rows load_patch<RW, NX> would read at (iy0, ix0), one prefetch per 128-byte

@@ -477,36 +477,6 @@ __device__ __forceinline__ void wg_store_bias_relu(const float (&acc)[4 * NJ], h
 // out(oy, ox) = sum over dy, dx < 3 and the 48 channels q = 16c + 4a + b of S(oy + dy, ox + dx, q) *
 // W'(dy, dx, q), where S(Y, X, 16c + 4a + b) = x(c, 4Y + a, 4X + b) and W'(dy, dx, 16c + 4a + b) =
 // w(c, 4dy + a, 4dx + b), zero at 4dy + a or 4dx + b = 11 (kernels/api.py pack_weights_s2d).
-//
-// A part's weight stages (its 48 rows of the packed [96][KPW] values, c1p::BK = 48 a stage) through
-// its own ring of NSR slots, each stage laid out as wgmma's core matrices (8 rows x 16 bytes,
-// k-fastest: LBO 128 bytes, SBO 768, as conv2's stages): each 16-byte cp.async lands where the
-// descriptor reads it.
-template <int KPW, int NSTG, int NSR>
-struct Conv1CoreStageT {
-    static constexpr int ROWS = 48, UNITS = c1p::BK / 8, CHUNKS = ROWS * UNITS, THREADS = NT / 2;
-    static constexpr int PER = (CHUNKS + THREADS - 1) / THREADS, SLOT = ROWS * c1p::BK;  // slots per stage
-    static_assert(c1p::BK == BK2, "the descriptor's offsets (WG_LBO, WG_SBO) assume 48-slot stages");
-    int sm[PER], gm[PER];
-    __device__ __forceinline__ Conv1CoreStageT(int part, int thread) {
-#pragma unroll
-        for (int i = 0; i < PER; ++i) {
-            const int e = thread + i * THREADS, row = e / UNITS, q = e - row * UNITS;
-            sm[i] = e < CHUNKS ? ((row / 8) * UNITS + q) * 64 + (row % 8) * 8 : -1;
-            gm[i] = (part * ROWS + row) * KPW + q * 8;
-        }
-    }
-    // stage t into slot t % NSR, then commit (an empty group past the last stage keeps the counts uniform)
-    __device__ __forceinline__ void issue(h16* ring, const h16* __restrict__ w, int t) const {
-        if (t < NSTG) {
-#pragma unroll
-            for (int i = 0; i < PER; ++i)
-                if (sm[i] >= 0) cp_async16(ring + (t % NSR) * SLOT + sm[i], w + gm[i] + t * c1p::BK);
-        }
-        cp_async_commit();
-    }
-};
-
 namespace s2d {
 constexpr int Q = CIN * ST1 * ST1, PLANES = Q / 8;  // 48 channels in 8-channel planes (16 bytes a pixel)
 constexpr int TAPS = (KS1 + ST1 - 1) / ST1;         // 3 x 3 (dy, dx)
@@ -515,7 +485,34 @@ constexpr int NSTAGE = TAPS * TAPS;                 // a stage per (dy, dx): 48 
 constexpr int NSR = CONV1_S2D_STAGES;
 static_assert(Q == c1p::BK, "a stage is one (dy, dx)");
 static_assert(NSR >= 3 && NSR <= NSTAGE, "ring depth");
-using Stage = Conv1CoreStageT<KP, NSTAGE, NSR>;
+
+// A part's weight stages (its 48 rows of the packed [96][KP] values, c1p::BK = 48 a stage) through
+// its own ring of NSR slots, each stage laid out as wgmma's core matrices (8 rows x 16 bytes,
+// k-fastest: LBO 128 bytes, SBO 768, as conv2's stages): each 16-byte cp.async lands where the
+// descriptor reads it.
+struct Stage {
+    static constexpr int ROWS = 48, UNITS = c1p::BK / 8, CHUNKS = ROWS * UNITS, THREADS = NT / 2;
+    static constexpr int PER = (CHUNKS + THREADS - 1) / THREADS, SLOT = ROWS * c1p::BK;  // slots per stage
+    static_assert(c1p::BK == BK2, "the descriptor's offsets (WG_LBO, WG_SBO) assume 48-slot stages");
+    int sm[PER], gm[PER];
+    __device__ __forceinline__ Stage(int part, int thread) {
+#pragma unroll
+        for (int i = 0; i < PER; ++i) {
+            const int e = thread + i * THREADS, row = e / UNITS, q = e - row * UNITS;
+            sm[i] = e < CHUNKS ? ((row / 8) * UNITS + q) * 64 + (row % 8) * 8 : -1;
+            gm[i] = (part * ROWS + row) * KP + q * 8;
+        }
+    }
+    // stage t into slot t % NSR, then commit (an empty group past the last stage keeps the counts uniform)
+    __device__ __forceinline__ void issue(h16* ring, const h16* __restrict__ w, int t) const {
+        if (t < NSTAGE) {
+#pragma unroll
+            for (int i = 0; i < PER; ++i)
+                if (sm[i] >= 0) cp_async16(ring + (t % NSR) * SLOT + sm[i], w + gm[i] + t * c1p::BK);
+        }
+        cp_async_commit();
+    }
+};
 
 // A chunk of RW1 conv1 rows x NXC columns: the products run over WX = NXC + 2 columns of each row
 // (pixel p = row * WX + x, so a (dy, dx) shifts every row's start by dy * WX + dx), MT x 64 of them;
@@ -536,35 +533,17 @@ struct Geom {
 template <int NXC, int RB = CONV1_PATCH_RB>
 __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
     using G = Geom<NXC>;
-    constexpr int IR = G::LOADED * ST1, ROWS = CIN * IR, JW = ST1 * G::WX, NQ = (JW + 31) / 32, NWARP = NT / 32;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, jin = W - ix0;
-#pragma unroll 1
-    for (int cr0 = warp; cr0 < ROWS; cr0 += RB * NWARP) {
-        val_t v[RB][NQ];
+    constexpr int IR = G::LOADED * ST1, JW = ST1 * G::WX, NQ = (JW + 31) / 32;
+    const int lane = threadIdx.x & 31;
+    c1p::read_input_rows<IR, JW, NT, RB>(xn, H, W, iy0, ix0, [&](int cr, const val_t (&v)[NQ]) {
+        const int c = cr / IR, r = cr - c * IR, Y = r / ST1, a = r % ST1;  // S row Y, channels 16c + 4a + (0..3)
+        val_t* d = reinterpret_cast<val_t*>(patch + (c * 2 + a / 2) * G::PLANE + Y * G::WX * 8 + (a % 2) * 4);
 #pragma unroll
-        for (int b = 0; b < RB; ++b) {
-            const int cr = cr0 + b * NWARP, c = cr / IR, iy = iy0 + cr - c * IR;
-            const int jmax = (cr < ROWS && iy < H) ? min(JW, jin) : 0;
-            const val_t* src = xn + ((size_t)c * H + iy) * W + ix0;
-#pragma unroll
-            for (int q = 0; q < NQ; ++q) {
-                const int j = lane + 32 * q;
-                v[b][q] = j < jmax ? __ldg(src + j) : (val_t)0;
-            }
+        for (int q = 0; q < NQ; ++q) {
+            const int j = lane + 32 * q;
+            if (j < JW) d[(j / ST1) * 8 + j % ST1] = v[q];
         }
-#pragma unroll
-        for (int b = 0; b < RB; ++b) {
-            const int cr = cr0 + b * NWARP;
-            if (cr >= ROWS) break;
-            const int c = cr / IR, r = cr - c * IR, Y = r / ST1, a = r % ST1;  // S row Y, channels 16c + 4a + (0..3)
-            val_t* d = reinterpret_cast<val_t*>(patch + (c * 2 + a / 2) * G::PLANE + Y * G::WX * 8 + (a % 2) * 4);
-#pragma unroll
-            for (int q = 0; q < NQ; ++q) {
-                const int j = lane + 32 * q;
-                if (j < JW) d[(j / ST1) * 8 + j % ST1] = v[b][q];
-            }
-        }
-    }
+    });
 }
 }  // namespace s2d
 
