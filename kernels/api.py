@@ -490,12 +490,9 @@ class Forward(StoredMaps):
         else:  # kernels/fused_tc.cu: conv1 from the input patch (kx padded to 16); conv2's k in (ky, kx, ci)
             # order, to read channels-last pool1 directly
             s2d = v.define.get("CONV1_S2D", 0)  # conv1 over the input's 4x4 space-to-depth
-            vs = tc_value_slots(self.precision)
-            w1rows = pack_weights_s2d(w1) if s2d else pack_weights_kx16(w1)
-            if v.define.get("CONV1_MCAST", 0):  # stage by stage, in the cluster ring's layout (48 slots of k, 8 of padding)
-                w1rows = pack_weight_stages(w1rows, groups=1, stage_values=48 // vs, pad_values=8 // vs)
-            self._w1p = self.encode(w1rows)
+            self._w1p = self.encode(pack_weights_s2d(w1) if s2d else pack_weights_kx16(w1))
             w2rows = pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16)
+            vs = tc_value_slots(self.precision)
             if wcluster > 1 and v.define.get("CONV2_WGMMA", 0):  # per group, stage by stage, as core matrices
                 w2rows = pack_weight_stages_core(w2rows, groups=2, stage_values=48 // vs, unit_values=8 // vs)
             elif wcluster > 1:  # per group, stage by stage, in the ring's layout: 48 slots of k, 8 of padding

@@ -147,17 +147,23 @@ __device__ __forceinline__ void load_patch_vec(h16* patch, const val_t* __restri
     }
 }
 
+// Fill the patch from image xn (CIN x H x W): copy 0 at (c, r, j) holds input (c, iy0 + r, ix0 + j)
+// (rounded to TF32 for PREC 3), copy 1 (16-bit) holds column ix0 + 4 + j; zero outside the map (the
+// zero weights at kx >= 11 meet finite values only). A warp copies whole rows, RB rows at a time with all
+// their loads in flight before any store: per-value index arithmetic (divisions by the row length)
+// cost ~30 instructions per value, as much as the gather it replaces (ncu, perf-notes step 25).
 // The patch loaders' reading: row cr = c * RPC + r (cr < CIN * RPC) is input row (c, iy0 + r), its
 // values ix0 .. ix0 + JW - 1 (zero outside the map). A warp takes whole rows, RB at a time with all
 // their loads in flight before store_row(cr, v) (v[q]: value lane + 32q) writes any of them.
-// InputRows holds one such group of RB rows (rows cr0, cr0 + NWARP, ..): read issues its loads,
-// store hands the values on, so a caller may run other work between the two (CONV1_PATCH_AHEAD).
-template <int RPC, int JW, int NTHREADS, int RB>
-struct InputRows {
-    static constexpr int Q = (JW + 31) / 32, NWARP = NTHREADS / 32, ROWS = CIN * RPC;
-    val_t v[RB][Q];
-    __device__ __forceinline__ void read(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0, int cr0) {
-        const int lane = threadIdx.x & 31, jin = W - ix0;  // columns inside the map
+template <int RPC, int JW, int NTHREADS, int RB, class StoreRow>
+__device__ __forceinline__ void read_input_rows(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0,
+                                                StoreRow store_row) {
+    constexpr int Q = (JW + 31) / 32, NWARP = NTHREADS / 32, ROWS = CIN * RPC;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int jin = W - ix0;  // columns inside the map
+#pragma unroll 1
+    for (int cr0 = warp; cr0 < ROWS; cr0 += RB * NWARP) {
+        val_t v[RB][Q];
 #pragma unroll
         for (int b = 0; b < RB; ++b) {
             const int cr = cr0 + b * NWARP, c = cr / RPC, iy = iy0 + cr - c * RPC;
@@ -169,9 +175,6 @@ struct InputRows {
                 v[b][q] = j < jmax ? __ldg(src + j) : (val_t)0;
             }
         }
-    }
-    template <class StoreRow>
-    __device__ __forceinline__ void store(int cr0, StoreRow store_row) const {
 #pragma unroll
         for (int b = 0; b < RB; ++b) {
             const int cr = cr0 + b * NWARP;
@@ -179,47 +182,8 @@ struct InputRows {
             store_row(cr, v[b]);
         }
     }
-};
-
-template <int RPC, int JW, int NTHREADS, int RB, class StoreRow>
-__device__ __forceinline__ void read_input_rows(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0,
-                                                StoreRow store_row) {
-    using R = InputRows<RPC, JW, NTHREADS, RB>;
-#pragma unroll 1
-    for (int cr0 = threadIdx.x >> 5; cr0 < R::ROWS; cr0 += RB * R::NWARP) {
-        R rows;
-        rows.read(xn, H, W, iy0, ix0, cr0);
-        rows.store(cr0, store_row);
-    }
 }
 
-// load_patch's store of input row cr (values v[q] at columns lane + 32q) into the patch
-template <int RW, int NX, int Q>
-__device__ __forceinline__ void store_patch_row(h16* patch, int cr, const val_t (&v)[Q]) {
-    using P = Patch<RW, NX>;
-    constexpr int JW = P::PWV + (COPIES - 1) * 4;
-    const int lane = threadIdx.x & 31;
-    val_t* d0 = reinterpret_cast<val_t*>(patch + cr * P::PW);
-#if PREC != 3
-    val_t* d1 = d0 + P::CS - 4;  // copy 1: column j - 4
-#endif
-#pragma unroll
-    for (int q = 0; q < Q; ++q) {
-        const int j = lane + 32 * q;
-#if PREC == 3
-        if (j < P::PWV) d0[j] = tf32_round(v[q]);
-#else
-        if (j < P::PWV) d0[j] = v[q];
-        if (j >= 4 && j < JW) d1[j] = v[q];
-#endif
-    }
-}
-
-// Fill the patch from image xn (CIN x H x W): copy 0 at (c, r, j) holds input (c, iy0 + r, ix0 + j)
-// (rounded to TF32 for PREC 3), copy 1 (16-bit) holds column ix0 + 4 + j; zero outside the map (the
-// zero weights at kx >= 11 meet finite values only). A warp copies whole rows, RB rows at a time with all
-// their loads in flight before any store: per-value index arithmetic (divisions by the row length)
-// cost ~30 instructions per value, as much as the gather it replaces (ncu, perf-notes step 25).
 template <int RW, int NX, int NTHREADS, int RB = CONV1_PATCH_RB>
 __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
 #if CONV1_PATCH_VEC
@@ -227,109 +191,24 @@ __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__
 #endif
     using P = Patch<RW, NX>;
     constexpr int JW = P::PWV + (COPIES - 1) * 4, Q = (JW + 31) / 32;
-    read_input_rows<P::PR, JW, NTHREADS, RB>(xn, H, W, iy0, ix0,
-                                              [&](int cr, const val_t (&v)[Q]) { store_patch_row<RW, NX>(patch, cr, v); });
-}
-
-// A patch's input rows in registers, read one chunk ahead: the warp's first AHEAD rows (of its 9 of
-// 69; all of them at AHEAD >= 9): read issues the loads of the next chunk's patch before this chunk's
-// products, store writes them into the patch once the products are done with it, and loads the
-// warp's other rows as load_patch (fused_tc.cu CONV1_PATCH_AHEAD). 16-bit
-// values are held as 4-byte words from the row's start rounded down to 4 bytes (27 registers, where a
-// value per register would take 54 and spill at 255): store realigns them by a funnel shift with the
-// next lane's word and stores words; copy 1 (4 columns on) is copy 0's words 2 lanes on. TF32: a value
-// per register (InputRows), as load_patch.
-template <int RW, int NX, int NTHREADS, int AHEAD>
-struct PatchAhead {
-    using P = Patch<RW, NX>;
-    static constexpr int JW = P::PWV + (COPIES - 1) * 4, NWARP = NTHREADS / 32, ROWS = CIN * P::PR;
-    static constexpr int ALL = (ROWS + NWARP - 1) / NWARP, RB = AHEAD < ALL ? AHEAD : ALL;
-    static_assert(RB >= 1, "at least a row ahead");
-    using Rest = InputRows<P::PR, JW, NTHREADS, ALL - RB>;  // the warp's rows not read ahead
-    // the rows not read ahead (RB on of the warp's), loaded here as load_patch would
-    __device__ __forceinline__ void store_rest(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0,
-                                               int ix0) const {
-        if constexpr (ALL > RB) {
-            Rest rest;
-            const int cr0 = (threadIdx.x >> 5) + RB * NWARP;
-            rest.read(xn, H, W, iy0, ix0, cr0);
-            rest.store(cr0, [&](int cr, const val_t (&v)[Rest::Q]) { store_patch_row<RW, NX>(patch, cr, v); });
-        }
-    }
-#if PREC == 3
-    using R = InputRows<P::PR, JW, NTHREADS, RB>;
-    R rows;
-    int iy0_, ix0_;
-    __device__ __forceinline__ void read(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
-        iy0_ = iy0, ix0_ = ix0;
-        rows.read(xn, H, W, iy0, ix0, threadIdx.x >> 5);
-    }
-    __device__ __forceinline__ void store(h16* patch, const val_t* __restrict__ xn, int H, int W) const {
-        rows.store(threadIdx.x >> 5, [&](int cr, const val_t (&v)[R::Q]) { store_patch_row<RW, NX>(patch, cr, v); });
-        store_rest(patch, xn, H, W, iy0_, ix0_);
-    }
-#else
-    static_assert(P::PWV % 2 == 0 && P::CS % 2 == 0, "whole words");
-    static constexpr int NW = JW / 2 + 1, QW = (NW + 31) / 32;  // words that cover JW values from an odd start
-    unsigned w[RB][QW];
-    int iy0_, ix0_;
-    // row cr of the chunk at (iy0_, ix0_): its first value's address and the values inside the map
-    __device__ __forceinline__ const val_t* row(const val_t* xn, int H, int W, int cr, int& jmax) const {
-        const int c = cr / P::PR, iy = iy0_ + cr - c * P::PR;
-        jmax = (cr < ROWS && iy < H) ? min(JW, W - ix0_) : 0;
-        return xn + ((size_t)c * H + iy) * W + ix0_;
-    }
-    __device__ __forceinline__ void read(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
-        iy0_ = iy0, ix0_ = ix0;
-        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-        for (int b = 0; b < RB; ++b) {
-            int jmax;
-            const val_t* src = row(xn, H, W, warp + b * NWARP, jmax);
-            const int par = (int)(reinterpret_cast<size_t>(src) >> 1) & 1;  // word k holds values 2k - par, 2k + 1 - par
-            const unsigned* ws = reinterpret_cast<const unsigned*>(src - par);
-#pragma unroll
-            for (int q = 0; q < QW; ++q) {
-                const int k = lane + 32 * q;
-                w[b][q] = k < NW && 2 * k - par < jmax ? __ldg(ws + k) : 0u;
-            }
-        }
-    }
-    __device__ __forceinline__ void store(h16* patch, const val_t* __restrict__ xn, int H, int W) const {
-        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-#pragma unroll
-        for (int b = 0; b < RB; ++b) {
-            const int cr = warp + b * NWARP;
-            if (cr >= ROWS) break;
-            int jmax;
-            const int par = (int)(reinterpret_cast<size_t>(row(xn, H, W, cr, jmax)) >> 1) & 1;
-            unsigned c0[QW];  // word lane + 32q of the row: values 2k, 2k + 1 (zero past jmax)
-#pragma unroll
-            for (int q = 0; q < QW; ++q) {
-                const unsigned up = __shfl_down_sync(0xffffffffu, w[b][q], 1);
-                const unsigned first = __shfl_sync(0xffffffffu, q + 1 < QW ? w[b][q + 1] : 0u, 0);
-                const unsigned nxt = lane == 31 ? first : up;
-                const int k = lane + 32 * q;
-                c0[q] = (par ? __funnelshift_r(w[b][q], nxt, 16) : w[b][q]) &
-                        ((2 * k < jmax ? 0xffffu : 0u) | (2 * k + 1 < jmax ? 0xffff0000u : 0u));
-            }
-            unsigned* d0 = reinterpret_cast<unsigned*>(patch + cr * P::PW);
-            unsigned* d1 = reinterpret_cast<unsigned*>(patch + P::CS + cr * P::PW);
-#pragma unroll
-            for (int q = 0; q < QW; ++q) {
-                const int k = lane + 32 * q;
-                const unsigned up = __shfl_down_sync(0xffffffffu, c0[q], 2);
-                const unsigned first = __shfl_sync(0xffffffffu, q + 1 < QW ? c0[q + 1] : 0u, lane & 1);
-                if (2 * k < P::PWV) {
-                    d0[k] = c0[q];
-                    d1[k] = lane >= 30 ? first : up;  // copy 1's word k: values 2k + 4, 2k + 5
-                }
-            }
-        }
-        store_rest(patch, xn, H, W, iy0_, ix0_);
-    }
+    const int lane = threadIdx.x & 31;
+    read_input_rows<P::PR, JW, NTHREADS, RB>(xn, H, W, iy0, ix0, [&](int cr, const val_t (&v)[Q]) {
+        val_t* d0 = reinterpret_cast<val_t*>(patch + cr * P::PW);
+#if PREC != 3
+        val_t* d1 = d0 + P::CS - 4;  // copy 1: column j - 4
 #endif
-};
+#pragma unroll
+        for (int q = 0; q < Q; ++q) {
+            const int j = lane + 32 * q;
+#if PREC == 3
+            if (j < P::PWV) d0[j] = tf32_round(v[q]);
+#else
+            if (j < P::PWV) d0[j] = v[q];
+            if (j >= 4 && j < JW) d1[j] = v[q];
+#endif
+        }
+    });
+}
 
 // Ask L2 for the input rows load_patch<RW, NX> would read at (iy0, ix0), one prefetch per 128-byte
 // line of each row, so that a later chunk's load waits on L2 rather than DRAM. Rows past the map
@@ -376,67 +255,6 @@ __device__ __forceinline__ void conv1_patch_prologue(h16* a_ring, const val_t* _
     for (int t = 0; t < NS - 1; ++t) ws.template issue<NS>(ring, reinterpret_cast<const h16*>(w), t);
 }
 
-// The ldmatrix row of this lane in the patch for n-tile pair jp: pixel jp*16 + (lane&7) + 8*(lane>>4) of
-// the warp's column group, k half (lane>>3)&1, the warp's output row
-template <int MW, int RW, int CW, int NT8W>
-__device__ __forceinline__ void patch_rows(int (&boff)[(NT8W + 1) / 2]) {
-    using P = Patch<RW, CW * NT8W * 8>;
-    const int lane = threadIdx.x & 31;
-    const WarpPlace<MW, RW> wp;
-#pragma unroll
-    for (int jp = 0; jp < (NT8W + 1) / 2; ++jp) {
-        const int ox = wp.cw * NT8W * 8 + jp * 16 + (lane & 7) + ((lane >> 4) << 3);
-        const int col = VS == 1 ? (ox & 1) * P::CS + 8 * (ox >> 1) : 8 * ox;  // slot of input column 4*ox
-        boff[jp] = col + ((lane >> 3) & 1) * 8 + wp.rw * S * P::PW;
-    }
-}
-
-// acc += the products of weight stage t (the warp's 48 rows at a0, LDA slots apart) and the patch's
-// matching k slots (patch_rows' boff). t is a compile-time constant where the caller unrolls its stage
-// loop: every patch row offset is then an immediate.
-template <int RW, int CW, int NT8W>
-__device__ __forceinline__ void stage_products(float (&acc)[3][NT8W][4], const h16* a0, const h16* patch,
-                                               const int (&boff)[(NT8W + 1) / 2], int t) {
-    using P = Patch<RW, CW * NT8W * 8>;
-    const int lane = threadIdx.x & 31;
-#if !(CONV1_ABLATE & 4)
-    unsigned a[3][4], b[NT8W][2];
-#endif
-#pragma unroll
-    for (int kk = 0; kk < BK / 16; ++kk) {
-        const int s = t * (BK / 16) + kk, cky = s / VS, c = cky / KS;
-        // input row (c, ky) of the warp's output row; TF32: its second 8 columns in odd steps
-        const int roff = (c * P::PR + cky - c * KS) * P::PW + (s % VS) * 16;
-#if !(CONV1_ABLATE & 4)
-#pragma unroll
-        for (int i = 0; i < 3; ++i)
-            if (!(CONV1_ABLATE & 8) || kk == 0)
-                ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * LDA + kk * 16 + (lane >> 4) * 8);
-#pragma unroll
-        for (int j = 0; j < NT8W; j += 2) {
-            if ((CONV1_ABLATE & 16) && kk > 0) break;
-            if (j + 1 < NT8W) {
-                unsigned r[4];
-                ldmatrix_x4(r, patch + boff[j / 2] + roff);
-                b[j][0] = r[0];
-                b[j][1] = r[1];
-                b[j + 1][0] = r[2];
-                b[j + 1][1] = r[3];
-            } else {  // a last odd n-tile: lanes 0-15's rows only
-                ldmatrix_x2(b[j], patch + boff[j / 2] + roff);
-            }
-        }
-#pragma unroll
-        for (int i = 0; i < 3; ++i)
-#pragma unroll
-            for (int j = 0; j < NT8W; ++j)
-                if (!(CONV1_ABLATE & 32)) mma_kstep(acc[i][j], a[i], b[j]);
-#else
-        (void)roff, (void)a0, (void)patch, (void)boff, (void)lane;
-#endif
-    }
-}
-
 // acc[i][j] = the warp's 48 channels x NT8W n8 tiles of conv1 over all of K: weights w (rows m0 ..
 // m0 + 48*MW of the packed [96][528] values) streamed through an NS-deep ring of cp.async stages
 // (a_ring: NS * 48*MW * LDA slots; conv1_patch_prologue issued the first NS - 1), B from the patch
@@ -448,12 +266,22 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
                                                 const val_t* __restrict__ wv, int m0) {
     static_assert(MW * RW * CW * 32 == NTHREADS, "one warp per (m half, row, column group)");
     static_assert(NS >= 2 && NS <= NSTAGE, "ring depth");
+    using P = Patch<RW, CW * NT8W * 8>;
     using PS = PartStage<MW, NTHREADS>;
+    const int lane = threadIdx.x & 31;
+    const WarpPlace<MW, RW> wp;
     const auto ws = PS::stage(m0);
     h16* ring = PS::template ring<NS>(a_ring);
     const h16* w = reinterpret_cast<const h16*>(wv);
+
+    // ldmatrix row of this lane for n-tile pair jp: pixel jp*16 + (lane&7) + 8*(lane>>4), k half (lane>>3)&1
     int boff[(NT8W + 1) / 2];
-    patch_rows<MW, RW, CW, NT8W>(boff);
+#pragma unroll
+    for (int jp = 0; jp < (NT8W + 1) / 2; ++jp) {
+        const int ox = wp.cw * NT8W * 8 + jp * 16 + (lane & 7) + ((lane >> 4) << 3);
+        const int col = VS == 1 ? (ox & 1) * P::CS + 8 * (ox >> 1) : 8 * ox;  // slot of input column 4*ox
+        boff[jp] = col + ((lane >> 3) & 1) * 8 + wp.rw * S * P::PW;
+    }
     zero_acc(acc);
 #pragma unroll
     for (int t = 0; t < NSTAGE; ++t) {
@@ -463,38 +291,45 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
         else if (!(CONV1_ABLATE & 2))
             PS::sync();  // ... for every thread of the part; stage t - 1's slot is free
         ws.template issue<NS>(ring, w, t + NS - 1);
-        stage_products<RW, CW, NT8W>(acc, ring + (t % NS) * 48 * LDA, patch, boff, t);
+        const h16* a0 = ring + (t % NS) * 48 * LDA;
+#if !(CONV1_ABLATE & 4)
+        unsigned a[3][4], b[NT8W][2];
+#endif
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; ++kk) {
+            const int s = t * (BK / 16) + kk, cky = s / VS, c = cky / KS;
+            // input row (c, ky) of the warp's output row; TF32: its second 8 columns in odd steps
+            const int roff = (c * P::PR + cky - c * KS) * P::PW + (s % VS) * 16;
+#if !(CONV1_ABLATE & 4)
+#pragma unroll
+            for (int i = 0; i < 3; ++i)
+                if (!(CONV1_ABLATE & 8) || kk == 0)
+                    ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * LDA + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+            for (int j = 0; j < NT8W; j += 2) {
+                if ((CONV1_ABLATE & 16) && kk > 0) break;
+                if (j + 1 < NT8W) {
+                    unsigned r[4];
+                    ldmatrix_x4(r, patch + boff[j / 2] + roff);
+                    b[j][0] = r[0];
+                    b[j][1] = r[1];
+                    b[j + 1][0] = r[2];
+                    b[j + 1][1] = r[3];
+                } else {  // a last odd n-tile: lanes 0-15's rows only
+                    ldmatrix_x2(b[j], patch + boff[j / 2] + roff);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < 3; ++i)
+#pragma unroll
+                for (int j = 0; j < NT8W; ++j)
+                    if (!(CONV1_ABLATE & 32)) mma_kstep(acc[i][j], a[i], b[j]);
+#else
+            (void)roff, (void)a0;
+#endif
+        }
     }
     cp_async_wait<0>();
-}
-
-// conv1_patch_mma with the weight stages from a ring of whole stages (all 96 rows, each in the
-// padded layout, LDA slots apart) that a cluster's blocks fill together (tc.cuh ClusterRing,
-// fused_tc.cu CONV1_MCAST): this chunk's stages are the ring's g1 .. g1 + NSTAGE - 1, stage g being
-// weight stage g % NSTAGE of `src` (the host's stage-by-stage copy). The producer thread refills a
-// stage's slot once the cluster has released it, with stages up to gend - 1: past this chunk, the
-// next chunk's first stages load while the block loads the next patch. The caller produced the
-// first NS - 1 of gend's run of stages (conv1_ring_start).
-template <int MW, int RW, int CW, int NT8W, int NTHREADS, class Ring>
-__device__ __forceinline__ void conv1_ring_mma(float (&acc)[3][NT8W][4], const h16* patch, const Ring& rg,
-                                               unsigned g1, unsigned gend, const unsigned char* src, bool producer) {
-    static_assert(MW * RW * CW * 32 == NTHREADS, "one warp per (m half, row, column group)");
-    static_assert(Ring::STAGE_BYTES == 48 * MW * LDA * 2, "a ring stage is every weight row of the block");
-    constexpr int NS = Ring::DEPTH;
-    const WarpPlace<MW, RW> wp;
-    int boff[(NT8W + 1) / 2];
-    patch_rows<MW, RW, CW, NT8W>(boff);
-    zero_acc(acc);
-#pragma unroll
-    for (int t = 0; t < NSTAGE; ++t) {
-        const unsigned g = g1 + t;
-        if (t == 0) __syncthreads();  // every thread wrote the patch: it is visible
-        rg.wait(g);                   // stage g landed, in full
-        // refill the slot of stage g - 1, once the cluster's consumers have released it
-        if (producer && g + NS - 1 < gend) rg.produce(g + NS - 1, src + (g + NS - 1) % NSTAGE * Ring::STAGE_BYTES);
-        stage_products<RW, CW, NT8W>(acc, rg.slot(g) + wp.mw * 48 * LDA, patch, boff, t);
-        rg.release(g);
-    }
 }
 
 }  // namespace c1p

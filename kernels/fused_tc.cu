@@ -91,13 +91,6 @@
 #ifndef CONV1_PATCH_PREFETCH
 #define CONV1_PATCH_PREFETCH 0
 #endif
-// A > 0: a band's next conv1 chunk's input rows are read into registers (a warp's first A of its 9
-// rows; 16-bit values as 4-byte words) before this chunk's products and stored into the patch after
-// them, so their loads wait while the products run (c1p::PatchAhead; the warp's other rows load
-// after the products, as load_patch); a band's first chunk loads its patch as before
-#ifndef CONV1_PATCH_AHEAD
-#define CONV1_PATCH_AHEAD 0
-#endif
 // conv1 as a 3x3 convolution over the input's 4x4 space-to-depth (48 channels: c, dy, dx), on wgmma
 // with both operands in shared memory (sm_90a, 16-bit only; perf-notes step 30): A = 64 pixels of the
 // chunk, read by a descriptor straight from a patch of 8-channel planes (a pixel's 8 values are one
@@ -114,24 +107,8 @@
 #if CONV1_S2D && (PREC == 3 || WCLUSTER == 1)
 #error "CONV1_S2D: 16-bit values and the sm_90a build, which WCLUSTER > 1 selects (pipeline/core/nvcc.py target_arch)"
 #endif
-// conv1's weight stages (all 96 rows of 48 slots of k, in the padded layout) through one ring that
-// the cluster's blocks fill together, as conv2's (tc.cuh ClusterRing: a bulk copy per block of half a
-// stage, multicast to both; kernels/api.py packs the weights stage by stage), instead of a cp.async
-// ring per block: L2 sends each stage once per cluster, and the ring runs on across a band's chunks,
-// so the next chunk's first stages load during its patch load (perf-notes step 31: with no patch
-// load and no products, conv1 still took 1.11 of its 1.89 us per image waiting for its weights,
-// 28 passes x 101 KB per image from L2).
-#ifndef CONV1_MCAST
-#define CONV1_MCAST 0
-#endif
-#if CONV1_MCAST && (WCLUSTER == 1 || CONV1_S2D || CONV1_ABLATE)
-#error "CONV1_MCAST needs clusters (WCLUSTER > 1), the kx16 patch (not CONV1_S2D) and no CONV1_ABLATE"
-#endif
-#if CONV1_S2D && (CONV1_PATCH_PREFETCH || CONV1_PATCH_VEC || CONV1_ABLATE || CONV1_PATCH_AHEAD)
-#error "CONV1_S2D has its own patch load: CONV1_PATCH_PREFETCH, CONV1_PATCH_VEC, CONV1_PATCH_AHEAD and CONV1_ABLATE do not apply to it"
-#endif
-#if CONV1_PATCH_AHEAD && (CONV1_PATCH_VEC || CONV1_ABLATE)
-#error "CONV1_PATCH_AHEAD reads the patch by values (not CONV1_PATCH_VEC) and leaves none out (no CONV1_ABLATE)"
+#if CONV1_S2D && (CONV1_PATCH_PREFETCH || CONV1_PATCH_VEC || CONV1_ABLATE)
+#error "CONV1_S2D has its own patch load: CONV1_PATCH_PREFETCH, CONV1_PATCH_VEC and CONV1_ABLATE do not apply to it"
 #endif
 
 namespace ftc {
@@ -203,13 +180,8 @@ constexpr int OFF_ROW1 = OFF_U + cmax(SZ_ROW2 + SZ_C1, SZ_C2 + SZ_A2);
 // a group's conv2 weight stage: padded rows (ldmatrix), or wgmma's core matrices (no padding)
 constexpr int STAGE2_BYTES = C2G * (CONV2_WGMMA ? BK2 : LDA2) * 2;
 using Ring2 = ClusterRing<NS2, STAGE2_BYTES, WCLUSTER, 4>;  // a conv2 group's ring, read by its 4 warps
-// and with CONV2_START_CLUSTER_SYNC 0 one more: the cluster's blocks are done with phase 1; with
-// CONV1_MCAST, conv1's ring (read by all 8 warps) and one that says both blocks are ready for a band's
-// first conv1 copies (done with what the ring's space held before: conv2's ring and c2)
-constexpr int STAGE1_BYTES = C1 * c1p::LDA * 2;
-using Ring1 = ClusterRing<NS1, STAGE1_BYTES, WCLUSTER, NT / 32>;
-constexpr int BAR_RING1 = G2 * Ring2::BAR_WORDS + (CONV2_START_CLUSTER_SYNC ? 0 : 1), BAR_BAND1 = BAR_RING1 + Ring1::BAR_WORDS;
-constexpr int BAR_BYTES = WCLUSTER > 1 ? (CONV1_MCAST ? BAR_BAND1 + 1 : BAR_RING1) * 8 : 0;
+// and with CONV2_START_CLUSTER_SYNC 0 one more: the cluster's blocks are done with phase 1
+constexpr int BAR_BYTES = WCLUSTER > 1 ? (G2 * Ring2::BAR_WORDS + (CONV2_START_CLUSTER_SYNC ? 0 : 1)) * 8 : 0;
 constexpr int OFF_BARS_BYTES = 2 * cmax(OFF_U + SZ_PH1, OFF_ROW1 + SZ_ROW1);
 constexpr int SMEM_BYTES = OFF_BARS_BYTES + BAR_BYTES;
 #ifdef EXPECT_SMEM_BYTES
@@ -348,63 +320,21 @@ __device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], 
 
 // conv1 on the band's conv1 rows [first, cny) into c1 (channels-last, cnx pixels per row, cnx <= NXC):
 // chunks of RW1 rows of NXC columns; warp (wm, wr) computes channels wm*48 .. +48 of chunk row wr.
-// CONV1_MCAST: the weight stages come through the cluster's ring at a1s (its barriers at bars),
-// g1 counting the stages this block has consumed (the same in every block of the cluster) and band1
-// the bands.
 template <int NXC>
 __device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const val_t* __restrict__ xn,
                                            const val_t* __restrict__ w1, const float* __restrict__ b1, int H, int W,
-                                           int cy0, int cx0, int first, int cny, int cnx, unsigned long long* bars,
-                                           unsigned& g1, unsigned& band1) {
+                                           int cy0, int cx0, int first, int cny, int cnx) {
     const c1p::WarpPlace<2, RW1> wp;
-#if CONV1_MCAST
-    const Ring1 rg(bars + BAR_RING1, a1s);
-    const bool producer = threadIdx.x == 0;
-    const unsigned gend = g1 + (cny > first ? (cny - first + RW1 - 1) / RW1 : 0) * c1p::NSTAGE;
-    const unsigned char* src = reinterpret_cast<const unsigned char*>(w1);
-    // The peer's copies land in this block's ring, whose space conv2's ring and c2 used last (written
-    // by st.shared: the proxy fence orders those writes before the copies'): each block says it is
-    // done with it, and the producers wait on both before the band's first copy.
-    fence_proxy_async_smem();
-    __syncthreads();
-    if (threadIdx.x < WCLUSTER) mbar_arrive_cluster(bars + BAR_BAND1, threadIdx.x);
-    if (producer && gend > g1) {
-        mbar_wait(bars + BAR_BAND1, band1 & 1);
-        for (int s = 0; s < NS1 - 1; ++s)
-            if (g1 + s < gend) rg.produce(g1 + s, src + (g1 + s) % c1p::NSTAGE * STAGE1_BYTES);
-    }
-    ++band1;
-#else
-    (void)bars, (void)g1, (void)band1;
-#endif
-#if CONV1_PATCH_AHEAD
-    c1p::PatchAhead<RW1, NXC, NT, CONV1_PATCH_AHEAD> ahead;
-#endif
     for (int r0 = first; r0 < cny; r0 += RW1) {
         __syncthreads();  // the previous chunk no longer reads the patch or the weight ring
-#if !CONV1_MCAST
         c1p::conv1_patch_prologue<2, NS1, NT>(a1s, w1, 0);
-#endif
-#if CONV1_PATCH_AHEAD
-        if (r0 > first)
-            ahead.store(b1s, xn, H, W);  // read during the previous chunk's products
-        else
-#endif
         if (!(CONV1_ABLATE & 1) || r0 == first) c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
-#if CONV1_PATCH_AHEAD
-        if (r0 + RW1 < cny) ahead.read(xn, H, W, (cy0 + r0 + RW1) * ST1, cx0 * ST1);  // the band's next chunk
-#endif
 #if CONV1_PATCH_PREFETCH
         // the next chunk's rows (past the band: the next band's, which a reuse strip computes next)
         c1p::prefetch_patch_l2<RW1, NXC, NT>(xn, H, W, (cy0 + r0 + RW1) * ST1, cx0 * ST1);
 #endif
         float acc[3][NXC / 8][4];
-#if CONV1_MCAST
-        c1p::conv1_ring_mma<2, RW1, 1, NXC / 8, NT>(acc, b1s, rg, g1, gend, src, producer);
-        g1 += c1p::NSTAGE;
-#else
         c1p::conv1_patch_mma<2, RW1, 1, NXC / 8, NS1, NT>(acc, b1s, a1s, w1, 0);
-#endif
         const int row = r0 + wp.rw;
         if (row < cny)
             store_bias_relu(acc, c1, LD1, wp.mw * 48, b1, [&](int i) { return i < cnx ? row * cnx + i : C1H * C1W; });
@@ -624,8 +554,7 @@ __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__
 template <int NXC>
 __device__ __forceinline__ void conv1_rows_s2d(h16* c1, h16* a1s, h16*, const val_t* __restrict__ xn,
                                                const val_t* __restrict__ w1, const float* __restrict__ b1, int H, int W,
-                                               int cy0, int cx0, int first, int cny, int cnx, unsigned long long*,
-                                               unsigned&, unsigned&) {
+                                               int cy0, int cx0, int first, int cny, int cnx) {
     using G = s2d::Geom<NXC>;
     constexpr int MT = G::MT, NSR = s2d::NSR;
     const int tid = threadIdx.x, warp = tid >> 5, part = warp / 4, wm = warp % 4;
@@ -952,16 +881,11 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
     const int bx = tile % gx, by = tile / gx;
     unsigned long long* bars = reinterpret_cast<unsigned long long*>(smem_raw + OFF_BARS_BYTES);
     unsigned g2 = 0;  // conv2 weight stages this block has consumed (WCLUSTER > 1: the same in every block of the cluster)
-    unsigned g1 = 0, band1 = 0;  // CONV1_MCAST: conv1 weight stages consumed, conv1 bands (the same in the cluster's blocks)
 #if WCLUSTER > 1
     if (tid == 0) {
         for (int gr = 0; gr < G2; ++gr) Ring2(bars + gr * Ring2::BAR_WORDS, nullptr).init();
 #if !CONV2_START_CLUSTER_SYNC
         mbar_init(bars + G2 * Ring2::BAR_WORDS, WCLUSTER);  // phase 1 done: an arrival per block
-#endif
-#if CONV1_MCAST
-        Ring1(bars + BAR_RING1, nullptr).init();
-        mbar_init(bars + BAR_BAND1, WCLUSTER);  // ready for a band's conv1 copies: an arrival per block
 #endif
         mbar_init_fence();
     }
@@ -995,9 +919,9 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
 #define CONV1_ROWS conv1_rows
 #endif
         if (NX1 > 8 && cnx <= NX1 - 8)  // a clipped strip (AlexNet 227: the second of two): an n8 tile less per row
-            CONV1_ROWS<(NX1 > 8 ? NX1 - 8 : NX1)>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx, bars, g1, band1);
+            CONV1_ROWS<(NX1 > 8 ? NX1 - 8 : NX1)>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
         else
-            CONV1_ROWS<NX1>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx, bars, g1, band1);
+            CONV1_ROWS<NX1>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
 #undef CONV1_ROWS
         __syncthreads();
         PHASE_MARK(PH_CONV1);

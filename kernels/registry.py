@@ -320,8 +320,7 @@ FUSED_TC_WCLUSTER = 2
 
 
 def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None = None, precision: str = "fp16",
-                        wcluster: int = FUSED_TC_WCLUSTER, phase1_barrier: bool = True,
-                        conv1_mcast: bool = False) -> int:  # fmt: skip
+                        wcluster: int = FUSED_TC_WCLUSTER, phase1_barrier: bool = True) -> int:  # fmt: skip
     """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). 16-bit slots, each
     region rounded to 8, VS = :func:`tc_value_slots` per value: the channels-last pool1 tile (2R+5 x
@@ -333,8 +332,7 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     1's space)}; conv1's carried row (2(2C+5)+1 x 96VS+8) past both the conv1 band and phase 2; and,
     with clusters (``wcluster`` > 1), a full and an empty mbarrier (8 bytes) per stage of each conv2
     group's ring, and with ``phase1_barrier`` (fused_tc.cu's default, CONV2_START_CLUSTER_SYNC 0) one
-    more that says both blocks are done with phase 1; with ``conv1_mcast`` (CONV1_MCAST), a full and
-    an empty one per stage of conv1's cluster ring and one that says both blocks are ready for a band."""
+    more that says both blocks are done with phase 1."""
     th, tw = tile_sides(tile)
     vs = tc_value_slots(precision)
     band = fused_tc_band(tile, strategy, precision=precision) if band is None else band
@@ -349,19 +347,18 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     sz_ph1 = sz_row2 + sz_c1 + 3 * 96 * 56 + conv1_patch_halves(4, al8(c1w), precision)
     stages2 = 4 if sz_c2 + 4 * 256 * 56 + sz_row1 <= sz_ph1 else 3
     off_row1 = max(sz_row2 + sz_c1, sz_c2 + stages2 * 256 * 56)
-    barrier_bytes = (2 * 2 * stages2 + int(phase1_barrier) + (2 * 3 + 1) * int(conv1_mcast)) * 8 if wcluster > 1 else 0
+    barrier_bytes = (2 * 2 * stages2 + int(phase1_barrier)) * 8 if wcluster > 1 else 0
     return 2 * (sz_p1 + max(sz_ph1, off_row1 + sz_row1)) + barrier_bytes
 
 
 def fused_tc_smem_bytes_of(defines: dict[str, int]) -> int:
     """fused_tc_smem_bytes of a fused_tc build given by its -D values (TILE_Y, TILE_X, REUSE, PREC,
-    CONV1_BAND, WCLUSTER, CONV2_START_CLUSTER_SYNC, CONV1_MCAST; kernel defaults where absent): the
+    CONV1_BAND, WCLUSTER, CONV2_START_CLUSTER_SYNC; kernel defaults where absent): the
     EXPECT_SMEM_BYTES of a build whose values differ from the registry's (pipeline.bench --set)."""
     precision = {value: key for key, value in TC_PREC_DEFINE.items()}[defines.get("PREC", 1)]
     strategy = Strategy.REUSE if defines.get("REUSE", 0) else Strategy.RECOMPUTE
     return fused_tc_smem_bytes((defines["TILE_Y"], defines["TILE_X"]), strategy, defines["CONV1_BAND"], precision,
-                               defines.get("WCLUSTER", 1), not defines.get("CONV2_START_CLUSTER_SYNC", 0),
-                               bool(defines.get("CONV1_MCAST", 0)))  # fmt: skip
+                               defines.get("WCLUSTER", 1), not defines.get("CONV2_START_CLUSTER_SYNC", 0))  # fmt: skip
 
 
 def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES,

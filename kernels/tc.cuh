@@ -335,7 +335,6 @@ __device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, 
 template <int NS, int BYTES, int CL, int CONSUMERS>
 struct ClusterRing {
     static_assert(BYTES % (16 * CL) == 0, "each block's share of a stage is whole 16-byte units");
-    static constexpr int DEPTH = NS, STAGE_BYTES = BYTES;
     unsigned long long* bar;  // full[NS], empty[NS]
     unsigned char* ring;
     __device__ __forceinline__ ClusterRing(unsigned long long* bars, void* ring_smem)
