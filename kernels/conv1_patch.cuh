@@ -53,7 +53,7 @@ struct Patch {
 // Rows a warp has in flight in load_patch (its loads before its stores). Each round trip waits on
 // L2 or DRAM with no products to hide it (the patch is loaded between chunks).
 #ifndef CONV1_PATCH_RB
-#define CONV1_PATCH_RB 2
+#define CONV1_PATCH_RB 9
 #endif
 
 // 1: load_patch moves 16-byte chunks (load_patch_vec) instead of one value per lane and load

@@ -86,10 +86,11 @@
 #if CONV2_WGMMA && WCLUSTER == 1
 #error "CONV2_WGMMA needs the cluster ring (WCLUSTER > 1)"
 #endif
-// 1: while a conv1 chunk's products run, L2 is asked for the next chunk's input rows
-// (c1p::prefetch_patch_l2), so that chunk's patch load waits on L2, not DRAM
+// 1 (the default since perf-notes step 31, but with CONV1_S2D, which has its own patch load): while a
+// conv1 chunk's products run, L2 is asked for the next chunk's input rows (c1p::prefetch_patch_l2),
+// so that chunk's patch load waits on L2, not DRAM
 #ifndef CONV1_PATCH_PREFETCH
-#define CONV1_PATCH_PREFETCH 0
+#define CONV1_PATCH_PREFETCH (!CONV1_S2D)
 #endif
 // conv1 as a 3x3 convolution over the input's 4x4 space-to-depth (48 channels: c, dy, dx), on wgmma
 // with both operands in shared memory (sm_90a, 16-bit only; perf-notes step 30): A = 64 pixels of the

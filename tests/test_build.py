@@ -278,12 +278,13 @@ def test_conv1_s2d_knob_builds_shared_memory_warpgroup_mmas_without_spills(tmp_p
     """CONV1_S2D=1 (perf-notes step 30): conv1 over the space-to-depth input on wgmma with both
     operands read by descriptor (HGMMA 64x48, its A from shared memory: no register operand
     R in the instruction), beside conv2's wgmma, so no mma.sync is left; 0 bytes of spill at the
-    default ring depth."""
+    default ring depth and the patch rows in flight it was measured with (2; the default 9 of the
+    kx16 patch, perf-notes step 31, spills here)."""
     import re
 
     from pipeline.stages.build import parse_ptxas
 
-    sass, log, _ = fused_tc_sass_with(tmp_path, name, {"CONV1_S2D": 1})
+    sass, log, _ = fused_tc_sass_with(tmp_path, name, {"CONV1_S2D": 1, "CONV1_PATCH_RB": 2})
     conv1 = re.findall(r"HGMMA\.64x48x16\.F32[^;]*", sass)
     assert len(conv1) >= 3 and not any(re.search(r"\bR\d+\b", i.split(",")[1]) for i in conv1)
     assert "HMMA." not in sass
@@ -292,18 +293,19 @@ def test_conv1_s2d_knob_builds_shared_memory_warpgroup_mmas_without_spills(tmp_p
 
 @needs_tools
 def test_conv1_patch_knobs_change_the_patch_loads_they_name(tmp_path):
-    """conv1's patch knobs (perf-notes step 30; off by default): CONV1_PATCH_VEC=1 loads and stores the
-    input patch in 16-byte chunks (LDG.E.128, no 2-byte LDG.E.U16 or STS.U16 left), and
-    CONV1_PATCH_PREFETCH=1 adds the L2 prefetches of the next chunk's rows (CCTL.E.PF2); neither spills."""
+    """conv1's patch knobs: the default since perf-notes step 31 has CONV1_PATCH_PREFETCH=1, the L2
+    prefetches of the next chunk's rows (CCTL.E.PF2), which =0 leaves out; CONV1_PATCH_VEC=1 (off, step
+    30) loads and stores the input patch in 16-byte chunks (LDG.E.128, no 2-byte LDG.E.U16 or STS.U16
+    left). The default (9 rows in flight per warp) and VEC at 4 rows do not spill."""
     from pipeline.stages.build import parse_ptxas
 
-    base, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {})
-    vec, vec_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_VEC": 1})
-    pf, pf_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 1})
-    assert "LDG.E.U16" in base and "LDG.E.128" not in base and "CCTL.E.PF2" not in base
+    base, base_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {})
+    vec, vec_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_VEC": 1, "CONV1_PATCH_RB": 4})
+    no_pf, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 0})
+    assert "LDG.E.U16" in base and "LDG.E.128" not in base and "CCTL.E.PF2" in base
     assert "LDG.E.128" in vec and "LDG.E.U16" not in vec and "STS.U16" not in vec
-    assert "CCTL.E.PF2" in pf
-    assert all(k["spill_store_bytes"] == 0 for k in parse_ptxas(vec_log) + parse_ptxas(pf_log))
+    assert "CCTL.E.PF2" not in no_pf
+    assert all(k["spill_store_bytes"] == 0 for k in parse_ptxas(vec_log) + parse_ptxas(base_log))
 
 
 @needs_tools
