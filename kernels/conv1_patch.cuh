@@ -212,19 +212,27 @@ __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__
     });
 }
 
-// Ask L2 for the input rows load_patch<RW, NX> would read at (iy0, ix0), one prefetch per 128-byte
-// line of each row, so that a later chunk's load waits on L2 rather than DRAM. Rows past the map
-// are left out; nothing waits for the prefetches.
-template <int RW, int NX, int NTHREADS>
-__device__ __forceinline__ void prefetch_patch_l2(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
+// Ask L2 (LEVEL 2) or L1 (LEVEL 1) for the input rows load_patch<RW, NX> would read at (iy0, ix0), one
+// prefetch per 128-byte line of each row, so that a later chunk's load waits on L2 rather than DRAM
+// (or hits L1, where the shared memory leaves it room: about 28 KB beside the fused kernel's 227 KB,
+// for the next chunk's ~32 KB of lines). Rows past the map are left out; nothing waits for the
+// prefetches.
+template <int RW, int NX, int NTHREADS, int LEVEL = 2>
+__device__ __forceinline__ void prefetch_patch(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
+    static_assert(LEVEL == 1 || LEVEL == 2, "L1 or L2");
     using P = Patch<RW, NX>;
     constexpr int JW = P::PWV + (COPIES - 1) * 4, ROWS = CIN * P::PR;
     constexpr int VPL = 128 / sizeof(val_t), LINES = (JW + VPL - 1) / VPL + 1;  // an unaligned row's lines
     const int jlast = min(JW, W - ix0) - 1;
     for (int e = threadIdx.x; e < ROWS * LINES; e += NTHREADS) {
         const int cr = e / LINES, l = e - cr * LINES, c = cr / P::PR, iy = iy0 + cr - c * P::PR;
-        if (iy < H && jlast >= 0)
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(xn + ((size_t)c * H + iy) * W + ix0 + min(l * VPL, jlast)));
+        if (iy < H && jlast >= 0) {
+            const val_t* line = xn + ((size_t)c * H + iy) * W + ix0 + min(l * VPL, jlast);
+            if (LEVEL == 1)
+                asm volatile("prefetch.global.L1 [%0];" ::"l"(line));
+            else
+                asm volatile("prefetch.global.L2 [%0];" ::"l"(line));
+        }
     }
 }
 

@@ -87,8 +87,8 @@
 #error "CONV2_WGMMA needs the cluster ring (WCLUSTER > 1)"
 #endif
 // 1 (the default since perf-notes step 31, but with CONV1_S2D, which has its own patch load): while a
-// conv1 chunk's products run, L2 is asked for the next chunk's input rows (c1p::prefetch_patch_l2),
-// so that chunk's patch load waits on L2, not DRAM
+// conv1 chunk's products run, L2 is asked for the next chunk's input rows (c1p::prefetch_patch), so
+// that chunk's patch load waits on L2, not DRAM; 2: L1 is asked instead (not yet measured)
 #ifndef CONV1_PATCH_PREFETCH
 #define CONV1_PATCH_PREFETCH (!CONV1_S2D)
 #endif
@@ -332,7 +332,8 @@ __device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const va
         if (!(CONV1_ABLATE & 1) || r0 == first) c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
 #if CONV1_PATCH_PREFETCH
         // the next chunk's rows (past the band: the next band's, which a reuse strip computes next)
-        c1p::prefetch_patch_l2<RW1, NXC, NT>(xn, H, W, (cy0 + r0 + RW1) * ST1, cx0 * ST1);
+        c1p::prefetch_patch<RW1, NXC, NT, CONV1_PATCH_PREFETCH == 2 ? 1 : 2>(xn, H, W, (cy0 + r0 + RW1) * ST1,
+                                                                             cx0 * ST1);
 #endif
         float acc[3][NXC / 8][4];
         c1p::conv1_patch_mma<2, RW1, 1, NXC / 8, NS1, NT>(acc, b1s, a1s, w1, 0);

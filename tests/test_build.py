@@ -294,17 +294,20 @@ def test_conv1_s2d_knob_builds_shared_memory_warpgroup_mmas_without_spills(tmp_p
 @needs_tools
 def test_conv1_patch_knobs_change_the_patch_loads_they_name(tmp_path):
     """conv1's patch knobs: the default since perf-notes step 31 has CONV1_PATCH_PREFETCH=1, the L2
-    prefetches of the next chunk's rows (CCTL.E.PF2), which =0 leaves out; CONV1_PATCH_VEC=1 (off, step
-    30) loads and stores the input patch in 16-byte chunks (LDG.E.128, no 2-byte LDG.E.U16 or STS.U16
-    left). The default (9 rows in flight per warp) and VEC at 4 rows do not spill."""
+    prefetches of the next chunk's rows (CCTL.E.PF2), which =0 leaves out and =2 asks of L1 instead
+    (CCTL.E.PF1); CONV1_PATCH_VEC=1 (off, step 30) loads and stores the input patch in 16-byte chunks
+    (LDG.E.128, no 2-byte LDG.E.U16 or STS.U16 left). The default (9 rows in flight per warp) and VEC
+    at 4 rows do not spill."""
     from pipeline.stages.build import parse_ptxas
 
     base, base_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {})
     vec, vec_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_VEC": 1, "CONV1_PATCH_RB": 4})
     no_pf, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 0})
+    pf_l1, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 2})
     assert "LDG.E.U16" in base and "LDG.E.128" not in base and "CCTL.E.PF2" in base
     assert "LDG.E.128" in vec and "LDG.E.U16" not in vec and "STS.U16" not in vec
-    assert "CCTL.E.PF2" not in no_pf
+    assert "CCTL.E.PF2" not in no_pf and "CCTL.E.PF1" not in no_pf
+    assert "CCTL.E.PF1" in pf_l1 and "CCTL.E.PF2" not in pf_l1
     assert all(k["spill_store_bytes"] == 0 for k in parse_ptxas(vec_log) + parse_ptxas(base_log))
 
 
