@@ -58,6 +58,19 @@ struct Patch {
 #define CONV1_PATCH_RB 9
 #endif
 
+// conv1_patch_mma's stage loop: 0 (the default), unrolled, so every patch row offset is an immediate;
+// 1, rolled (perf-notes step 31, not yet measured): ptxas then hoists no ldmatrix across stages, and
+// conv1's peak of live registers in the fused reuse-t4x7-fp16 build falls from 248 to about 210
+// (nvdisasm --print-life-ranges), with about 1100 fewer instructions
+#ifndef CONV1_STAGE_LOOP_ROLLED
+#define CONV1_STAGE_LOOP_ROLLED 0
+#endif
+#if CONV1_STAGE_LOOP_ROLLED
+#define C1P_STAGE_LOOP_UNROLL _Pragma("unroll 1")
+#else
+#define C1P_STAGE_LOOP_UNROLL _Pragma("unroll")
+#endif
+
 // 1: load_patch moves 16-byte chunks (load_patch_vec) instead of one value per lane and load
 #ifndef CONV1_PATCH_VEC
 #define CONV1_PATCH_VEC 0
@@ -270,7 +283,8 @@ __device__ __forceinline__ void conv1_patch_prologue(h16* a_ring, const val_t* _
 // (a_ring: NS * 48*MW * LDA slots; conv1_patch_prologue issued the first NS - 1), B from the patch
 // (load_patch, visible after the first barrier here). Every thread of the block calls it, in the
 // order prologue, load_patch, conv1_patch_mma; the caller syncs before reusing the patch or the ring.
-// The stage loop is unrolled: every patch row offset is then an immediate.
+// The stage loop is unrolled (but with CONV1_STAGE_LOOP_ROLLED): every patch row offset is then an
+// immediate.
 template <int MW, int RW, int CW, int NT8W, int NS, int NTHREADS>
 __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const h16* patch, h16* a_ring,
                                                 const val_t* __restrict__ wv, int m0) {
@@ -293,7 +307,7 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
         boff[jp] = col + ((lane >> 3) & 1) * 8 + wp.rw * S * P::PW;
     }
     zero_acc(acc);
-#pragma unroll
+    C1P_STAGE_LOOP_UNROLL
     for (int t = 0; t < NSTAGE; ++t) {
         if (t == 0 || !(CONV1_ABLATE & 2)) cp_async_wait<NS - 2>();  // stage t landed (later ones may be in flight)
         if (t == 0)

@@ -312,6 +312,19 @@ def test_conv1_patch_knobs_change_the_patch_loads_they_name(tmp_path):
 
 
 @needs_tools
+def test_conv1_rolled_stage_loop_keeps_one_stage_of_products_in_the_code(tmp_path):
+    """CONV1_STAGE_LOOP_ROLLED=1 (perf-notes step 31, off): conv1's stage loop is not unrolled, so the
+    SASS holds one stage's mma.sync (3 k steps x 15 per instantiation) where the unrolled loop holds
+    all 11 stages', and the build does not spill at 4x7 FP16 (whose conv2 is on wgmma, HGMMA)."""
+    from pipeline.stages.build import parse_ptxas
+
+    unrolled, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {})
+    rolled, log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_STAGE_LOOP_ROLLED": 1})
+    assert 0 < rolled.count("HMMA.16816") < unrolled.count("HMMA.16816") / 5
+    assert all(k["spill_store_bytes"] == 0 for k in parse_ptxas(log))
+
+
+@needs_tools
 def test_conv1_ablation_builds_leave_out_what_they_name(tmp_path):
     """CONV1_ABLATE (diagnostic, wrong results by design, perf-notes step 30): 4 leaves out conv1's
     products (no HMMA left at 4x7 FP16, whose conv2 is on wgmma), 2 its ring's part barriers (the
