@@ -202,8 +202,8 @@ __device__ __forceinline__ void read_input_rows(const val_t* __restrict__ xn, in
 template <int RW, int NX, int NTHREADS, int RB = CONV1_PATCH_RB>
 __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
 #if CONV1_PATCH_VEC
-    return load_patch_vec<RW, NX, NTHREADS, RB>(patch, xn, H, W, iy0, ix0);
-#endif
+    load_patch_vec<RW, NX, NTHREADS, RB>(patch, xn, H, W, iy0, ix0);
+#else
     using P = Patch<RW, NX>;
     constexpr int JW = P::PWV + (COPIES - 1) * 4, Q = (JW + 31) / 32;
     const int lane = threadIdx.x & 31;
@@ -223,6 +223,7 @@ __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__
 #endif
         }
     });
+#endif
 }
 
 // Ask L2 (LEVEL 2) or L1 (LEVEL 1) for the input rows load_patch<RW, NX> would read at (iy0, ix0), one
