@@ -294,33 +294,37 @@ def test_conv1_s2d_knob_builds_shared_memory_warpgroup_mmas_without_spills(tmp_p
 @needs_tools
 def test_conv1_patch_knobs_change_the_patch_loads_they_name(tmp_path):
     """conv1's patch knobs: the default since perf-notes step 31 has CONV1_PATCH_PREFETCH=1, the L2
-    prefetches of the next chunk's rows (CCTL.E.PF2), which =0 leaves out and =2 asks of L1 instead
-    (CCTL.E.PF1); CONV1_PATCH_VEC=1 (off, step 30) loads and stores the input patch in 16-byte chunks
-    (LDG.E.128, no 2-byte LDG.E.U16 or STS.U16 left). The default (9 rows in flight per warp) and VEC
-    at 4 rows do not spill."""
+    prefetches of the next chunk's rows (CCTL.E.PF2), which =0 leaves out; CONV1_PATCH_VEC=1 (off,
+    step 30) loads and stores the input patch in 16-byte chunks (LDG.E.128, no 2-byte LDG.E.U16 or
+    STS.U16 left). The default (9 rows in flight per warp) and VEC at 4 rows do not spill."""
     from pipeline.stages.build import parse_ptxas
 
     base, base_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {})
     vec, vec_log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_VEC": 1, "CONV1_PATCH_RB": 4})
     no_pf, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 0})
-    pf_l1, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 2})
     assert "LDG.E.U16" in base and "LDG.E.128" not in base and "CCTL.E.PF2" in base
     assert "LDG.E.128" in vec and "LDG.E.U16" not in vec and "STS.U16" not in vec
-    assert "CCTL.E.PF2" not in no_pf and "CCTL.E.PF1" not in no_pf
-    assert "CCTL.E.PF1" in pf_l1 and "CCTL.E.PF2" not in pf_l1
+    assert "CCTL.E.PF2" not in no_pf
     assert all(k["spill_store_bytes"] == 0 for k in parse_ptxas(vec_log) + parse_ptxas(base_log))
 
 
 @needs_tools
-def test_conv1_rolled_stage_loop_keeps_one_stage_of_products_in_the_code(tmp_path):
-    """CONV1_STAGE_LOOP_ROLLED=1 (perf-notes step 31, off): conv1's stage loop is not unrolled, so the
-    SASS holds one stage's mma.sync (3 k steps x 15 per instantiation) where the unrolled loop holds
-    all 11 stages', and the build does not spill at 4x7 FP16 (whose conv2 is on wgmma, HGMMA)."""
+@pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t1x7-tf32"])
+def test_conv1_band_ahead_reads_the_patch_outside_the_products_without_spill(tmp_path, name):
+    """CONV1_PATCH_BAND_AHEAD=1 (perf-notes step 32, off): a band's first patch is read into registers
+    before the previous LRN phase and stored when conv1 starts, so the build has more 2-byte (16-bit)
+    or 4-byte (TF32) global loads than the default (load_patch stays for the other chunks), and, read
+    where conv1's and conv2's products are not running, no spill (the default 4x7 FP16 and 1x7 TF32
+    builds have none either)."""
+    import re
+
     from pipeline.stages.build import parse_ptxas
 
-    unrolled, _, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {})
-    rolled, log, _ = fused_tc_sass_with(tmp_path, "fused-reuse-t4x7-fp16", {"CONV1_STAGE_LOOP_ROLLED": 1})
-    assert 0 < rolled.count("HMMA.16816") < unrolled.count("HMMA.16816") / 5
+    load = "LDG.E.U16" if name.endswith("fp16") else "LDG.E.CONSTANT"
+    base, _, _ = fused_tc_sass_with(tmp_path, name, {})
+    ahead, log, _ = fused_tc_sass_with(tmp_path, name, {"CONV1_PATCH_BAND_AHEAD": 1})
+    count = lambda sass: len(re.findall(rf"\b{re.escape(load)}\b", sass))  # noqa: E731
+    assert count(ahead) > count(base) > 0
     assert all(k["spill_store_bytes"] == 0 for k in parse_ptxas(log))
 
 
@@ -345,7 +349,8 @@ def test_conv1_s2d_knob_is_refused_where_it_has_no_build(tmp_path):
     from pipeline.revision import defines_with
 
     for name, extra in (("fused-reuse-t1x7-tf32", {}), ("fused-reuse-t4x7-fp16", {"WCLUSTER": 1, "CONV2_WGMMA": 0}),
-                        ("fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 1})):  # fmt: skip
+                        ("fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 1}),
+                        ("fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 0, "CONV1_PATCH_BAND_AHEAD": 1})):  # fmt: skip
         defines = defines_with(name, {"CONV1_S2D": 1, **extra})
         r = subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", [f"-D{k}={v}" for k, v in defines], "sm_90a",
                                         tmp_path / "k.cubin"), capture_output=True, text=True)  # fmt: skip
