@@ -156,71 +156,33 @@ __device__ __forceinline__ void load_patch_vec(h16* patch, const val_t* __restri
 // cost ~30 instructions per value, as much as the gather it replaces (ncu, perf-notes step 25).
 // The patch loaders' reading: row cr = c * RPC + r (cr < CIN * RPC) is input row (c, iy0 + r), its
 // values ix0 .. ix0 + JW - 1 (zero outside the map). A warp takes whole rows, RB at a time with all
-// their loads in flight (read_rows) before store_row(cr, v) (v[q]: value lane + 32q) writes any of
-// them (store_rows).
-template <int RPC, int JW, int NTHREADS, int RB, int QA>
-__device__ __forceinline__ void read_rows(val_t (&v)[RB][QA], const val_t* __restrict__ xn, int H, int W, int iy0,
-                                          int ix0, int cr0) {
-    constexpr int Q = (JW + 31) / 32, NWARP = NTHREADS / 32, ROWS = CIN * RPC;
-    static_assert(Q <= QA, "room for a row's values");
-    const int lane = threadIdx.x & 31;
-    const int jin = W - ix0;  // columns inside the map
-#pragma unroll
-    for (int b = 0; b < RB; ++b) {
-        const int cr = cr0 + b * NWARP, c = cr / RPC, iy = iy0 + cr - c * RPC;
-        const int jmax = (cr < ROWS && iy < H) ? min(JW, jin) : 0;
-        const val_t* src = xn + ((size_t)c * H + iy) * W + ix0;
-#pragma unroll
-        for (int q = 0; q < Q; ++q) {
-            const int j = lane + 32 * q;
-            v[b][q] = j < jmax ? __ldg(src + j) : (val_t)0;
-        }
-    }
-}
-
-template <int RPC, int NTHREADS, int RB, int QA, class StoreRow>
-__device__ __forceinline__ void store_rows(const val_t (&v)[RB][QA], int cr0, StoreRow store_row) {
-    constexpr int NWARP = NTHREADS / 32, ROWS = CIN * RPC;
-#pragma unroll
-    for (int b = 0; b < RB; ++b) {
-        const int cr = cr0 + b * NWARP;
-        if (cr >= ROWS) break;
-        store_row(cr, v[b]);
-    }
-}
-
+// their loads in flight before store_row(cr, v) (v[q]: value lane + 32q) writes any of them.
 template <int RPC, int JW, int NTHREADS, int RB, class StoreRow>
 __device__ __forceinline__ void read_input_rows(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0,
                                                 StoreRow store_row) {
     constexpr int Q = (JW + 31) / 32, NWARP = NTHREADS / 32, ROWS = CIN * RPC;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int jin = W - ix0;  // columns inside the map
 #pragma unroll 1
-    for (int cr0 = threadIdx.x >> 5; cr0 < ROWS; cr0 += RB * NWARP) {
+    for (int cr0 = warp; cr0 < ROWS; cr0 += RB * NWARP) {
         val_t v[RB][Q];
-        read_rows<RPC, JW, NTHREADS, RB>(v, xn, H, W, iy0, ix0, cr0);
-        store_rows<RPC, NTHREADS, RB>(v, cr0, store_row);
-    }
-}
-
-// One patch row cr of load_patch<RW, NX> from the lane's values v[q] of input column ix0 + lane + 32q.
-template <int RW, int NX, int QA>
-__device__ __forceinline__ void store_patch_row(h16* patch, int cr, const val_t (&v)[QA]) {
-    using P = Patch<RW, NX>;
-    constexpr int JW = P::PWV + (COPIES - 1) * 4, Q = (JW + 31) / 32;
-    static_assert(Q <= QA, "a row's values");
-    const int lane = threadIdx.x & 31;
-    val_t* d0 = reinterpret_cast<val_t*>(patch + cr * P::PW);
-#if PREC != 3
-    val_t* d1 = d0 + P::CS - 4;  // copy 1: column j - 4
-#endif
 #pragma unroll
-    for (int q = 0; q < Q; ++q) {
-        const int j = lane + 32 * q;
-#if PREC == 3
-        if (j < P::PWV) d0[j] = tf32_round(v[q]);
-#else
-        if (j < P::PWV) d0[j] = v[q];
-        if (j >= 4 && j < JW) d1[j] = v[q];
-#endif
+        for (int b = 0; b < RB; ++b) {
+            const int cr = cr0 + b * NWARP, c = cr / RPC, iy = iy0 + cr - c * RPC;
+            const int jmax = (cr < ROWS && iy < H) ? min(JW, jin) : 0;
+            const val_t* src = xn + ((size_t)c * H + iy) * W + ix0;
+#pragma unroll
+            for (int q = 0; q < Q; ++q) {
+                const int j = lane + 32 * q;
+                v[b][q] = j < jmax ? __ldg(src + j) : (val_t)0;
+            }
+        }
+#pragma unroll
+        for (int b = 0; b < RB; ++b) {
+            const int cr = cr0 + b * NWARP;
+            if (cr >= ROWS) break;
+            store_row(cr, v[b]);
+        }
     }
 }
 
@@ -231,37 +193,25 @@ __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__
 #else
     using P = Patch<RW, NX>;
     constexpr int JW = P::PWV + (COPIES - 1) * 4, Q = (JW + 31) / 32;
+    const int lane = threadIdx.x & 31;
     read_input_rows<P::PR, JW, NTHREADS, RB>(xn, H, W, iy0, ix0, [&](int cr, const val_t (&v)[Q]) {
-        store_patch_row<RW, NX>(patch, cr, v);
+        val_t* d0 = reinterpret_cast<val_t*>(patch + cr * P::PW);
+#if PREC != 3
+        val_t* d1 = d0 + P::CS - 4;  // copy 1: column j - 4
+#endif
+#pragma unroll
+        for (int q = 0; q < Q; ++q) {
+            const int j = lane + 32 * q;
+#if PREC == 3
+            if (j < P::PWV) d0[j] = tf32_round(v[q]);
+#else
+            if (j < P::PWV) d0[j] = v[q];
+            if (j >= 4 && j < JW) d1[j] = v[q];
+#endif
+        }
     });
 #endif
 }
-
-// load_patch in two halves, a warp's whole share of the patch in one round trip: read(...) into
-// registers now, store(patch) later, for patches of up to NXMAX columns (read and store take the
-// same NX). fused_tc.cu's CONV1_PATCH_BAND_AHEAD reads a band's first patch while the block
-// normalises and pools the band before it, where the registers are free (conv1's products have none
-// to spare, perf-notes step 31c).
-template <int RW, int NXMAX, int NTHREADS>
-struct PatchAhead {
-    static constexpr int NWARP = NTHREADS / 32, ROWS = CIN * Patch<RW, NXMAX>::PR, RB = (ROWS + NWARP - 1) / NWARP;
-    static constexpr int QA = (Patch<RW, NXMAX>::PWV + (COPIES - 1) * 4 + 31) / 32;
-    val_t v[RB][QA];
-    template <int NX>
-    __device__ __forceinline__ void read(const val_t* __restrict__ xn, int H, int W, int iy0, int ix0) {
-        static_assert(NX <= NXMAX, "within the registers' patch");
-        using P = Patch<RW, NX>;
-        // iy0 < 0: no patch; rows from H on, so no loads and the registers zeroed (still written, for
-        // the callers' liveness)
-        read_rows<P::PR, P::PWV + (COPIES - 1) * 4, NTHREADS, RB>(v, xn, H, W, iy0 < 0 ? H : iy0, ix0, threadIdx.x >> 5);
-    }
-    template <int NX>
-    __device__ __forceinline__ void store(h16* patch) const {
-        store_rows<Patch<RW, NX>::PR, NTHREADS, RB>(v, threadIdx.x >> 5, [&](int cr, const val_t (&r)[QA]) {
-            store_patch_row<RW, NX>(patch, cr, r);
-        });
-    }
-};
 
 // Ask L2 for the input rows load_patch<RW, NX> would read at (iy0, ix0), one prefetch per 128-byte
 // line of each row, so that a later chunk's load waits on L2 rather than DRAM (asking L1 instead

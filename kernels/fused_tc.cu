@@ -41,8 +41,7 @@
 // EXPECT_SMEM_BYTES (kernels/registry.py fused_tc_smem_bytes); knobs whose other value is kept for
 // an A/B (pipeline.bench --set; docs/perf-notes.md steps 28d, 29 and 30): CONV2_START_CLUSTER_SYNC,
 // tc.cuh's RING_WAIT_CLUSTER, conv1's CONV1_S2D (and CONV1_S2D_STAGES), conv1_patch.cuh's
-// CONV1_PATCH_RB, CONV1_PATCH_PREFETCH and CONV1_PATCH_VEC, and CONV1_PATCH_BAND_AHEAD; and the
-// diagnostic CONV1_ABLATE.
+// CONV1_PATCH_RB, CONV1_PATCH_PREFETCH and CONV1_PATCH_VEC; and the diagnostic CONV1_ABLATE.
 #include "conv1_patch.cuh"
 #include "tc.cuh"
 
@@ -90,17 +89,9 @@
 // 1 (the default since perf-notes step 31, but with CONV1_S2D, which has its own patch load): while a
 // conv1 chunk's products run, L2 is asked for the next chunk's input rows (c1p::prefetch_patch), so
 // that chunk's patch load waits on L2, not DRAM (with 9 rows in flight a warp, 0 measured 0.997x the
-// time of 1; perf-notes step 32)
+// time of 1, and asking L1 1.000x; perf-notes step 32)
 #ifndef CONV1_PATCH_PREFETCH
 #define CONV1_PATCH_PREFETCH (!CONV1_S2D)
-#endif
-// 1: a band's first conv1 chunk does not load its input patch between the previous band's pool1 and
-// its own products (a round trip to L2 or DRAM with no work beside it, 8 of a 4x7 strip's 14
-// chunks): the block reads it into registers before the previous band's LRN (or, at a step's first
-// band, before the previous step's LRN over conv2) and stores it once conv1 starts (c1p::PatchAhead;
-// perf-notes step 32)
-#ifndef CONV1_PATCH_BAND_AHEAD
-#define CONV1_PATCH_BAND_AHEAD 0
 #endif
 // conv1 as a 3x3 convolution over the input's 4x4 space-to-depth (48 channels: c, dy, dx), on wgmma
 // with both operands in shared memory (sm_90a, 16-bit only; perf-notes step 30): A = 64 pixels of the
@@ -118,11 +109,8 @@
 #if CONV1_S2D && (PREC == 3 || WCLUSTER == 1)
 #error "CONV1_S2D: 16-bit values and the sm_90a build, which WCLUSTER > 1 selects (pipeline/core/nvcc.py target_arch)"
 #endif
-#if CONV1_S2D && (CONV1_PATCH_PREFETCH || CONV1_PATCH_VEC || CONV1_ABLATE || CONV1_PATCH_BAND_AHEAD)
-#error "CONV1_S2D has its own patch load: CONV1_PATCH_PREFETCH, CONV1_PATCH_VEC, CONV1_ABLATE and CONV1_PATCH_BAND_AHEAD do not apply to it"
-#endif
-#if CONV1_PATCH_BAND_AHEAD && (CONV1_PATCH_VEC || (CONV1_ABLATE & 1))
-#error "CONV1_PATCH_BAND_AHEAD reads the patch value by value and every band's: not with CONV1_PATCH_VEC or CONV1_ABLATE bit 1"
+#if CONV1_S2D && (CONV1_PATCH_PREFETCH || CONV1_PATCH_VEC || CONV1_ABLATE)
+#error "CONV1_S2D has its own patch load: CONV1_PATCH_PREFETCH, CONV1_PATCH_VEC and CONV1_ABLATE do not apply to it"
 #endif
 
 namespace ftc {
@@ -332,34 +320,17 @@ __device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], 
 #endif
 }
 
-using PatchAhead1 = c1p::PatchAhead<RW1, NX1, NT>;
-
 // conv1 on the band's conv1 rows [first, cny) into c1 (channels-last, cnx pixels per row, cnx <= NXC):
 // chunks of RW1 rows of NXC columns; warp (wm, wr) computes channels wm*48 .. +48 of chunk row wr.
-// With ahead_read, the first chunk's patch is in `ahead` (read with the same NXC), not yet stored.
 template <int NXC>
 __device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const val_t* __restrict__ xn,
                                            const val_t* __restrict__ w1, const float* __restrict__ b1, int H, int W,
-                                           int cy0, int cx0, int first, int cny, int cnx, const PatchAhead1& ahead,
-                                           bool ahead_read) {
+                                           int cy0, int cx0, int first, int cny, int cnx) {
     const c1p::WarpPlace<2, RW1> wp;
-#if CONV1_PATCH_BAND_AHEAD
-    if (ahead_read) {  // before the chunk loop, so no chunk's products hold the registers
-        __syncthreads();  // the patch is no longer read (nor, at a step's start, conv2's ring over it)
-        ahead.template store<NXC>(b1s);
-    }
-#else
-    (void)ahead, (void)ahead_read;
-#endif
     for (int r0 = first; r0 < cny; r0 += RW1) {
         __syncthreads();  // the previous chunk no longer reads the patch or the weight ring
         c1p::conv1_patch_prologue<2, NS1, NT>(a1s, w1, 0);
-#if CONV1_PATCH_BAND_AHEAD
-        if (!(ahead_read && r0 == first))
-#else
-        if (!(CONV1_ABLATE & 1) || r0 == first)
-#endif
-            c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
+        if (!(CONV1_ABLATE & 1) || r0 == first) c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
 #if CONV1_PATCH_PREFETCH
         // the next chunk's rows (past the band: the next band's, which a reuse strip computes next)
         c1p::prefetch_patch<RW1, NXC, NT>(xn, H, W, (cy0 + r0 + RW1) * ST1, cx0 * ST1);
@@ -585,8 +556,7 @@ __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__
 template <int NXC>
 __device__ __forceinline__ void conv1_rows_s2d(h16* c1, h16* a1s, h16*, const val_t* __restrict__ xn,
                                                const val_t* __restrict__ w1, const float* __restrict__ b1, int H, int W,
-                                               int cy0, int cx0, int first, int cny, int cnx, const PatchAhead1&,
-                                               bool) {
+                                               int cy0, int cx0, int first, int cny, int cnx) {
     using G = s2d::Geom<NXC>;
     constexpr int MT = G::MT, NSR = s2d::NSR;
     const int tid = threadIdx.x, warp = tid >> 5, part = warp / 4, wm = warp % 4;
@@ -710,15 +680,12 @@ __device__ __forceinline__ void conv2_pass_wgmma(const h16* p1, const Ring2& rg,
 // conv2 (per group), bias + ReLU -> c2, LRN, pool2 -> out for the pool2 tile rows [r0, r0+th), cols
 // [q0, q0+tw); the pool1 tile p1 holds pool1 rows 2r0-2 .. 2r0+2th+2. Pixels from P0 on: P0 = C2W
 // where c2's row 0 holds the previous step's last conv2 row (REUSE), normalised already.
-// after_conv2() runs once conv2's products are done, before the LRN (CONV1_PATCH_BAND_AHEAD reads the
-// next step's first patch there).
-template <int P0, class AfterConv2>
+template <int P0>
 __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2, const val_t* __restrict__ w2,
                                                 const float* __restrict__ b2, val_t* __restrict__ out, int n,
                                                 bool store_out, int r0, int th, int q0, int tw, int HP2, int WP2,
                                                 float alpha_over_n, float beta, float kparam,
-                                                unsigned long long* bars, unsigned& g2, unsigned conv2_phase,
-                                                AfterConv2 after_conv2
+                                                unsigned long long* bars, unsigned& g2, unsigned conv2_phase
 #if PHASE_TIMING
                                                 , long long& phase_t
 #endif
@@ -844,19 +811,11 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     }
     __syncthreads();
     PHASE_MARK(PH_CONV2);
-#if CONV1_PATCH_BAND_AHEAD == 1
-    after_conv2();
-#elif !CONV1_PATCH_BAND_AHEAD
-    (void)after_conv2;
-#endif
 
     // ---------------------------------------------------------------- 4. LRN, pool2 -> out
     lrn_pixels<C2, LD2, 32, false>(c2 + P0 * LD2, N2 - P0, alpha_over_n, beta, kparam);
     __syncthreads();
     PHASE_MARK(PH_NORM2);
-#if CONV1_PATCH_BAND_AHEAD == 2
-    after_conv2();
-#endif
     for (int e = tid; e < C2 * VS / 8 * TY * TX; e += NT) {  // a 16-byte word of a pixel (8 / VS channels) per thread
         const int pix = e % (TY * TX), c = e / (TY * TX) * 8, yl = pix / TX, xl = pix - yl * TX;  // c: slot
         if (yl >= th || xl >= tw || !store_out) continue;
@@ -885,23 +844,6 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #endif
     PHASE_MARK(PH_POOL2);
 }
-
-// The conv1 rows of the band of pool1 tile rows [ta, tb) of the step whose tile starts at pool1 row
-// py0: conv1 rows cy0 .. cy0 + cny - 1 under the band's rows inside the map (HP1 of them), of which
-// it computes [first, cny): the first is carried where row1 holds conv1 row carried_y = cy0.
-struct BandRows {
-    int cy0, cny, first;
-    __device__ __forceinline__ BandRows(int py0, int ta, int tb, int HP1, int carried_y) {
-        const int pya = max(py0 + ta, 0), pyb = min(py0 + tb, HP1);
-        cy0 = 2 * pya;
-        cny = pyb > pya ? 2 * (pyb - pya) + 1 : 0;
-        first = cny > 0 && cy0 == carried_y ? 1 : 0;
-    }
-    // the input row of the band's first chunk, -1 where it computes no conv1 row
-    __device__ __forceinline__ int first_chunk_iy() const { return first < cny ? (cy0 + first) * ST1 : -1; }
-    // the conv1 row row1 holds after the band (-1: none)
-    __device__ __forceinline__ int carried_after() const { return cny > 0 ? cy0 + cny - 1 : -1; }
-};
 
 __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const val_t* __restrict__ w1,
                                               const float* __restrict__ b1, const val_t* __restrict__ w2,
@@ -963,35 +905,14 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
     if (tid == 0) atomicAdd(&fused_phase_cycles[NPHASE], 1ull);
 #endif
 
-    // CONV1_PATCH_BAND_AHEAD: a band's first patch, read ahead (ahead_read) at input row ahead_iy
-    PatchAhead1 ahead;
-    bool ahead_read = false;
-    const bool clipped = NX1 > 8 && cnx <= NX1 - 8;  // pool1_band's test (there written out: ptxas allocates the default build differently with the variable)
-    // The whole block, before each LRN phase, whether or not a band follows (iy < 0: none; the
-    // registers zeroed): a read on every path, so ptxas sees no earlier read live across conv1's or
-    // conv2's products.
-    auto read_ahead = [&](int iy) {
-        if (!CONV1_PATCH_BAND_AHEAD) return;
-        if (clipped)
-            ahead.template read<(NX1 > 8 ? NX1 - 8 : NX1)>(xn, H, W, iy, cx0 * ST1);
-        else
-            ahead.template read<NX1>(xn, H, W, iy, cx0 * ST1);
-        ahead_read = iy >= 0;
-    };
-    // The band after [ta, tb) in a step of ph pool1 rows (tb < ph), or a step's first band (ta = 5
-    // after the first step): pool1_band's bands, as the step loop below cuts them.
-    auto band_after = [&](int py0, int ta, int ph, int carried_y) {
-        return BandRows(py0, ta, min(ta + (carried_y < 0 ? BAND : BAND_CARRIED), ph), HP1, carried_y);
-    };
-
-    // Pool1 tile rows [ta, tb) of the step whose tile starts at pool1 row py0 (ph rows): conv1 on the
-    // conv1 rows under the band's valid pool1 rows, LRN, 3x3/2 max pool (rows outside the map: zero
-    // padding). The band's first conv1 row comes from row1 where the previous band ended on it.
-    auto pool1_band = [&](int py0, int ta, int tb, int ph) {
+    // Pool1 tile rows [ta, tb) of the step whose tile starts at pool1 row py0: conv1 on the conv1 rows
+    // under the band's valid pool1 rows, LRN, 3x3/2 max pool (rows outside the map: zero padding).
+    // The band's first conv1 row comes from row1 where the previous band ended on it.
+    auto pool1_band = [&](int py0, int ta, int tb) {
         const int pya = max(py0 + ta, 0), pyb = min(py0 + tb, HP1);
         const int cy0 = 2 * pya, cny = pyb > pya ? 2 * (pyb - pya) + 1 : 0;
         const int n1 = cny * cnx;
-        const int first = cny > 0 && cy0 == row1_y ? 1 : 0;  // conv1 rows [first, cny) to compute (as BandRows)
+        const int first = cny > 0 && cy0 == row1_y ? 1 : 0;  // conv1 rows [first, cny) to compute
         if (first) copy_block(c1, row1, cnx * LD1);          // (the conv1 loop's barrier follows)
         // ------------------------------------------------------------ conv1 -> c1
 #if CONV1_S2D
@@ -1000,21 +921,16 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
 #define CONV1_ROWS conv1_rows
 #endif
         if (NX1 > 8 && cnx <= NX1 - 8)  // a clipped strip (AlexNet 227: the second of two): an n8 tile less per row
-            CONV1_ROWS<(NX1 > 8 ? NX1 - 8 : NX1)>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx, ahead,
-                                                 ahead_read);
+            CONV1_ROWS<(NX1 > 8 ? NX1 - 8 : NX1)>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
         else
-            CONV1_ROWS<NX1>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx, ahead, ahead_read);
+            CONV1_ROWS<NX1>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
 #undef CONV1_ROWS
-        ahead_read = false;
         __syncthreads();
         PHASE_MARK(PH_CONV1);
-        const int ahead_iy = tb < ph ? band_after(py0, tb, ph, cny > 0 ? cy0 + cny - 1 : -1).first_chunk_iy() : -1;
-        if (CONV1_PATCH_BAND_AHEAD == 1) read_ahead(ahead_iy);
         // ------------------------------------------------------------ LRN, pool1 -> p1 rows [ta, tb)
         lrn_pixels<C1, LD1, 8, true>(c1 + first * cnx * LD1, n1 - first * cnx, alpha_over_n, beta, kparam);
         __syncthreads();
         PHASE_MARK(PH_NORM1);
-        if (CONV1_PATCH_BAND_AHEAD == 2) read_ahead(ahead_iy);  // after the LRN, before pool1
         if (cny > 0) copy_block(row1, c1 + (cny - 1) * cnx * LD1, cnx * LD1);  // for the next band
         row1_y = cny > 0 ? cy0 + cny - 1 : -1;
         for (int e = tid; e < (tb - ta) * P1W * (C1 * VS / 8); e += NT) {  // a 16-byte word of a pixel per thread
@@ -1056,7 +972,7 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
         }
         while (ta < ph) {  // bands of BAND pool1 rows, BAND_CARRIED after a carried conv1 row
             const int tb = min(ta + (row1_y < 0 ? BAND : BAND_CARRIED), ph);
-            pool1_band(py0, ta, tb, ph);
+            pool1_band(py0, ta, tb);
             ta = tb;
         }
         prev_th = th;
@@ -1065,21 +981,12 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
 #else
 #define FTC_PHASE_ARG
 #endif
-        // the next step's first band (ta = 5), read during this step's LRN over conv2
-#if CONV1_PATCH_BAND_AHEAD
-        auto next_step_ahead = [&]() {
-            const int r0n = tile_start<TY>(step + 1, HP2), thn = tile_size<TY>(step + 1, HP2);
-            read_ahead(step + 1 < step1 ? band_after(2 * r0n - 2, 5, 2 * thn + 5, row1_y).first_chunk_iy() : -1);
-        };
-#else
-        auto next_step_ahead = []() {};
-#endif
         if (REUSE && step > step0)  // c2's row 0 holds the previous step's last conv2 row
             conv2_lrn_pool2<C2W>(p1, a2s, c2, w2, b2, out, n, store_out, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta,
-                                 kparam, bars, g2, step - step0, next_step_ahead FTC_PHASE_ARG);
+                                 kparam, bars, g2, step - step0 FTC_PHASE_ARG);
         else
             conv2_lrn_pool2<0>(p1, a2s, c2, w2, b2, out, n, store_out, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta,
-                               kparam, bars, g2, step - step0, next_step_ahead FTC_PHASE_ARG);
+                               kparam, bars, g2, step - step0 FTC_PHASE_ARG);
     }
 #if WCLUSTER > 1
     cluster_sync_all();  // no block leaves while the peer may still arrive on its barriers

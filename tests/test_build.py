@@ -309,26 +309,6 @@ def test_conv1_patch_knobs_change_the_patch_loads_they_name(tmp_path):
 
 
 @needs_tools
-@pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t1x7-tf32"])
-def test_conv1_band_ahead_reads_the_patch_outside_the_products_without_spill(tmp_path, name):
-    """CONV1_PATCH_BAND_AHEAD=1 (perf-notes step 32, off): a band's first patch is read into registers
-    before the previous LRN phase and stored when conv1 starts, so the build has more 2-byte (16-bit)
-    or 4-byte (TF32) global loads than the default (load_patch stays for the other chunks), and, read
-    where conv1's and conv2's products are not running, no spill (the default 4x7 FP16 and 1x7 TF32
-    builds have none either)."""
-    import re
-
-    from pipeline.stages.build import parse_ptxas
-
-    load = "LDG.E.U16" if name.endswith("fp16") else "LDG.E.CONSTANT"
-    base, _, _ = fused_tc_sass_with(tmp_path, name, {})
-    ahead, log, _ = fused_tc_sass_with(tmp_path, name, {"CONV1_PATCH_BAND_AHEAD": 1})
-    count = lambda sass: len(re.findall(rf"\b{re.escape(load)}\b", sass))  # noqa: E731
-    assert count(ahead) > count(base) > 0
-    assert all(k["spill_store_bytes"] == 0 for k in parse_ptxas(log))
-
-
-@needs_tools
 def test_conv1_ablation_builds_leave_out_what_they_name(tmp_path):
     """CONV1_ABLATE (diagnostic, wrong results by design, perf-notes step 30): 4 leaves out conv1's
     products (no HMMA left at 4x7 FP16, whose conv2 is on wgmma), 2 its ring's part barriers (the
@@ -349,8 +329,7 @@ def test_conv1_s2d_knob_is_refused_where_it_has_no_build(tmp_path):
     from pipeline.revision import defines_with
 
     for name, extra in (("fused-reuse-t1x7-tf32", {}), ("fused-reuse-t4x7-fp16", {"WCLUSTER": 1, "CONV2_WGMMA": 0}),
-                        ("fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 1}),
-                        ("fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 0, "CONV1_PATCH_BAND_AHEAD": 1})):  # fmt: skip
+                        ("fused-reuse-t4x7-fp16", {"CONV1_PATCH_PREFETCH": 1})):  # fmt: skip
         defines = defines_with(name, {"CONV1_S2D": 1, **extra})
         r = subprocess.run(nvcc_command(REPO / "kernels/fused_tc.cu", [f"-D{k}={v}" for k, v in defines], "sm_90a",
                                         tmp_path / "k.cubin"), capture_output=True, text=True)  # fmt: skip

@@ -198,12 +198,11 @@ def test_bench_set_runs_the_tree_with_other_defines(cupy_device, tmp_path):
 @pytest.mark.parametrize("name", ["fused-reuse-t4x7-fp16", "fused-reuse-t4x7-bf16", "fused-reuse-t2x5-tf32"])
 def test_fused_tc_knobs_other_values_still_compute_the_block(cupy_device, tmp_path, name):
     """The fused kernel's knobs at the values the registry does not build (perf-notes steps 28d, 28e,
-    29, 30, 31 and 32): conv2 on the other mma (wgmma for TF32, mma.sync for 16 bits), the ring's
+    29, 30 and 31): conv2 on the other mma (wgmma for TF32, mma.sync for 16 bits), the ring's
     cluster-scope synchronisation of step 28, both, conv1's patch load as before step 31 (2 rows in
-    flight, no L2 prefetch of the next chunk's rows), the patch in 16-byte chunks, a band's first
-    patch read during the LRN before it (step 32), and at 16 bits conv1 over the
-    space-to-depth input on wgmma (two ring depths), in one pipeline.bench call, checked against
-    float64 at an odd batch (the cluster's spare block) and an odd size."""
+    flight, no L2 prefetch of the next chunk's rows), the patch in 16-byte chunks, and at 16 bits
+    conv1 over the space-to-depth input on wgmma (two ring depths), in one pipeline.bench call,
+    checked against float64 at an odd batch (the cluster's spare block) and an odd size."""
     import json
 
     from kernels.registry import VARIANTS
@@ -211,7 +210,7 @@ def test_fused_tc_knobs_other_values_still_compute_the_block(cupy_device, tmp_pa
 
     other_mma = f"CONV2_WGMMA={1 - VARIANTS[name].define['CONV2_WGMMA']}"
     sets = [other_mma, "CONV2_START_CLUSTER_SYNC=1,RING_WAIT_CLUSTER=1", f"{other_mma},CONV2_START_CLUSTER_SYNC=1,RING_WAIT_CLUSTER=1",
-            "CONV1_PATCH_PREFETCH=0,CONV1_PATCH_RB=2", "CONV1_PATCH_VEC=1,CONV1_PATCH_RB=4", "CONV1_PATCH_BAND_AHEAD=1"]  # fmt: skip
+            "CONV1_PATCH_PREFETCH=0,CONV1_PATCH_RB=2", "CONV1_PATCH_VEC=1,CONV1_PATCH_RB=4"]  # fmt: skip
     if not name.endswith("tf32"):
         sets += ["CONV1_S2D=1,CONV1_PATCH_RB=2", "CONV1_S2D=1,CONV1_S2D_STAGES=5,CONV1_PATCH_RB=4"]
     args = ["--variants", name, "--checks", "3x231x199;5x227x227", "--no-time", "--out", str(tmp_path)]
