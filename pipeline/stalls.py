@@ -10,7 +10,9 @@ the profile stage uses) is replayed per kernel with the SourceCounters and WarpS
 ncu's own source-page export (``--page source --csv --print-source sass``) gives one row per SASS
 instruction with its samples and their stall reasons. The table printed (and ``stalls.csv`` under
 ``--out``, with the report and the raw export) has one row per kernel and instruction class: the
-instructions, their share of the kernel's samples and the three largest stall reasons among them.
+instructions, their share of the kernel's samples and the three largest stall reasons among them
+('unnamed': samples the export gives no reason, most of those at wgmma instructions; perf-notes step
+32).
 
 A sample is a warp's state at an instruction: mostly waiting to issue it (the reasons), sometimes
 issuing it (`selected`). So a class's share is where the warps wait, which is not the same as where
@@ -30,9 +32,11 @@ import pandas as pd
 from pipeline.stages.profile import NVTX_INCLUDE, NcuUnavailable, _report_base, _run, diagnose, find_ncu, target_command
 
 SAMPLES = "Warp Stall Sampling (All Samples)"
-# SASS opcode prefix -> class, first match wins (LDGSTS before LDG, STSM before STS, ...)
+# SASS opcode prefix -> class, first match wins (LDGSTS before LDG, STSM before STS, ...). A
+# warpgroup's wait for its products (wgmma.wait_group: WARPGROUP.DEPBAR) is its own class, as
+# cp.async's wait is: ncu gives its waits the reason 'barrier'.
 OPCODE_CLASSES = (
-    ("HGMMA", "wgmma"), ("WARPGROUP", "wgmma"), ("HMMA", "mma.sync"), ("LDSM", "ldmatrix"),
+    ("WARPGROUP.DEPBAR", "wgmma wait"), ("HGMMA", "wgmma"), ("WARPGROUP", "wgmma"), ("HMMA", "mma.sync"), ("LDSM", "ldmatrix"),
     ("STSM", "stmatrix"), ("LDGSTS", "cp.async"), ("LDGDEPBAR", "cp.async"), ("DEPBAR", "cp.async wait"),
     ("UBLKCP", "bulk copy"), ("SYNCS", "mbarrier"), ("BAR", "barrier"), ("LDG", "global load"),
     ("STG", "global store"), ("LDS", "shared load"), ("STS", "shared store"), ("LDC", "constant load"),
@@ -89,16 +93,19 @@ def parse_source_csv(text: str) -> pd.DataFrame:
 
 def stall_summary(df: pd.DataFrame, top: int = 3) -> pd.DataFrame:
     """One row per kernel and instruction class, by share of the kernel's samples: instructions,
-    samples, samples_share, and the ``top`` stall reasons as 'reason share' within the class; first
-    per kernel a row of class 'all'. A barrier's waits are sampled at the instruction after it (ptxas
-    puts a never-executed ``@!PT LDS RZ, [RZ]`` there), so they show as a 'barrier' reason of
-    another class: read the reasons, not only the classes."""
+    samples, samples_share, and the ``top`` stall reasons as 'reason share' of the class's samples;
+    first per kernel a row of class 'all'. Samples the export names no reason for (ncu 2025.3 on
+    Hopper: most of those at wgmma instructions) count as 'unnamed'. A barrier's waits are sampled at
+    the instruction after it (ptxas puts a never-executed ``@!PT LDS RZ, [RZ]`` there), so they show
+    as a 'barrier' reason of another class: read the reasons, not only the classes."""
     stalls = [c for c in df.columns if c.startswith("stall_")]
     kernel_samples = df.groupby("kernel")["samples"].sum()
     g = pd.concat([df.assign(**{"class": "all"}), df]).groupby(["kernel", "class"])
     out = g.agg(instructions=("sass", "size"), samples=("samples", "sum")).reset_index()
     out["samples_share"] = out["samples"] / out["kernel"].map(kernel_samples)
     by_reason = g[stalls].sum()
+
+    by_reason["stall_unnamed"] = (g["samples"].sum() - by_reason.sum(axis=1)).clip(lower=0)
 
     def reasons(key) -> str:
         r = by_reason.loc[key]

@@ -1,8 +1,9 @@
 """pipeline.stalls: ncu's source page (warp-state samples per SASS instruction) parsed and summed by
-instruction class. The parser runs on a genuine export: 305 instructions (rows 795-1099 of 6616,
-the start of conv1's first chunk loop) of fused-reuse-t4x7-fp16 (the registry build at batch 128 on
-the H200, perf-notes step 30: ncu 2025.3.1 with SourceCounters and WarpStateStats, `--page source
---csv --print-source sass`)."""
+instruction class. The parser runs on genuine exports of fused-reuse-t4x7-fp16 (the registry build
+at batch 128 on the H200, ncu 2025.3.1 with SourceCounters and WarpStateStats, `--page source --csv
+--print-source sass`): 305 instructions (rows 795-1099 of 6616, the start of conv1's first chunk
+loop; perf-notes step 30) and 190 (rows 5140-5329 of 8216, two stages of a conv2 wgmma pass;
+`python -m pipeline.stalls`, step 32)."""
 
 import csv
 import shutil
@@ -14,6 +15,7 @@ from pipeline import stalls
 
 DATA = Path(__file__).parent / "data" / "ncu"
 SOURCE = DATA / "source_fused_tc_reuse_t4x7_conv1.csv"
+SOURCE_WGMMA = DATA / "source_fused_tc_reuse_t4x7_conv2.csv"
 
 
 def test_source_page_parses_one_row_per_instruction_with_its_samples():
@@ -39,6 +41,7 @@ def test_source_page_parses_one_row_per_instruction_with_its_samples():
      ("@!P2  LDG.E.U16.CONSTANT R35, desc[UR20][R26.64]", "global load"),
      ("STS.U16 [R21+0x2c300], R33", "shared store"), ("@!PT  LDS RZ, [RZ]", "shared load"),
      ("HGMMA.64x48x16.F32 R24, gdesc[UR16], R24 ;", "wgmma"), ("STSM.16.MT88.4 [R1], R4", "stmatrix"),
+     ("WARPGROUP.ARRIVE", "wgmma"), ("WARPGROUP.DEPBAR.LE gsb0, 0x0", "wgmma wait"),
      ("@!P3  LEA R20, P4, R21, R28, 0x1", "other")],
 )  # fmt: skip
 def test_opcode_classes(sass, cls):
@@ -57,6 +60,24 @@ def test_summary_shares_and_the_patch_loads_wait():
     row = lambda c: s[s["class"] == c].iloc[0]  # noqa: E731
     assert row("shared store")["top_stalls"].startswith("long_sb")
     assert row("mma.sync")["top_stalls"].split(",")[0].split()[0] in ("wait", "math")
+
+
+def test_samples_without_a_named_reason_are_counted_as_unnamed():
+    """In the conv2 slice most of the samples at the wgmma instructions have no reason among the
+    export's stall columns; the summary counts them as 'unnamed' instead of sharing out only the
+    named ones (which would read 'wait' for those products). The warpgroup's waits for its products
+    (WARPGROUP.DEPBAR) are their own class, almost all 'barrier'."""
+    df = stalls.parse_source_csv(SOURCE_WGMMA.read_text())
+    stall_cols = [c for c in df.columns if c.startswith("stall_")]
+    wg = df[df["class"] == "wgmma"]
+    assert len(df) == 190 and wg["samples"].sum() > 2 * wg[stall_cols].sum(axis=1).sum()
+    s = stalls.stall_summary(df)
+    row = lambda c: s[s["class"] == c].iloc[0]  # noqa: E731
+    assert row("wgmma")["top_stalls"].startswith("unnamed")
+    assert row("wgmma wait")["top_stalls"].startswith("barrier") and row("wgmma wait")["instructions"] == 2
+    assert s[s["class"] != "all"]["samples_share"].sum() == pytest.approx(1.0)
+    # where every sample has its reason (the conv1 slice), nothing is unnamed
+    assert "unnamed" not in " ".join(stalls.stall_summary(stalls.parse_source_csv(SOURCE.read_text()))["top_stalls"])
 
 
 def test_each_kernel_block_is_its_own_kernel():
