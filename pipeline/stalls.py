@@ -36,8 +36,8 @@ SAMPLES = "Warp Stall Sampling (All Samples)"
 # warpgroup's wait for its products (wgmma.wait_group: WARPGROUP.DEPBAR) is its own class, as
 # cp.async's wait is: ncu gives its waits the reason 'barrier'.
 OPCODE_CLASSES = (
-    ("WARPGROUP.DEPBAR", "wgmma wait"), ("HGMMA", "wgmma"), ("WARPGROUP", "wgmma"), ("HMMA", "mma.sync"), ("LDSM", "ldmatrix"),
-    ("STSM", "stmatrix"), ("LDGSTS", "cp.async"), ("LDGDEPBAR", "cp.async"), ("DEPBAR", "cp.async wait"),
+    ("WARPGROUP.DEPBAR", "wgmma wait"), ("HGMMA", "wgmma"), ("WARPGROUP", "wgmma"), ("HMMA", "mma.sync"),
+    ("LDSM", "ldmatrix"), ("STSM", "stmatrix"), ("LDGSTS", "cp.async"), ("LDGDEPBAR", "cp.async"), ("DEPBAR", "cp.async wait"),
     ("UBLKCP", "bulk copy"), ("SYNCS", "mbarrier"), ("BAR", "barrier"), ("LDG", "global load"),
     ("STG", "global store"), ("LDS", "shared load"), ("STS", "shared store"), ("LDC", "constant load"),
     ("CCTL", "cache control"), ("MUFU", "sfu"), ("SHFL", "shuffle"),
@@ -104,8 +104,7 @@ def stall_summary(df: pd.DataFrame, top: int = 3) -> pd.DataFrame:
     out = g.agg(instructions=("sass", "size"), samples=("samples", "sum")).reset_index()
     out["samples_share"] = out["samples"] / out["kernel"].map(kernel_samples)
     by_reason = g[stalls].sum()
-
-    by_reason["stall_unnamed"] = (g["samples"].sum() - by_reason.sum(axis=1)).clip(lower=0)
+    by_reason["stall_unnamed"] = (out.set_index(["kernel", "class"])["samples"] - by_reason.sum(axis=1)).clip(lower=0)
 
     def reasons(key) -> str:
         r = by_reason.loc[key]
