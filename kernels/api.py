@@ -30,6 +30,7 @@ from kernels.registry import (
     Variant,
     check_fits,
     fused_smem_bytes,
+    fused_tc_conv1_cols_needed,
     fused_tc_smem_bytes_of,
     group_chain,
     tc_value_slots,
@@ -481,6 +482,12 @@ class Forward(StoredMaps):
         wcluster = v.define.get("WCLUSTER", 1)  # fused_tc.cu: blocks per cluster, on the same tiles of as many images
         self._check_fused_shapes()
         check_fits(tile, strategy, precision=self.precision)
+        cols = v.define.get("CONV1_MAX_COLS")  # fused_tc.cu: a build that holds fewer conv1 columns than its tile's
+        pool1_width = self.shapes[[l.name for l in self.layers].index("pool1") + 1].width
+        if cols is not None and (need := fused_tc_conv1_cols_needed(tile, pool1_width)) > cols:
+            raise ValueError(f"{v.name} holds {cols} conv1 columns per strip (its tile spans the pool2 map of a "
+                             f"227-wide input); the strips of this {self.shapes[0].width}-wide input need {need}: "
+                             "use a narrower tile, such as 4x7")  # fmt: skip
         self._device_biases()
         (w1, _), (w2, _) = self.params["conv1"], self.params["conv2"]
         if self.precision == "fp32":

@@ -37,7 +37,7 @@
 // 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2). TF32
 // rounds what the convs multiply, the input patch and norm1 (pool1 of TF32 values is the TF32
 // rounding of pool1, as lbl's conv2 rounds it), and keeps all of FP32 elsewhere.
-// Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV2_CHUNK, WCLUSTER, CONV2_WGMMA,
+// Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV1_MAX_COLS, CONV2_CHUNK, WCLUSTER, CONV2_WGMMA,
 // EXPECT_SMEM_BYTES (kernels/registry.py fused_tc_smem_bytes); knobs whose other value is kept for
 // an A/B (pipeline.bench --set; docs/perf-notes.md steps 28d, 29 and 30): CONV2_START_CLUSTER_SYNC,
 // tc.cuh's RING_WAIT_CLUSTER, conv1's CONV1_S2D (and CONV1_S2D_STAGES), conv1_patch.cuh's
@@ -138,7 +138,17 @@ constexpr int P1H = 2 * TY + 5, P1W = 2 * TX + 5;      // pool1 tile incl. conv2
 #define CONV1_BAND (2 * TY > 5 ? 2 * TY : 5)
 #endif
 constexpr int BAND = CONV1_BAND;
-constexpr int C1H = 2 * BAND + 1, C1W = 2 * P1W + 1;   // conv1 rows/cols under a band (at most)
+// Conv1 columns a block holds (c1's rows, the input patch's width): by default all that a tile's pool1
+// columns stand on, conv2's padding columns included. A tile as wide as the pool2 map (AlexNet: 13,
+// kernels/registry.py FUSED_TC_CONV1_COLS) has one strip, whose padding columns lie outside the map,
+// so it needs fewer (227 input: 55, not 63) and the build holds only those (one n8 tile less a
+// chunk, 16 KB less shared memory at 2x13); kernels/api.py refuses a map whose strips need more.
+#ifndef CONV1_MAX_COLS
+#define CONV1_MAX_COLS (2 * P1W + 1)
+#endif
+constexpr int C1H = 2 * BAND + 1, C1W = CONV1_MAX_COLS;  // conv1 rows/cols under a band (at most)
+static_assert(C1W >= 3 && C1W <= 2 * P1W + 1, "CONV1_MAX_COLS: at most the columns under the pool1 tile");
+constexpr bool C1W_CAPPED = C1W < 2 * P1W + 1;
 constexpr int C2H = 2 * TY + 1, C2W = 2 * TX + 1;      // conv2 tile
 constexpr int LD1 = C1 * VS + 8, LD2 = C2 * VS + 8;    // channels-last pixel strides (slots): 208 / 528 B (TF32 400 / 1040)
 constexpr int K2 = KS2 * KS2 * C1G * VS;               // slots of 1200 values = 25 (ky, kx) x 48 channels
@@ -897,6 +907,7 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
     const int px0 = 2 * q0 - 2, pw = 2 * tw + 5;  // pool1 tile columns (origin may be -2)
     const int pxa = max(px0, 0), pxb = min(px0 + pw, WP1);
     const int cx0 = 2 * pxa, cnx = 2 * (pxb - pxa) + 1;  // conv1 columns under them
+    if (C1W_CAPPED && cnx > C1W) return;  // the host checks first (kernels/api.py); both blocks of a cluster leave
     const float alpha_over_n = alpha / LRN_SIZE;
     const val_t* xn = x + (size_t)n * CIN * H * W;
 

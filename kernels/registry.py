@@ -287,10 +287,12 @@ def fused_variant_name(strategy: str, tile: Tile) -> str:
 # 2x7 tile would need 250 KB even at one pool1 row per band. Its tiles with the fewest column
 # strips that fit: 2x5 (three strips of AlexNet's 13 pool2 columns; 2x6 cuts them the same way)
 # and 1x7 (two); 2 and 2x4 measured slower (22.7, 14.0 us/image against 10.8 for 2x5 with reuse at
-# batch 128: docs/perf-notes.md step 27).
+# batch 128: docs/perf-notes.md step 27). 2x13 (16-bit) spans AlexNet's pool2 width: one strip,
+# nothing recomputed in x, in 227 KB with FUSED_TC_CONV1_COLS (reuse 2.95 us/image against 4x7's 3.77,
+# perf-notes step 33; 1x13 3.18: 54 new conv2 pixels a step in 64-row products).
 FUSED_TC_TILES_BY_PRECISION: dict[str, tuple[Tile, ...]] = {
-    "fp16": (2, 4, (2, 7), (4, 7)),
-    "bf16": (2, 4, (2, 7), (4, 7)),
+    "fp16": (2, 4, (2, 7), (4, 7), (2, 13)),
+    "bf16": (2, 4, (2, 7), (4, 7), (2, 13)),
     "tf32": ((2, 5), (1, 7)),
 }
 FUSED_TC_TILES: tuple[Tile, ...] = tuple(dict.fromkeys(t for ts in FUSED_TC_TILES_BY_PRECISION.values() for t in ts))
@@ -314,13 +316,43 @@ def conv1_patch_halves(rows: int, cols: int, precision: str = "fp16") -> int:
     return 2 * (-(-per_copy // 64) * 64 + 32)
 
 
+# Conv1 columns a block of these tiles holds (fused_tc.cu CONV1_MAX_COLS; other tiles: 2(2C+5)+1, all
+# that the pool1 tile with conv2's padding stands on). A tile as wide as AlexNet's 13-column pool2 map
+# is one strip, whose pool1 padding columns lie outside the map: 2 x 27 + 1 = 55 conv1 columns at
+# 227 (4C + 3), not 63. Holding 55 (a chunk of 56) is what lets 2x13 keep 2-row bands (4-row conv1
+# chunks) in 227 KB; kernels/api.py refuses a map whose strips need more (fused_tc_conv1_cols_needed).
+FUSED_TC_CONV1_COLS: dict[Tile, int] = {(2, 13): 55}
+
+
+def fused_tc_conv1_cols(tile: Tile) -> int:
+    """Conv1 columns a tensor-core fused block of ``tile`` holds (fused_tc.cu C1W)."""
+    _, tw = tile_sides(tile)
+    return FUSED_TC_CONV1_COLS.get(tile_sides(tile), 2 * (2 * tw + 5) + 1)
+
+
+def fused_tc_conv1_cols_needed(tile: Tile, pool1_width: int) -> int:
+    """The most conv1 columns any column strip of ``tile`` stands on over a pool1 map ``pool1_width``
+    wide (fused_tc.cu's cnx: balanced strips, pool1 columns 2q0 - 2 .. 2(q0 + tw) + 2 clipped to the map)."""
+    _, tw = tile_sides(tile)
+    wp2 = (pool1_width - 3) // 2 + 1
+    nt = -(-wp2 // tw)
+    base, extra = divmod(wp2, nt)
+    need, q0 = 0, 0
+    for i in range(nt):
+        w = base + (i < extra)
+        pxa, pxb = max(2 * q0 - 2, 0), min(2 * q0 - 2 + 2 * w + 5, pool1_width)
+        need, q0 = max(need, 2 * (pxb - pxa) + 1), q0 + w
+    return need
+
+
 # Blocks per cluster of every fused_tc build (fused_tc.cu WCLUSTER): 2 blocks run the same tiles of two
 # images and fetch conv2's weight stages once for both, by multicast bulk copies (sm_90a).
 FUSED_TC_WCLUSTER = 2
 
 
 def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None = None, precision: str = "fp16",
-                        wcluster: int = FUSED_TC_WCLUSTER, phase1_barrier: bool = True) -> int:  # fmt: skip
+                        wcluster: int = FUSED_TC_WCLUSTER, phase1_barrier: bool = True,
+                        conv1_cols: int | None = None) -> int:  # fmt: skip
     """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). 16-bit slots, each
     region rounded to 8, VS = :func:`tc_value_slots` per value: the channels-last pool1 tile (2R+5 x
@@ -332,13 +364,14 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     1's space)}; conv1's carried row (2(2C+5)+1 x 96VS+8) past both the conv1 band and phase 2; and,
     with clusters (``wcluster`` > 1), a full and an empty mbarrier (8 bytes) per stage of each conv2
     group's ring, and with ``phase1_barrier`` (fused_tc.cu's default, CONV2_START_CLUSTER_SYNC 0) one
-    more that says both blocks are done with phase 1."""
+    more that says both blocks are done with phase 1. The conv1 band and its carried row are
+    ``conv1_cols`` wide (default :func:`fused_tc_conv1_cols`; 2(2C+5)+1 above)."""
     th, tw = tile_sides(tile)
     vs = tc_value_slots(precision)
     band = fused_tc_band(tile, strategy, precision=precision) if band is None else band
     ld1, ld2 = 96 * vs + 8, 256 * vs + 8
     p1h, p1w = 2 * th + 5, 2 * tw + 5
-    c1w = 2 * p1w + 1
+    c1w = fused_tc_conv1_cols(tile) if conv1_cols is None else conv1_cols
     al8 = lambda v: (v + 7) // 8 * 8  # noqa: E731
     sz_p1 = al8(p1h * p1w * ld1)
     sz_c1, sz_c2 = al8(((2 * band + 1) * c1w + 1) * ld1), al8(((2 * th + 1) * (2 * tw + 1) + 1) * ld2)
@@ -353,12 +386,14 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
 
 def fused_tc_smem_bytes_of(defines: dict[str, int]) -> int:
     """fused_tc_smem_bytes of a fused_tc build given by its -D values (TILE_Y, TILE_X, REUSE, PREC,
-    CONV1_BAND, WCLUSTER, CONV2_START_CLUSTER_SYNC; kernel defaults where absent): the
+    CONV1_BAND, CONV1_MAX_COLS, WCLUSTER, CONV2_START_CLUSTER_SYNC; kernel defaults where absent): the
     EXPECT_SMEM_BYTES of a build whose values differ from the registry's (pipeline.bench --set)."""
     precision = {value: key for key, value in TC_PREC_DEFINE.items()}[defines.get("PREC", 1)]
     strategy = Strategy.REUSE if defines.get("REUSE", 0) else Strategy.RECOMPUTE
-    return fused_tc_smem_bytes((defines["TILE_Y"], defines["TILE_X"]), strategy, defines["CONV1_BAND"], precision,
-                               defines.get("WCLUSTER", 1), not defines.get("CONV2_START_CLUSTER_SYNC", 0))  # fmt: skip
+    tile = (defines["TILE_Y"], defines["TILE_X"])
+    return fused_tc_smem_bytes(tile, strategy, defines["CONV1_BAND"], precision, defines.get("WCLUSTER", 1),
+                               not defines.get("CONV2_START_CLUSTER_SYNC", 0),
+                               defines.get("CONV1_MAX_COLS", 2 * (2 * tile[1] + 5) + 1))  # fmt: skip
 
 
 def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES,
@@ -386,8 +421,9 @@ FUSED_TC_CONV2_CHUNK = 80
 # reuse-t2x7 0.93x, 60 in 64; recompute-t4x7 0.97x, 135 in 192). Tiles 2 and 4 keep mma.sync (20
 # new pixels in 64 rows, 72 in 128; not measured on wgmma), and so does TF32 (1x7: 30 new pixels in
 # 64 rows, 1.03x slower; 2x5 measured 0.98x, left for the TF32 workflow's next run to confirm).
-FUSED_TC_CONV2_WGMMA_TILES: dict[str, tuple[Tile, ...]] = {"fp16": ((2, 7), (4, 7)), "bf16": ((2, 7), (4, 7)),
-                                                           "tf32": ()}  # fmt: skip
+# 2x13: 108 new pixels in 128 rows.
+FUSED_TC_CONV2_WGMMA_TILES: dict[str, tuple[Tile, ...]] = {"fp16": ((2, 7), (4, 7), (2, 13)),
+                                                           "bf16": ((2, 7), (4, 7), (2, 13)), "tf32": ()}  # fmt: skip
 
 
 def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
@@ -396,6 +432,7 @@ def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
                ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
                ("WCLUSTER", FUSED_TC_WCLUSTER), ("CONV2_WGMMA", int(tile in FUSED_TC_CONV2_WGMMA_TILES[precision])),
                ("CONV1_BAND", fused_tc_band(tile, strategy, precision=precision)),
+               *((("CONV1_MAX_COLS", FUSED_TC_CONV1_COLS[tile]),) if tile in FUSED_TC_CONV1_COLS else ()),
                ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile, strategy, precision=precision)))  # fmt: skip
     return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",
                    entries=(f"fused_tc_{strategy}_t{tile_label(tile)}",), defines=defines)  # fmt: skip

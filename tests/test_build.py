@@ -140,7 +140,7 @@ def test_build_arch_is_sm90a_for_cluster_builds_only():
 def test_fused_tc_band_is_lowered_only_where_the_block_would_not_fit():
     from kernels.registry import FUSED_TC_TILES_BY_PRECISION, SMEM_LIMIT_SM90_BYTES, fused_tc_band, fused_tc_smem_bytes
 
-    want = {"fp16": {2: 5, 4: 8, (2, 7): 5, (4, 7): 5}, "tf32": {(2, 5): 3, (1, 7): 2}}
+    want = {"fp16": {2: 5, 4: 8, (2, 7): 5, (4, 7): 5, (2, 13): 2}, "tf32": {(2, 5): 3, (1, 7): 2}}
     want["bf16"] = want["fp16"]
     for precision, tiles in FUSED_TC_TILES_BY_PRECISION.items():
         for strategy in ("reuse", "recompute"):
@@ -150,6 +150,10 @@ def test_fused_tc_band_is_lowered_only_where_the_block_would_not_fit():
         assert fused_tc_smem_bytes((4, 7), strategy, 8) > fused_tc_smem_bytes((4, 7), strategy, 6) > SMEM_LIMIT_SM90_BYTES
         # tf32's FP32 maps: a 2x7 tile misses the shared memory even with one pool1 row per band
         assert fused_tc_smem_bytes((2, 7), strategy, 1, "tf32") > SMEM_LIMIT_SM90_BYTES
+        assert fused_tc_smem_bytes((2, 13), strategy, 2) == fused_tc_smem_bytes((2, 13), strategy, 2, conv1_cols=55)
+    # reuse-2x13 (with conv2's carried row) keeps 2-row bands only by holding its one strip's 55 conv1
+    # columns, not 63
+    assert fused_tc_smem_bytes((2, 13), "reuse", 2, conv1_cols=63) > SMEM_LIMIT_SM90_BYTES
     # reuse holds conv2's carried row on top (2C+1 pixels x 264 halves; 4x7: 15 x 528 bytes)
     assert fused_tc_smem_bytes((4, 7), "reuse") - fused_tc_smem_bytes((4, 7), "recompute") == 15 * 528
     # clusters add a full and an empty mbarrier per conv2 stage and group (4 stages at 2x7, 3 at 4x7)

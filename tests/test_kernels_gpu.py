@@ -297,6 +297,25 @@ test_patch_convs_match_reference = pytest.mark.gpu(test_patch_convs_match_refere
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("variant", ["fused-reuse-t2x13-fp16", "fused-recompute-t2x13-bf16"])
+def test_full_width_tile_refuses_wider_strips_and_runs_two(variant):
+    """2x13 holds the 55 conv1 columns of a 227 input's one strip (CONV1_MAX_COLS): a 235-wide input's
+    strip needs 57, so the host refuses it with the reason; a 291-wide one runs as two narrower
+    strips (43 columns at most) and matches float64."""
+    if SKIP is not None:
+        pytest.skip(f"needs an NVIDIA GPU: {SKIP}")
+    from kernels.api import make_forward
+    from pipeline.stages.verify import check_forward, reference_output
+
+    with pytest.raises(ValueError, match="needs 57"):
+        make_forward(variant, 1, 227, 235, seed=2)
+    fwd = make_forward(variant, 3, 251, 291, seed=2)
+    x = fwd.random_input(7)
+    r = check_forward(fwd, x, reference_output(fwd, x))
+    assert r["nonfinite_outputs"] == 0 and r["passed"], r
+
+
+@pytest.mark.gpu
 def test_tf32_lbl_refuses_a_conv_its_patch_kernels_do_not_compute(monkeypatch):
     """lbl-tf32 has no general gather conv: a conv neither patch kernel takes is a clear error at
     setup, not a launch of a missing entry."""

@@ -287,3 +287,18 @@ def test_fused_tc_layout_of_its_defines_is_the_registrys():
     two = next(v for v in builds if v.name == "fused-reuse-t2x7-fp16").define
     # without clusters: no ring barriers (2 groups x 4 stages x full and empty) nor `phase 1 done`
     assert fused_tc_smem_bytes_of(two | {"WCLUSTER": 1}) == two["EXPECT_SMEM_BYTES"] - (2 * 2 * 4 + 1) * 8
+
+
+def test_fused_tc_conv1_columns_held_and_needed():
+    """A tile as wide as AlexNet's pool2 map holds only its one strip's conv1 columns (fused_tc.cu
+    CONV1_MAX_COLS); the columns a map's strips need follow the kernel's balanced strips: a 227 input
+    (pool1 27 wide) needs 55 in one 13-wide strip and 35 in 7 + 6; pool1 28 wide (inputs 235-242)
+    needs 57, more than 2x13 holds; pool1 35 (input 291) cuts 2x13 into strips of 9 and 8 (43)."""
+    from kernels.registry import VARIANTS, fused_tc_conv1_cols, fused_tc_conv1_cols_needed
+
+    assert fused_tc_conv1_cols((2, 13)) == 55 and fused_tc_conv1_cols((4, 7)) == 39 and fused_tc_conv1_cols(2) == 19
+    assert [fused_tc_conv1_cols_needed((2, 13), w) for w in (27, 28, 35)] == [55, 57, 43]
+    assert [fused_tc_conv1_cols_needed((4, 7), w) for w in (27, 28)] == [35, 35]
+    assert fused_tc_conv1_cols_needed(2, 27) == 19 == fused_tc_conv1_cols(2)  # an interior strip needs all it holds
+    assert VARIANTS["fused-reuse-t2x13-fp16"].define["CONV1_MAX_COLS"] == 55
+    assert "CONV1_MAX_COLS" not in VARIANTS["fused-reuse-t4x7-fp16"].define
