@@ -307,7 +307,7 @@ def test_full_width_tile_refuses_wider_strips_and_runs_two(variant):
     from kernels.api import make_forward
     from pipeline.stages.verify import check_forward, reference_output
 
-    with pytest.raises(ValueError, match="needs 57"):
+    with pytest.raises(ValueError, match="235-wide input need 57"):
         make_forward(variant, 1, 227, 235, seed=2)
     fwd = make_forward(variant, 3, 251, 291, seed=2)
     x = fwd.random_input(7)
