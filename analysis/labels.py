@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from matplotlib.transforms import Bbox
 
 # Offsets tried around a point, in points: distance rings, eight directions each, nearest first.
-RADII_PT = (5.0, 12.0, 22.0, 36.0, 55.0, 80.0, 110.0, 150.0, 200.0)
+RADII_PT = (5.0, 12.0, 22.0, 36.0, 55.0, 80.0, 110.0, 150.0, 200.0, 260.0, 330.0)
 ANGLES_DEG = (45, -45, 135, -135, 0, 180, 90, -90, 22.5, 67.5, -22.5, -67.5, 112.5, 157.5, -112.5, -157.5)
 LEADER_FROM_PT = 10.0  # labels placed further than this from their point get a leader line
 
@@ -47,36 +47,12 @@ def _pad(box: Bbox, pad: float) -> Bbox:
     return Bbox.from_extents(box.x0 - pad, box.y0 - pad, box.x1 + pad, box.y1 + pad)
 
 
-def place_labels(ax, labels: Sequence[Label], obstacles: Sequence[tuple[float, ...]] = (), fontsize: float = 9,
-                 marker_pt: float = 8.0, pad_pt: float = 2.5, avoid: Sequence[Bbox] = ()) -> list:
-    """Annotate ``ax`` with ``labels`` so that no two overlap and none covers a point or leaves the axes.
-
-    ``obstacles`` are data points to keep clear (every plotted point, labelled or not), each a
-    square of ``marker_pt`` points, or of its own size in points given as a third value; ``avoid`` are extra boxes in display pixels (a legend, a
-    note). Labels are placed in the order given, each at the nearest free position; where no
-    position is free the one overlapping least is used. Returns the annotations.
-    """
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()
-    px_per_pt = fig.dpi / 72.0
-    pad = pad_pt * px_per_pt
-    frame = ax.get_window_extent(renderer)
-    inner = Bbox.from_extents(frame.x0 + pad, frame.y0 + pad, frame.x1 - pad, frame.y1 - pad)
-    half = marker_pt * px_per_pt / 2
-    taken = [_pad(b, 0) for b in avoid]
-    for x, y, *size in obstacles:
-        if not (math.isfinite(x) and math.isfinite(y)):
-            continue
-        px, py = ax.transData.transform((x, y))
-        r = size[0] * px_per_pt / 2 if size else half
-        taken.append(Bbox.from_extents(px - r, py - r, px + r, py + r))
-    out = []
-    for lab in labels:
-        probe = ax.text(0, 0, lab.text, fontsize=fontsize)
-        ext = probe.get_window_extent(renderer)
-        probe.remove()
-        w, h = ext.width, ext.height
-        anchor = ax.transData.transform(lab.xy)
+def _plan(sizes, anchors, taken0, inner, pad, px_per_pt, order) -> tuple[dict, int]:
+    """Place the labels in ``order`` (indices), each at the nearest free position: {index: (box, dx,
+    dy, ha, va, r, overlaps)} and the number of overlaps left where no position was free."""
+    taken, plan, left = list(taken0), {}, 0
+    for i in order:
+        (w, h), anchor = sizes[i], anchors[i]
         best = None
         for r in RADII_PT:
             for a in ANGLES_DEG:
@@ -93,13 +69,69 @@ def place_labels(ax, labels: Sequence[Label], obstacles: Sequence[tuple[float, .
                     break
             if best[0][0] is False and best[0][1] == 0:
                 break
-        _, box, dx, dy, ha, va, r = best
+        (outside, hits, _), *placed = best
+        left += hits + outside
+        plan[i] = (*placed, hits + outside)
+        taken.append(placed[0])
+    return plan, left
+
+
+def place_labels(ax, labels: Sequence[Label], obstacles: Sequence[tuple[float, ...]] = (), fontsize: float = 9,
+                 marker_pt: float = 8.0, pad_pt: float = 2.5, avoid: Sequence[Bbox] = ()) -> list:
+    """Annotate ``ax`` with ``labels`` so that no two overlap and none covers a point or leaves the axes.
+
+    ``obstacles`` are data points to keep clear (every plotted point, labelled or not), each a
+    square of ``marker_pt`` points, or of its own size in points given as a third value; ``avoid`` are extra boxes in display pixels (a legend, a
+    note). Labels are placed one by one, each at the nearest free position, in the order given; where
+    that leaves a label with no free position, other orders are tried too (the stuck labels first, the
+    largest first, the reverse), and the order leaving the fewest overlaps wins: a label with few
+    places to go takes one before a label that has others. Where no order places them all, the labels
+    are tried 0.5 and 1 point smaller. Returns the annotations.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    px_per_pt = fig.dpi / 72.0
+    pad = pad_pt * px_per_pt
+    frame = ax.get_window_extent(renderer)
+    inner = Bbox.from_extents(frame.x0 + pad, frame.y0 + pad, frame.x1 - pad, frame.y1 - pad)
+    half = marker_pt * px_per_pt / 2
+    taken = [_pad(b, 0) for b in avoid]
+    for x, y, *size in obstacles:
+        if not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        px, py = ax.transData.transform((x, y))
+        r = size[0] * px_per_pt / 2 if size else half
+        taken.append(Bbox.from_extents(px - r, py - r, px + r, py + r))
+    anchors = [ax.transData.transform(lab.xy) for lab in labels]
+    given = list(range(len(labels)))
+    best = None
+    for size in (fontsize, fontsize - 0.5, fontsize - 1.0):  # a crowded figure's labels a little smaller
+        sizes = []
+        for lab in labels:
+            probe = ax.text(0, 0, lab.text, fontsize=size)
+            ext = probe.get_window_extent(renderer)
+            probe.remove()
+            sizes.append((ext.width, ext.height))
+        plan, left = _plan(sizes, anchors, taken, inner, pad, px_per_pt, given)
+        if left:
+            stuck = [i for i in given if plan[i][-1]]
+            for order in (stuck + [i for i in given if i not in stuck],
+                          sorted(given, key=lambda i: -sizes[i][0] * sizes[i][1]), given[::-1]):  # fmt: skip
+                other, other_left = _plan(sizes, anchors, taken, inner, pad, px_per_pt, order)
+                if other_left < left:
+                    plan, left = other, other_left
+        if best is None or left < best[1]:
+            best = (plan, left, size)
+        if not left:
+            break
+    plan, _, fontsize = best
+    out = []
+    for i, lab in enumerate(labels):
+        _, dx, dy, ha, va, r, _ = plan[i]
         arrow = dict(arrowstyle="-", color=lab.color, lw=0.6, shrinkA=0, shrinkB=3) if r > LEADER_FROM_PT else None
-        ann = ax.annotate(lab.text, lab.xy, xytext=(dx / px_per_pt, dy / px_per_pt), textcoords="offset points",
-                          ha=ha, va=va, fontsize=fontsize, color=lab.color, arrowprops=arrow, zorder=6,
-                          annotation_clip=False)
-        taken.append(box)
-        out.append(ann)
+        out.append(ax.annotate(lab.text, lab.xy, xytext=(dx / px_per_pt, dy / px_per_pt), textcoords="offset points",
+                               ha=ha, va=va, fontsize=fontsize, color=lab.color, arrowprops=arrow, zorder=6,
+                               annotation_clip=False))
     return out
 
 

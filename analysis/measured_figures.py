@@ -946,14 +946,31 @@ def short_kernel_name(name: str, width: int = 28) -> str:
 
 
 def compact_names(names: Sequence[str]) -> list[str]:
-    """Kernel names as lines, those sharing a prefix up to their last '_' folded into one:
-    fused_reuse_t2, fused_reuse_t4 -> 'fused_reuse_t2/t4'."""
+    """Kernel names as lines, those sharing a prefix up to their last '_' folded into one
+    (fused_reuse_t2, fused_reuse_t4 -> 'fused_reuse_t2/t4'), then lines that differ in one inner
+    '_' part alone into braces (fused_tc_recompute_t2x13/t2x7, fused_tc_reuse_t2x13/t2x7 ->
+    'fused_tc_{recompute,reuse}_t2x13/t2x7'), so a crowded spot's label stays short."""
     groups: dict[tuple[str, str], list[str]] = {}
     for n in dict.fromkeys(names):
         numbered = re.fullmatch(r"(.+) (#\d+)", n)  # lbl_maxpool #1, lbl_maxpool #2 -> lbl_maxpool #1/#2
         head, sep, tail = (numbered[1], " ", numbered[2]) if numbered else n.rpartition("_")
         groups.setdefault((head, sep) if head else (n, ""), []).append(tail if head else "")
-    return [f"{h}{sep}{'/'.join(t)}" if sep else h for (h, sep), t in groups.items()]
+    lines = [f"{h}{sep}{'/'.join(t)}" if sep else h for (h, sep), t in groups.items()]
+    folded: list[list] = []  # [parts of the first line, the inner position that differs (or None), its values]
+    for parts in (line.split("_") for line in lines):
+        for f in folded:
+            first, pos, values = f
+            same = len(first) == len(parts) and [i for i in range(len(parts)) if parts[i] != first[i]]
+            if same and pos is None and len(same) == 1 and 0 < same[0] < len(parts) - 1:
+                f[1], f[2] = same[0], [first[same[0]], parts[same[0]]]
+                break
+            if same and pos is not None and same == [pos]:
+                values.append(parts[pos])
+                break
+        else:
+            folded.append([parts, None, []])
+    return ["_".join(p) if i is None else "_".join([*p[:i], "{" + ",".join(v) + "}", *p[i + 1:]])
+            for p, i, v in folded]
 
 
 def occupancy(kernels: pd.DataFrame, out_svg: Path, network: str, batch: int | None = None,

@@ -141,8 +141,10 @@ constexpr int BAND = CONV1_BAND;
 // Conv1 columns a block holds (c1's rows, the input patch's width): by default all that a tile's pool1
 // columns stand on, conv2's padding columns included. A tile as wide as the pool2 map (AlexNet: 13,
 // kernels/registry.py FUSED_TC_CONV1_COLS) has one strip, whose padding columns lie outside the map,
-// so it needs fewer (227 input: 55, not 63) and the build holds only those (one n8 tile less a
-// chunk, 16 KB less shared memory at 2x13); kernels/api.py refuses a map whose strips need more.
+// so it needs fewer (227 input: 55, not 63) and the build holds only those: c1's rows and the
+// patch of a 56-column chunk, not 64 (16 KB less shared memory at 2x13; a 55-column strip computed
+// 56-column chunks before too, by the clipped-strip instantiation); kernels/api.py refuses a map
+// whose strips need more.
 #ifndef CONV1_MAX_COLS
 #define CONV1_MAX_COLS (2 * P1W + 1)
 #endif

@@ -334,3 +334,11 @@ def test_kernel_labels_number_repeated_launches_and_fold_shared_prefixes():
                                                        "lbl_conv_m128", "lbl_lrn #2", "lbl_maxpool #2"]
     assert measured_figures.compact_names(["fused_reuse_t2", "fused_reuse_t4", "lbl_maxpool #1", "lbl_maxpool #2",
                                            "conv1"]) == ["fused_reuse_t2/t4", "lbl_maxpool #1/#2", "conv1"]
+    # then names that differ in one inner part alone, in braces (the occupancy figure's crowded spot)
+    assert measured_figures.compact_names(
+        ["fused_recompute_t2x7", "fused_reuse_t2x7", "fused_tc_recompute_t2x13", "fused_tc_recompute_t2x7",
+         "fused_tc_reuse_t2x13", "fused_tc_reuse_t2x7", "lbl_conv_m128", "lbl_tc_maxpool #2"]
+    ) == ["fused_{recompute,reuse}_t2x7", "fused_tc_{recompute,reuse}_t2x13/t2x7", "lbl_conv_m128", "lbl_tc_maxpool #2"]
+    # not the first or last part, nor names of another length
+    assert measured_figures.compact_names(["a_x_c", "b_x_c", "lbl_maxpool #1", "lbl_tc_maxpool #1"]) == [
+        "a_x_c", "b_x_c", "lbl_maxpool #1", "lbl_tc_maxpool #1"]
