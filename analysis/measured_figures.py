@@ -739,12 +739,21 @@ def tile_tradeoff_measured(tidy: pd.DataFrame, out_svg: Path, network: str, batc
     pal = style.strategy_palette()
     limit = smem_limit_bytes(f) if launched else math.nan
     xmax = max(f["x_bytes"].max(), limit if finite(limit) else 0) / KB * 1.08
+    # the tiles that fit sit close under the limit: start the axis near the smallest, not at 0, so that
+    # their labels have room (every fused kernel fills most of the shared memory it may use)
+    xmin = 0.0 if f["x_bytes"].min() < 0.5 * xmax * KB else math.floor(0.8 * f["x_bytes"].min() / KB / 10) * 10
     panels = ((axes[0, 0], "dram_bytes_per_image", MB, "DRAM bytes per image (MB)"),
               (axes[0, 1], "us_per_image", 1.0, "time per image (us, median)"))
+    # one line per strategy, precision and kernel family (a line across precisions would join kernels
+    # that differ in more than their tile); the strategy's colour, the precision's marker
+    f["family"] = f["impl"].fillna("") if "impl" in f else ""
+    markers = dict(zip(sorted(f["precision"].dropna().unique(), key=list(PRECISIONS).index), "osD^v"))
+    lines = ["strategy", "precision", "family"]
     for ax, col, scale, label in panels:
-        for strategy, s in f.groupby("strategy"):
+        for (strategy, precision, family), s in f.groupby(lines):
             s = s.sort_values("x_bytes")
-            ax.plot(s["x_bytes"] / KB, s[col] / scale, marker="o", ms=8, color=pal[strategy], label=strategy)
+            ax.plot(s["x_bytes"] / KB, s[col] / scale, marker=markers[precision], ms=7, color=pal[strategy],
+                    ls=":" if family == "gen" else "-", label=strategy)
         if len(ref) and finite(ref[col].iloc[0]):
             ax.axhline(ref[col].iloc[0] / scale, color=pal[Strategy.LBL], ls="--", lw=1.2, label="layer-by-layer")
         if finite(limit):
@@ -755,22 +764,35 @@ def tile_tradeoff_measured(tidy: pd.DataFrame, out_svg: Path, network: str, batc
         ax.set_ylabel(label)
         top = np.nanmax([f[col].max() / scale] + [ref[col].iloc[0] / scale if len(ref) else 0])
         ax.set_ylim(0, top * 1.35 if finite(top) and top > 0 else 1)
-        ax.set_xlim(0, xmax)
+        ax.set_xlim(xmin, xmax)
     fig.suptitle(f"{title}, batch {batch}\n{suffix}", fontsize=13)
     fig.tight_layout()
+    from matplotlib.lines import Line2D
+
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    legend = fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False,
+    handles, labels = list(dict(zip(labels, handles)).values()), list(dict(zip(labels, handles)))
+    handles = [Line2D([], [], color=pal[lab], ls="-") if lab in pal else h for h, lab in zip(handles, labels)]
+    handles += [Line2D([], [], color="#555555", marker=m, ls="none") for m in markers.values()]
+    labels += list(markers)
+    if (f["family"] == "gen").any():
+        handles.append(Line2D([], [], color="#555555", ls=":"))
+        labels.append("generated kernels (kernels/generate.py)")
+    legend = fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False,
                         fontsize=9)
+
+    def tag(r: pd.Series) -> str:
+        return f"{r['tile']}{' gen' if r['family'] == 'gen' else ''} {r['precision']}"
+
     for ax, col, scale, _ in panels:
         pts = [(r["x_bytes"] / KB, r[col] / scale) for _, r in f.iterrows() if finite(r[col])]
-        for _, g in f.dropna(subset=[col]).groupby("strategy"):
+        for _, g in f.dropna(subset=[col]).groupby(lines):
             g = g.sort_values("x_bytes")
             pts += along(list(g["x_bytes"] / KB), list(g[col] / scale))
-        labs = [Label(f"T={r['tile']}", (r["x_bytes"] / KB, r[col] / scale), pal[r["strategy"]])
+        labs = [Label(tag(r), (r["x_bytes"] / KB, r[col] / scale), pal[r["strategy"]])
                 for _, r in f.iterrows() if finite(r[col])]
         place_labels(ax, labs, obstacles=pts, fontsize=9)
     if launched:
-        model = "; ".join(f"{st} " + ", ".join(f"T={r['tile']}: {r['model_onchip_bytes'] / KB:.0f}"
+        model = "; ".join(f"{st} " + ", ".join(f"{tag(r)}: {r['model_onchip_bytes'] / KB:.0f}"
                                                for _, r in g.sort_values("model_onchip_bytes").iterrows())
                           for st, g in f.dropna(subset=["model_onchip_bytes"]).groupby("strategy"))
         _note_below(fig, legend, [

@@ -28,11 +28,15 @@ MODEL_LINESTYLE = "--"  # analytical model predictions: always dashed
 
 # Fixed colours per strategy so lbl is the same colour in every figure; a strategy's variants
 # (tiles, precisions) take its shades in rank order, the first shade being the strategy's colour.
+# Enough shades per strategy that a run's variants do not wrap round (the default run has 9 fused
+# variants of each strategy over two networks, and 6 lbl and 6 vendor ones), all distinct
 _SHADES = {
-    Strategy.LBL: ("#4d4d4d", "#8c8c8c", "#b5b5b5", "#262626"),
-    Strategy.VENDOR: ("#9467bd", "#c5b0d5", "#6a3d9a"),
-    Strategy.REUSE: ("#1f77b4", "#17becf", "#2ca02c", "#8c564b", "#e377c2", "#bcbd22"),
-    Strategy.RECOMPUTE: ("#ff7f0e", "#d62728", "#f7b6d2", "#c49c94", "#dbdb8d", "#7f7f7f"),
+    Strategy.LBL: ("#4d4d4d", "#8c8c8c", "#b5b5b5", "#262626", "#6e6e6e", "#d4d4d4", "#a0a0a0", "#3a3a3a"),
+    Strategy.VENDOR: ("#9467bd", "#c5b0d5", "#6a3d9a", "#54278f", "#9e9ac8", "#dadaeb"),
+    Strategy.REUSE: ("#1f77b4", "#17becf", "#2ca02c", "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#9edae5",
+                     "#637939", "#6baed6"),
+    Strategy.RECOMPUTE: ("#ff7f0e", "#d62728", "#f7b6d2", "#c49c94", "#dbdb8d", "#7f7f7f", "#843c39", "#ffbb78",
+                         "#e7969c", "#bd9e39"),
 }
 _OTHER = "#7f7f7f"
 

@@ -217,6 +217,11 @@ def test_palette_from_the_record_one_colour_per_variant():
     assert len(set(pal.values())) == 5
     base = style.strategy_palette()
     assert pal["y"] == base["lbl"] and pal["w"] == base["reuse"] and pal["v"] == base["vendor"]  # first in rank
+    # a run with as many variants as the default one's (two networks, generated kernels too) repeats no colour
+    counts = {"lbl": 6, "vendor": 6, "reuse": 9, "recompute": 9}
+    many = pd.DataFrame([{"variant": f"{s}{i}", "strategy": s, "tile": str(i), "precision": "fp16"}
+                         for s, n in counts.items() for i in range(n)])
+    assert len(set(style.variant_palette(many).values())) == sum(counts.values())
 
 
 def test_archived_figures_say_this_run_measured_nothing(drawn):
@@ -277,6 +282,8 @@ def test_measured_tile_tradeoff_uses_launched_shared_memory(drawn):
     text = drawn["full"]["tile_tradeoff_measured"]
     assert "shared memory per block (KB, ncu)" in text and "227 KiB (sm_90)" in text
     assert "The model's on-chip bytes for these tiles (KB)" in text
+    # each point says its precision, not only its tile (one tile runs at several precisions)
+    assert re.search(r"(?<![\w-])\d+(x\d+)? (gen )?fp(32|16)\b", text), "no point named by tile and precision"
 
 
 def test_model_tile_tradeoff_is_honest_about_extra_macs_and_lbl(drawn):
