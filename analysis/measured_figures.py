@@ -769,9 +769,11 @@ def tile_tradeoff_measured(tidy: pd.DataFrame, out_svg: Path, network: str, batc
     fig.tight_layout()
     from matplotlib.lines import Line2D
 
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    handles, labels = list(dict(zip(labels, handles)).values()), list(dict(zip(labels, handles)))
-    handles = [Line2D([], [], color=pal[lab], ls="-") if lab in pal else h for h, lab in zip(handles, labels)]
+    # one entry per strategy (a plain line in its colour; its lines differ in marker and style) and
+    # per reference line, then the precisions' markers
+    entries = dict(zip(*reversed(axes[0, 0].get_legend_handles_labels())))
+    labels = list(entries)
+    handles = [Line2D([], [], color=pal[lab], ls="-") if lab in pal else h for lab, h in entries.items()]
     handles += [Line2D([], [], color="#555555", marker=m, ls="none") for m in markers.values()]
     labels += list(markers)
     if (f["family"] == "gen").any():

@@ -324,25 +324,27 @@ def conv1_patch_halves(rows: int, cols: int, precision: str = "fp16") -> int:
 FUSED_TC_CONV1_COLS: dict[Tile, int] = {(2, 13): 55}
 
 
+def _conv1_cols_under_pool1_tile(tile_width: int) -> int:
+    """Conv1 columns under a pool1 tile of a ``tile_width``-column pool2 tile, conv2's padding
+    included: fused_tc.cu's default CONV1_MAX_COLS, 2(2C+5)+1."""
+    return 2 * (2 * tile_width + 5) + 1
+
+
 def fused_tc_conv1_cols(tile: Tile) -> int:
     """Conv1 columns a tensor-core fused block of ``tile`` holds (fused_tc.cu C1W)."""
-    _, tw = tile_sides(tile)
-    return FUSED_TC_CONV1_COLS.get(tile_sides(tile), 2 * (2 * tw + 5) + 1)
+    sides = tile_sides(tile)
+    return FUSED_TC_CONV1_COLS.get(sides, _conv1_cols_under_pool1_tile(sides[1]))
 
 
 def fused_tc_conv1_cols_needed(tile: Tile, pool1_width: int) -> int:
     """The most conv1 columns any column strip of ``tile`` stands on over a pool1 map ``pool1_width``
-    wide (fused_tc.cu's cnx: balanced strips, pool1 columns 2q0 - 2 .. 2(q0 + tw) + 2 clipped to the map)."""
-    _, tw = tile_sides(tile)
+    wide (fused_tc.cu's cnx: the kernels' balanced strips of pool2 columns [q0, q1), pool1 columns
+    2q0 - 2 .. 2q1 + 2 clipped to the map)."""
+    from pipeline.model.costs import output_tiles  # the split the kernels' tile_start/tile_size make
+
     wp2 = (pool1_width - 3) // 2 + 1
-    nt = -(-wp2 // tw)
-    base, extra = divmod(wp2, nt)
-    need, q0 = 0, 0
-    for i in range(nt):
-        w = base + (i < extra)
-        pxa, pxb = max(2 * q0 - 2, 0), min(2 * q0 - 2 + 2 * w + 5, pool1_width)
-        need, q0 = max(need, 2 * (pxb - pxa) + 1), q0 + w
-    return need
+    strips = output_tiles(wp2, tile_sides(tile)[1], "balanced")
+    return max(2 * (min(2 * q1 + 3, pool1_width) - max(2 * q0 - 2, 0)) + 1 for q0, q1 in strips)
 
 
 # Blocks per cluster of every fused_tc build (fused_tc.cu WCLUSTER): 2 blocks run the same tiles of two
@@ -393,7 +395,7 @@ def fused_tc_smem_bytes_of(defines: dict[str, int]) -> int:
     tile = (defines["TILE_Y"], defines["TILE_X"])
     return fused_tc_smem_bytes(tile, strategy, defines["CONV1_BAND"], precision, defines.get("WCLUSTER", 1),
                                not defines.get("CONV2_START_CLUSTER_SYNC", 0),
-                               defines.get("CONV1_MAX_COLS", 2 * (2 * tile[1] + 5) + 1))  # fmt: skip
+                               defines.get("CONV1_MAX_COLS", _conv1_cols_under_pool1_tile(tile[1])))  # fmt: skip
 
 
 def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES,
