@@ -137,6 +137,21 @@ def pack_weights_kx16(w: np.ndarray) -> np.ndarray:
     return packed.reshape(out_c, -1)
 
 
+def pack_weights_kx12(w: np.ndarray, k_steps: int = 51) -> np.ndarray:
+    """(out, in, ky, kx) -> row-major (out, 8 k_steps) float32: kx zero-padded to 12, k = (c*ky_count +
+    ky)*12 + kx, then zeros to k_steps k8 steps. The A operand of the TF32 conv1 from the input patch
+    with CONV1_KX12 (kernels/conv1_patch.cuh: 99 quads of 4 kx, 51 k steps)."""
+    out_c, cin, kh, kw = w.shape
+    if kw > 12:
+        raise ValueError(f"conv1 patch weights (CONV1_KX12): kx = {kw} > 12")
+    packed = np.zeros((out_c, cin, kh, 12), np.float32)
+    packed[..., :kw] = np.asarray(w, np.float32)
+    rows = packed.reshape(out_c, -1)
+    if rows.shape[1] > 8 * k_steps:
+        raise ValueError(f"conv1 patch weights (CONV1_KX12): {rows.shape[1]} values > {k_steps} k steps")
+    return np.pad(rows, ((0, 0), (0, 8 * k_steps - rows.shape[1])))
+
+
 def pack_weights_s2d(w: np.ndarray, stride: int = 4) -> np.ndarray:
     """(out, in, k, k) -> row-major (out, taps*taps*in*stride*stride) float32: conv1 as a taps x taps
     convolution over the input's stride x stride space-to-depth (kernels/fused_tc.cu CONV1_S2D), k =
@@ -382,7 +397,8 @@ class Forward(StoredMaps):
                 bp = self._b1 if layer.name == "conv1" else self._b2  # FP32 biases (_device_biases)
             if layer.type == "conv" and has_conv1_patch and conv1_patch_applies(layer, s_in.channels):
                 entry, grid = conv1_patch_launch(n, s_out.height, s_out.width, sm_count)
-                wp = self.encode(pack_weights_kx16(self.params[layer.name][0]))
+                pack = pack_weights_kx12 if self.variant.define.get("CONV1_KX12", 0) else pack_weights_kx16
+                wp = self.encode(pack(self.params[layer.name][0]))
                 args = (wp, bp, out, np.int32(s_in.height), np.int32(s_in.width), np.int32(s_out.height),
                         np.int32(s_out.width))  # fmt: skip
                 rows, cols, msplit = CONV1_PATCH_ENTRIES[entry]
@@ -497,13 +513,15 @@ class Forward(StoredMaps):
         else:  # kernels/fused_tc.cu: conv1 from the input patch (kx padded to 16); conv2's k in (ky, kx, ci)
             # order, to read channels-last pool1 directly
             s2d = v.define.get("CONV1_S2D", 0)  # conv1 over the input's 4x4 space-to-depth
-            self._w1p = self.encode(pack_weights_s2d(w1) if s2d else pack_weights_kx16(w1))
+            kx12 = v.define.get("CONV1_KX12", 0)  # conv1_patch.cuh: TF32's k over quads of kx
+            self._w1p = self.encode(pack_weights_s2d(w1) if s2d else pack_weights_kx12(w1) if kx12 else pack_weights_kx16(w1))
             w2rows = pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16)
             vs = tc_value_slots(self.precision)
+            stage_slots = v.define.get("CONV2_STAGE_SLOTS", 48)  # fused_tc.cu BK2: 16-bit slots of k a stage
             if wcluster > 1 and v.define.get("CONV2_WGMMA", 0):  # per group, stage by stage, as core matrices
-                w2rows = pack_weight_stages_core(w2rows, groups=2, stage_values=48 // vs, unit_values=8 // vs)
-            elif wcluster > 1:  # per group, stage by stage, in the ring's layout: 48 slots of k, 8 of padding
-                w2rows = pack_weight_stages(w2rows, groups=2, stage_values=48 // vs, pad_values=8 // vs)
+                w2rows = pack_weight_stages_core(w2rows, groups=2, stage_values=stage_slots // vs, unit_values=8 // vs)
+            elif wcluster > 1:  # per group, stage by stage, in the ring's layout: BK2 slots of k, 8 of padding
+                w2rows = pack_weight_stages(w2rows, groups=2, stage_values=stage_slots // vs, pad_values=8 // vs)
             self._w2p = self.encode(w2rows)
             # the layout of this build's -D values (pipeline.bench --set may change them: a knob that
             # adds a barrier adds its bytes), not the registry default's
@@ -514,8 +532,10 @@ class Forward(StoredMaps):
         n, c_out, hp2, wp2 = self.output_shape
         tile_h, tile_w = tile_sides(tile)
         tiles_x, tiles_y = math.ceil(wp2 / tile_w), math.ceil(hp2 / tile_h)
-        # with clusters, x counts the cluster's blocks and z image slots of wcluster images
-        grid = (tiles_x * wcluster, 1 if strategy == "reuse" else tiles_y, math.ceil(n / wcluster))
+        # with clusters, x counts the cluster's blocks and z image slots of wcluster images (GROUP_SPLIT:
+        # of one image, whose conv2 groups the cluster's two blocks split)
+        slot_images = 1 if v.define.get("GROUP_SPLIT", 0) else wcluster
+        grid = (tiles_x * wcluster, 1 if strategy == "reuse" else tiles_y, math.ceil(n / slot_images))
         sm_count = cupy.cuda.Device().attributes["MultiProcessorCount"]
         self.images_per_group = images_per_group(sm_count, grid[0] * grid[1])
         norm1 = _layer(self.layers, "norm1")

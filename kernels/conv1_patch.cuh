@@ -12,17 +12,31 @@
 // there. Copy 1 starts 64 bytes off copy 0 modulo 128: the 8 rows of an ldmatrix matrix (4 even, 4
 // odd pixels) land on 32 distinct banks. TF32 (tc.cuh VS = 2): 4*ox values is 16*ox bytes, one copy,
 // and a (c, ky) row of 16 values is two k steps of 8.
+// CONV1_KX12 (TF32 only): kx padded to 12, not 16. A TF32 k8 step is two 16-byte ldmatrix rows of 4
+// values (quads), and each quad of a (c, ky) row is contiguous in the patch on its own, so k runs over
+// the 99 quads (c, ky, kx / 4) and a k step's two quads may lie in two (c, ky) rows: each lane reads
+// its k half's quad. K 408 (51 k steps, the last 3 quads zero) for 528: a quarter fewer products and
+// weight bytes per chunk (kernels/api.py pack_weights_kx12).
 #pragma once
 #include "tc.cuh"
+
+#ifndef CONV1_KX12
+#define CONV1_KX12 0
+#endif
+#if CONV1_KX12 && PREC != 3
+#error "CONV1_KX12: TF32 only (its k8 step is two 4-value quads)"
+#endif
 
 namespace c1p {
 
 constexpr int CIN = 3, KS = 11, S = 4, M = 96;
 constexpr int KX = 16;                // kx padded: a (c, ky) row is VS k steps of 16 slots
-constexpr int KSTEPS = CIN * KS * VS; // 33 (66 for TF32)
-constexpr int KP = KSTEPS * 16;       // slots of a packed weight row (kernels/api.py pack_weights_kx16: 528 values)
+constexpr int KQ = 3, NQUAD = CIN * KS * KQ;  // CONV1_KX12: quads of kx per (c, ky) row, and in all
 constexpr int BK = 48;                // slots per weight stage: 3 k steps
-constexpr int NSTAGE = KP / BK;       // 11 (22)
+// k steps: 33 (66 for TF32; CONV1_KX12: 99 quads in 51, whole stages)
+constexpr int KSTEPS = CONV1_KX12 ? ((NQUAD + 1) / 2 + BK / 16 - 1) / (BK / 16) * (BK / 16) : CIN * KS * VS;
+constexpr int KP = KSTEPS * 16;       // slots of a packed weight row (kernels/api.py pack_weights_kx16: 528 values)
+constexpr int NSTAGE = KP / BK;       // 11 (22; CONV1_KX12: 17)
 constexpr int LDA = WeightStageLDA<BK>;  // 112-byte weight rows: 8 ldmatrix rows on distinct banks
 constexpr int COPIES = VS == 1 ? 2 : 1;  // patch copies (16-bit: the second shifted by 4 columns)
 static_assert(KP % BK == 0 && BK % 16 == 0, "whole k steps per stage");
@@ -232,8 +246,8 @@ __device__ __forceinline__ void prefetch_patch(const val_t* __restrict__ xn, int
     }
 }
 
-// The warp's place in a block of MW x RW x CW warps: 48 output channels (3 m16 tiles) of the
-// block's 48*MW, output row rw, columns cw*NT8W*8 .. + NT8W*8.
+// The warp's place in a block of MW x RW x CW warps: its m part's output channels (16 MT: 48 by
+// default, 3 m16 tiles) of the block's, output row rw, columns cw*NT8W*8 .. + NT8W*8.
 template <int MW, int RW>
 struct WarpPlace {
     int mw, rw, cw;
@@ -245,36 +259,36 @@ struct WarpPlace {
     }
 };
 
-// Each m part (the warps of one mw, 48 channels) streams its 48 weight rows through its own ring
-// and syncs on its own named barrier 3 + mw (tc.cuh PartRing).
-template <int MW, int NTHREADS>
-using PartStage = PartRing<48, BK, KP, NTHREADS, MW, 3>;
+// Each m part (the warps of one mw, 16 MT channels: 48 by default) streams its weight rows through its
+// own ring and syncs on its own named barrier 3 + mw (tc.cuh PartRing).
+template <int MW, int NTHREADS, int MT = 3>
+using PartStage = PartRing<16 * MT, BK, KP, NTHREADS, MW, 3>;
 
-// The first NS - 1 weight stages (rows m0 .. m0 + 48*MW) go out here, before the caller loads the
+// The first NS - 1 weight stages (rows m0 .. m0 + 16 MT MW) go out here, before the caller loads the
 // patch, so their latency overlaps the patch's; conv1_patch_mma issues the rest.
-template <int MW, int NS, int NTHREADS>
+template <int MW, int NS, int NTHREADS, int MT = 3>
 __device__ __forceinline__ void conv1_patch_prologue(h16* a_ring, const val_t* __restrict__ w, int m0) {
-    using PS = PartStage<MW, NTHREADS>;
+    using PS = PartStage<MW, NTHREADS, MT>;
     const auto ws = PS::stage(m0);
     h16* ring = PS::template ring<NS>(a_ring);
 #pragma unroll
     for (int t = 0; t < NS - 1; ++t) ws.template issue<NS>(ring, reinterpret_cast<const h16*>(w), t);
 }
 
-// acc[i][j] = the warp's 48 channels x NT8W n8 tiles of conv1 over all of K: weights w (rows m0 ..
-// m0 + 48*MW of the packed [96][528] values) streamed through an NS-deep ring of cp.async stages
-// (a_ring: NS * 48*MW * LDA slots; conv1_patch_prologue issued the first NS - 1), B from the patch
+// acc[i][j] = the warp's 16 MT channels x NT8W n8 tiles of conv1 over all of K: weights w (rows m0 ..
+// m0 + 16 MT MW of the packed [96][528] values) streamed through an NS-deep ring of cp.async stages
+// (a_ring: NS * 16 MT MW * LDA slots; conv1_patch_prologue issued the first NS - 1), B from the patch
 // (load_patch, visible after the first barrier here). Every thread of the block calls it, in the
 // order prologue, load_patch, conv1_patch_mma; the caller syncs before reusing the patch or the ring.
 // The stage loop is unrolled: every patch row offset is an immediate (rolled, it measured 1.08x the
 // time, perf-notes step 32).
-template <int MW, int RW, int CW, int NT8W, int NS, int NTHREADS>
-__device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const h16* patch, h16* a_ring,
+template <int MW, int RW, int CW, int NT8W, int NS, int NTHREADS, int MT = 3>
+__device__ __forceinline__ void conv1_patch_mma(float (&acc)[MT][NT8W][4], const h16* patch, h16* a_ring,
                                                 const val_t* __restrict__ wv, int m0) {
     static_assert(MW * RW * CW * 32 == NTHREADS, "one warp per (m half, row, column group)");
     static_assert(NS >= 2 && NS <= NSTAGE, "ring depth");
     using P = Patch<RW, CW * NT8W * 8>;
-    using PS = PartStage<MW, NTHREADS>;
+    using PS = PartStage<MW, NTHREADS, MT>;
     const int lane = threadIdx.x & 31;
     const WarpPlace<MW, RW> wp;
     const auto ws = PS::stage(m0);
@@ -287,8 +301,11 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
     for (int jp = 0; jp < (NT8W + 1) / 2; ++jp) {
         const int ox = wp.cw * NT8W * 8 + jp * 16 + (lane & 7) + ((lane >> 4) << 3);
         const int col = VS == 1 ? (ox & 1) * P::CS + 8 * (ox >> 1) : 8 * ox;  // slot of input column 4*ox
-        boff[jp] = col + ((lane >> 3) & 1) * 8 + wp.rw * S * P::PW;
+        boff[jp] = col + (CONV1_KX12 ? 0 : ((lane >> 3) & 1) * 8) + wp.rw * S * P::PW;
     }
+#if CONV1_KX12
+    const int khalf = (lane >> 3) & 1;  // this lane's k half of an ldmatrix (its quad of a k step)
+#endif
     zero_acc(acc);
 #pragma unroll
     for (int t = 0; t < NSTAGE; ++t) {
@@ -298,18 +315,29 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
         else if (!(CONV1_ABLATE & 2))
             PS::sync();  // ... for every thread of the part; stage t - 1's slot is free
         ws.template issue<NS>(ring, w, t + NS - 1);
-        const h16* a0 = ring + (t % NS) * 48 * LDA;
+        const h16* a0 = ring + (t % NS) * 16 * MT * LDA;
 #if !(CONV1_ABLATE & 4)
-        unsigned a[3][4], b[NT8W][2];
+        unsigned a[MT][4], b[NT8W][2];
 #endif
 #pragma unroll
         for (int kk = 0; kk < BK / 16; ++kk) {
             const int s = t * (BK / 16) + kk, cky = s / VS, c = cky / KS;
+#if CONV1_KX12
+            // this lane's k half: quad 2s or 2s + 1 (past the last: any valid one, its weights are zero)
+            auto quad_off = [](int q) {
+                q = q < NQUAD ? q : NQUAD - 1;
+                const int r = q / KQ, cq = r / KS;
+                return (cq * P::PR + r - cq * KS) * P::PW + (q % KQ) * 8;
+            };
+            const int roff = quad_off(2 * s) + khalf * (quad_off(2 * s + 1) - quad_off(2 * s));
+            (void)c;
+#else
             // input row (c, ky) of the warp's output row; TF32: its second 8 columns in odd steps
             const int roff = (c * P::PR + cky - c * KS) * P::PW + (s % VS) * 16;
+#endif
 #if !(CONV1_ABLATE & 4)
 #pragma unroll
-            for (int i = 0; i < 3; ++i)
+            for (int i = 0; i < MT; ++i)
                 if (!(CONV1_ABLATE & 8) || kk == 0)
                     ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * LDA + kk * 16 + (lane >> 4) * 8);
 #pragma unroll
@@ -327,7 +355,7 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[3][NT8W][4], const 
                 }
             }
 #pragma unroll
-            for (int i = 0; i < 3; ++i)
+            for (int i = 0; i < MT; ++i)
 #pragma unroll
                 for (int j = 0; j < NT8W; ++j)
                     if (!(CONV1_ABLATE & 32)) mma_kstep(acc[i][j], a[i], b[j]);

@@ -34,11 +34,17 @@
 //      image at TF32; docs/perf-notes.md step 28). WCLUSTER 1: a cp.async ring per group, synced on
 //      its own named barrier.
 //   4. LRN over 256 channels in place, 3x3/2 max pool to pool2 in device memory (NCHW).
+// GROUP_SPLIT 1 (TF32 at 2x13, whose FP32 maps would need about 361 KB in one block): the cluster's 2
+// blocks run one image's tile, block g computing conv1 channels 32g .. 32g + 63, LRN and pool1 of
+// conv2 group g's 48, conv2 group g (both warpgroups, from the block's own weight ring) and LRN2 and
+// pool2 of its 128 channels, with the 2 channels of the peer that LRN2's window needs sent across
+// the cluster each step (details at the define below).
 // 16-bit storage rounds the same maps as lbl_tc.cu (conv1, norm1, conv2, norm2, pool2). TF32
 // rounds what the convs multiply, the input patch and norm1 (pool1 of TF32 values is the TF32
 // rounding of pool1, as lbl's conv2 rounds it), and keeps all of FP32 elsewhere.
 // Compile-time: TILE_Y, TILE_X, REUSE, PREC, CONV1_BAND, CONV1_MAX_COLS, CONV2_CHUNK, WCLUSTER, CONV2_WGMMA,
-// EXPECT_SMEM_BYTES (kernels/registry.py fused_tc_smem_bytes); knobs whose other value is kept for
+// GROUP_SPLIT, CONV1_STAGES, CONV2_STAGE_SLOTS, EXPECT_SMEM_BYTES (kernels/registry.py
+// fused_tc_smem_bytes); knobs whose other value is kept for
 // an A/B (pipeline.bench --set; docs/perf-notes.md steps 28d, 29 and 30): CONV2_START_CLUSTER_SYNC,
 // tc.cuh's RING_WAIT_CLUSTER, conv1's CONV1_S2D (and CONV1_S2D_STAGES), conv1_patch.cuh's
 // CONV1_PATCH_RB, CONV1_PATCH_PREFETCH and CONV1_PATCH_VEC; and the diagnostic CONV1_ABLATE.
@@ -86,6 +92,25 @@
 #if CONV2_WGMMA && WCLUSTER == 1
 #error "CONV2_WGMMA needs the cluster ring (WCLUSTER > 1)"
 #endif
+// 1: the two blocks of a cluster split one image's tile by conv2 group instead of running it for two
+// images (the registry's TF32 2x13 builds, whose FP32 maps do not fit one block: perf-notes step 34).
+// Block g (its cluster rank) computes conv1 channels 32g .. 32g + 63 (its pool1 group's 48 and the
+// LRN window's 2 neighbours, in whole m16 tiles: a third more conv1 than its share, no exchange),
+// normalises and pools its group's 48 into a pool1 tile of 48 channels (conv2 group g's input),
+// computes conv2 group g (mma.sync: 16 channels a warp; wgmma: both warpgroups, 64 pixels each) from
+// its own weight ring (bulk copies into this block only) and LRN2 and pool2 of channels 128g ..
+// 128g + 127. LRN2's window crosses the groups: after conv2 each block stores the peer's 2 window
+// channels into the peer's shared memory (st.shared::cluster), then one cluster barrier a step.
+#ifndef GROUP_SPLIT
+#define GROUP_SPLIT 0
+#endif
+#if GROUP_SPLIT && (WCLUSTER != 2 || CONV1_S2D || PREC != 3)
+#error "GROUP_SPLIT: TF32, clusters of 2 (a block per conv2 group) and the kx16 conv1"
+#endif
+// conv1 weight stages in flight (the ring's depth)
+#ifndef CONV1_STAGES
+#define CONV1_STAGES 3
+#endif
 // 1 (the default since perf-notes step 31, but with CONV1_S2D, which has its own patch load): while a
 // conv1 chunk's products run, L2 is asked for the next chunk's input rows (c1p::prefetch_patch), so
 // that chunk's patch load waits on L2, not DRAM (with 9 rows in flight a warp, 0 measured 0.997x the
@@ -129,6 +154,11 @@ namespace ftc {
 
 constexpr int NT = 256;
 constexpr int CIN = 3, C1 = 96, C2 = 256, G2 = 2, C1G = C1 / G2, C2G = C2 / G2;
+// channels a block computes or holds (GROUP_SPLIT: one group's share, above)
+constexpr int C1B = GROUP_SPLIT ? 64 : C1;   // conv1 (c1, its carried row)
+constexpr int C1P = GROUP_SPLIT ? C1G : C1;  // pool1 (the pool1 tile)
+constexpr int C2B = GROUP_SPLIT ? C2G : C2;  // conv2 (c2)
+constexpr int MT1 = C1B / 2 / 16;            // conv1's m16 tiles per warp (its 2 channel parts)
 constexpr int KS1 = 11, ST1 = 4, KS2 = 5;
 constexpr int TY = TILE_Y, TX = TILE_X;
 constexpr int P1H = 2 * TY + 5, P1W = 2 * TX + 5;      // pool1 tile incl. conv2's zero padding
@@ -152,12 +182,21 @@ constexpr int C1H = 2 * BAND + 1, C1W = CONV1_MAX_COLS;  // conv1 rows/cols unde
 static_assert(C1W >= 3 && C1W <= 2 * P1W + 1, "CONV1_MAX_COLS: at most the columns under the pool1 tile");
 constexpr bool C1W_CAPPED = C1W < 2 * P1W + 1;
 constexpr int C2H = 2 * TY + 1, C2W = 2 * TX + 1;      // conv2 tile
-constexpr int LD1 = C1 * VS + 8, LD2 = C2 * VS + 8;    // channels-last pixel strides (slots): 208 / 528 B (TF32 400 / 1040)
+constexpr int LD1 = C1B * VS + 8, LD2 = C2B * VS + 8;  // channels-last pixel strides (slots): 208 / 528 B (TF32 400 / 1040)
+constexpr int LDP = C1P * VS + 8;                      // the pool1 tile's (LD1 unless GROUP_SPLIT)
 constexpr int K2 = KS2 * KS2 * C1G * VS;               // slots of 1200 values = 25 (ky, kx) x 48 channels
 constexpr int RW1 = 4, NX1 = (C1W + 7) / 8 * 8;       // conv1 chunks: 4 rows of a band, its columns padded
-constexpr int NS1 = 3;                                 // conv1 weight stages in flight
+constexpr int NS1 = CONV1_STAGES;                      // conv1 weight stages in flight
 using Patch1 = c1p::Patch<RW1, NX1>;
-constexpr int BK2 = 48, LDA2 = BK2 + 8;               // conv2 weight stage: a group's 128 rows x 48 slots, one (ky, kx) (TF32: half)
+// conv2 weight stage: a group's 128 rows x BK2 slots, 48 by default: one (ky, kx) (TF32: half of one).
+// 96 (TF32 only) takes a whole (ky, kx) a stage: half the stages, each with twice the products per
+// wait (the split TF32 builds: 24 k values a stage left conv2 waiting on its ring, perf-notes step 34).
+#ifndef CONV2_STAGE_SLOTS
+#define CONV2_STAGE_SLOTS 48
+#endif
+constexpr int BK2 = CONV2_STAGE_SLOTS, LDA2 = BK2 + 8;
+constexpr int SPP2 = C1G * VS / BK2;                   // stages per (ky, kx)
+static_assert(BK2 % 16 == 0 && SPP2 * BK2 == C1G * VS, "CONV2_STAGE_SLOTS: whole k steps, whole stages per (ky, kx)");
 constexpr int NST2 = K2 / BK2;                         // conv2 weight stages: 25 (50)
 constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
 // conv2 runs over its pixels in chunks (a multiple of 16, for ldmatrix pairs) of at most
@@ -168,9 +207,9 @@ constexpr int N2 = C2H * C2W;                          // conv2 pixels of a tile
 
 constexpr int al8(int v) { return (v + 7) / 8 * 8; }   // slots -> 16-byte multiples
 constexpr int cmax(int a, int b) { return a > b ? a : b; }
-constexpr int SZ_P1 = al8(P1H * P1W * LD1);
+constexpr int SZ_P1 = al8(P1H * P1W * LDP);
 constexpr int SZ_C1 = al8((C1H * C1W + 1) * LD1);  // + a spare pixel for the stores of unused columns
-constexpr int SZ_A1 = NS1 * C1 * c1p::LDA, SZ_B1 = Patch1::HALVES;  // conv1 weight ring, input patch
+constexpr int SZ_A1 = NS1 * C1B * c1p::LDA, SZ_B1 = Patch1::HALVES;  // conv1 weight ring, input patch
 constexpr int SZ_C2 = al8((N2 + 1) * LD2);  // + a spare pixel for the stores of a chunk's padding
 // Carried rows (the paper's reuse one layer further down): pool1's 3x3/2 windows of two bands
 // overlap in one conv1 row, so a band's last conv1 row (after LRN) is kept for the next band
@@ -182,9 +221,11 @@ constexpr int SZ_ROW2 = REUSE ? al8(C2W * LD2) : 0;
 // B1 are idle when it is written and read).
 constexpr int SZ_PH1 = SZ_ROW2 + SZ_C1 + SZ_A1 + SZ_B1;
 // conv2 weight stages: 4 deep where that (and ROW1 after it) fits in the space phase 1 needs
-// anyway, else 3
-constexpr int NS2 = SZ_C2 + 4 * C2 * LDA2 + SZ_ROW1 <= SZ_PH1 ? 4 : 3;
-constexpr int SZ_A2 = NS2 * C2 * LDA2;
+// anyway, else 3 (GROUP_SPLIT: one group's ring, up to 6 deep where they fit)
+constexpr int fits_stages2(int ns) { return SZ_C2 + ns * C2B * LDA2 + SZ_ROW1 <= SZ_PH1; }
+constexpr int NS2 = GROUP_SPLIT ? (fits_stages2(6) ? 6 : fits_stages2(5) ? 5 : fits_stages2(4) ? 4 : 3)
+                                : (fits_stages2(4) ? 4 : 3);
+constexpr int SZ_A2 = NS2 * C2B * LDA2;
 constexpr int OFF_P1 = 0, OFF_U = SZ_P1;
 constexpr int OFF_C2 = OFF_U, OFF_A2 = OFF_C2 + SZ_C2;
 constexpr int OFF_C1 = OFF_U + SZ_ROW2, OFF_A1 = OFF_C1 + SZ_C1, OFF_B1 = OFF_A1 + SZ_A1;
@@ -193,11 +234,18 @@ constexpr int OFF_ROW1 = OFF_U + cmax(SZ_ROW2 + SZ_C1, SZ_C2 + SZ_A2);
 // the rest
 // a group's conv2 weight stage: padded rows (ldmatrix), or wgmma's core matrices (no padding)
 constexpr int STAGE2_BYTES = C2G * (CONV2_WGMMA ? BK2 : LDA2) * 2;
-using Ring2 = ClusterRing<NS2, STAGE2_BYTES, WCLUSTER, 4>;  // a conv2 group's ring, read by its 4 warps
+// a conv2 group's ring, read by its 4 warps (GROUP_SPLIT: the block's one ring, by all 8, filled by the block alone)
+using Ring2 = ClusterRing<NS2, STAGE2_BYTES, GROUP_SPLIT ? 1 : WCLUSTER, GROUP_SPLIT ? 8 : 4>;
+constexpr int RINGS2 = GROUP_SPLIT ? 1 : G2;
 // and with CONV2_START_CLUSTER_SYNC 0 one more: the cluster's blocks are done with phase 1
-constexpr int BAR_BYTES = WCLUSTER > 1 ? (G2 * Ring2::BAR_WORDS + (CONV2_START_CLUSTER_SYNC ? 0 : 1)) * 8 : 0;
+constexpr bool PHASE1_BARRIER = WCLUSTER > 1 && !CONV2_START_CLUSTER_SYNC && !GROUP_SPLIT;  // `phase 1 done`, below
+constexpr int BAR_BYTES = WCLUSTER > 1 ? (RINGS2 * Ring2::BAR_WORDS + (PHASE1_BARRIER ? 1 : 0)) * 8 : 0;
 constexpr int OFF_BARS_BYTES = 2 * cmax(OFF_U + SZ_PH1, OFF_ROW1 + SZ_ROW1);
-constexpr int SMEM_BYTES = OFF_BARS_BYTES + BAR_BYTES;
+// GROUP_SPLIT: LRN2's 2 channels from the peer for each conv2 pixel, by step parity (the peer writes
+// the next step's while this block may still read this one's), FP32
+constexpr int HALO_BYTES = GROUP_SPLIT ? 2 * N2 * 2 * 4 : 0;
+constexpr int OFF_HALO_BYTES = OFF_BARS_BYTES + BAR_BYTES;
+constexpr int SMEM_BYTES = OFF_HALO_BYTES + HALO_BYTES;
 #ifdef EXPECT_SMEM_BYTES
 static_assert(SMEM_BYTES == EXPECT_SMEM_BYTES, "kernels/registry.py fused_tc_smem_bytes() disagrees with fused_tc.cu");
 #endif
@@ -225,9 +273,13 @@ __device__ __forceinline__ int tile_size(int i, int n) {
 // owning CPT = C/TPP consecutive channels, read and written 4 at a time; the window's halo
 // channels come from the neighbouring threads by shuffle (the LRNs of a thread are independent, so
 // they overlap in the pipeline; a pixel per thread was a serial chain of C steps). OPERAND: the
-// output is a conv's operand (TF32: rounded to TF32; tc.cuh to_val).
+// output is a conv's operand (TF32: rounded to TF32; tc.cuh to_val). The window's channels past
+// either end are zero, unless halo_side says that those below (-1) or above (+1) these C are held
+// elsewhere: halo[p * halo_stride + d] for pixel p (GROUP_SPLIT, FP32: LRN2's from the peer, LRN1's
+// from the block's other conv1 channels; the window's 2 on that side).
 template <int C, int LD, int TPP, bool OPERAND>
-__device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_n, float beta, float kparam) {
+__device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_n, float beta, float kparam,
+                                           const float* halo = nullptr, int halo_side = 0, int halo_stride = 2) {
     constexpr int CPT = C / TPP, PRE = (LRN_SIZE - 1) / 2, POST = LRN_SIZE - 1 - PRE;
     static_assert(C % TPP == 0 && 32 % TPP == 0, "a pixel's threads must split its channels within a warp");
     static_assert(CPT % 4 == 0 && CPT >= PRE && CPT >= POST && LD % (4 * VS) == 0,
@@ -257,12 +309,12 @@ __device__ __forceinline__ void lrn_pixels(h16* buf, int npix, float alpha_over_
 #pragma unroll
         for (int d = 0; d < PRE; ++d) {  // the previous thread's last channels; zero below channel 0
             const float t = __shfl_up_sync(0xffffffffu, x[CPT + d], 1, TPP);
-            x[d] = sub > 0 ? t : 0.f;
+            x[d] = sub > 0 ? t : halo_side < 0 && p < npix ? halo[p * halo_stride + d] : 0.f;
         }
 #pragma unroll
         for (int d = 0; d < POST; ++d) {  // the next thread's first channels; zero past channel C-1
             const float t = __shfl_down_sync(0xffffffffu, x[PRE + d], 1, TPP);
-            x[PRE + CPT + d] = sub < TPP - 1 ? t : 0.f;
+            x[PRE + CPT + d] = sub < TPP - 1 ? t : halo_side > 0 && p < npix ? halo[p * halo_stride + d] : 0.f;
         }
         if (p < npix) {
 #pragma unroll
@@ -333,33 +385,35 @@ __device__ __forceinline__ void store_bias_relu(const float (&acc)[MT][NT8][4], 
 }
 
 // conv1 on the band's conv1 rows [first, cny) into c1 (channels-last, cnx pixels per row, cnx <= NXC):
-// chunks of RW1 rows of NXC columns; warp (wm, wr) computes channels wm*48 .. +48 of chunk row wr.
+// chunks of RW1 rows of NXC columns; warp (wm, wr) computes channels m0 + wm*16*MT1 .. +16*MT1 of chunk
+// row wr (m0: the block's first conv1 channel, GROUP_SPLIT; c1 holds channels m0 ..).
 template <int NXC>
 __device__ __forceinline__ void conv1_rows(h16* c1, h16* a1s, h16* b1s, const val_t* __restrict__ xn,
                                            const val_t* __restrict__ w1, const float* __restrict__ b1, int H, int W,
-                                           int cy0, int cx0, int first, int cny, int cnx) {
+                                           int cy0, int cx0, int first, int cny, int cnx, int m0) {
     const c1p::WarpPlace<2, RW1> wp;
     for (int r0 = first; r0 < cny; r0 += RW1) {
         __syncthreads();  // the previous chunk no longer reads the patch or the weight ring
-        c1p::conv1_patch_prologue<2, NS1, NT>(a1s, w1, 0);
+        c1p::conv1_patch_prologue<2, NS1, NT, MT1>(a1s, w1, m0);
         if (!(CONV1_ABLATE & 1) || r0 == first) c1p::load_patch<RW1, NXC, NT>(b1s, xn, H, W, (cy0 + r0) * ST1, cx0 * ST1);
 #if CONV1_PATCH_PREFETCH
         // the next chunk's rows (past the band: the next band's, which a reuse strip computes next)
         c1p::prefetch_patch<RW1, NXC, NT>(xn, H, W, (cy0 + r0 + RW1) * ST1, cx0 * ST1);
 #endif
-        float acc[3][NXC / 8][4];
-        c1p::conv1_patch_mma<2, RW1, 1, NXC / 8, NS1, NT>(acc, b1s, a1s, w1, 0);
+        float acc[MT1][NXC / 8][4];
+        c1p::conv1_patch_mma<2, RW1, 1, NXC / 8, NS1, NT, MT1>(acc, b1s, a1s, w1, m0);
         const int row = r0 + wp.rw;
         if (row < cny)
-            store_bias_relu(acc, c1, LD1, wp.mw * 48, b1, [&](int i) { return i < cnx ? row * cnx + i : C1H * C1W; });
+            store_bias_relu(acc, c1, LD1, wp.mw * 16 * MT1, b1 + m0,
+                            [&](int i) { return i < cnx ? row * cnx + i : C1H * C1W; });
     }
 }
 
 // conv2's stage s, for both product paths: the pool1 offset (slots) of its (ky, kx) and channels
-// (TF32: channels 24..47 in odd stages)
+// (TF32 at 48 slots: channels 24..47 in odd stages)
 __device__ __forceinline__ int conv2_stage_offset(int s) {
-    const int pos = s / VS;
-    return ((pos / KS2) * P1W + pos % KS2) * LD1 + (s % VS) * BK2;
+    const int pos = s / SPP2;
+    return ((pos / KS2) * P1W + pos % KS2) * LDP + (s % SPP2) * BK2;
 }
 
 #if CONV2_WGMMA || CONV1_S2D
@@ -507,7 +561,7 @@ static_assert(NSR >= 3 && NSR <= NSTAGE, "ring depth");
 struct Stage {
     static constexpr int ROWS = 48, UNITS = c1p::BK / 8, CHUNKS = ROWS * UNITS, THREADS = NT / 2;
     static constexpr int PER = (CHUNKS + THREADS - 1) / THREADS, SLOT = ROWS * c1p::BK;  // slots per stage
-    static_assert(c1p::BK == BK2, "the descriptor's offsets (WG_LBO, WG_SBO) assume 48-slot stages");
+    static_assert(c1p::BK == BK2, "the descriptor's offsets (WG_LBO, WG_SBO) assume 48-slot stages (CONV2_STAGE_SLOTS 48)");
     int sm[PER], gm[PER];
     __device__ __forceinline__ Stage(int part, int thread) {
 #pragma unroll
@@ -568,7 +622,7 @@ __device__ __forceinline__ void load_patch(h16* patch, const val_t* __restrict__
 template <int NXC>
 __device__ __forceinline__ void conv1_rows_s2d(h16* c1, h16* a1s, h16*, const val_t* __restrict__ xn,
                                                const val_t* __restrict__ w1, const float* __restrict__ b1, int H, int W,
-                                               int cy0, int cx0, int first, int cny, int cnx) {
+                                               int cy0, int cx0, int first, int cny, int cnx, int) {
     using G = s2d::Geom<NXC>;
     constexpr int MT = G::MT, NSR = s2d::NSR;
     const int tid = threadIdx.x, warp = tid >> 5, part = warp / 4, wm = warp % 4;
@@ -640,7 +694,7 @@ __device__ __forceinline__ void conv2_pass_wgmma(const h16* p1, const Ring2& rg,
     for (int mt = 0; mt < MT; ++mt) {
         int p = ch0 + 64 * mt + 16 * wm + (lane & 15);
         if (p >= N2 || (p % C2W) >= 2 * tw + 1 || (p / C2W) >= 2 * th + 1) p = 0;  // padding: any valid pixel
-        pixoff[mt] = ((p / C2W) * P1W + (p % C2W)) * LD1 + grp * C1G * VS + (lane >> 4) * 8;
+        pixoff[mt] = ((p / C2W) * P1W + (p % C2W)) * LDP + (GROUP_SPLIT ? 0 : grp * C1G * VS) + (lane >> 4) * 8;
     }
     float acc[MT][64];
 #pragma unroll
@@ -684,7 +738,8 @@ __device__ __forceinline__ void conv2_pass_wgmma(const h16* p1, const Ring2& rg,
     // bias + ReLU -> c2: the group's channels of the pass's pixels (past N2: the spare pixel)
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
-        wg_store_bias_relu<16>(acc[mt], c2, LD2, grp * C2G, b2, ch0 + 64 * mt + 16 * wm,
+        wg_store_bias_relu<16>(acc[mt], c2, LD2, GROUP_SPLIT ? 0 : grp * C2G, b2 + (GROUP_SPLIT ? grp * C2G : 0),
+                               ch0 + 64 * mt + 16 * wm,
                                [](int p) { return p < N2 ? p : N2; });
 }
 #endif
@@ -697,7 +752,8 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
                                                 const float* __restrict__ b2, val_t* __restrict__ out, int n,
                                                 bool store_out, int r0, int th, int q0, int tw, int HP2, int WP2,
                                                 float alpha_over_n, float beta, float kparam,
-                                                unsigned long long* bars, unsigned& g2, unsigned conv2_phase
+                                                unsigned long long* bars, unsigned& g2, unsigned conv2_phase,
+                                                int gsel, float* halo
 #if PHASE_TIMING
                                                 , long long& phase_t
 #endif
@@ -708,7 +764,9 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     // copies land in this block's ring, which aliases phase 1's space (written by st.shared: the
     // proxy fence orders those writes before the copies')
     fence_proxy_async_smem();
-#if CONV2_START_CLUSTER_SYNC
+#if GROUP_SPLIT
+    __syncthreads();  // the block's own ring (it alone copies into it) aliases its phase-1 space
+#elif CONV2_START_CLUSTER_SYNC
     cluster_sync_all();
 #else
     // this block is done with phase 1: tell both blocks' producers, which wait on it before this
@@ -724,14 +782,27 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #endif
     // ---------------------------------------------------------------- 3. conv2 -> c2
     {
+#if GROUP_SPLIT
+        const int grp = gsel, wm = warp;  // the block's group; warp: channels wm*16 .. +16 of it
+        constexpr int MT2 = 1, RING = 0;
+#else
+        (void)gsel;
         const int grp = warp / 4, wm = warp % 4;  // warp: group grp, channels wm*32 .. +32 of it
+        constexpr int MT2 = 2;
+        const int RING = grp;
+#endif
+        constexpr int WCH = 16 * MT2;  // a warp's conv2 channels
 #if WCLUSTER > 1
         // Each group's 128 weight rows, stage by stage (s: 48 slots of (ky, kx) = s / VS, packed by the
         // host in the ring's layout), come through a ring the cluster's blocks fill together; the
-        // group's 4 warps wait on its mbarriers only.
-        const Ring2 rg(bars + grp * Ring2::BAR_WORDS, a2s + grp * NS2 * C2G * LDA2);
+        // group's 4 warps wait on its mbarriers only (GROUP_SPLIT: the block's ring, its 8 warps).
+        const Ring2 rg(bars + RING * Ring2::BAR_WORDS, a2s + RING * NS2 * C2G * LDA2);
+#if GROUP_SPLIT
+        const bool producer = warp == 0 && lane == 0;
+#else
         const bool producer = wm == 0 && lane == 0;
-#if !CONV2_START_CLUSTER_SYNC
+#endif
+#if !CONV2_START_CLUSTER_SYNC && !GROUP_SPLIT
         if (producer) mbar_wait(phase1_done, conv2_phase & 1);  // both blocks are done with phase 1
 #endif
         const unsigned char* wsrc = reinterpret_cast<const unsigned char*>(w2) + (size_t)grp * NST2 * STAGE2_BYTES;
@@ -746,7 +817,12 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
         auto load_a = [&](int s) { ws.template issue<NS2>(ring, reinterpret_cast<const h16*>(w2), s); };
         auto sync_group = [&]() { bar_sync(1 + grp, NT / G2); };
 #endif
-#if CONV2_WGMMA
+#if CONV2_WGMMA && GROUP_SPLIT
+        (void)WCH;
+        // both warpgroups on the block's group: warpgroup w takes pixels 64w .. +64 of each 128
+        for (int base = P0; base < N2; base += 128)
+            conv2_pass_wgmma<1>(p1, rg, producer, wsrc, c2, b2, grp, warp % 4, base + 64 * (warp / 4), th, tw, g2);
+#elif CONV2_WGMMA
         constexpr int NSUB = (N2 - P0 + 63) / 64;  // passes of 2 x 64 pixels (64 for the last of an odd count)
 #pragma unroll
         for (int sub = 0; sub < NSUB; sub += 2) {
@@ -765,9 +841,9 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
         for (int j = 0; j < NT8_2; j += 2) {
             int p = ch0 + j * 8 + (lane & 7) + ((lane >> 4) << 3);
             if (p >= N2 || (p % C2W) >= 2 * tw + 1 || (p / C2W) >= 2 * th + 1) p = 0;  // padding: any valid pixel
-            pixoff[j / 2] = ((p / C2W) * P1W + (p % C2W)) * LD1 + grp * C1G * VS + ((lane >> 3) & 1) * 8;
+            pixoff[j / 2] = ((p / C2W) * P1W + (p % C2W)) * LDP + (GROUP_SPLIT ? 0 : grp * C1G * VS) + ((lane >> 3) & 1) * 8;
         }
-        float acc[2][NT8_2][4];
+        float acc[MT2][NT8_2][4];
         zero_acc(acc);
 #if WCLUSTER > 1
         if (producer)
@@ -777,7 +853,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
             rg.wait(g);  // stage s landed, in full
             // refill the slot of stage s - 1, once the cluster's consumers have released it
             if (producer && s + NS2 - 1 < NST2) rg.produce(g + NS2 - 1, wsrc + (s + NS2 - 1) * STAGE2_BYTES);
-            const h16* a0 = rg.slot(g) + wm * 32 * LDA2;
+            const h16* a0 = rg.slot(g) + wm * WCH * LDA2;
 #else
         sync_group();  // the previous chunk no longer reads the group's weight stages
 #pragma unroll
@@ -791,9 +867,9 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
             const int koff = conv2_stage_offset(s);
 #pragma unroll
             for (int kk = 0; kk < BK2; kk += 16) {
-                unsigned a[2][4], b[NT8_2][2];
+                unsigned a[MT2][4], b[NT8_2][2];
 #pragma unroll
-                for (int i = 0; i < 2; ++i) ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * LDA2 + kk + (lane >> 4) * 8);
+                for (int i = 0; i < MT2; ++i) ldmatrix_x4(a[i], a0 + (i * 16 + (lane & 15)) * LDA2 + kk + (lane >> 4) * 8);
 #pragma unroll
                 for (int j = 0; j < NT8_2; j += 2) {
                     unsigned rr[4];
@@ -804,7 +880,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
                     b[j + 1][1] = rr[3];
                 }
 #pragma unroll
-                for (int i = 0; i < 2; ++i)
+                for (int i = 0; i < MT2; ++i)
 #pragma unroll
                     for (int j = 0; j < NT8_2; ++j) mma_kstep(acc[i][j], a[i], b[j]);
             }
@@ -817,7 +893,8 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #else
         cp_async_wait<0>();
 #endif
-        store_bias_relu(acc, c2, LD2, grp * C2G + wm * 32, b2, [&](int i) { return ch0 + i < N2 ? ch0 + i : N2; });
+        store_bias_relu(acc, c2, LD2, (GROUP_SPLIT ? 0 : grp * C2G) + wm * WCH, b2 + (GROUP_SPLIT ? grp * C2G : 0),
+                        [&](int i) { return ch0 + i < N2 ? ch0 + i : N2; });
         }
 #endif
     }
@@ -825,10 +902,35 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     PHASE_MARK(PH_CONV2);
 
     // ---------------------------------------------------------------- 4. LRN, pool2 -> out
-    lrn_pixels<C2, LD2, 32, false>(c2 + P0 * LD2, N2 - P0, alpha_over_n, beta, kparam);
+#if GROUP_SPLIT
+    // LRN2's window crosses the groups: each block sends the peer its 2 channels next to the boundary
+    // (group 0: 126-127, group 1: 128-129) of every pixel LRN2 normalises, into the peer's halo of
+    // this step's parity; the cluster barrier orders them before the peer's LRN2. The peer writes the
+    // other parity next, after passing the next step's barrier, which this block reaches only after
+    // this LRN2.
+    float* halo_step = halo + (conv2_phase & 1) * 2 * N2;
+    {
+        const unsigned remote = mapa_shared(smem_addr(halo_step), gsel ^ 1);
+        const int cb = gsel == 0 ? C2G - 2 : 0;
+        for (int p = tid; p < N2 - P0; p += NT) {
+            const h16* v = c2 + (P0 + p) * LD2 + cb * VS;
+#if PREC == 3
+            const float2 f = *reinterpret_cast<const float2*>(v);
+#else
+            const unsigned w = *reinterpret_cast<const unsigned*>(v);
+            const float2 f = make_float2(h2f(w & 0xffff), h2f(w >> 16));
+#endif
+            st_cluster_f2(remote + 8 * p, f.x, f.y);
+        }
+    }
+    cluster_sync_all();
+    lrn_pixels<C2B, LD2, 32, false>(c2 + P0 * LD2, N2 - P0, alpha_over_n, beta, kparam, halo_step, gsel == 0 ? 1 : -1);
+#else
+    lrn_pixels<C2B, LD2, 32, false>(c2 + P0 * LD2, N2 - P0, alpha_over_n, beta, kparam);
+#endif
     __syncthreads();
     PHASE_MARK(PH_NORM2);
-    for (int e = tid; e < C2 * VS / 8 * TY * TX; e += NT) {  // a 16-byte word of a pixel (8 / VS channels) per thread
+    for (int e = tid; e < C2B * VS / 8 * TY * TX; e += NT) {  // a 16-byte word of a pixel (8 / VS channels) per thread
         const int pix = e % (TY * TX), c = e / (TY * TX) * 8, yl = pix / TX, xl = pix - yl * TX;  // c: slot
         if (yl >= th || xl >= tw || !store_out) continue;
         const h16* s = c2 + ((2 * yl) * C2W + 2 * xl) * LD2 + c;
@@ -838,7 +940,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #pragma unroll
             for (int dx = 0; dx < 3; ++dx) m = max8(m, *reinterpret_cast<const uint4*>(s + (dy * C2W + dx) * LD2));
         const unsigned mw[4] = {m.x, m.y, m.z, m.w};
-        val_t* o = out + (((size_t)n * C2 + c / VS) * HP2 + r0 + yl) * WP2 + q0 + xl;
+        val_t* o = out + (((size_t)n * C2 + (GROUP_SPLIT ? gsel * C2G : 0) + c / VS) * HP2 + r0 + yl) * WP2 + q0 + xl;
 #if PREC == 3
 #pragma unroll
         for (int u = 0; u < 4; ++u) o[(size_t)u * HP2 * WP2] = __uint_as_float(mw[u]);
@@ -889,7 +991,9 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
     const int gsz = min(images_per_group, slots - g0);
     const int r = lin - g0 * ntiles;
     const int tile = r / gsz, slot = g0 + r % gsz;
-    const int n_run = slot * WCLUSTER + (WCLUSTER > 1 ? (int)cluster_rank() : 0);
+    // GROUP_SPLIT: the cluster's blocks run conv2 group gsel (their rank) of one image, the slot's
+    const int gsel = GROUP_SPLIT ? (int)cluster_rank() : 0;
+    const int n_run = GROUP_SPLIT ? slot : slot * WCLUSTER + (WCLUSTER > 1 ? (int)cluster_rank() : 0);
     const int n = min(n_run, N - 1);
     const bool store_out = n_run < N;
     const int bx = tile % gx, by = tile / gx;
@@ -897,10 +1001,8 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
     unsigned g2 = 0;  // conv2 weight stages this block has consumed (WCLUSTER > 1: the same in every block of the cluster)
 #if WCLUSTER > 1
     if (tid == 0) {
-        for (int gr = 0; gr < G2; ++gr) Ring2(bars + gr * Ring2::BAR_WORDS, nullptr).init();
-#if !CONV2_START_CLUSTER_SYNC
-        mbar_init(bars + G2 * Ring2::BAR_WORDS, WCLUSTER);  // phase 1 done: an arrival per block
-#endif
+        for (int gr = 0; gr < RINGS2; ++gr) Ring2(bars + gr * Ring2::BAR_WORDS, nullptr).init();
+        if (PHASE1_BARRIER) mbar_init(bars + G2 * Ring2::BAR_WORDS, WCLUSTER);  // phase 1 done: an arrival per block
         mbar_init_fence();
     }
     cluster_sync_all();  // the barriers are initialised before any block of the cluster uses them
@@ -912,6 +1014,9 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
     if (C1W_CAPPED && cnx > C1W) return;  // the host checks first (kernels/api.py); both blocks of a cluster leave
     const float alpha_over_n = alpha / LRN_SIZE;
     const val_t* xn = x + (size_t)n * CIN * H * W;
+    // GROUP_SPLIT: conv1 channels c1_base .. + 63 in c1; the pool1 group's 48 start c1_own slots into a pixel
+    const int c1_base = GROUP_SPLIT ? 32 * gsel : 0, c1_own = GROUP_SPLIT ? 16 * gsel * VS : 0;
+    float* halo = reinterpret_cast<float*>(smem_raw + OFF_HALO_BYTES);
 
 #if PHASE_TIMING
     long long phase_t = clock64();
@@ -934,31 +1039,39 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
 #define CONV1_ROWS conv1_rows
 #endif
         if (NX1 > 8 && cnx <= NX1 - 8)  // a clipped strip (AlexNet 227: the second of two): an n8 tile less per row
-            CONV1_ROWS<(NX1 > 8 ? NX1 - 8 : NX1)>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
+            CONV1_ROWS<(NX1 > 8 ? NX1 - 8 : NX1)>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx, c1_base);
         else
-            CONV1_ROWS<NX1>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx);
+            CONV1_ROWS<NX1>(c1, a1s, b1s, xn, w1, b1, H, W, cy0, cx0, first, cny, cnx, c1_base);
 #undef CONV1_ROWS
         __syncthreads();
         PHASE_MARK(PH_CONV1);
         // ------------------------------------------------------------ LRN, pool1 -> p1 rows [ta, tb)
-        lrn_pixels<C1, LD1, 8, true>(c1 + first * cnx * LD1, n1 - first * cnx, alpha_over_n, beta, kparam);
+#if GROUP_SPLIT
+        {  // the block's pool1 group only (48 of its 64 channels); the window's other 2 are c1's next ones
+            h16* own = c1 + first * cnx * LD1 + c1_own;
+            lrn_pixels<C1G, LD1, 4, true>(own, n1 - first * cnx, alpha_over_n, beta, kparam,
+                                          reinterpret_cast<const float*>(own) + (gsel ? -2 : C1G), gsel ? -1 : 1, LD1 / VS);
+        }
+#else
+        lrn_pixels<C1B, LD1, 8, true>(c1 + first * cnx * LD1, n1 - first * cnx, alpha_over_n, beta, kparam);
+#endif
         __syncthreads();
         PHASE_MARK(PH_NORM1);
         if (cny > 0) copy_block(row1, c1 + (cny - 1) * cnx * LD1, cnx * LD1);  // for the next band
         row1_y = cny > 0 ? cy0 + cny - 1 : -1;
-        for (int e = tid; e < (tb - ta) * P1W * (C1 * VS / 8); e += NT) {  // a 16-byte word of a pixel per thread
-            const int c = e % (C1 * VS / 8) * 8, pix = e / (C1 * VS / 8), yl = ta + pix / P1W, xl = pix % P1W;
+        for (int e = tid; e < (tb - ta) * P1W * (C1P * VS / 8); e += NT) {  // a 16-byte word of a pixel per thread
+            const int c = e % (C1P * VS / 8) * 8, pix = e / (C1P * VS / 8), yl = ta + pix / P1W, xl = pix % P1W;
             const int py = py0 + yl, px = px0 + xl;
             uint4 m = make_uint4(0, 0, 0, 0);  // conv2's zero padding (and unused columns of a clipped tile)
             if (xl < pw && py >= 0 && py < HP1 && px >= 0 && px < WP1) {
-                const h16* s = c1 + ((2 * py - cy0) * cnx + (2 * px - cx0)) * LD1 + c;
+                const h16* s = c1 + ((2 * py - cy0) * cnx + (2 * px - cx0)) * LD1 + c1_own + c;
                 m = make_uint4(NEG_INF2, NEG_INF2, NEG_INF2, NEG_INF2);
 #pragma unroll
                 for (int dy = 0; dy < 3; ++dy)
 #pragma unroll
                     for (int dx = 0; dx < 3; ++dx) m = max8(m, *reinterpret_cast<const uint4*>(s + (dy * cnx + dx) * LD1));
             }
-            *reinterpret_cast<uint4*>(p1 + (yl * P1W + xl) * LD1 + c) = m;
+            *reinterpret_cast<uint4*>(p1 + (yl * P1W + xl) * LDP + c) = m;
         }
         __syncthreads();
         PHASE_MARK(PH_POOL1);
@@ -976,7 +1089,7 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
         } else {  // the previous tile's last 5 pool1 rows are this tile's first 5: move them up
             // Row by row, a barrier after each: row i is read (as row 2*prev_th + j, j < i) only by
             // earlier passes, so no pass overwrites a row another still has to read.
-            constexpr int ROW = P1W * LD1 / 8;  // uint4 per pool1 row
+            constexpr int ROW = P1W * LDP / 8;  // uint4 per pool1 row
             uint4* q = reinterpret_cast<uint4*>(p1);
             for (int i = 0; i < 5; ++i) {
                 for (int e = tid; e < ROW; e += NT) q[i * ROW + e] = q[(2 * prev_th + i) * ROW + e];
@@ -996,10 +1109,10 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
 #endif
         if (REUSE && step > step0)  // c2's row 0 holds the previous step's last conv2 row
             conv2_lrn_pool2<C2W>(p1, a2s, c2, w2, b2, out, n, store_out, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta,
-                                 kparam, bars, g2, step - step0 FTC_PHASE_ARG);
+                                 kparam, bars, g2, step - step0, gsel, halo FTC_PHASE_ARG);
         else
             conv2_lrn_pool2<0>(p1, a2s, c2, w2, b2, out, n, store_out, r0, th, q0, tw, HP2, WP2, alpha_over_n, beta,
-                               kparam, bars, g2, step - step0 FTC_PHASE_ARG);
+                               kparam, bars, g2, step - step0, gsel, halo FTC_PHASE_ARG);
     }
 #if WCLUSTER > 1
     cluster_sync_all();  // no block leaves while the peer may still arrive on its barriers

@@ -285,15 +285,17 @@ def fused_variant_name(strategy: str, tile: Tile) -> str:
 # Pool2 tiles of the tensor-core fused kernel (kernels/fused_tc.cu, both strategies) per precision:
 # all fit 227 KB; fused_tc_smem_bytes mirrors its layout. TF32's FP32 maps take twice the space: a
 # 2x7 tile would need 250 KB even at one pool1 row per band. Its tiles with the fewest column
-# strips that fit: 2x5 (three strips of AlexNet's 13 pool2 columns; 2x6 cuts them the same way)
-# and 1x7 (two); 2 and 2x4 measured slower (22.7, 14.0 us/image against 10.8 for 2x5 with reuse at
-# batch 128: docs/perf-notes.md step 27). 2x13 (16-bit) spans AlexNet's pool2 width: one strip,
-# nothing recomputed in x, in 227 KB with FUSED_TC_CONV1_COLS (reuse 2.95 us/image against 4x7's 3.77,
-# perf-notes step 33; 1x13 3.18: 54 new conv2 pixels a step in 64-row products).
+# strips that fit one block: 2x5 (three strips of AlexNet's 13 pool2 columns; 2x6 cuts them the same
+# way) and 1x7 (two); 2 and 2x4 measured slower (22.7, 14.0 us/image against 10.8 for 2x5 with reuse
+# at batch 128: docs/perf-notes.md step 27); and 2x13 split over a cluster's two blocks
+# (FUSED_TC_GROUP_SPLIT: reuse 5.72 against 1x7's 7.81, step 34). 2x13 (16-bit) spans AlexNet's
+# pool2 width: one strip, nothing recomputed in x, in 227 KB with FUSED_TC_CONV1_COLS (reuse 2.95
+# us/image against 4x7's 3.77, perf-notes step 33; 1x13 3.18: 54 new conv2 pixels a step in 64-row
+# products).
 FUSED_TC_TILES_BY_PRECISION: dict[str, tuple[Tile, ...]] = {
     "fp16": (2, 4, (2, 7), (4, 7), (2, 13)),
     "bf16": (2, 4, (2, 7), (4, 7), (2, 13)),
-    "tf32": ((2, 5), (1, 7)),
+    "tf32": ((2, 5), (1, 7), (2, 13)),
 }
 FUSED_TC_TILES: tuple[Tile, ...] = tuple(dict.fromkeys(t for ts in FUSED_TC_TILES_BY_PRECISION.values() for t in ts))
 
@@ -347,6 +349,39 @@ def fused_tc_conv1_cols_needed(tile: Tile, pool1_width: int) -> int:
     return max(2 * (min(2 * q1 + 3, pool1_width) - max(2 * q0 - 2, 0)) + 1 for q0, q1 in strips)
 
 
+# Tiles whose tensor-core fused builds split each tile's two conv2 groups over the two blocks of a
+# cluster (fused_tc.cu GROUP_SPLIT), per precision: TF32's FP32 maps need about 361 KB at 2x13 in one
+# block; split, a block holds half of pool1 and conv2 and two thirds of conv1 (perf-notes step 34).
+FUSED_TC_GROUP_SPLIT: dict[str, tuple[Tile, ...]] = {"tf32": ((2, 13),)}
+# conv1 weight ring depth (fused_tc.cu CONV1_STAGES) where not 3: (precision, tile, strategy) -> stages.
+# Split reuse 2x13 at TF32 holds 2-row bands (4-row conv1 chunks) only with a 2-deep ring (229,072
+# bytes; 236,256 with 3).
+FUSED_TC_CONV1_STAGES: dict[tuple[str, Tile, str], int] = {("tf32", (2, 13), "reuse"): 2}
+# conv2 pixels per chunk of the split builds (CONV2_CHUNK): one m16 tile of channels per warp leaves
+# registers for a reuse step's 108 new pixels at 2x13 in one chunk; a first or recompute step's 135
+# take two chunks of 80 (one of 144 spills 88 bytes, 20 with this).
+FUSED_TC_CONV2_CHUNK_SPLIT = 112
+
+
+def fused_tc_group_split(tile: Tile, precision: str) -> bool:
+    """Whether the registry's fused_tc build of ``tile`` at ``precision`` splits conv2's groups over a cluster."""
+    return tile_sides(tile) in FUSED_TC_GROUP_SPLIT.get(precision, ())
+
+
+# 16-bit slots of k per conv2 weight stage (CONV2_STAGE_SLOTS) where not 48: (precision, tile) -> slots
+FUSED_TC_CONV2_STAGE_SLOTS: dict[tuple[str, Tile], int] = {("tf32", (2, 13)): 96}
+
+
+def fused_tc_conv2_stage_slots(tile: Tile, precision: str) -> int:
+    """Slots of k per conv2 weight stage in the registry's fused_tc build of ``tile`` at ``precision``."""
+    return FUSED_TC_CONV2_STAGE_SLOTS.get((precision, tile_sides(tile)), 48)
+
+
+def fused_tc_conv1_stages(tile: Tile, precision: str, strategy: Strategy | str) -> int:
+    """Conv1's weight ring depth in the registry's fused_tc build of ``tile`` at ``precision``."""
+    return FUSED_TC_CONV1_STAGES.get((precision, tile_sides(tile), str(Strategy(strategy))), 3)
+
+
 # Blocks per cluster of every fused_tc build (fused_tc.cu WCLUSTER): 2 blocks run the same tiles of two
 # images and fetch conv2's weight stages once for both, by multicast bulk copies (sm_90a).
 FUSED_TC_WCLUSTER = 2
@@ -354,7 +389,8 @@ FUSED_TC_WCLUSTER = 2
 
 def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None = None, precision: str = "fp16",
                         wcluster: int = FUSED_TC_WCLUSTER, phase1_barrier: bool = True,
-                        conv1_cols: int | None = None) -> int:  # fmt: skip
+                        conv1_cols: int | None = None, group_split: bool | None = None,
+                        conv1_stages: int | None = None, conv2_stage_slots: int | None = None) -> int:  # fmt: skip
     """Dynamic shared memory of one tensor-core fused block, byte for byte kernels/fused_tc.cu's
     layout (its static_assert against EXPECT_SMEM_BYTES keeps the two in step). 16-bit slots, each
     region rounded to 8, VS = :func:`tc_value_slots` per value: the channels-last pool1 tile (2R+5 x
@@ -367,23 +403,41 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
     with clusters (``wcluster`` > 1), a full and an empty mbarrier (8 bytes) per stage of each conv2
     group's ring, and with ``phase1_barrier`` (fused_tc.cu's default, CONV2_START_CLUSTER_SYNC 0) one
     more that says both blocks are done with phase 1. The conv1 band and its carried row are
-    ``conv1_cols`` wide (default :func:`fused_tc_conv1_cols`; 2(2C+5)+1 above)."""
+    ``conv1_cols`` wide (default :func:`fused_tc_conv1_cols`; 2(2C+5)+1 above).
+
+    ``group_split`` (fused_tc.cu GROUP_SPLIT; default: the registry's choice for the tile and
+    precision, :data:`FUSED_TC_GROUP_SPLIT`): a block computes 64 conv1 channels (c1, its carried
+    row, a 64-row weight ring), holds 48 pool1 channels and computes 128 conv2 channels (c2, its
+    carried row) from one ring of up to 6 stages, with one ring's mbarriers and no `phase 1 done`
+    barrier, plus LRN2's halo (2 channels x 2 step parities x the tile's conv2 pixels, FP32).
+    ``conv1_stages``: conv1's weight ring depth (CONV1_STAGES; default the registry's, 3 unless
+    :data:`FUSED_TC_CONV1_STAGES` says otherwise). ``conv2_stage_slots``: 16-bit slots of k per conv2
+    weight stage (CONV2_STAGE_SLOTS, BK2; default the registry's, :data:`FUSED_TC_CONV2_STAGE_SLOTS`),
+    each ring row padded by 8."""
     th, tw = tile_sides(tile)
     vs = tc_value_slots(precision)
+    split = fused_tc_group_split(tile, precision) if group_split is None else bool(group_split)
+    stages1 = fused_tc_conv1_stages(tile, precision, strategy) if conv1_stages is None else conv1_stages
     band = fused_tc_band(tile, strategy, precision=precision) if band is None else band
-    ld1, ld2 = 96 * vs + 8, 256 * vs + 8
+    lda2 = (fused_tc_conv2_stage_slots(tile, precision) if conv2_stage_slots is None else conv2_stage_slots) + 8
+    c1b, c1p, c2b = (64, 48, 128) if split else (96, 96, 256)
+    ld1, ld2, ldp = c1b * vs + 8, c2b * vs + 8, c1p * vs + 8
     p1h, p1w = 2 * th + 5, 2 * tw + 5
+    n2 = (2 * th + 1) * (2 * tw + 1)
     c1w = fused_tc_conv1_cols(tile) if conv1_cols is None else conv1_cols
     al8 = lambda v: (v + 7) // 8 * 8  # noqa: E731
-    sz_p1 = al8(p1h * p1w * ld1)
-    sz_c1, sz_c2 = al8(((2 * band + 1) * c1w + 1) * ld1), al8(((2 * th + 1) * (2 * tw + 1) + 1) * ld2)
+    sz_p1 = al8(p1h * p1w * ldp)
+    sz_c1, sz_c2 = al8(((2 * band + 1) * c1w + 1) * ld1), al8((n2 + 1) * ld2)
     sz_row1 = al8(c1w * ld1)
     sz_row2 = al8((2 * tw + 1) * ld2) if Strategy(strategy) == Strategy.REUSE else 0
-    sz_ph1 = sz_row2 + sz_c1 + 3 * 96 * 56 + conv1_patch_halves(4, al8(c1w), precision)
-    stages2 = 4 if sz_c2 + 4 * 256 * 56 + sz_row1 <= sz_ph1 else 3
-    off_row1 = max(sz_row2 + sz_c1, sz_c2 + stages2 * 256 * 56)
-    barrier_bytes = (2 * 2 * stages2 + int(phase1_barrier)) * 8 if wcluster > 1 else 0
-    return 2 * (sz_p1 + max(sz_ph1, off_row1 + sz_row1)) + barrier_bytes
+    sz_ph1 = sz_row2 + sz_c1 + stages1 * c1b * 56 + conv1_patch_halves(4, al8(c1w), precision)
+    fits = lambda ns: sz_c2 + ns * c2b * lda2 + sz_row1 <= sz_ph1  # noqa: E731
+    stages2 = next((ns for ns in ((6, 5, 4) if split else (4,)) if fits(ns)), 3)
+    off_row1 = max(sz_row2 + sz_c1, sz_c2 + stages2 * c2b * lda2)
+    rings = 1 if split else 2
+    barrier_bytes = (rings * 2 * stages2 + int(phase1_barrier and not split)) * 8 if wcluster > 1 else 0
+    halo_bytes = 2 * n2 * 2 * 4 if split else 0
+    return 2 * (sz_p1 + max(sz_ph1, off_row1 + sz_row1)) + barrier_bytes + halo_bytes
 
 
 def fused_tc_smem_bytes_of(defines: dict[str, int]) -> int:
@@ -395,7 +449,9 @@ def fused_tc_smem_bytes_of(defines: dict[str, int]) -> int:
     tile = (defines["TILE_Y"], defines["TILE_X"])
     return fused_tc_smem_bytes(tile, strategy, defines["CONV1_BAND"], precision, defines.get("WCLUSTER", 1),
                                not defines.get("CONV2_START_CLUSTER_SYNC", 0),
-                               defines.get("CONV1_MAX_COLS", _conv1_cols_under_pool1_tile(tile[1])))  # fmt: skip
+                               defines.get("CONV1_MAX_COLS", _conv1_cols_under_pool1_tile(tile[1])),
+                               bool(defines.get("GROUP_SPLIT", 0)), defines.get("CONV1_STAGES", 3),
+                               defines.get("CONV2_STAGE_SLOTS", 48))  # fmt: skip
 
 
 def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES,
@@ -407,7 +463,7 @@ def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = 
     BAND_CARRIED)."""
     th, _ = tile_sides(tile)
     band = max(2 * th, 5)
-    while band > 1 and fused_tc_smem_bytes(tile, strategy, band, precision) > smem_limit_bytes:
+    while band > 1 and fused_tc_smem_bytes(tile, strategy, band, precision=precision) > smem_limit_bytes:
         band -= 1
     return band
 
@@ -417,27 +473,41 @@ def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = 
 # builds spill at most 56 bytes (perf-notes step 26).
 FUSED_TC_CONV2_CHUNK = 80
 
-# Tiles whose conv2 runs on wgmma (fused_tc.cu CONV2_WGMMA), 16-bit builds only: those where a
-# step's new conv2 pixels fill wgmma's 64-row products well and the A/B measured it faster
+# Tiles whose conv2 runs on wgmma (fused_tc.cu CONV2_WGMMA): those where a step's new conv2 pixels
+# fill wgmma's 64-row products well and the A/B measured it faster
 # (perf-notes step 29: reuse-t4x7-fp16 0.87x the time of mma.sync, 120 new pixels in 128 rows;
 # reuse-t2x7 0.93x, 60 in 64; recompute-t4x7 0.97x, 135 in 192). Tiles 2 and 4 keep mma.sync (20
 # new pixels in 64 rows, 72 in 128; not measured on wgmma), and so does TF32 (1x7: 30 new pixels in
 # 64 rows, 1.03x slower; 2x5 measured 0.98x, left for the TF32 workflow's next run to confirm).
-# 2x13: 108 new pixels in 128 rows.
+# 2x13: 108 new pixels in 128 rows; at TF32 (split over a cluster, FUSED_TC_GROUP_SPLIT) one 64-row
+# product per warpgroup, 0.86x the time of mma.sync (perf-notes step 34).
 FUSED_TC_CONV2_WGMMA_TILES: dict[str, tuple[Tile, ...]] = {"fp16": ((2, 7), (4, 7), (2, 13)),
-                                                           "bf16": ((2, 7), (4, 7), (2, 13)), "tf32": ()}  # fmt: skip
+                                                           "bf16": ((2, 7), (4, 7), (2, 13)), "tf32": ((2, 13),)}  # fmt: skip
 
 
 def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     th, tw = tile_sides(tile)
+    split, stages1 = fused_tc_group_split(tile, precision), fused_tc_conv1_stages(tile, precision, strategy)
     defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
-               ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
+               ("PREC", TC_PREC_DEFINE[precision]),
+               ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK_SPLIT if split else FUSED_TC_CONV2_CHUNK),
                ("WCLUSTER", FUSED_TC_WCLUSTER), ("CONV2_WGMMA", int(tile in FUSED_TC_CONV2_WGMMA_TILES[precision])),
                ("CONV1_BAND", fused_tc_band(tile, strategy, precision=precision)),
                *((("CONV1_MAX_COLS", FUSED_TC_CONV1_COLS[tile]),) if tile in FUSED_TC_CONV1_COLS else ()),
+               *((("GROUP_SPLIT", 1),) if split else ()), *((("CONV1_STAGES", stages1),) if stages1 != 3 else ()),
+               *_conv1_kx12(precision),
+               *((("CONV2_STAGE_SLOTS", bk2),) if (bk2 := fused_tc_conv2_stage_slots(tile, precision)) != 48 else ()),
                ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile, strategy, precision=precision)))  # fmt: skip
     return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",
                    entries=(f"fused_tc_{strategy}_t{tile_label(tile)}",), defines=defines)  # fmt: skip
+
+
+def _conv1_kx12(precision: str) -> tuple[tuple[str, int], ...]:
+    """TF32's conv1 from the input patch runs k over quads of kx padded to 12, not 16
+    (kernels/conv1_patch.cuh CONV1_KX12; both lbl-tf32 and the fused TF32 builds, one conv1 core):
+    408 values of K for 528, 0.941x the time of fused-reuse-t2x13-tf32, 0.952x reuse-t1x7, 0.968x lbl
+    (perf-notes step 34f)."""
+    return (("CONV1_KX12", 1),) if precision == "tf32" else ()
 
 
 def _lbl_tc_entries(precision: str) -> tuple[str, ...]:
@@ -452,7 +522,7 @@ def _lbl_tc_entries(precision: str) -> tuple[str, ...]:
 
 _ALL = [
     Variant(Strategy.LBL, source="kernels/lbl.cu", entries=("lbl_conv_m96", "lbl_conv_m128", "lbl_lrn", "lbl_maxpool")),
-    *(Variant(Strategy.LBL, precision=p, source="kernels/lbl_tc.cu", defines=(("PREC", TC_PREC_DEFINE[p]),),
+    *(Variant(Strategy.LBL, precision=p, source="kernels/lbl_tc.cu", defines=(("PREC", TC_PREC_DEFINE[p]), *_conv1_kx12(p)),
               entries=_lbl_tc_entries(p)) for p in TENSOR_CORE_PRECISIONS),
     *(_fused(Strategy.REUSE, t) for t in FUSED_TILES),
     *(_fused(Strategy.RECOMPUTE, t) for t in FUSED_TILES),

@@ -271,6 +271,16 @@ __device__ __forceinline__ unsigned cluster_rank() {
 __device__ __forceinline__ void cluster_sync_all() {
     asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
+// the address of this block's shared `addr` in block `rank` of the cluster
+__device__ __forceinline__ unsigned mapa_shared(unsigned addr, unsigned rank) {
+    unsigned r;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(addr), "r"(rank));
+    return r;
+}
+// two floats to a cluster shared-memory address (mapa_shared), 8-byte aligned
+__device__ __forceinline__ void st_cluster_f2(unsigned addr, float a, float b) {
+    asm volatile("st.shared::cluster.v2.f32 [%0], {%1, %2};" ::"r"(addr), "f"(a), "f"(b) : "memory");
+}
 __device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned arrivals) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(arrivals) : "memory");
 }
@@ -327,11 +337,24 @@ __device__ __forceinline__ void bulk_copy_multicast(void* dst, const void* src, 
                  : "memory");
 }
 
+// `bytes` from global `src` to this block's `dst`, completing them on this block's barrier `bar`
+__device__ __forceinline__ void bulk_copy(void* dst, const void* src, unsigned bytes, unsigned long long* bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(smem_addr(dst)), "l"(src), "r"(bytes), "r"(smem_addr(bar))
+                 : "memory");
+}
+// one arrival on this block's barrier (release at CTA scope)
+__device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_addr(bar)) : "memory");
+}
+
 // A ring of NS weight stages of BYTES each, filled by the CL blocks of a cluster together (a bulk
-// copy per block and stage, 1/CL of it, multicast to all CL). The stage sequence is counted per block (`g`, the same in every block
-// of the cluster: they run the same schedule); stage g sits in slot g % NS. CONSUMERS: warps per block
-// that read each stage. The source of stage g is contiguous: the host packs the weights stage by
-// stage, each in the ring's own padded layout.
+// copy per block and stage, 1/CL of it, multicast to all CL). The stage sequence is counted per block
+// (`g`, the same in every block of the cluster: they run the same schedule); stage g sits in slot
+// g % NS. CONSUMERS: warps per block that read each stage. CL 1: a ring of this block alone (its own
+// bulk copies, its own releases), for the blocks of a cluster that read different stages (fused_tc.cu
+// GROUP_SPLIT). The source of stage g is contiguous: the host packs the weights stage by stage, each
+// in the ring's own padded layout.
 template <int NS, int BYTES, int CL, int CONSUMERS>
 struct ClusterRing {
     static_assert(BYTES % (16 * CL) == 0, "each block's share of a stage is whole 16-byte units");
@@ -353,7 +376,11 @@ struct ClusterRing {
         const unsigned s = g % NS;
         mbar_wait(bar + NS + s, ((g / NS) & 1) ^ 1);
         mbar_arrive_expect_tx(bar + s, BYTES);
-        const unsigned part = CL > 1 ? cluster_rank() : 0;
+        if (CL == 1) {  // this block's own ring (fused_tc.cu GROUP_SPLIT: the cluster's blocks read different stages)
+            bulk_copy(ring + s * BYTES, src, BYTES, bar + s);
+            return;
+        }
+        const unsigned part = cluster_rank();
         bulk_copy_multicast(ring + s * BYTES + part * (BYTES / CL), src + part * (BYTES / CL), BYTES / CL, bar + s,
                             static_cast<unsigned short>((1u << CL) - 1));
     }
@@ -363,6 +390,10 @@ struct ClusterRing {
     __device__ __forceinline__ void release(unsigned g) const {
         __syncwarp();
         const int lane = threadIdx.x & 31;
-        if (lane < CL) mbar_arrive_cluster(bar + NS + g % NS, lane);
+        if (CL == 1) {
+            if (lane == 0) mbar_arrive(bar + NS + g % NS);
+        } else if (lane < CL) {
+            mbar_arrive_cluster(bar + NS + g % NS, lane);
+        }
     }
 };

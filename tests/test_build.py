@@ -140,7 +140,7 @@ def test_build_arch_is_sm90a_for_cluster_builds_only():
 def test_fused_tc_band_is_lowered_only_where_the_block_would_not_fit():
     from kernels.registry import FUSED_TC_TILES_BY_PRECISION, SMEM_LIMIT_SM90_BYTES, fused_tc_band, fused_tc_smem_bytes
 
-    want = {"fp16": {2: 5, 4: 8, (2, 7): 5, (4, 7): 5, (2, 13): 2}, "tf32": {(2, 5): 3, (1, 7): 2}}
+    want = {"fp16": {2: 5, 4: 8, (2, 7): 5, (4, 7): 5, (2, 13): 2}, "tf32": {(2, 5): 3, (1, 7): 2, (2, 13): 2}}
     want["bf16"] = want["fp16"]
     for precision, tiles in FUSED_TC_TILES_BY_PRECISION.items():
         for strategy in ("reuse", "recompute"):
@@ -154,6 +154,13 @@ def test_fused_tc_band_is_lowered_only_where_the_block_would_not_fit():
     # reuse-2x13 (with conv2's carried row) keeps 2-row bands only by holding its one strip's 55 conv1
     # columns, not 63
     assert fused_tc_smem_bytes((2, 13), "reuse", 2, conv1_cols=63) > SMEM_LIMIT_SM90_BYTES
+    # tf32 2x13 fits only split over a cluster by conv2 group (fused_tc.cu GROUP_SPLIT: 64 conv1, 48 pool1
+    # and 128 conv2 channels a block, with the peer's 2 LRN2 channels), and reuse's 2-row bands only
+    # with a 2-deep conv1 ring
+    for strategy in ("reuse", "recompute"):
+        assert fused_tc_smem_bytes((2, 13), strategy, 1, "tf32", group_split=False) > 1.5 * SMEM_LIMIT_SM90_BYTES
+    assert fused_tc_smem_bytes((2, 13), "reuse", 2, "tf32", conv1_stages=3) > SMEM_LIMIT_SM90_BYTES
+    assert fused_tc_smem_bytes((2, 13), "reuse", 2, "tf32", conv1_stages=2) <= SMEM_LIMIT_SM90_BYTES
     # reuse holds conv2's carried row on top (2C+1 pixels x 264 halves; 4x7: 15 x 528 bytes)
     assert fused_tc_smem_bytes((4, 7), "reuse") - fused_tc_smem_bytes((4, 7), "recompute") == 15 * 528
     # clusters add a full and an empty mbarrier per conv2 stage and group (4 stages at 2x7, 3 at 4x7)

@@ -177,11 +177,12 @@ def test_tf32_config_plans_the_hand_written_tf32_variants():
         check_config(cfg)
         return cfg
 
-    tf32 = ["lbl-tf32", "fused-reuse-t2x5-tf32", "fused-reuse-t1x7-tf32", "fused-recompute-t2x5-tf32",
-            "fused-recompute-t1x7-tf32", "vendor-cl-tf32", "vendor-compile-tf32"]  # fmt: skip
+    tf32 = ["lbl-tf32", "fused-reuse-t1x7-tf32", "fused-reuse-t2x13-tf32", "fused-recompute-t1x7-tf32",
+            "fused-recompute-t2x13-tf32", "vendor-cl-tf32", "vendor-compile-tf32"]  # fmt: skip
     assert kernel_variants(over_default("tf32.yaml")) == tf32
     full = kernel_variants(over_default("full.yaml"))
     assert set(tf32) <= set(full) and "fused-reuse-t2x7-fp16" in full and "fused-reuse-t2x7-tf32" not in full
+    assert "fused-reuse-t2x5-tf32" in full
 
 
 def test_a_generated_tile_that_misses_the_configured_precisions_is_left_out_with_a_note(config):

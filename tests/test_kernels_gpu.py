@@ -249,6 +249,20 @@ def test_kx16_weights_keep_every_weight_in_place():
     assert p.shape == (96, 3, 11, 16) and np.array_equal(p[..., :11], w) and not p[..., 11:].any()
 
 
+def test_kx12_weights_run_over_quads_of_kx_then_zeros():
+    """TF32's conv1 with CONV1_KX12 (kernels/conv1_patch.cuh): k = (c*11 + ky)*12 + kx, 99 quads of 4
+    kx, then zeros to 51 k8 steps (408 values); a kernel too wide for 12 is refused."""
+    from kernels.api import pack_weights_kx12
+
+    w = np.random.default_rng(0).standard_normal((96, 3, 11, 11)).astype(np.float32)
+    p = pack_weights_kx12(w)
+    assert p.shape == (96, 408)
+    q = p[:, :396].reshape(96, 3, 11, 12)
+    assert np.array_equal(q[..., :11], w) and not q[..., 11:].any() and not p[:, 396:].any()
+    with pytest.raises(ValueError, match="kx = 13 > 12"):
+        pack_weights_kx12(np.zeros((96, 3, 11, 13), np.float32))
+
+
 @pytest.mark.parametrize("variant", ["lbl-fp16", "lbl-bf16"])
 @pytest.mark.parametrize("hw", [(227, 227), (231, 199)])
 def test_split_k_lbl_matches_reference_twice(variant, hw, monkeypatch):
@@ -297,7 +311,7 @@ test_patch_convs_match_reference = pytest.mark.gpu(test_patch_convs_match_refere
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("variant", ["fused-reuse-t2x13-fp16", "fused-recompute-t2x13-bf16"])
+@pytest.mark.parametrize("variant", ["fused-reuse-t2x13-fp16", "fused-recompute-t2x13-bf16", "fused-reuse-t2x13-tf32"])
 def test_full_width_tile_refuses_wider_strips_and_runs_two(variant):
     """2x13 holds the 55 conv1 columns of a 227 input's one strip (CONV1_MAX_COLS): a 235-wide input's
     strip needs 57, so the host refuses it with the reason; a 291-wide one runs as two narrower
@@ -329,7 +343,7 @@ def test_tf32_lbl_refuses_a_conv_its_patch_kernels_do_not_compute(monkeypatch):
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("variant", ["lbl-tf32", "fused-reuse-t2x5-tf32"])
+@pytest.mark.parametrize("variant", ["lbl-tf32", "fused-reuse-t2x5-tf32", "fused-reuse-t2x13-tf32"])
 def test_tf32_kernels_round_their_input_to_nearest_tf32(variant):
     """The TF32 kernels round their FP32 input to TF32 as they stage it (cvt.rna, the rounding
     round_to_precision models): an input of FP32 values gives bit for bit the output of the same

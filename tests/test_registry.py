@@ -139,8 +139,10 @@ def test_every_source_compiles_for_sm90(tmp_path):
         compiled = set(re.findall(r"Compiling entry function '(\w+)'", log))
         assert set(VARIANTS[name].entries) <= compiled, (name, compiled)
         # fused_tc: up to 56 bytes since the per-part conv1 barriers, measured faster than the
-        # spill-free build (perf-notes step 26); every other source: none
-        allowed = 64 if VARIANTS[name].source == "kernels/fused_tc.cu" else 0
+        # spill-free build (perf-notes step 26); reuse-2x13-tf32 (split, wgmma, CONV1_KX12) 248 bytes,
+        # its spill stores and loads all ahead of the first product in the SASS, measured 0.941x the
+        # time of the build without CONV1_KX12 (44 bytes; perf-notes step 34f); every other source: none
+        allowed = {"fused-reuse-t2x13-tf32": 256}.get(name, 64 if VARIANTS[name].source == "kernels/fused_tc.cu" else 0)
         spills = [int(b) for b in re.findall(r"(\d+) bytes spill stores", log)]
         assert max(spills, default=0) <= allowed, f"{name} spills:\n{log}"
 
