@@ -216,8 +216,8 @@ def images_per_group(sm_count: int, blocks_per_image: int) -> int:
     wave, so the larger tiles start first while an image's tiles still run together (L2 reuse of
     its input). A simulated list schedule of 2x7 at batch 128 on 132 SMs: 9.4 % over the ideal
     makespan image by image, 3.1 % with this (tests/test_kernels_gpu.py reproduces both). For the
-    clustered fused_tc kernels the unit is an image slot (2 images), and ``blocks_per_image`` the
-    blocks of one slot."""
+    clustered fused_tc kernels the unit is an image slot (2 images; 1 where the cluster's blocks split
+    one image by conv2 group, GROUP_SPLIT), and ``blocks_per_image`` the blocks of one slot."""
     return max(1, int(sm_count) // max(1, int(blocks_per_image)))
 
 

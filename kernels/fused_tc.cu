@@ -984,6 +984,7 @@ __device__ __forceinline__ void fused_tc_body(const val_t* __restrict__ x, const
     // of the block and an image slot (WCLUSTER images, block r of the cluster doing image
     // slot*WCLUSTER + r) the place of the image; images_per_group counts slots. Past the batch's last
     // image, a block runs image N-1 again, for the shared weight stream, and stores nothing.
+    // GROUP_SPLIT: a slot is one image (grid z = N), whose conv2 groups the cluster's blocks split.
     const int gx = gridDim.x / WCLUSTER, slots = gridDim.z;
     const int ntiles = gx * gridDim.y;
     const int lin = blockIdx.x / WCLUSTER + gx * (blockIdx.y + gridDim.y * blockIdx.z);
