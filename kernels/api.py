@@ -126,30 +126,35 @@ def pack_weights_rows(w: np.ndarray, k_align: int = TC_K_ALIGN) -> np.ndarray:
     return packed
 
 
-def pack_weights_kx16(w: np.ndarray) -> np.ndarray:
-    """(out, in, ky, kx) -> row-major (out, in*ky*16) float32, kx zero-padded to 16: the A operand of
-    conv1 from the input patch (kernels/conv1_patch.cuh), k = (c*ky_count + ky)*16 + kx."""
+def _pad_kx(w: np.ndarray, kx: int, what: str) -> np.ndarray:
+    """(out, in, ky, kx') -> row-major (out, in*ky*kx) float32, kx' zero-padded to ``kx``."""
     out_c, cin, kh, kw = w.shape
-    if kw > CONV1_PATCH_KX:
-        raise ValueError(f"conv1 patch weights: kx = {kw} > {CONV1_PATCH_KX}")
-    packed = np.zeros((out_c, cin, kh, CONV1_PATCH_KX), np.float32)
+    if kw > kx:
+        raise ValueError(f"{what}: kx = {kw} > {kx}")
+    packed = np.zeros((out_c, cin, kh, kx), np.float32)
     packed[..., :kw] = np.asarray(w, np.float32)
     return packed.reshape(out_c, -1)
 
 
-def pack_weights_kx12(w: np.ndarray, k_steps: int = 51) -> np.ndarray:
+def pack_weights_kx16(w: np.ndarray) -> np.ndarray:
+    """(out, in, ky, kx) -> row-major (out, in*ky*16) float32, kx zero-padded to 16: the A operand of
+    conv1 from the input patch (kernels/conv1_patch.cuh), k = (c*ky_count + ky)*16 + kx."""
+    return _pad_kx(w, CONV1_PATCH_KX, "conv1 patch weights")
+
+
+def pack_weights_kx12(w: np.ndarray) -> np.ndarray:
     """(out, in, ky, kx) -> row-major (out, 8 k_steps) float32: kx zero-padded to 12, k = (c*ky_count +
-    ky)*12 + kx, then zeros to k_steps k8 steps. The A operand of the TF32 conv1 from the input patch
-    with CONV1_KX12 (kernels/conv1_patch.cuh: 99 quads of 4 kx, 51 k steps)."""
-    out_c, cin, kh, kw = w.shape
-    if kw > 12:
-        raise ValueError(f"conv1 patch weights (CONV1_KX12): kx = {kw} > 12")
-    packed = np.zeros((out_c, cin, kh, 12), np.float32)
-    packed[..., :kw] = np.asarray(w, np.float32)
-    rows = packed.reshape(out_c, -1)
-    if rows.shape[1] > 8 * k_steps:
-        raise ValueError(f"conv1 patch weights (CONV1_KX12): {rows.shape[1]} values > {k_steps} k steps")
-    return np.pad(rows, ((0, 0), (0, 8 * k_steps - rows.shape[1])))
+    ky)*12 + kx, then zeros to whole weight stages of 3 k8 steps (408 values for AlexNet). The A operand of the TF32 conv1 from
+    the input patch with CONV1_KX12 (kernels/conv1_patch.cuh KSTEPS: 99 quads of 4 kx in 51 k steps)."""
+    rows = _pad_kx(w, 12, "conv1 patch weights (CONV1_KX12)")
+    values = -(-rows.shape[1] // 24) * 24  # whole weight stages: 3 k8 steps, 24 values (c1p::BK, 48 slots)
+    return np.pad(rows, ((0, 0), (0, values - rows.shape[1])))
+
+
+def pack_conv1_patch_weights(w: np.ndarray, defines: dict[str, int]) -> np.ndarray:
+    """conv1's weights for the input-patch kernels of a build with these -D values: kx padded to 12
+    with CONV1_KX12 (TF32), else to 16."""
+    return pack_weights_kx12(w) if defines.get("CONV1_KX12", 0) else pack_weights_kx16(w)
 
 
 def pack_weights_s2d(w: np.ndarray, stride: int = 4) -> np.ndarray:
@@ -397,8 +402,7 @@ class Forward(StoredMaps):
                 bp = self._b1 if layer.name == "conv1" else self._b2  # FP32 biases (_device_biases)
             if layer.type == "conv" and has_conv1_patch and conv1_patch_applies(layer, s_in.channels):
                 entry, grid = conv1_patch_launch(n, s_out.height, s_out.width, sm_count)
-                pack = pack_weights_kx12 if self.variant.define.get("CONV1_KX12", 0) else pack_weights_kx16
-                wp = self.encode(pack(self.params[layer.name][0]))
+                wp = self.encode(pack_conv1_patch_weights(self.params[layer.name][0], self.variant.define))
                 args = (wp, bp, out, np.int32(s_in.height), np.int32(s_in.width), np.int32(s_out.height),
                         np.int32(s_out.width))  # fmt: skip
                 rows, cols, msplit = CONV1_PATCH_ENTRIES[entry]
@@ -513,8 +517,7 @@ class Forward(StoredMaps):
         else:  # kernels/fused_tc.cu: conv1 from the input patch (kx padded to 16); conv2's k in (ky, kx, ci)
             # order, to read channels-last pool1 directly
             s2d = v.define.get("CONV1_S2D", 0)  # conv1 over the input's 4x4 space-to-depth
-            kx12 = v.define.get("CONV1_KX12", 0)  # conv1_patch.cuh: TF32's k over quads of kx
-            self._w1p = self.encode(pack_weights_s2d(w1) if s2d else pack_weights_kx12(w1) if kx12 else pack_weights_kx16(w1))
+            self._w1p = self.encode(pack_weights_s2d(w1) if s2d else pack_conv1_patch_weights(w1, v.define))
             w2rows = pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16)
             vs = tc_value_slots(self.precision)
             stage_slots = v.define.get("CONV2_STAGE_SLOTS", 48)  # fused_tc.cu BK2: 16-bit slots of k a stage

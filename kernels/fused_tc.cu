@@ -793,7 +793,7 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
 #endif
         constexpr int WCH = 16 * MT2;  // a warp's conv2 channels
 #if WCLUSTER > 1
-        // Each group's 128 weight rows, stage by stage (s: 48 slots of (ky, kx) = s / VS, packed by the
+        // Each group's 128 weight rows, stage by stage (s: BK2 slots of (ky, kx) = s / SPP2, packed by the
         // host in the ring's layout), come through a ring the cluster's blocks fill together; the
         // group's 4 warps wait on its mbarriers only (GROUP_SPLIT: the block's ring, its 8 warps).
         const Ring2 rg(bars + RING * Ring2::BAR_WORDS, a2s + RING * NS2 * C2G * LDA2);
@@ -912,14 +912,8 @@ __device__ __forceinline__ void conv2_lrn_pool2(const h16* p1, h16* a2s, h16* c2
     {
         const unsigned remote = mapa_shared(smem_addr(halo_step), gsel ^ 1);
         const int cb = gsel == 0 ? C2G - 2 : 0;
-        for (int p = tid; p < N2 - P0; p += NT) {
-            const h16* v = c2 + (P0 + p) * LD2 + cb * VS;
-#if PREC == 3
-            const float2 f = *reinterpret_cast<const float2*>(v);
-#else
-            const unsigned w = *reinterpret_cast<const unsigned*>(v);
-            const float2 f = make_float2(h2f(w & 0xffff), h2f(w >> 16));
-#endif
+        for (int p = tid; p < N2 - P0; p += NT) {  // FP32 values (GROUP_SPLIT is TF32 only)
+            const float2 f = *reinterpret_cast<const float2*>(c2 + (P0 + p) * LD2 + cb * VS);
             st_cluster_f2(remote + 8 * p, f.x, f.y);
         }
     }

@@ -354,13 +354,9 @@ def fused_tc_conv1_cols_needed(tile: Tile, pool1_width: int) -> int:
 # block; split, a block holds half of pool1 and conv2 and two thirds of conv1 (perf-notes step 34).
 FUSED_TC_GROUP_SPLIT: dict[str, tuple[Tile, ...]] = {"tf32": ((2, 13),)}
 # conv1 weight ring depth (fused_tc.cu CONV1_STAGES) where not 3: (precision, tile, strategy) -> stages.
-# Split reuse 2x13 at TF32 holds 2-row bands (4-row conv1 chunks) only with a 2-deep ring (229,072
-# bytes; 236,256 with 3).
+# Split reuse 2x13 at TF32 holds 2-row bands (4-row conv1 chunks) only with a 2-deep ring (229,040
+# bytes; 236,208 with 3).
 FUSED_TC_CONV1_STAGES: dict[tuple[str, Tile, str], int] = {("tf32", (2, 13), "reuse"): 2}
-# conv2 pixels per chunk of the split builds (CONV2_CHUNK): one m16 tile of channels per warp leaves
-# registers for a reuse step's 108 new pixels at 2x13 in one chunk; a first or recompute step's 135
-# take two chunks of 80 (one of 144 spills 88 bytes, 20 with this).
-FUSED_TC_CONV2_CHUNK_SPLIT = 112
 
 
 def fused_tc_group_split(tile: Tile, precision: str) -> bool:
@@ -490,7 +486,7 @@ def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     split, stages1 = fused_tc_group_split(tile, precision), fused_tc_conv1_stages(tile, precision, strategy)
     defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
                ("PREC", TC_PREC_DEFINE[precision]),
-               ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK_SPLIT if split else FUSED_TC_CONV2_CHUNK),
+               ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
                ("WCLUSTER", FUSED_TC_WCLUSTER), ("CONV2_WGMMA", int(tile in FUSED_TC_CONV2_WGMMA_TILES[precision])),
                ("CONV1_BAND", fused_tc_band(tile, strategy, precision=precision)),
                *((("CONV1_MAX_COLS", FUSED_TC_CONV1_COLS[tile]),) if tile in FUSED_TC_CONV1_COLS else ()),
