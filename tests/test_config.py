@@ -185,6 +185,24 @@ def test_tf32_config_plans_the_hand_written_tf32_variants():
     assert "fused-reuse-t2x5-tf32" in full
 
 
+
+def test_bf16_config_plans_both_16_bit_precisions_at_the_2x13_tile():
+    """config/bf16.yaml over the default: FP16 and BF16 side by side (issue 12 compares them), the
+    2x13 kernels of both strategies, their lbl and torch.compile, at batches 1 and 128."""
+    import yaml
+
+    from pipeline.stages.plan import kernel_variants
+
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    for section, values in yaml.safe_load((ROOT / "config" / "bf16.yaml").read_text()).items():
+        cfg[section].update(values)
+    check_config(cfg)
+    assert kernel_variants(cfg) == [
+        f"{v}-{p}" for p in ("fp16", "bf16")
+        for v in ("lbl", "fused-reuse-t2x13", "fused-recompute-t2x13", "vendor-compile")
+    ]  # fmt: skip
+    assert cfg["kernels"]["batches"] == [1, 128] and cfg["kernels"]["generated"] == []
+
 def test_a_generated_tile_that_misses_the_configured_precisions_is_left_out_with_a_note(config):
     """An fp32-only run of the default config: vgg_e's 4x14 runs at 16 bits only, so at fp32 it is
     left out (a note), not an error; its lbl-gen and 2x7 variants still run."""
