@@ -143,15 +143,22 @@ def test_generated_entries_checked_once_per_group_and_against_the_stages_range(c
         check_config(config)
 
 
-def test_shipped_configs_generate_both_networks(config):
-    """Default and full sweep: both networks' groups, every listed tile at a precision it fits."""
+def over_default(name: str) -> dict:
+    """config/<name> laid over config/config.yaml section by section, as `--configfile` does, checked."""
     import yaml
 
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    for section, values in yaml.safe_load((ROOT / "config" / name).read_text()).items():
+        cfg[section].update(values)
+    check_config(cfg)
+    return cfg
+
+
+def test_shipped_configs_generate_both_networks(config):
+    """Default and full sweep: both networks' groups, every listed tile at a precision it fits."""
     from pipeline.stages.plan import generated_variants
 
-    full = load_config(ROOT / "config" / "config.yaml")
-    for section, values in yaml.safe_load((ROOT / "config" / "full.yaml").read_text()).items():
-        full[section].update(values)
+    full = over_default("full.yaml")
     for cfg in (config, full):
         check_config(cfg)
         gen, notes = generated_variants(cfg)
@@ -166,16 +173,7 @@ def test_tf32_config_plans_the_hand_written_tf32_variants():
     """config/tf32.yaml over the default: the hand-written TF32 kernels at the tiles that fit FP32
     maps, lbl-tf32 and the TF32 anchor, no generated kernels; config/full.yaml holds the same TF32
     variants beside the other precisions' (its 2x7 and 4x7 are 16-bit tiles, left out at tf32)."""
-    import yaml
-
     from pipeline.stages.plan import kernel_variants
-
-    def over_default(name: str) -> dict:
-        cfg = load_config(ROOT / "config" / "config.yaml")
-        for section, values in yaml.safe_load((ROOT / "config" / name).read_text()).items():
-            cfg[section].update(values)
-        check_config(cfg)
-        return cfg
 
     tf32 = ["lbl-tf32", "fused-reuse-t1x7-tf32", "fused-reuse-t2x13-tf32", "fused-recompute-t1x7-tf32",
             "fused-recompute-t2x13-tf32", "vendor-cl-tf32", "vendor-compile-tf32"]  # fmt: skip
@@ -185,23 +183,18 @@ def test_tf32_config_plans_the_hand_written_tf32_variants():
     assert "fused-reuse-t2x5-tf32" in full
 
 
-
 def test_bf16_config_plans_both_16_bit_precisions_at_the_2x13_tile():
     """config/bf16.yaml over the default: FP16 and BF16 side by side (issue 12 compares them), the
     2x13 kernels of both strategies, their lbl and torch.compile, at batches 1 and 128."""
-    import yaml
-
     from pipeline.stages.plan import kernel_variants
 
-    cfg = load_config(ROOT / "config" / "config.yaml")
-    for section, values in yaml.safe_load((ROOT / "config" / "bf16.yaml").read_text()).items():
-        cfg[section].update(values)
-    check_config(cfg)
+    cfg = over_default("bf16.yaml")
     assert kernel_variants(cfg) == [
         f"{v}-{p}" for p in ("fp16", "bf16")
         for v in ("lbl", "fused-reuse-t2x13", "fused-recompute-t2x13", "vendor-compile")
     ]  # fmt: skip
     assert cfg["kernels"]["batches"] == [1, 128] and cfg["kernels"]["generated"] == []
+
 
 def test_a_generated_tile_that_misses_the_configured_precisions_is_left_out_with_a_note(config):
     """An fp32-only run of the default config: vgg_e's 4x14 runs at 16 bits only, so at fp32 it is
