@@ -27,6 +27,7 @@ from kernels.registry import (
     GROUP,
     NETWORK,
     FUSED_THREADS,
+    FUSED_TC_CONV2_STAGE_SLOTS_DEFAULT,
     Variant,
     check_fits,
     fused_smem_bytes,
@@ -520,7 +521,7 @@ class Forward(StoredMaps):
             self._w1p = self.encode(pack_weights_s2d(w1) if s2d else pack_conv1_patch_weights(w1, v.define))
             w2rows = pack_weights_rows(np.ascontiguousarray(w2.transpose(0, 2, 3, 1)), k_align=16)
             vs = tc_value_slots(self.precision)
-            stage_slots = v.define.get("CONV2_STAGE_SLOTS", 48)  # fused_tc.cu BK2: 16-bit slots of k a stage
+            stage_slots = v.define.get("CONV2_STAGE_SLOTS", FUSED_TC_CONV2_STAGE_SLOTS_DEFAULT)  # fused_tc.cu BK2
             if wcluster > 1 and v.define.get("CONV2_WGMMA", 0):  # per group, stage by stage, as core matrices
                 w2rows = pack_weight_stages_core(w2rows, groups=2, stage_values=stage_slots // vs, unit_values=8 // vs)
             elif wcluster > 1:  # per group, stage by stage, in the ring's layout: BK2 slots of k, 8 of padding

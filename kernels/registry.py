@@ -353,7 +353,10 @@ def fused_tc_conv1_cols_needed(tile: Tile, pool1_width: int) -> int:
 # cluster (fused_tc.cu GROUP_SPLIT), per precision: TF32's FP32 maps need about 361 KB at 2x13 in one
 # block; split, a block holds half of pool1 and conv2 and two thirds of conv1 (perf-notes step 34).
 FUSED_TC_GROUP_SPLIT: dict[str, tuple[Tile, ...]] = {"tf32": ((2, 13),)}
-# conv1 weight ring depth (fused_tc.cu CONV1_STAGES) where not 3: (precision, tile, strategy) -> stages.
+# fused_tc.cu's own values of CONV1_STAGES and CONV2_STAGE_SLOTS, where a build leaves them out (the
+# registry passes them only where they differ, so every other build keeps its -D values and its SASS)
+FUSED_TC_CONV1_STAGES_DEFAULT, FUSED_TC_CONV2_STAGE_SLOTS_DEFAULT = 3, 48
+# conv1 weight ring depth (fused_tc.cu CONV1_STAGES) where not the default: (precision, tile, strategy) -> stages.
 # Split reuse 2x13 at TF32 holds 2-row bands (4-row conv1 chunks) only with a 2-deep ring (229,040
 # bytes; 236,208 with 3).
 FUSED_TC_CONV1_STAGES: dict[tuple[str, Tile, str], int] = {("tf32", (2, 13), "reuse"): 2}
@@ -364,18 +367,18 @@ def fused_tc_group_split(tile: Tile, precision: str) -> bool:
     return tile_sides(tile) in FUSED_TC_GROUP_SPLIT.get(precision, ())
 
 
-# 16-bit slots of k per conv2 weight stage (CONV2_STAGE_SLOTS) where not 48: (precision, tile) -> slots
+# 16-bit slots of k per conv2 weight stage (CONV2_STAGE_SLOTS) where not the default: (precision, tile) -> slots
 FUSED_TC_CONV2_STAGE_SLOTS: dict[tuple[str, Tile], int] = {("tf32", (2, 13)): 96}
 
 
 def fused_tc_conv2_stage_slots(tile: Tile, precision: str) -> int:
     """Slots of k per conv2 weight stage in the registry's fused_tc build of ``tile`` at ``precision``."""
-    return FUSED_TC_CONV2_STAGE_SLOTS.get((precision, tile_sides(tile)), 48)
+    return FUSED_TC_CONV2_STAGE_SLOTS.get((precision, tile_sides(tile)), FUSED_TC_CONV2_STAGE_SLOTS_DEFAULT)
 
 
 def fused_tc_conv1_stages(tile: Tile, precision: str, strategy: Strategy | str) -> int:
     """Conv1's weight ring depth in the registry's fused_tc build of ``tile`` at ``precision``."""
-    return FUSED_TC_CONV1_STAGES.get((precision, tile_sides(tile), str(Strategy(strategy))), 3)
+    return FUSED_TC_CONV1_STAGES.get((precision, tile_sides(tile), str(Strategy(strategy))), FUSED_TC_CONV1_STAGES_DEFAULT)
 
 
 # Blocks per cluster of every fused_tc build (fused_tc.cu WCLUSTER): 2 blocks run the same tiles of two
@@ -438,7 +441,8 @@ def fused_tc_smem_bytes(tile: Tile, strategy: Strategy | str, band: int | None =
 
 def fused_tc_smem_bytes_of(defines: dict[str, int]) -> int:
     """fused_tc_smem_bytes of a fused_tc build given by its -D values (TILE_Y, TILE_X, REUSE, PREC,
-    CONV1_BAND, CONV1_MAX_COLS, WCLUSTER, CONV2_START_CLUSTER_SYNC; kernel defaults where absent): the
+    CONV1_BAND, CONV1_MAX_COLS, WCLUSTER, CONV2_START_CLUSTER_SYNC, GROUP_SPLIT, CONV1_STAGES,
+    CONV2_STAGE_SLOTS; kernel defaults where absent): the
     EXPECT_SMEM_BYTES of a build whose values differ from the registry's (pipeline.bench --set)."""
     precision = {value: key for key, value in TC_PREC_DEFINE.items()}[defines.get("PREC", 1)]
     strategy = Strategy.REUSE if defines.get("REUSE", 0) else Strategy.RECOMPUTE
@@ -446,8 +450,9 @@ def fused_tc_smem_bytes_of(defines: dict[str, int]) -> int:
     return fused_tc_smem_bytes(tile, strategy, defines["CONV1_BAND"], precision, defines.get("WCLUSTER", 1),
                                not defines.get("CONV2_START_CLUSTER_SYNC", 0),
                                defines.get("CONV1_MAX_COLS", _conv1_cols_under_pool1_tile(tile[1])),
-                               bool(defines.get("GROUP_SPLIT", 0)), defines.get("CONV1_STAGES", 3),
-                               defines.get("CONV2_STAGE_SLOTS", 48))  # fmt: skip
+                               bool(defines.get("GROUP_SPLIT", 0)),
+                               defines.get("CONV1_STAGES", FUSED_TC_CONV1_STAGES_DEFAULT),
+                               defines.get("CONV2_STAGE_SLOTS", FUSED_TC_CONV2_STAGE_SLOTS_DEFAULT))  # fmt: skip
 
 
 def fused_tc_band(tile: Tile, strategy: Strategy | str, smem_limit_bytes: int = SMEM_LIMIT_SM90_BYTES,
@@ -483,19 +488,25 @@ FUSED_TC_CONV2_WGMMA_TILES: dict[str, tuple[Tile, ...]] = {"fp16": ((2, 7), (4, 
 
 def _fused_tc(strategy: Strategy, tile: Tile, precision: str) -> Variant:
     th, tw = tile_sides(tile)
-    split, stages1 = fused_tc_group_split(tile, precision), fused_tc_conv1_stages(tile, precision, strategy)
     defines = (("TILE_Y", th), ("TILE_X", tw), ("REUSE", int(strategy == Strategy.REUSE)),
-               ("PREC", TC_PREC_DEFINE[precision]),
-               ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
+               ("PREC", TC_PREC_DEFINE[precision]), ("CONV2_CHUNK", FUSED_TC_CONV2_CHUNK),
                ("WCLUSTER", FUSED_TC_WCLUSTER), ("CONV2_WGMMA", int(tile in FUSED_TC_CONV2_WGMMA_TILES[precision])),
                ("CONV1_BAND", fused_tc_band(tile, strategy, precision=precision)),
                *((("CONV1_MAX_COLS", FUSED_TC_CONV1_COLS[tile]),) if tile in FUSED_TC_CONV1_COLS else ()),
-               *((("GROUP_SPLIT", 1),) if split else ()), *((("CONV1_STAGES", stages1),) if stages1 != 3 else ()),
+               *_unless_default("GROUP_SPLIT", int(fused_tc_group_split(tile, precision)), 0),
+               *_unless_default("CONV1_STAGES", fused_tc_conv1_stages(tile, precision, strategy),
+                                FUSED_TC_CONV1_STAGES_DEFAULT),
                *_conv1_kx12(precision),
-               *((("CONV2_STAGE_SLOTS", bk2),) if (bk2 := fused_tc_conv2_stage_slots(tile, precision)) != 48 else ()),
+               *_unless_default("CONV2_STAGE_SLOTS", fused_tc_conv2_stage_slots(tile, precision),
+                                FUSED_TC_CONV2_STAGE_SLOTS_DEFAULT),
                ("EXPECT_SMEM_BYTES", fused_tc_smem_bytes(tile, strategy, precision=precision)))  # fmt: skip
     return Variant(strategy, tile, precision, source="kernels/fused_tc.cu",
                    entries=(f"fused_tc_{strategy}_t{tile_label(tile)}",), defines=defines)  # fmt: skip
+
+
+def _unless_default(name: str, value: int, default: int) -> tuple[tuple[str, int], ...]:
+    """The -D ``name``=``value``, or none where ``value`` is the kernel's own default."""
+    return ((name, value),) if value != default else ()
 
 
 def _conv1_kx12(precision: str) -> tuple[tuple[str, int], ...]:
