@@ -306,6 +306,11 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[MT][NT8W][4], const
 #if CONV1_KX12
     const int khalf = (lane >> 3) & 1;  // this lane's k half of an ldmatrix (its quad of a k step)
 #endif
+    // slot of input row (c, ky) of the warp's output row in the patch; cky = c * KS + ky
+    auto row_off = [](int cky) {
+        const int c = cky / KS;
+        return (c * P::PR + cky - c * KS) * P::PW;
+    };
     zero_acc(acc);
 #pragma unroll
     for (int t = 0; t < NSTAGE; ++t) {
@@ -321,19 +326,17 @@ __device__ __forceinline__ void conv1_patch_mma(float (&acc)[MT][NT8W][4], const
 #endif
 #pragma unroll
         for (int kk = 0; kk < BK / 16; ++kk) {
-            const int s = t * (BK / 16) + kk, cky = s / VS, c = cky / KS;
+            const int s = t * (BK / 16) + kk;
 #if CONV1_KX12
             // this lane's k half: quad 2s or 2s + 1 (past the last: any valid one, its weights are zero)
-            auto quad_off = [](int q) {
+            auto quad_off = [&](int q) {
                 q = q < NQUAD ? q : NQUAD - 1;
-                const int r = q / KQ, cq = r / KS;
-                return (cq * P::PR + r - cq * KS) * P::PW + (q % KQ) * 8;
+                return row_off(q / KQ) + (q % KQ) * 8;
             };
             const int roff = quad_off(2 * s) + khalf * (quad_off(2 * s + 1) - quad_off(2 * s));
-            (void)c;
 #else
-            // input row (c, ky) of the warp's output row; TF32: its second 8 columns in odd steps
-            const int roff = (c * P::PR + cky - c * KS) * P::PW + (s % VS) * 16;
+            // row (c, ky) = s / VS; TF32: its second 8 columns in odd steps
+            const int roff = row_off(s / VS) + (s % VS) * 16;
 #endif
 #if !(CONV1_ABLATE & 4)
 #pragma unroll
